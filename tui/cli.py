@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from tui import __version__
 from tui.engine.settings import (
@@ -23,6 +23,9 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
+
+if TYPE_CHECKING:
+    from tui.store.config import Config
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -165,10 +168,26 @@ def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = s
     return 0
 
 
+def apply_config(options: Options, config: "Config") -> None:
+    """Built-in defaults < config.toml < command-line flags."""
+    options.load = config.load_settings(options.load_overrides)
+    options.generation = config.generation_settings(options.generation_overrides)
+    if options.system_prompt is None:
+        options.system_prompt = config.system_prompt
+    if options.theme is None:
+        options.theme = config.theme
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from tui.store.config import load_config
+
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config()
+    apply_config(options, config)
     if options.prompts:
+        for error in config.errors:
+            print(f"chatui: warning: {error}", file=sys.stderr)
         return run_headless(options)
     from tui.app import run_app
 
-    return run_app(options)
+    return run_app(options, config)

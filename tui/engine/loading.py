@@ -7,7 +7,7 @@ thread; imports torch and transformers lazily so the UI's first frame never wait
 from __future__ import annotations
 
 import gc
-import shutil
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,8 @@ class ModelInfo:
     has_chat_template: bool
     load_seconds: float
     warnings: list[str] = field(default_factory=list)
+    # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +76,24 @@ def pick_device(requested: str) -> str:
         if mps is None or not mps.is_available():
             raise LoadError("device mps: Apple Metal (MPS) is not available on this machine")
     return requested
+
+
+def unavailable_options() -> dict[str, str]:
+    """Load options that cannot work on this machine, each with the reason."""
+    import torch
+
+    reasons: dict[str, str] = {}
+    if not torch.cuda.is_available():
+        reasons["device:cuda"] = "no CUDA GPU"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        reasons["device:mps"] = "no Apple GPU"
+    # find_spec, not import: importing bitsandbytes costs ~1.5 s, paid only when quantizing
+    if importlib.util.find_spec("bitsandbytes") is None:
+        reasons["quantization:8bit"] = reasons["quantization:4bit"] = "bitsandbytes is not installed"
+    if importlib.util.find_spec("flash_attn") is None:
+        reasons["attn_implementation:flash_attention_2"] = "flash-attn is not installed"
+    return reasons
 
 
 def pick_dtype(requested: str, device: str) -> str:
@@ -204,7 +224,12 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
 
 def load_model(settings: LoadSettings, progress: Progress | None = None) -> LoadedModel:
     """Load tokenizer and model as `settings` say. Raises LoadError with a one-line reason."""
-    report = progress or (lambda done, total, label: None)
+    def report(done: int, total: int, label: str) -> None:
+        if progress is not None:
+            try:
+                progress(done, total, label)
+            except Exception:  # a broken progress display must never break a load
+                pass
     started = time.perf_counter()
     try:
         source = resolve_source(settings.model)
@@ -274,8 +299,6 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        if source.is_gguf and Path(model_path).exists():
-            shutil.rmtree(model_path, ignore_errors=True)  # a cached copy that does not load is useless
         gc.collect()
         raise LoadError(_explain(exc, source, settings)) from exc
 
@@ -292,11 +315,12 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         quantization=settings.quantization,
         attn_implementation=str(attn),
         context_size=context,
-        parameters=params,
+        parameters=int(model.num_parameters()) or params,
         footprint_bytes=int(model.get_memory_footprint()),
         has_chat_template=has_template,
         load_seconds=time.perf_counter() - started,
         warnings=warnings,
+        unavailable=unavailable_options(),
     )
     report(_STEPS, _STEPS, "ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings)

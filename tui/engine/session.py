@@ -111,8 +111,16 @@ def _stop_criteria(event: threading.Event):
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class StopOnEvent(StoppingCriteria):
+        """Checked after every token; returns cached tensors so the hot loop allocates nothing."""
+
+        answers: dict = {}
+
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+            key = (event.is_set(), input_ids.shape[0], input_ids.device)
+            answer = self.answers.get(key)
+            if answer is None:
+                answer = self.answers[key] = torch.full(key[1:2], key[0], dtype=torch.bool, device=key[2])
+            return answer
 
     return StoppingCriteriaList([StopOnEvent()])
 

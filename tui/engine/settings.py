@@ -193,6 +193,16 @@ def parse_key_values(items: Iterable[str]) -> dict[str, Any]:
     return parse_updates(raw)
 
 
+# Built-in presets: named sets of generation values (user presets live in config.toml).
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    "precise": {"do_sample": False, "repetition_penalty": 1.1, "no_repeat_ngram_size": 0},
+    "balanced": {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 50, "min_p": 0.0,
+                 "typical_p": 1.0, "repetition_penalty": 1.0},
+    "creative": {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 0, "min_p": 0.05,
+                 "typical_p": 1.0, "repetition_penalty": 1.05},
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Load settings: how the model is loaded (changing them reloads the model).
 

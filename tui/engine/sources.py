@@ -127,6 +127,7 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
         config = json.loads((tmp / "config.json").read_text())
         config.pop("quantization_config", None)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        _check_saved_copy(tmp, model)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -135,6 +136,21 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
             shutil.rmtree(tmp, ignore_errors=True)
     del model
     return target
+
+
+def _check_saved_copy(directory: Path, model) -> None:
+    """The saved copy must load: a config transformers reads and every weight the model has."""
+    from safetensors import safe_open
+    from transformers import AutoConfig
+
+    AutoConfig.from_pretrained(directory)
+    with safe_open(str(directory / "model.safetensors"), framework="pt") as weights:
+        saved = set(weights.keys())
+    expected = set(model.state_dict())
+    tied = {k for k in expected - saved if "lm_head" in k and getattr(model.config, "tie_word_embeddings", False)}
+    missing = expected - saved - tied
+    if missing:
+        raise ModelSourceError(f"the converted copy of the GGUF lacks {len(missing)} weights, e.g. {sorted(missing)[0]}")
 
 
 def one_line(exc: BaseException) -> str:

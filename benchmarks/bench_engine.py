@@ -1,0 +1,100 @@
+"""Engine streaming vs bare `model.generate`: decode tokens/s and their ratio, fp32 and bf16.
+
+Each measurement runs in its own fresh process (so one measurement's threads cannot slow the
+next), on the default SmolLM2-135M-Instruct, greedy, the same story prompt, medians of
+`--repeats` runs after a warm-up. Prints figures and ratios; no pass/fail.
+
+  bare:   `model.generate` called on the main thread, no streamer; decode rate =
+          (n - 1) / (time for n tokens - time for 1 token)
+  engine: chatui's Engine (torch thread + streamer + events consumed by the main thread);
+          decode rate from the first to the last streamed token
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper who finds a map."}]
+
+
+def measure_bare(dtype: str, new_tokens: int, repeats: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tui.engine.sources import converted_gguf_dir, default_gguf_path
+
+    path = converted_gguf_dir(default_gguf_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
+    ids = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    def run(n: int) -> tuple[float, int]:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        return time.perf_counter() - started, out.shape[1] - ids["input_ids"].shape[1]
+
+    run(8)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        t_one, _ = run(1)
+        t_all, n = run(new_tokens)
+        rates.append((n - 1) / (t_all - t_one))
+    return {"decode_tok_s": statistics.median(rates), "tokens": n}
+
+
+def measure_engine(dtype: str, new_tokens: int, repeats: int) -> dict:
+    from tui.engine import Engine, GenerationSettings, LoadSettings
+
+    engine = Engine(reuse_cache=False)
+    engine.load(LoadSettings(dtype=dtype)).result()
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": new_tokens})
+    engine.generate(PROMPT, settings.with_updates({"max_new_tokens": 8})).wait()  # warm-up
+    rates, ttfts = [], []
+    for _ in range(repeats):
+        final = engine.generate(PROMPT, settings).wait()
+        rates.append(final.metrics.decode_tok_s)
+        ttfts.append(final.metrics.ttft_s)
+    engine.shutdown()
+    return {"decode_tok_s": statistics.median(rates), "ttft_s": statistics.median(ttfts),
+            "tokens": final.metrics.new_tokens}
+
+
+def in_subprocess(mode: str, dtype: str, new_tokens: int, repeats: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--dtype", dtype, "--tokens", str(new_tokens),
+         "--repeats", str(repeats)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", choices=["bare", "engine"])
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.child:
+        fn = measure_bare if args.child == "bare" else measure_engine
+        print(json.dumps(fn(args.dtype, args.tokens, args.repeats)))
+        return
+    for dtype in ([args.dtype] if args.dtype else ["float32", "bfloat16"]):
+        bare = in_subprocess("bare", dtype, args.tokens, args.repeats)
+        engine = in_subprocess("engine", dtype, args.tokens, args.repeats)
+        print(
+            f"engine-vs-bare dtype={dtype} tokens={engine['tokens']} bare_tok_s={bare['decode_tok_s']:.2f} "
+            f"engine_tok_s={engine['decode_tok_s']:.2f} ratio={engine['decode_tok_s'] / bare['decode_tok_s']:.3f} "
+            f"(goal >= 0.97) engine_ttft_ms={engine['ttft_s'] * 1000:.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Shared fixtures: isolated platformdirs paths, the real SmolLM2 (converted once) and a tiny
+random-weight model with the real SmolLM2 tokenizer, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports platformdirs users or huggingface_hub: no network, and config/data in
+# a temporary place. The cache dir stays the user's, so the GGUF conversion is done only once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="chatui-tests-"))
+os.environ["XDG_CONFIG_HOME"] = str(_TMP_HOME / "config")
+os.environ["XDG_DATA_HOME"] = str(_TMP_HOME / "data")
+
+import pytest  # noqa: E402
+
+TINY_CONTEXT = 512
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as a safetensors dir (converted from the bundled GGUF once)."""
+    from tui.engine.sources import converted_gguf_dir, default_gguf_path
+
+    return converted_gguf_dir(default_gguf_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random-weight Llama with the real SmolLM2 tokenizer and chat template.
+    It never emits end-of-turn (eos is unset), so replies run to max_new_tokens unless stopped."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=TINY_CONTEXT,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=None,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    """One engine with the tiny model loaded, shared by tests that only generate."""
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    engine.load(LoadSettings(model=str(tiny_model_dir))).result()
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2_engine(smollm2_dir: Path):
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    engine.load(LoadSettings()).result()
+    yield engine
+    engine.shutdown()

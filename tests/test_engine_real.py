@@ -1,0 +1,68 @@
+"""The real path: SmolLM2-135M-Instruct from the bundled GGUF, converted once and cached."""
+
+import time
+
+from tui.engine import Engine, Finished, GenerationSettings, LoadSettings
+from tui.engine.sources import gguf_cache_path, default_gguf_path
+
+GREEDY = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 48})
+
+
+def test_capital_of_france_is_paris(smollm2_engine):
+    final = smollm2_engine.generate([{"role": "user", "content": "What is the capital of France?"}], GREEDY).wait()
+    assert isinstance(final, Finished) and final.reason == "stop"
+    assert "Paris" in final.text
+    m = final.metrics
+    assert 0 < m.ttft_s < 10 and m.decode_tok_s > 1 and m.new_tokens < 48
+
+
+def test_cached_conversion_loads_fast(smollm2_dir):
+    assert gguf_cache_path(default_gguf_path()) == smollm2_dir
+    assert (smollm2_dir / "model.safetensors").is_file()
+    engine = Engine()
+    try:
+        started = time.perf_counter()
+        info = engine.load(LoadSettings()).result()
+        elapsed = time.perf_counter() - started
+    finally:
+        engine.shutdown()
+    assert info.name == "SmolLM2-135M-Instruct" and info.context_size == 8192
+    print(f"default model load from the safetensors cache: {elapsed:.2f} s")
+
+
+def test_greedy_output_with_kv_reuse_equals_output_without(smollm2_engine):
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
+    turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
+    messages, with_reuse = [], []
+    smollm2_engine._drop_cache()
+    for text in turns:
+        messages.append({"role": "user", "content": text})
+        final = smollm2_engine.generate(messages, settings).wait()
+        with_reuse.append(final)
+        messages.append({"role": "assistant", "content": final.text})
+    assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
+    smollm2_engine.reuse_cache = False
+    try:
+        messages = []
+        for text, reused in zip(turns, with_reuse):
+            messages.append({"role": "user", "content": text})
+            final = smollm2_engine.generate(messages, settings).wait()
+            assert final.metrics.prefill_tokens == final.metrics.prompt_tokens
+            assert final.text == reused.text
+            messages.append({"role": "assistant", "content": final.text})
+    finally:
+        smollm2_engine.reuse_cache = True
+
+
+def test_stop_mid_stream_on_the_real_model(smollm2_engine):
+    from tui.engine import TokenDelta
+
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 300})
+    turn = smollm2_engine.generate([{"role": "user", "content": "Write a long story about a dragon."}], settings)
+    at_stop = None
+    for event in turn:
+        if isinstance(event, TokenDelta) and event.tokens >= 10 and at_stop is None:
+            at_stop = event.tokens
+            turn.stop()
+    assert turn.final.stopped and turn.final.text
+    assert turn.final.metrics.new_tokens <= at_stop + 1

@@ -1,0 +1,303 @@
+"""Conversations as files to share: JSON and Markdown export; import of our JSON, of the JSON
+that `transformers chat` `!save` writes and of OpenAI-style message lists; an atomic writer."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tui.store.conversations import (
+    DEFAULT_TITLE,
+    ROLES,
+    STATUSES,
+    Conversation,
+    Message,
+    new_id,
+    title_from,
+)
+
+FORMAT = "chatui.conversation"
+VERSION = 1
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
+# GenerationConfig keys kept from a `transformers chat` save (scalar values only): the ones
+# chatui's settings know (tui.engine.settings.PARAM_SPECS); the app still validates values.
+GENERATION_KEYS = frozenset({
+    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p",
+    "repetition_penalty", "no_repeat_ngram_size", "seed",
+})
+
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+class ImportFormatError(ValueError):
+    """A file that cannot be imported; the message starts with the file name and says why."""
+
+
+class _Problem(Exception):
+    """What is wrong with the data being imported (the file name is added on the way out)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+def terminal_safe(text: str) -> str:
+    """`text` made inert for a terminal: control characters other than newline and tab become
+    visible symbols (ESC → ␛, BEL → ␇, CR → ␍, …; C1 controls → `\\x9b`); CRLF becomes LF."""
+    return _CONTROLS.sub(_visible, text.replace("\r\n", "\n"))
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block
+    return "␡" if code == 0x7F else f"\\x{code:02x}"
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN and infinities (not valid JSON) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def export_json(conv: Conversation) -> str:
+    """The conversation (active branch) in chatui's JSON format. C1 control characters are
+    written as \\u escapes, so the text is inert in a terminal too."""
+    data = {
+        "format": FORMAT, "version": VERSION, "id": conv.id, "title": conv.title,
+        "created": conv.created, "updated": conv.updated, "model": conv.model,
+        "load_settings": conv.load_settings, "generation_settings": conv.generation_settings,
+        "system_prompt": conv.system_prompt,
+        "messages": [{"role": m.role, "content": m.content, "created": m.created,
+                      "status": m.status, "stats": m.stats} for m in conv.messages],
+    }
+    text = json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False)
+    return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
+
+
+def export_markdown(conv: Conversation) -> str:
+    """A readable transcript: title, settings, then one section per message. Terminal control
+    characters are neutralised (see `terminal_safe`), so `cat`-ing the file is harmless."""
+    date = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
+    lines = [f"# {' '.join(conv.title.split())}", "", f"- **Model:** {conv.model or 'default'}", f"- **Date:** {date}"]
+    if conv.generation_settings:
+        settings = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
+                             for key, value in conv.generation_settings.items())
+        lines.append(f"- **Generation settings:** {settings}")
+    if conv.system_prompt:
+        lines += ["", "## System prompt", "", conv.system_prompt]
+    for message in conv.messages:
+        lines += ["", f"## {message.role.capitalize()}", "", message.content]
+        if message.status != "ok":
+            lines += ["", f"*({message.status})*"]
+    return terminal_safe("\n".join(lines) + "\n")
+
+
+def write_file_atomic(path: Path, text: str) -> None:
+    """Write `text` as UTF-8 to `path` through a temporary file in the same folder and
+    `os.replace`, so readers see the old file or the whole new one; the file gets mode 0o600."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+
+def import_conversation(path: Path) -> Conversation:
+    """Read a conversation file (not saved: see `Library.import_conversation`).
+
+    Accepts chatui JSON, a `transformers chat` save (`{"settings", "chat_history"}`) and an
+    OpenAI-style list of `{"role", "content"}` (bare or as `{"messages": [...]}`). Anything
+    else raises ImportFormatError, and only that."""
+    name = Path(path).name
+    try:
+        conv = _parse(_read_json(Path(path)))
+        # Lone surrogates (from JSON \ud800 escapes) cannot be stored as UTF-8.
+        json.dumps(_strings_of(conv), ensure_ascii=False).encode("utf-8")
+        return conv
+    except _Problem as problem:
+        raise ImportFormatError(f"{name}: {problem}") from None
+    except UnicodeEncodeError:
+        raise ImportFormatError(f"{name}: contains text that is not valid Unicode") from None
+    except Exception as error:  # whatever else goes wrong, the caller sees one kind of error
+        raise ImportFormatError(f"{name}: cannot import ({type(error).__name__})") from None
+
+
+def _fail(message: str) -> NoReturn:
+    raise _Problem(message)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _fail(f"not valid JSON ({name} is not a JSON number)")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_IMPORT_BYTES + 1)
+    except OSError as error:
+        _fail(f"cannot read the file ({error.strerror or error})")
+    if len(raw) > MAX_IMPORT_BYTES:
+        _fail(f"too large to import (over {MAX_IMPORT_BYTES // 2**20} MiB)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        _fail(f"not UTF-8 text (invalid byte at offset {error.start})")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        _fail(f"not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})")
+    except RecursionError:
+        _fail("nested too deeply")
+    except ValueError as error:  # e.g. an integer with too many digits
+        _fail(f"not valid JSON ({error})")
+    if _depth(data) > MAX_DEPTH:
+        _fail("nested too deeply")
+    return data
+
+
+def _depth(data: Any) -> int:
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+def _parse(data: Any) -> Conversation:
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        return _from_chatui(data)
+    if isinstance(data, dict) and "chat_history" in data:
+        return _from_transformers(data)
+    if isinstance(data, dict) and "messages" in data:
+        model = data.get("model")
+        return _foreign(data["messages"], model if isinstance(model, str) else None, {}, None)
+    if isinstance(data, list):
+        return _foreign(data, None, {}, None)
+    _fail("not a conversation (expected chatui JSON, a `transformers chat` save or a list of "
+          "role/content messages)")
+
+
+def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str,
+         default: Any = None, where: str = "") -> Any:
+    """`data[key]` checked to be of `kind` (None allowed when it is the default)."""
+    value = data.get(key, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool) and kind == (int, float):
+        _fail(f"{where}{key!r} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def _timestamp(data: dict[str, Any], key: str, default: float, where: str = "") -> float:
+    raw = _get(data, key, (int, float), "a number (unix time)", default, where)
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        _fail(f"{where}{key!r} is not a finite number")
+    return value
+
+
+def _from_chatui(data: dict[str, Any]) -> Conversation:
+    if data.get("version") != VERSION or isinstance(data.get("version"), bool):
+        _fail(f"unsupported {FORMAT} version {data.get('version')!r} (this chatui reads {VERSION})")
+    now = time.time()
+    created = _timestamp(data, "created", now)
+    raw_messages = _get(data, "messages", list, "a list", [])
+    messages: list[Message] = []
+    for number, item in enumerate(raw_messages, 1):
+        where = f"message {number}: "
+        if not isinstance(item, dict):
+            _fail(f"{where}expected an object, not {type(item).__name__}")
+        role, content = _role_and_content(item, where)
+        status = _get(item, "status", str, "a string", "ok", where)
+        if status not in STATUSES:
+            _fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
+        messages.append(Message(new_id(), role, content, _timestamp(item, "created", created, where),
+                                messages[-1].id if messages else None, status,
+                                _get(item, "stats", dict, "an object", None, where)))
+    return Conversation(
+        new_id(), _get(data, "title", str, "a string", DEFAULT_TITLE), created,
+        _timestamp(data, "updated", created), _get(data, "model", str, "a string"),
+        _get(data, "load_settings", dict, "an object", {}),
+        _get(data, "generation_settings", dict, "an object", {}),
+        _get(data, "system_prompt", str, "a string"), messages)
+
+
+def _from_transformers(data: dict[str, Any]) -> Conversation:
+    settings = _get(data, "settings", dict, "an object", {})
+    # transformers 5 keeps GenerationConfig.to_dict() under "config"; older releases kept the
+    # generation flags beside "model_name_or_path".
+    config = settings.get("config") if isinstance(settings.get("config"), dict) else settings
+    generation = {key: value for key, value in config.items()
+                  if key in GENERATION_KEYS and (value is None or isinstance(value, (bool, int, float)))}
+    model = next((value for key in ("model_id", "model_name_or_path")
+                  if isinstance(value := settings.get(key), str) and value), None)
+    system_prompt = settings.get("system_prompt")
+    return _foreign(data["chat_history"], model, generation,
+                    system_prompt if isinstance(system_prompt, str) and system_prompt else None)
+
+
+def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, str]:
+    role, content = item.get("role"), item.get("content")
+    if role not in ROLES:
+        _fail(f"{where}unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    if not isinstance(content, str):
+        _fail(f"{where}content must be a string, not {type(content).__name__}")
+    return role, content
+
+
+def _foreign(raw_messages: Any, model: str | None, generation: dict[str, Any],
+             system_prompt: str | None) -> Conversation:
+    """A conversation from a list of role/content messages; a leading system message becomes
+    the system prompt."""
+    if not isinstance(raw_messages, list):
+        _fail(f"the messages must be a list, not {type(raw_messages).__name__}")
+    pairs = []
+    for number, item in enumerate(raw_messages, 1):
+        if not isinstance(item, dict):
+            _fail(f"message {number}: expected an object, not {type(item).__name__}")
+        pairs.append(_role_and_content(item, f"message {number}: "))
+    if pairs and pairs[0][0] == "system":
+        system_prompt = pairs.pop(0)[1]
+    now = time.time()
+    messages: list[Message] = []
+    for role, content in pairs:
+        messages.append(Message(new_id(), role, content, now, messages[-1].id if messages else None))
+    title = next((t for role, content in pairs if role == "user" and (t := title_from(content))),
+                 DEFAULT_TITLE)
+    return Conversation(new_id(), title, now, now, model, {}, generation, system_prompt, messages)
+
+
+def _strings_of(conv: Conversation) -> list[Any]:
+    return [conv.title, conv.model, conv.system_prompt, conv.load_settings,
+            conv.generation_settings, [[m.content, m.stats] for m in conv.messages]]

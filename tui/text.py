@@ -1,0 +1,87 @@
+"""Text from models and files, made safe and split for display (no Textual imports)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# C0 controls (but tab and newline), DEL and C1 controls become visible, inert symbols, so an
+# escape sequence in model output is shown as text and never reaches the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # Unicode control pictures: ESC → ␛, BEL → ␇, CR → ␍
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return f"\\x{code:02x}"  # C1 controls have no picture: show the escape as text
+
+
+def inert(text: str) -> str:
+    """Replace every terminal control character except newline and tab with a visible symbol."""
+    return _CONTROL.sub(_picture, text)
+
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+@dataclass
+class Piece:
+    kind: str  # "think" or "answer"
+    text: str
+
+
+class ThinkSplitter:
+    """Split a streamed reply into reasoning (`<think>…</think>`) and answer text, fragment by
+    fragment, holding back only what could be the start of a tag."""
+
+    def __init__(self) -> None:
+        self.in_think = False
+        self._held = ""
+
+    def feed(self, fragment: str) -> list[Piece]:
+        text = self._held + fragment
+        self._held = ""
+        pieces: list[Piece] = []
+        while text:
+            tag = THINK_CLOSE if self.in_think else THINK_OPEN
+            kind = "think" if self.in_think else "answer"
+            index = text.find(tag)
+            if index >= 0:
+                if index:
+                    pieces.append(Piece(kind, text[:index]))
+                text = text[index + len(tag):]
+                self.in_think = not self.in_think
+                continue
+            keep = _partial_tag_suffix(text, tag)
+            if keep:
+                self._held = text[-keep:]
+                text = text[:-keep]
+            if text:
+                pieces.append(Piece(kind, text))
+            break
+        return pieces
+
+    def flush(self) -> list[Piece]:
+        held, self._held = self._held, ""
+        return [Piece("think" if self.in_think else "answer", held)] if held else []
+
+
+def _partial_tag_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of `text` that is a proper start of `tag`."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+def split_think(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of a whole reply."""
+    splitter = ThinkSplitter()
+    pieces = splitter.feed(text) + splitter.flush()
+    think = "".join(p.text for p in pieces if p.kind == "think")
+    answer = "".join(p.text for p in pieces if p.kind == "answer")
+    return think, answer

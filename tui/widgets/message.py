@@ -1,0 +1,120 @@
+"""One chat message: a role header, Markdown body, an optional reasoning section, and stats.
+
+An assistant reply streams through Textual's MarkdownStream (appends parse only the last
+block), and ends with one full render so the final Markdown is exact. All text passes through
+`inert()` first: control characters from a model or a file never reach the terminal.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Collapsible, Markdown, Static
+from textual.widgets._markdown import MarkdownStream
+
+from tui.text import ThinkSplitter, inert, split_think
+
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
+
+
+class MessageView(Vertical):
+    """A message in the chat pane. `role` is user, assistant, error or note."""
+
+    DEFAULT_CLASSES = "message"
+
+    def __init__(self, role: str, text: str = "", *, stats: str = "", status: str = "ok",
+                 version: str = "", **kwargs) -> None:
+        super().__init__(classes=f"message {role}", **kwargs)
+        self.role = role
+        self.text = text
+        self.status = status
+        self._stats = stats
+        self._version = version
+        self._splitter: ThinkSplitter | None = None
+        self._streams: dict[str, MarkdownStream] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header_text(), classes="message-header")
+        think, answer = split_think(self.text) if self.role == "assistant" else ("", self.text)
+        thinking = Collapsible(Markdown(inert(think), open_links=False, classes="think-body"),
+                               title="Reasoning", collapsed=True, classes="think")
+        thinking.display = bool(think)
+        yield thinking
+        yield Markdown(inert(answer), open_links=False, classes="message-body")
+        stats = Static(self._stats, classes="message-stats")
+        stats.display = bool(self._stats)
+        yield stats
+
+    def _header_text(self) -> str:
+        title = ROLE_TITLES.get(self.role, self.role)
+        if self.status == "stopped":
+            title += " · stopped"
+        elif self.status == "failed":
+            title += " · failed"
+        elif self.status == "length":
+            title += " · cut off (continue with ctrl+k)"
+        if self._version:
+            title += f" · {self._version}"
+        return title
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(".message-body", Markdown)
+
+    # -- streaming ------------------------------------------------------------------------------
+
+    def start_stream(self) -> None:
+        self._splitter = ThinkSplitter()
+        self.add_class("streaming")
+
+    async def append(self, fragment: str) -> None:
+        """Add streamed text (cheap: only the last Markdown block is parsed again)."""
+        assert self._splitter is not None, "start_stream() first"
+        self.text += fragment
+        for piece in self._splitter.feed(fragment):
+            await self._write(piece.kind, piece.text)
+
+    async def _write(self, kind: str, text: str) -> None:
+        stream = self._streams.get(kind)
+        if stream is None:
+            if kind == "think":
+                section = self.query_one(".think", Collapsible)
+                section.display = True
+                target = section.query_one(".think-body", Markdown)
+            else:
+                target = self.body
+            stream = self._streams[kind] = Markdown.get_stream(target)
+        await stream.write(inert(text))
+
+    async def finish(self, text: str, *, status: str = "ok", stats: str = "") -> None:
+        """End the stream and render the whole reply once, exactly."""
+        for stream in self._streams.values():
+            await stream.stop()
+        self._streams.clear()
+        self._splitter = None
+        self.remove_class("streaming")
+        await self.set_text(text)
+        self.set_status(status)
+        self.set_stats(stats)
+
+    async def set_text(self, text: str) -> None:
+        self.text = text
+        think, answer = split_think(text) if self.role == "assistant" else ("", text)
+        section = self.query_one(".think", Collapsible)
+        section.display = bool(think)
+        await section.query_one(".think-body", Markdown).update(inert(think))
+        await self.body.update(inert(answer))
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self.query_one(".message-header", Static).update(self._header_text())
+
+    def set_version(self, version: str) -> None:
+        self._version = version
+        self.query_one(".message-header", Static).update(self._header_text())
+
+    def set_stats(self, stats: str) -> None:
+        self._stats = stats
+        widget = self.query_one(".message-stats", Static)
+        widget.update(stats)
+        widget.display = bool(stats)

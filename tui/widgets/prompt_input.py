@@ -1,0 +1,81 @@
+"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J inserts a newline, Up/Down recall
+earlier prompts while the input is empty (or while browsing them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+NEWLINE_KEYS = ("shift+enter", "ctrl+j")
+
+
+class PromptInput(TextArea):
+    @dataclass
+    class Submitted(Message):
+        input: "PromptInput"
+        text: str
+
+        @property
+        def control(self) -> "PromptInput":
+            return self.input
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+        self.prompt_history: list[str] = []
+        self._history_index: int | None = None  # position while browsing history
+
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        if key == "enter":
+            event.stop()
+            event.prevent_default()
+            self._submit()
+            return
+        if key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            start, end = self.selection
+            self._replace_via_keyboard("\n", start, end)
+            return
+        if key in ("up", "down") and (not self.text or self._history_index is not None):
+            if self._recall(-1 if key == "up" else 1):
+                event.stop()
+                event.prevent_default()
+                return
+        await super()._on_key(event)
+
+    def _recall(self, step: int) -> bool:
+        if not self.prompt_history:
+            return False
+        if self._history_index is None:
+            if step > 0:
+                return False
+            index = len(self.prompt_history) - 1
+        else:
+            index = self._history_index + step
+        if index >= len(self.prompt_history):
+            self._history_index = None
+            self.load_text("")
+            return True
+        index = max(index, 0)
+        self._history_index = index
+        self.load_text(self.prompt_history[index])
+        self.move_cursor(self.document.end)
+        return True
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self._history_index is not None and self.text != self.prompt_history[self._history_index]:
+            self._history_index = None  # edited a recalled prompt: it is a new one now
+
+    def _submit(self) -> None:
+        text = self.text.strip()
+        if not text:
+            return
+        if not self.prompt_history or self.prompt_history[-1] != text:
+            self.prompt_history.append(text)
+        self._history_index = None
+        self.load_text("")
+        self.post_message(self.Submitted(self, text))

@@ -1,0 +1,76 @@
+"""The status bar: state, model, device/dtype/quantization, live tok/s, TTFT, context, memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+STATE_ICONS = {"loading": "◌", "ready": "●", "generating": "▶", "error": "✖", "compiling": "◌"}
+
+
+def mb(value: int | None) -> str:
+    return "–" if value is None else f"{value / 2**20:,.0f} MB"
+
+
+@dataclass
+class StatusInfo:
+    state: str = "loading"  # loading / ready / generating / error
+    detail: str = ""  # loading label or error text
+    model: str = ""
+    device: str = ""
+    dtype: str = ""
+    quantization: str = ""
+    tok_s: float | None = None
+    ttft_s: float | None = None
+    context_used: int = 0
+    context_size: int = 0
+    rss_bytes: int | None = None
+    cuda_allocated: int | None = None
+    cuda_reserved: int | None = None
+
+    def render(self) -> str:
+        parts = [f"{STATE_ICONS.get(self.state, '?')} {self.state}"]
+        if self.detail:
+            parts[0] += f": {self.detail}"
+        if self.model:
+            load = " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
+            parts.append(f"{self.model} ({load})" if load else self.model)
+        if self.tok_s is not None:
+            parts.append(f"{self.tok_s:.1f} tok/s")
+        if self.ttft_s is not None:
+            parts.append(f"TTFT {self.ttft_s:.2f} s")
+        if self.context_size:
+            parts.append(f"ctx {self.context_used:,}/{self.context_size:,}")
+        if self.rss_bytes is not None:
+            parts.append(f"RSS {mb(self.rss_bytes)}")
+        if self.cuda_allocated is not None:
+            parts.append(f"CUDA {mb(self.cuda_allocated)}/{mb(self.cuda_reserved)}")
+        return " │ ".join(parts)
+
+
+class StatusBar(Horizontal):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.info = StatusInfo()
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=100, show_eta=False, id="load-progress")
+        yield Static(self.info.render(), id="status-text", markup=False)
+
+    def update_info(self, **changes) -> None:
+        for key, value in changes.items():
+            setattr(self.info, key, value)
+        self.set_class(self.info.state == "error", "-error")
+        self.set_class(self.info.state == "generating", "-generating")
+        self.query_one("#status-text", Static).update(self.info.render())
+
+    def show_progress(self, done: int, total: int) -> None:
+        bar = self.query_one("#load-progress", ProgressBar)
+        bar.display = done < total
+        bar.update(total=total, progress=done)
+
+    def hide_progress(self) -> None:
+        self.query_one("#load-progress", ProgressBar).display = False
