@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tui.store.config import Config
 
 EXIT_USAGE = 2
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EXIT_FAILURE = 1
 
 
@@ -39,6 +40,9 @@ class Options:
     prompts: list[str] = field(default_factory=list)
     stats: bool = False
     theme: str | None = None
+    save: bool = True
+    conversation: str | None = None
+    library_command: tuple[str, ...] | None = None  # ("list",), ("export", ref, fmt, out), ("import", path)
     # What the user set on the command line (for config precedence: defaults < config < CLI).
     load_overrides: dict[str, Any] = field(default_factory=dict)
     generation_overrides: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="run headless: one user turn per --prompt, replies to stdout ('-' reads a turn from stdin)",
     )
     parser.add_argument("--stats", action="store_true", help="headless: print one stats line per turn to stderr")
+    parser.add_argument("--no-save", action="store_true", help="headless: do not save the turns to the library")
+    library = parser.add_argument_group("conversations")
+    library.add_argument("--list", action="store_true", help="list saved conversations and exit")
+    library.add_argument("--conversation", metavar="ID|last",
+                         help="open a saved conversation (headless: continue it)")
+    library.add_argument("--export", metavar="ID|last", help="export a conversation and exit")
+    library.add_argument("--format", choices=("json", "md"), default="json", help="export format (default json)")
+    library.add_argument("-o", "--output", metavar="FILE", help="export to FILE instead of stdout")
+    library.add_argument("--import", dest="import_file", metavar="FILE",
+                         help="import a conversation file (chatui JSON, transformers chat JSON, "
+                         "OpenAI-style messages) and print its new id")
     parser.add_argument("--theme", metavar="NAME", help="colour theme of the app")
     parser.add_argument("--version", action="version", version=f"chatui {__version__}")
     return parser
@@ -109,6 +124,13 @@ def parse_args(argv: Sequence[str]) -> Options:
         load_overrides["trust_remote_code"] = True
     if ns.allow_pickle:
         load_overrides["allow_pickle"] = True
+    command: tuple[str, ...] | None = None
+    if ns.list:
+        command = ("list",)
+    elif ns.export:
+        command = ("export", ns.export, ns.format, ns.output or "")
+    elif ns.import_file:
+        command = ("import", ns.import_file)
     return Options(
         load=LoadSettings(**load_overrides),
         generation=generation,
@@ -118,6 +140,9 @@ def parse_args(argv: Sequence[str]) -> Options:
         theme=ns.theme,
         load_overrides=load_overrides,
         generation_overrides=overrides,
+        save=not ns.no_save,
+        conversation=ns.conversation,
+        library_command=command,
     )
 
 
@@ -125,6 +150,27 @@ def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = s
                  stderr: TextIO = sys.stderr) -> int:
     from tui.engine import Engine, Failed, Finished, LoadError, TokenDelta
 
+    from tui.store import AutoSaver, Library, StoreError
+
+    saver = None
+    history: list[dict[str, str]] = []
+    if options.save or options.conversation:
+        saver = AutoSaver.open()
+        if options.conversation:
+            try:
+                library = saver.library or Library()
+                conv = saver.resume(library.resolve_id(options.conversation))
+            except (StoreError, KeyError) as exc:
+                print(f"chatui: --conversation {options.conversation}: {exc}", file=stderr)
+                return EXIT_USAGE
+            history = [{"role": m.role, "content": m.content} for m in conv.messages if m.status != "failed"]
+            if options.system_prompt is None:
+                options.system_prompt = conv.system_prompt
+        else:
+            saver.start(model=options.load.model or DEFAULT_MODEL_NAME, load_settings=options.load.as_dict(),
+                        generation_settings=options.generation.as_dict(), system_prompt=options.system_prompt)
+        if saver.last_error and not saver.pending:
+            print(f"chatui: warning: {saver.last_error}; turns are not saved", file=stderr)
     engine = Engine()
     try:
         engine.load(options.load).result()
@@ -136,10 +182,13 @@ def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = s
     messages: list[dict[str, str]] = []
     if options.system_prompt:
         messages.append({"role": "system", "content": options.system_prompt})
+    messages += history
     for number, prompt in enumerate(options.prompts, start=1):
         if prompt == "-":
             prompt = stdin.read().strip()
         messages.append({"role": "user", "content": prompt})
+        if saver is not None and options.save:
+            saver.user_message(prompt)
         turn = engine.generate(messages, options.generation)
         try:
             for event in turn:
@@ -148,8 +197,10 @@ def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = s
                     stdout.flush()
         except KeyboardInterrupt:
             turn.stop()
-            turn.wait()
+            final = turn.wait()
             stdout.write("\n")
+            if saver is not None and options.save and final.text:
+                saver.assistant_message(final.text, status="stopped", stats=None)
             print("chatui: stopped", file=stderr)
             return 130
         final = turn.final
@@ -157,11 +208,18 @@ def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = s
         stdout.flush()
         if isinstance(final, Failed):
             print(f"chatui: {final.error}", file=stderr)
+            if saver is not None and options.save and final.text:
+                saver.assistant_message(final.text, status="failed", stats=None)
             return EXIT_FAILURE
         assert isinstance(final, Finished)
         if final.dropped_messages:
             print(f"chatui: {final.dropped_messages} oldest messages left out to fit the context", file=stderr)
         messages.append({"role": "assistant", "content": final.text})
+        if saver is not None and options.save:
+            status = {"stopped": "stopped", "length": "length"}.get(final.reason, "ok")
+            saver.assistant_message(final.text, status=status, stats=final.metrics.as_dict())
+            if saver.last_error:
+                print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
         if options.stats:
             print(final.metrics.stats_line(number), file=stderr, flush=True)
     engine.shutdown()
@@ -178,10 +236,33 @@ def apply_config(options: Options, config: "Config") -> None:
         options.theme = config.theme
 
 
+def run_library_command(command: tuple[str, ...]) -> int:
+    from pathlib import Path
+
+    from tui.store import Library, StoreError, export_command, import_command, list_command
+
+    try:
+        library = Library()
+    except StoreError as exc:
+        print(f"chatui: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if library.recovered_from is not None:
+        print(f"chatui: warning: the library was damaged; moved to {library.recovered_from}", file=sys.stderr)
+    with library:
+        if command[0] == "list":
+            return list_command(library, sys.stdout, sys.stderr)
+        if command[0] == "export":
+            _, ref, fmt, output = command
+            return export_command(library, ref, fmt, Path(output) if output else None, sys.stdout, sys.stderr)
+        return import_command(library, Path(command[1]), sys.stdout, sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tui.store.config import load_config
 
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    if options.library_command:
+        return run_library_command(options.library_command)
     config = load_config()
     apply_config(options, config)
     if options.prompts:
@@ -190,4 +271,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_headless(options)
     from tui.app import run_app
 
-    return run_app(options, config)
+    return run_app(options, config, options.conversation)

@@ -4,7 +4,7 @@ Precedence: built-in defaults < config.toml < command-line flags < live changes.
 defaults" and saving a preset write the file, atomically; a file that does not parse is never
 overwritten. Values pass the same specs as flags and `/set`.
 
-    theme = "textual-dark"
+    theme = "chatui-dusk"
     system_prompt = ""
     [model]        # model, dtype, device, quantization, attn_implementation
     [generation]   # any generation setting, e.g. temperature = 0.7

@@ -28,7 +28,7 @@ FILE_NAME = "library.sqlite3"
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
 ROLES = ("system", "user", "assistant")
-STATUSES = ("ok", "stopped", "failed")
+STATUSES = ("ok", "stopped", "length", "failed")  # length: cut off at max_new_tokens
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
@@ -203,7 +203,7 @@ def _v1_base(db: sqlite3.Connection) -> None:
             role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
             content TEXT NOT NULL,
             created REAL NOT NULL,
-            status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'stopped', 'failed')),
+            status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'stopped', 'length', 'failed')),
             stats TEXT
         )""")
     db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")

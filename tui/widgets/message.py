@@ -7,8 +7,12 @@ block), and ends with one full render so the final Markdown is exact. All text p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets._markdown import MarkdownStream
 
@@ -17,14 +21,30 @@ from tui.text import ThinkSplitter, inert, split_think
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
 
 
-class MessageView(Vertical):
-    """A message in the chat pane. `role` is user, assistant, error or note."""
+class MessageView(Vertical, can_focus=True):
+    """A message in the chat pane. `role` is user, assistant, error or note. Focus one (click or
+    Tab) to act on it: copy, edit, delete, regenerate, or switch between its versions."""
 
-    DEFAULT_CLASSES = "message"
+    BINDINGS = [
+        Binding("c", "act('copy')", "Copy"),
+        Binding("e", "act('edit')", "Edit"),
+        Binding("d", "act('delete')", "Delete"),
+        Binding("r", "act('regenerate')", "Regenerate"),
+        Binding("left", "act('previous_version')", "Previous version"),
+        Binding("right", "act('next_version')", "Next version"),
+        Binding("up", "move(-1)", "Previous message", show=False),
+        Binding("down", "move(1)", "Next message", show=False),
+    ]
+
+    @dataclass
+    class Action(Message):
+        view: "MessageView"
+        action: str
 
     def __init__(self, role: str, text: str = "", *, stats: str = "", status: str = "ok",
-                 version: str = "", **kwargs) -> None:
+                 version: str = "", message_id: str | None = None, **kwargs) -> None:
         super().__init__(classes=f"message {role}", **kwargs)
+        self.message_id = message_id
         self.role = role
         self.text = text
         self.status = status
@@ -60,6 +80,16 @@ class MessageView(Vertical):
     @property
     def body(self) -> Markdown:
         return self.query_one(".message-body", Markdown)
+
+    def action_act(self, action: str) -> None:
+        self.post_message(self.Action(self, action))
+
+    def action_move(self, step: int) -> None:
+        siblings = [v for v in self.parent.children if isinstance(v, MessageView)] if self.parent else []
+        index = siblings.index(self) + step if self in siblings else -1
+        if 0 <= index < len(siblings):
+            siblings[index].focus()
+            siblings[index].scroll_visible()
 
     # -- streaming ------------------------------------------------------------------------------
 

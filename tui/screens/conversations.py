@@ -1,0 +1,189 @@
+"""The conversations browser (ctrl+o): newest first, type to search, open, rename, delete."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.store import ConversationSummary, Library, StoreError
+from tui.text import inert
+
+
+@dataclass
+class BrowserResult:
+    action: str  # "open" or "new"
+    conv_id: str | None = None
+
+
+def _highlighted(snippet: str) -> Text:
+    """FTS5 snippets mark matches with [ and ]: show them highlighted."""
+    text = Text()
+    rest = snippet
+    while "[" in rest and "]" in rest.split("[", 1)[1]:
+        before, rest = rest.split("[", 1)
+        match, rest = rest.split("]", 1)
+        text.append(inert(before))
+        text.append(inert(match), style="bold reverse")
+    text.append(inert(rest))
+    return text
+
+
+def _row(summary: ConversationSummary) -> Text:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.updated))
+    row = Text()
+    row.append(inert(summary.title) or "(untitled)", style="bold")
+    row.append(f"\n{when} · {inert(summary.model or '?')} · {summary.message_count} messages", style="dim")
+    if summary.snippet:
+        row.append("\n")
+        row.append_text(_highlighted(summary.snippet.replace("\n", " ")))
+    return row
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, markup=False)
+            yield Static("y: yes   n / esc: no", classes="muted")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class TextPromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text (a title, a file path); Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, markup=False, classes="section-title")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-value")
+            yield Static("Enter: OK   Esc: cancel", classes="muted")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConversationBrowser(ModalScreen[BrowserResult | None]):
+    BINDINGS = [
+        Binding("escape", "dismiss_browser", "Close"),
+        Binding("ctrl+n", "new", "New chat"),
+        Binding("f2", "rename", "Rename"),
+        Binding("ctrl+d,delete", "delete", "Delete"),
+        Binding("down", "focus_list", "List", show=False),
+    ]
+
+    def __init__(self, library: Library) -> None:
+        super().__init__()
+        self.library = library
+        self.summaries: list[ConversationSummary] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="browser", classes="dialog"):
+            yield Static("Conversations", classes="section-title")
+            yield Input(placeholder="type to search titles and messages", id="browser-search")
+            yield OptionList(id="browser-list")
+            yield Static("enter: open · f2: rename · del: delete · ctrl+n: new · esc: close", classes="muted")
+
+    def on_mount(self) -> None:
+        self.refresh_list("")
+
+    def refresh_list(self, query: str) -> None:
+        try:
+            self.summaries = self.library.search(query) if query.strip() else self.library.list()
+        except StoreError as exc:
+            self.notify(str(exc), severity="error")
+            self.summaries = []
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options([Option(_row(s), id=s.id) for s in self.summaries])
+        if not self.summaries:
+            options.add_option(Option("no conversations match" if query.strip() else "no conversations yet",
+                                      disabled=True))
+        elif options.highlighted is None:
+            options.highlighted = 0
+
+    @on(Input.Changed, "#browser-search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.refresh_list(event.value)
+
+    @on(Input.Submitted, "#browser-search")
+    def search_submitted(self) -> None:
+        self._open_highlighted()
+
+    @on(OptionList.OptionSelected)
+    def selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.dismiss(BrowserResult("open", event.option.id))
+
+    def _highlighted_id(self) -> str | None:
+        options = self.query_one(OptionList)
+        if options.highlighted is None or not self.summaries:
+            return None
+        return options.get_option_at_index(options.highlighted).id
+
+    def _open_highlighted(self) -> None:
+        conv_id = self._highlighted_id()
+        if conv_id:
+            self.dismiss(BrowserResult("open", conv_id))
+
+    def action_focus_list(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def action_new(self) -> None:
+        self.dismiss(BrowserResult("new"))
+
+    def action_dismiss_browser(self) -> None:
+        self.dismiss(None)
+
+    @work
+    async def action_rename(self) -> None:
+        conv_id = self._highlighted_id()
+        if not conv_id:
+            return
+        current = next(s.title for s in self.summaries if s.id == conv_id)
+        title = await self.app.push_screen_wait(TextPromptScreen("Rename conversation", current))
+        if title:
+            try:
+                self.library.rename(conv_id, title)
+                self.app.conversation_renamed(conv_id, title)
+            except StoreError as exc:
+                self.notify(str(exc), severity="error")
+            self.refresh_list(self.query_one("#browser-search", Input).value)
+
+    @work
+    async def action_delete(self) -> None:
+        conv_id = self._highlighted_id()
+        if not conv_id:
+            return
+        title = next(s.title for s in self.summaries if s.id == conv_id)
+        if await self.app.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
+            try:
+                self.library.delete(conv_id)
+                self.app.conversation_deleted(conv_id)
+            except StoreError as exc:
+                self.notify(str(exc), severity="error")
+            self.refresh_list(self.query_one("#browser-search", Input).value)
