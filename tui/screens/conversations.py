@@ -41,7 +41,7 @@ def _row(summary: ConversationSummary) -> Text:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.updated))
     row = Text()
     row.append(inert(summary.title) or "(untitled)", style="bold")
-    row.append(f"\n{when} · {inert(summary.model or '?')} · {summary.message_count} messages", style="dim")
+    row.append(f"\n{when} · {inert(summary.model or '?')} · {summary.message_count} message{'' if summary.message_count == 1 else 's'}", style="dim")
     if summary.snippet:
         row.append("\n")
         row.append_text(_highlighted(summary.snippet.replace("\n", " ")))
@@ -92,7 +92,7 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
         Binding("escape", "dismiss_browser", "Close"),
         Binding("ctrl+n", "new", "New chat"),
         Binding("f2", "rename", "Rename"),
-        Binding("ctrl+d,delete", "delete", "Delete"),
+        Binding("f8", "delete", "Delete"),
         Binding("down", "focus_list", "List", show=False),
     ]
 
@@ -106,7 +106,7 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
             yield Static("Conversations", classes="section-title")
             yield Input(placeholder="type to search titles and messages", id="browser-search")
             yield OptionList(id="browser-list")
-            yield Static("enter: open · f2: rename · del: delete · ctrl+n: new · esc: close", classes="muted")
+            yield Static("enter: open · f2: rename · f8: delete · ctrl+n: new · esc: close", classes="muted")
 
     def on_mount(self) -> None:
         self.refresh_list("")

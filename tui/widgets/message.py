@@ -72,7 +72,7 @@ class MessageView(Vertical, can_focus=True):
         elif self.status == "failed":
             title += " · failed"
         elif self.status == "length":
-            title += " · cut off (continue with ctrl+k)"
+            title += " · cut off (ctrl+t continues)"
         if self._version:
             title += f" · {self._version}"
         return title
@@ -137,14 +137,18 @@ class MessageView(Vertical, can_focus=True):
 
     def set_status(self, status: str) -> None:
         self.status = status
-        self.query_one(".message-header", Static).update(self._header_text())
+        self._update_header()
 
     def set_version(self, version: str) -> None:
         self._version = version
-        self.query_one(".message-header", Static).update(self._header_text())
+        self._update_header()
+
+    def _update_header(self) -> None:
+        for header in self.query(".message-header").results(Static):  # none yet before compose
+            header.update(self._header_text())
 
     def set_stats(self, stats: str) -> None:
         self._stats = stats
-        widget = self.query_one(".message-stats", Static)
-        widget.update(stats)
-        widget.display = bool(stats)
+        for widget in self.query(".message-stats").results(Static):
+            widget.update(stats)
+            widget.display = bool(stats)

@@ -45,16 +45,12 @@ class SettingsPanel(VerticalScroll):
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("Model", classes="section-title")
-        yield Static("loading…", id="model-info", markup=False)
-        yield Label("Model id or path")
-        yield Input(placeholder="default: SmolLM2-135M-Instruct", id="load-model")
-        for name, choices in LOAD_CHOICES.items():
-            yield Label(name.replace("_", " "))
-            yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
-        yield Static("", id="load-error", classes="field-error")
-        yield Button("Apply (reload)", id="apply", variant="primary")
+        yield from self._generation_section()
+        yield Static("System prompt", classes="section-title")
+        yield TextArea("", id="system-prompt", soft_wrap=True)
+        yield from self._model_section()
 
+    def _generation_section(self) -> ComposeResult:
         yield Static("Generation", classes="section-title")
         with Horizontal(classes="preset-row"):
             yield Select([(n, n) for n in BUILTIN_PRESETS], prompt="preset", id="preset")
@@ -76,8 +72,16 @@ class SettingsPanel(VerticalScroll):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")
 
-        yield Static("System prompt", classes="section-title")
-        yield TextArea("", id="system-prompt", soft_wrap=True)
+    def _model_section(self) -> ComposeResult:
+        yield Static("Model", classes="section-title")
+        yield Static("loading…", id="model-info", markup=False)
+        yield Input(placeholder="model id or path (default: SmolLM2-135M-Instruct)", id="load-model")
+        for name, choices in LOAD_CHOICES.items():
+            with Horizontal(classes="param-row"):
+                yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
+                yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
+        yield Static("", id="load-error", classes="field-error")
+        yield Button("Apply (reload)", id="apply", variant="primary")
 
     def on_mount(self) -> None:
         self.show_generation(self.app.generation)
@@ -116,7 +120,7 @@ class SettingsPanel(VerticalScroll):
             info.name,
             f"{info.parameters / 1e6:,.0f}M params · {info.footprint_bytes / 2**20:,.0f} MB",
             f"{info.device} · {info.dtype} · {info.quantization} · {info.attn_implementation}",
-            f"context {info.context_size:,} tokens · loaded in {info.load_seconds:.1f} s",
+            f"context {info.context_size:,} · loaded in {info.load_seconds:.1f} s",
         ]
         self.query_one("#model-info", Static).update("\n".join(lines))
         self._unavailable = dict(info.unavailable)

@@ -1,0 +1,77 @@
+"""A scripted stand-in for the engine: the same small API (load → Future[ModelInfo],
+generate → Turn of events, stop), no torch. It gives the UI fixed replies and fixed timings,
+so snapshots are deterministic; it records every generate call for the tests to check."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+from tui.engine import Failed, Finished, LoadError, ModelInfo, TokenDelta, Turn, TurnMetrics
+
+FIXED_INFO = ModelInfo(
+    name="scripted-model", source="/models/scripted", device="cpu", dtype="float32", quantization="none",
+    attn_implementation="sdpa", context_size=4096, parameters=135_000_000, footprint_bytes=540 * 2**20,
+    has_chat_template=True, load_seconds=1.5, unavailable={"device:cuda": "no CUDA GPU", "device:mps": "no Apple GPU"},
+)
+
+
+def fixed_metrics(tokens: int) -> TurnMetrics:
+    return TurnMetrics(prompt_tokens=42, prefill_tokens=42, new_tokens=tokens, ttft_s=0.25, decode_tok_s=20.0,
+                       total_s=1.0, rss_bytes=900 * 2**20, context_size=4096)
+
+
+class ScriptedEngine:
+    def __init__(self, replies: list[str] | None = None, *, token_delay: float = 0.0,
+                 load_error: str | None = None, hold_load: bool = False, fail_after: int | None = None) -> None:
+        self.replies = list(replies or ["Hello! How can I help?"])
+        self.token_delay = token_delay
+        self.load_error = load_error
+        self.hold_load = hold_load
+        self.fail_after = fail_after
+        self.calls: list[tuple[list[dict], object]] = []
+        self.loads: list[object] = []
+        self.info: ModelInfo | None = None
+        self.load_settings = None
+
+    def load(self, settings, progress=None) -> Future:
+        future: Future = Future()
+        self.loads.append(settings)
+        if progress:
+            progress(40, 100, "loading weights")
+        if self.hold_load:
+            return future  # stays loading
+        if self.load_error and (settings.model or "") != "good":
+            future.set_exception(LoadError(self.load_error))
+            return future
+        self.info, self.load_settings = FIXED_INFO, settings
+        future.set_result(FIXED_INFO)
+        return future
+
+    def generate(self, messages, settings) -> Turn:
+        self.calls.append(([dict(m) for m in messages], settings.copy()))
+        turn = Turn()
+        reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
+        threading.Thread(target=self._play, args=(turn, reply), daemon=True).start()
+        return turn
+
+    def _play(self, turn: Turn, reply: str) -> None:
+        words = reply.split(" ")
+        sent: list[str] = []
+        for index, word in enumerate(words):
+            if turn.stop_requested:
+                turn._emit(Finished("".join(sent), "stopped", fixed_metrics(len(sent))))
+                return
+            if self.fail_after is not None and index >= self.fail_after:
+                turn._emit(Failed("generation failed: RuntimeError: simulated", "".join(sent), fixed_metrics(len(sent))))
+                return
+            piece = word + (" " if index < len(words) - 1 else "")
+            sent.append(piece)
+            turn._emit(TokenDelta(piece, len(sent)))
+            if self.token_delay:
+                time.sleep(self.token_delay)
+        turn._emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
+
+    def shutdown(self) -> None:
+        pass
