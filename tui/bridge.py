@@ -2,7 +2,8 @@
 
 A Textual thread worker reads a Turn's queue (it never touches torch), batches every delta that
 arrived since the last read into one message, and posts it to the app (`post_message` is
-thread-safe). The UI therefore handles at most one update per batch however fast tokens come.
+thread-safe). Posts are spaced at least a frame apart, so the UI does at most ~30 updates a
+second however fast tokens come (at CPU decode speeds every token still shows at once).
 """
 
 from __future__ import annotations
@@ -32,10 +33,18 @@ class ReplyEnded(Message):
     final: Finished | Failed
 
 
+FRAME_S = 1 / 30
+
+
 def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
     """Forward a turn's events to `target` until it ends (run in a thread worker)."""
     first_at: float | None = None
+    last_post = 0.0
     for event in turn:
+        wait = last_post + FRAME_S - time.perf_counter()
+        if wait > 0 and not isinstance(event, (Finished, Failed)):
+            time.sleep(wait)  # let more tokens gather: one UI update per frame at most
+        last_post = time.perf_counter()
         batch = [event] + turn.drain()
         text = "".join(e.text for e in batch if isinstance(e, TokenDelta))
         deltas = [e for e in batch if isinstance(e, TokenDelta)]

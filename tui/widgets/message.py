@@ -18,6 +18,7 @@ from textual.widgets._markdown import MarkdownStream
 
 from tui.text import ThinkSplitter, inert, split_think
 
+CHUNK_CHARS = 1500  # start a new streaming Markdown widget past this size (at a block boundary)
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
 
 
@@ -52,6 +53,8 @@ class MessageView(Vertical, can_focus=True):
         self._version = version
         self._splitter: ThinkSplitter | None = None
         self._streams: dict[str, MarkdownStream] = {}
+        self._chunk_text = ""  # answer text in the Markdown widget being streamed into
+        self._chunk_full = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._header_text(), classes="message-header")
@@ -105,6 +108,12 @@ class MessageView(Vertical, can_focus=True):
             await self._write(piece.kind, piece.text)
 
     async def _write(self, kind: str, text: str) -> None:
+        if kind == "answer" and self._chunk_full:
+            await self._streams.pop("answer").stop()
+            chunk = Markdown(open_links=False, classes="message-body stream-chunk")
+            await self.mount(chunk, after=self.query(".message-body").last())
+            self._streams["answer"] = Markdown.get_stream(chunk)
+            self._chunk_text, self._chunk_full = "", False
         stream = self._streams.get(kind)
         if stream is None:
             if kind == "think":
@@ -115,6 +124,13 @@ class MessageView(Vertical, can_focus=True):
                 target = self.body
             stream = self._streams[kind] = Markdown.get_stream(target)
         await stream.write(inert(text))
+        if kind == "answer":
+            # A long reply streams into a chain of Markdown widgets, cut at a blank line outside
+            # a code fence, so each append re-parses a short document: the cost per token stays
+            # flat however long the reply grows. finish() renders the whole text once.
+            self._chunk_text += text
+            self._chunk_full = (len(self._chunk_text) >= CHUNK_CHARS and self._chunk_text.endswith("\n\n")
+                                and self._chunk_text.count("```") % 2 == 0)
 
     async def finish(self, text: str, *, status: str = "ok", stats: str = "") -> None:
         """End the stream and render the whole reply once, exactly."""
@@ -122,6 +138,8 @@ class MessageView(Vertical, can_focus=True):
             await stream.stop()
         self._streams.clear()
         self._splitter = None
+        await self.query(".stream-chunk").remove()
+        self._chunk_text, self._chunk_full = "", False
         self.remove_class("streaming")
         await self.set_text(text)
         self.set_status(status)
@@ -129,6 +147,9 @@ class MessageView(Vertical, can_focus=True):
 
     async def set_text(self, text: str) -> None:
         self.text = text
+        if not self.query(".think") or not self.query(".message-body"):
+            self.call_after_refresh(self.set_text, text)  # children not mounted yet: once they are
+            return
         think, answer = split_think(text) if self.role == "assistant" else ("", text)
         section = self.query_one(".think", Collapsible)
         section.display = bool(think)

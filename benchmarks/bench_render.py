@@ -1,0 +1,117 @@
+"""UI cost per token while a 3,000-token reply streams into the real app (headless).
+
+A stand-in engine emits a Markdown reply (paragraphs, lists, code blocks) at a steady rate;
+the app's main thread CPU time (time.thread_time, which covers message handling, Markdown
+parsing, layout and rendering) is sampled as tokens arrive. Prints the cost per token over the
+first and the last 300 tokens and their ratio (goal <= 1.2). Figures only; no pass/fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tui.app import ChatApp  # noqa: E402
+from tui.bridge import ReplyDelta  # noqa: E402
+from tui.cli import parse_args  # noqa: E402
+from tui.engine import Finished, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
+from tui.store import AutoSaver, Library  # noqa: E402
+from tui.store.config import Config  # noqa: E402
+
+TOKENS = 3000
+RATE = 150.0  # tokens per second: faster than this CPU decodes, so the UI is under pressure
+WINDOW = 300
+
+
+def markdown_tokens(count: int) -> list[str]:
+    blocks = [
+        "Here is a paragraph that explains the next step in some detail, with **bold** and `code`.",
+        "- a list item with a few words\n- another item that is a little longer than the first",
+        "```python\ndef step(value):\n    return value * 2 + 1\n```",
+        "1. first point\n2. second point with *emphasis*",
+    ]
+    words: list[str] = []
+    index = 0
+    while len(words) < count:
+        block = blocks[index % len(blocks)]
+        pieces = block.replace("\n", " \n ").split(" ")
+        words += [p if p == "\n" else p + " " for p in pieces] + ["\n\n"]
+        index += 1
+    return words[:count]
+
+
+class StreamingEngine:
+    info = ModelInfo("bench", "bench", "cpu", "float32", "none", "sdpa", 32768, 1, 1, True, 0.0)
+    load_settings = None
+
+    def load(self, settings, progress=None) -> Future:
+        future: Future = Future()
+        self.load_settings = settings
+        future.set_result(self.info)
+        return future
+
+    def generate(self, messages, settings) -> Turn:
+        turn = Turn()
+
+        def play() -> None:
+            tokens = markdown_tokens(TOKENS)
+            start = time.perf_counter()
+            for index, token in enumerate(tokens, start=1):
+                delay = start + index / RATE - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                turn._emit(TokenDelta(token, index))
+            metrics = TurnMetrics(new_tokens=TOKENS, decode_tok_s=RATE)
+            turn._emit(Finished("".join(tokens), "length", metrics))
+
+        threading.Thread(target=play, daemon=True).start()
+        return turn
+
+    def shutdown(self) -> None:
+        pass
+
+
+class MeasuredApp(ChatApp):
+    samples: list[tuple[int, float]] = []
+
+    async def on_reply_delta(self, message: ReplyDelta) -> None:
+        await super().on_reply_delta(message)
+        self.samples.append((message.tokens, time.thread_time()))
+
+
+def cost_per_token(samples: list[tuple[int, float]], lo: int, hi: int) -> float:
+    window = [(n, t) for n, t in samples if lo <= n <= hi]
+    (n0, t0), (n1, t1) = window[0], window[-1]
+    return (t1 - t0) / max(n1 - n0, 1)
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        app = MeasuredApp(parse_args([]), Config(path=Path(tmp) / "config.toml"), engine=StreamingEngine(),
+                          saver=AutoSaver(Library(Path(tmp) / "library.sqlite3")))
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.state != "ready":
+                await pilot.pause(0.05)
+            app.prompt_input.load_text("Write a long answer.")
+            started = time.perf_counter()
+            await pilot.press("enter")
+            while not (app.state == "ready" and app.messages and app.messages[-1].role == "assistant"):
+                await pilot.pause(0.05)
+            elapsed = time.perf_counter() - started
+    samples = MeasuredApp.samples
+    first = cost_per_token(samples, 1, WINDOW)
+    last = cost_per_token(samples, TOKENS - WINDOW, TOKENS)
+    print(f"ui-render tokens={TOKENS} rate={RATE:.0f}/s batches={len(samples)} first300_ms_per_token={first * 1000:.2f} "
+          f"last300_ms_per_token={last * 1000:.2f} ratio={last / first:.2f} (goal <= 1.2) "
+          f"wall_s={elapsed:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
