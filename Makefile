@@ -33,7 +33,7 @@ bench: setup-dev
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
 
 screenshots: setup-dev
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/../screenshots/make_screenshots.py
+	HF_HUB_OFFLINE=1 $(PY) screenshots/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
