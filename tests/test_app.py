@@ -437,3 +437,40 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
             assert "tok/s" in app.status.info.render()
 
     run(scenario())
+
+
+def test_think_block_renders_as_a_collapsed_section(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            await send(pilot, app, "2+2?")
+            await wait_for(pilot, lambda: app.state == "ready" and len(reply_texts(app)) == 1)
+            await pilot.pause()
+            view = app.chat.messages()[-1]
+            section = view.query_one(".think")
+            assert section.display and section.collapsed
+            assert section.query_one(".think-body").source == "Two plus two makes four."
+            assert view.body.source == "The answer is 4."
+
+    run(scenario())
+
+
+def test_up_and_down_recall_earlier_prompts(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test() as pilot:
+            await send(pilot, app, "/status")
+            await send(pilot, app, "/help")
+            await pilot.press("up")
+            assert app.prompt_input.text == "/help"
+            await pilot.press("up")
+            assert app.prompt_input.text == "/status"
+            await pilot.press("down")
+            assert app.prompt_input.text == "/help"
+            await pilot.press("down")
+            assert app.prompt_input.text == ""
+            await pilot.press("a", "shift+enter", "b")
+            assert app.prompt_input.text == "a\nb"
+
+    run(scenario())

@@ -66,3 +66,29 @@ def test_stop_mid_stream_on_the_real_model(smollm2_engine):
             turn.stop()
     assert turn.final.stopped and turn.final.text
     assert turn.final.metrics.new_tokens <= at_stop + 1
+
+
+def test_reload_with_other_dtypes_and_quantization_frees_and_shrinks(smollm2_dir):
+    """bf16, 8-bit and 4-bit reloads of the real model (bitsandbytes runs on CPU here)."""
+    from tui.engine.metrics import rss_bytes
+
+    engine = Engine()
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 8})
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    try:
+        base = engine.load(LoadSettings()).result()
+        figures = [("float32", base.footprint_bytes, rss_bytes())]
+        for load in (LoadSettings(dtype="bfloat16"), LoadSettings(quantization="8bit"),
+                     LoadSettings(quantization="4bit")):
+            info = engine.load(load).result()
+            assert info.quantization == load.quantization
+            assert info.footprint_bytes < base.footprint_bytes
+            final = engine.generate(question, settings).wait()
+            assert isinstance(final, Finished) and "Paris" in final.text
+            figures.append((f"{info.dtype}/{info.quantization}", info.footprint_bytes, rss_bytes()))
+    finally:
+        engine.shutdown()
+    assert figures[1][1] <= base.footprint_bytes // 2 + 2**20  # bf16 halves the weights
+    assert figures[3][1] < figures[2][1] < figures[1][1]  # 4-bit < 8-bit < bf16
+    for name, footprint, rss in figures:
+        print(f"{name:18} footprint={footprint / 2**20:.0f} MB rss={rss / 2**20:.0f} MB")
