@@ -50,7 +50,7 @@ def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]))
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -89,11 +89,11 @@ def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
         long_reply = " ".join(f"w{i}" for i in range(400))
         app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.01))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "talk")
             await wait_for(pilot, lambda: app._live_tokens >= 5)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             reply = app.messages[-1]
             assert reply.status == "stopped" and reply.content.startswith("w0 w1 w2")
             assert len(reply.content.split()) < 400
@@ -106,7 +106,7 @@ def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: app.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.press("ctrl+r")
@@ -129,7 +129,7 @@ def test_edit_last_message_sends_a_new_version(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["one", "two"]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "original")
             await wait_for(pilot, lambda: app.state == "ready" and reply_texts(app) == ["one"])
             await pilot.press("ctrl+g")
@@ -148,11 +148,11 @@ def test_continue_extends_a_stopped_reply(tmp_path):
         engine = ScriptedEngine(["alpha beta gamma delta " * 50, "and more"], token_delay=0.005)
         app = make_app(tmp_path, engine=engine)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "go")
             await wait_for(pilot, lambda: app._live_tokens >= 3)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             partial = app.messages[-1].content
             await pilot.press("ctrl+t")
             await wait_for(pilot, lambda: app.state == "ready" and app.messages[-1].content != partial)
@@ -167,7 +167,7 @@ def test_slash_commands(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "/set temperature=0.3 max_new_tokens=64")
             await pilot.pause()
             assert app.generation.temperature == 0.3 and app.generation.max_new_tokens == 64
@@ -208,7 +208,7 @@ def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
         reply = "\n\n".join(f"Paragraph {i} with some words." for i in range(300))
         app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.002))
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app._live_tokens >= 20)
             await pilot.press("h", "i")
@@ -221,7 +221,7 @@ def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
             assert app.screen.__class__.__name__ == "CommandPalette"
             await pilot.press("escape")
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             assert app.messages[-1].status in ("stopped", "ok")
 
     run(scenario())
@@ -232,7 +232,7 @@ def test_generation_failure_keeps_partial_text_and_the_next_turn_works(tmp_path)
         engine = ScriptedEngine(["one two three four five", "fine again"], fail_after=3)
         app = make_app(tmp_path, engine=engine)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.state == "ready" and len(app.messages) == 2)
             failed = app.messages[-1]
@@ -270,7 +270,7 @@ def test_control_sequences_in_output_render_as_inert_text(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine([hostile]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -288,7 +288,7 @@ def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             field = app.query_one("#param-temperature")
             field.value = "1.3"
             await pilot.pause()
@@ -325,7 +325,7 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
         config = Config(path=tmp_path / "config.toml", presets={"mine": {"temperature": 0.42, "top_k": 7}})
         app = make_app(tmp_path, config=config)
         async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             panel = app.query_one(SettingsPanel)
             assert panel.preset_names() == ["precise", "balanced", "creative", "mine"]
             panel.apply_preset("precise")
@@ -367,7 +367,7 @@ def test_unavailable_options_are_shown_disabled_with_the_reason(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             select = app.query_one("#load-device")
             labels = [str(label) for label, _ in select._options]
             assert "cuda (unavailable: no CUDA GPU)" in labels
@@ -393,7 +393,7 @@ def test_conversations_browser_search_open_and_restore_settings(tmp_path):
         library.close()
         app = make_app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert app.screen.__class__.__name__ == "ConversationBrowser"
@@ -443,7 +443,7 @@ def test_think_block_renders_as_a_collapsed_section(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]))
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.state == "ready")
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None)
             await send(pilot, app, "2+2?")
             await wait_for(pilot, lambda: app.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()

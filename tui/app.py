@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.lazy import Lazy
 from textual.widgets import Footer
 
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
@@ -122,7 +123,7 @@ class ChatApp(App):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
                 yield PromptInput(id="prompt", placeholder="Message (Enter sends · Shift+Enter/Ctrl+J newline · /help)")
-            yield SettingsPanel(id="sidebar")
+            yield Lazy(SettingsPanel(id="sidebar"))  # mounted after the first frame
         yield StatusBar(id="status")
         yield Footer()
 
@@ -139,8 +140,10 @@ class ChatApp(App):
         return self.query_one(PromptInput)
 
     @property
-    def sidebar(self) -> SettingsPanel:
-        return self.query_one(SettingsPanel)
+    def sidebar(self) -> SettingsPanel | None:
+        """The settings panel, or None during the first frame (it is mounted lazily)."""
+        panels = self.query(SettingsPanel)
+        return panels.first() if panels and panels.first().ready else None
 
     @property
     def messages(self) -> list[StoredMessage]:
@@ -163,7 +166,6 @@ class ChatApp(App):
         self._theme_at_start = self.theme
         if self.config.keys:
             self.set_keymap(self.config.keys)
-        self.sidebar.set_user_presets(self.config.presets)
         for error in self.config.errors:
             self.notify(error, title="config.toml", severity="warning", timeout=15)
         self.prompt_input.focus()
@@ -192,7 +194,8 @@ class ChatApp(App):
         name = settings.model or DEFAULT_MODEL_NAME
         self.status.update_info(state="loading", detail=f"loading {name}", tok_s=None)
         self.status.show_progress(0, 100)
-        self.sidebar.set_busy(True)
+        if self.sidebar:
+            self.sidebar.set_busy(True)
         future = self.engine.load(settings, lambda d, t, label: self.post_message(LoadProgress(d, t, label)))
 
         def done(f) -> None:
@@ -212,11 +215,13 @@ class ChatApp(App):
 
     async def on_load_done(self, message: LoadDone) -> None:
         self.status.hide_progress()
-        self.sidebar.set_busy(False)
         self.model_info = message.info
         if message.info is not None:
             self.load_settings = self.engine.load_settings or self.load_settings
-            self.sidebar.show_model(message.info, self.load_settings)
+        if self.sidebar:
+            self.sidebar.set_busy(False)
+            if message.info is not None:
+                self.sidebar.show_model(message.info, self.load_settings)
         if message.error:
             self.notify(message.error, title="Model load failed", severity="error", timeout=15)
             await self.add_note(f"Model load failed: {message.error}", role="error")
@@ -521,7 +526,8 @@ class ChatApp(App):
         self.notify(f"Copied {len(text)} characters.")
 
     def action_toggle_sidebar(self) -> None:
-        self.sidebar.display = not self.sidebar.display
+        if self.sidebar:
+            self.sidebar.display = not self.sidebar.display
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -632,7 +638,8 @@ class ChatApp(App):
         except SettingsError as exc:
             self.notify(f"Kept the current generation settings: the saved ones are invalid ({exc}).",
                         severity="warning")
-        self.sidebar.show_generation(self.generation)
+        if self.sidebar:
+            self.sidebar.show_generation(self.generation)
         self.set_system_prompt(system_prompt or "")
         wanted_keys = ("model", "dtype", "device", "quantization", "attn_implementation")
         wanted = {k: v for k, v in (load or {}).items() if k in wanted_keys}
@@ -710,9 +717,10 @@ class ChatApp(App):
             yield SystemCommand(binding.description, f"{binding.description} ({binding.key})",
                                 lambda a=binding.action: self.run_action(a))
         yield SystemCommand("Open file", "Import a conversation file and open it", self.action_open_file)
-        for name in self.sidebar.preset_names():
+        sidebar = self.sidebar
+        for name in sidebar.preset_names() if sidebar else []:
             yield SystemCommand(f"Preset: {name}", f"Use the {name} generation preset",
-                                lambda n=name: self.sidebar.apply_preset(n))
+                                lambda n=name: sidebar.apply_preset(n))
         yield SystemCommand("Save as defaults", "Write the current settings to config.toml", self.save_defaults)
 
     # -- settings -------------------------------------------------------------------------------
@@ -727,12 +735,14 @@ class ChatApp(App):
             return (f"max_new_tokens: {candidate.max_new_tokens} does not fit the model's context of "
                     f"{self.model_info.context_size} tokens")
         self.generation = candidate
-        self.sidebar.show_generation(self.generation)
+        if self.sidebar:
+            self.sidebar.show_generation(self.generation)
         return None
 
     def set_system_prompt(self, text: str) -> None:
         self.system_prompt = text
-        self.sidebar.show_system_prompt(text)
+        if self.sidebar:
+            self.sidebar.show_system_prompt(text)
 
     def apply_load_settings(self, settings: LoadSettings) -> None:
         if self.state == "generating":

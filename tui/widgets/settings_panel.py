@@ -40,6 +40,7 @@ class SettingsPanel(VerticalScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.user_presets: dict[str, dict[str, Any]] = {}
+        self.ready = False  # True once it shows the app's state
         self._unavailable: dict[str, str] = {}
 
     # -- layout ---------------------------------------------------------------------------------
@@ -84,11 +85,22 @@ class SettingsPanel(VerticalScroll):
         yield Button("Apply (reload)", id="apply", variant="primary")
 
     def on_mount(self) -> None:
-        self.show_generation(self.app.generation)
-        self.show_system_prompt(self.app.system_prompt)
-        self.show_load(self.app.load_settings)
+        self.call_after_refresh(self._catch_up)  # once the fields (and their own parts) are mounted
+
+    def _catch_up(self) -> None:
+        """Mounted after the first frame: catch up with the app's state."""
+        app = self.app
+        self.show_generation(app.generation)
+        self.show_system_prompt(app.system_prompt)
+        self.set_user_presets(app.config.presets)
+        if app.model_info is not None:
+            self.show_model(app.model_info, app.load_settings)
+        else:
+            self.show_load(app.load_settings)
+        self.set_busy(app.state == "loading")
         for field in self.query(".field-error"):
             field.display = False
+        self.ready = True
 
     # -- showing values -------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""A long chat on the default SmolLM2-135M (fp32, greedy): TTFT over 20 turns, and decode speed at
+long context. Figures and ratios from one run; no pass/fail.
+
+- ttft: a scripted 20-turn chat (~100-token user messages, 60-token replies), with the engine's
+  KV cache reuse (the default) and without it; TTFT at turns 1, 10 and 20 and turn 20 / turn 1.
+- long-context decode: decode tok/s of a 64-token reply after a ~100-token and a ~4,000-token
+  prompt, and their ratio.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tui.engine import Engine, Failed, GenerationSettings, LoadSettings  # noqa: E402
+
+TOPICS = ["lighthouses", "bread", "rivers", "chess", "volcanoes", "bees", "trains", "glaciers", "jazz", "owls"]
+
+
+def user_message(turn: int) -> str:
+    topic = TOPICS[turn % len(TOPICS)]
+    return (f"Turn {turn}. Tell me something interesting about {topic}. I am asking because I read an article "
+            f"about {topic} last week and it made me curious about their history, how people study them today, "
+            f"and what surprising facts most people do not know. Please keep it short and friendly, and mention "
+            f"one thing about {topic} that connects to everyday life, so I can tell my friends about it later.")
+
+
+def chat_ttfts(engine: Engine, turns: int, reuse: bool) -> list[float]:
+    engine.reuse_cache = reuse
+    engine._drop_cache()
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
+    messages, ttfts = [], []
+    for turn in range(1, turns + 1):
+        messages.append({"role": "user", "content": user_message(turn)})
+        final = engine.generate(messages, settings).wait()
+        if isinstance(final, Failed):
+            raise SystemExit(final.error)
+        ttfts.append(final.metrics.ttft_s)
+        messages.append({"role": "assistant", "content": final.text})
+    context = final.metrics.prompt_tokens + final.metrics.new_tokens
+    print(f"  ({'reuse' if reuse else 'no reuse'}: {turns} turns, final context {context} tokens)", flush=True)
+    return ttfts
+
+
+def decode_rate(engine: Engine, filler_words: int) -> tuple[float, int]:
+    engine._drop_cache()
+    text = " ".join(f"{TOPICS[i % len(TOPICS)]}" for i in range(filler_words))
+    messages = [{"role": "user", "content": f"Here are some words: {text}. Now write a short poem about the sea."}]
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 64})
+    rates = []
+    for _ in range(2):
+        final = engine.generate(messages, settings).wait()
+        rates.append(final.metrics.decode_tok_s)
+        engine._drop_cache()
+    return statistics.median(rates), final.metrics.prompt_tokens
+
+
+def main() -> None:
+    engine = Engine()
+    engine.load(LoadSettings()).result()
+    engine.generate([{"role": "user", "content": "Hi"}],
+                    GenerationSettings().with_updates({"max_new_tokens": 4})).wait()  # warm-up
+    reuse = chat_ttfts(engine, 20, True)
+    plain = chat_ttfts(engine, 20, False)
+    for name, values in (("kv-reuse", reuse), ("re-encode", plain)):
+        print(f"ttft {name} turn1_s={values[0]:.2f} turn10_s={values[9]:.2f} turn20_s={values[19]:.2f} "
+              f"turn20/turn1={values[19] / values[0]:.2f} (goal <= 1.3)", flush=True)
+    print(f"ttft turn20 re-encode/kv-reuse={plain[19] / reuse[19]:.1f}x", flush=True)
+    engine.reuse_cache = True
+    short, short_ctx = decode_rate(engine, 40)
+    long, long_ctx = decode_rate(engine, 3900)
+    print(f"long-context decode ctx={short_ctx} tok_s={short:.2f} ctx={long_ctx} tok_s={long:.2f} "
+          f"ratio={long / short:.2f} (goal >= 0.8)", flush=True)
+    engine.shutdown()
+
+
+if __name__ == "__main__":
+    main()
