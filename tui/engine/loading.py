@@ -19,6 +19,7 @@ from tui.engine.sources import (
     ModelSourceError,
     check_hub_cached,
     converted_gguf_dir,
+    is_converted,
     one_line,
     resolve_source,
 )
@@ -256,7 +257,8 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
 
     model_path = source.location
     if source.is_gguf:
-        report(2, _STEPS, f"converting {source.name} (first load only)")
+        if not is_converted(Path(source.location)):
+            report(2, _STEPS, f"converting {source.name} (first load only)")
         previous = hf_logging.set_tqdm_hook(
             lambda factory, args, kwargs: _WeightsProgress(report, 2, 60, "converting GGUF", *args, **kwargs)
         )

@@ -100,10 +100,15 @@ def gguf_cache_path(gguf_file: Path) -> Path:
     return cache_dir() / "gguf" / key
 
 
+def is_converted(gguf_file: Path) -> bool:
+    target = gguf_cache_path(gguf_file)
+    return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
+
+
 def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Path:
     """Return a safetensors copy of a GGUF model, converting it on the first call."""
     target = gguf_cache_path(gguf_file)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if is_converted(gguf_file):
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
