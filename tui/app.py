@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.lazy import Lazy
-from textual.widgets import Footer
+from textual.widgets import Button, Footer
 
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Engine, Failed, GenerationSettings, LoadError, LoadSettings, ModelInfo
@@ -36,6 +36,7 @@ from tui.widgets.settings_panel import SettingsPanel
 from tui.widgets.status_bar import StatusBar
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+RENDER_WINDOW = 20  # messages drawn when a conversation opens (more on request)
 
 
 @dataclass
@@ -365,7 +366,7 @@ class ChatApp(App):
         if message.turn_id != self._turn_id or self._reply is None:
             return
         self._live_tokens, self._live_first_at = message.tokens, message.first_token_at
-        await self._reply.view.append(message.text)
+        self._reply.view.append_later(message.text)
 
     async def on_reply_ended(self, message: ReplyEnded) -> None:
         if message.turn_id != self._turn_id or self._reply is None:
@@ -391,7 +392,7 @@ class ChatApp(App):
         self.saved()
         reply.view.message_id = stored.id
         self.views[stored.id] = reply.view
-        await reply.view.finish(content, status=status, stats=stats_text(stats))
+        reply.view.finish_later(content, status=status, stats=stats_text(stats))
         reply.view.set_version(self._version_label(stored))
         if isinstance(final, Failed):
             await self.add_note(final.error, role="error")
@@ -422,18 +423,41 @@ class ChatApp(App):
         return view
 
     async def render_conversation(self) -> None:
-        """Show the active branch again (after opening, switching versions, editing, deleting)."""
+        """Show the active branch again (after opening, switching versions, editing, deleting).
+        Only the newest RENDER_WINDOW messages are drawn at first; a button draws earlier ones."""
         await self.chat.clear()
         self.views = {}
-        views = [self._view_for(m) for m in self.messages]
-        for message, view in zip(self.messages, views):
+        shown = self.messages[-RENDER_WINDOW:]
+        views = [self._view_for(m) for m in shown]
+        for message, view in zip(shown, views):
             self.views[message.id] = view
         if views:
             await self.chat.mount_all(views)
+        hidden = len(self.messages) - len(shown)
+        if hidden:
+            await self.chat.mount(Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)",
+                                         id="show-earlier"), before=0)
         self.chat.anchor()
         last = self.messages[-1] if self.messages else None
         stats = last.stats if last and last.stats else {}
         self.status.update_info(context_used=stats.get("prompt_tokens", 0) + stats.get("new_tokens", 0))
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "show-earlier":
+            return
+        await event.button.remove()
+        first_shown = next((i for i, m in enumerate(self.messages) if m.id in self.views), len(self.messages))
+        earlier = self.messages[max(0, first_shown - RENDER_WINDOW):first_shown]
+        views = [self._view_for(m) for m in earlier]
+        for message, view in zip(earlier, views):
+            self.views[message.id] = view
+        if views:
+            self.chat.release_anchor()
+            await self.chat.mount_all(views, before=0)
+        hidden = first_shown - len(earlier)
+        if hidden:
+            await self.chat.mount(Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)",
+                                         id="show-earlier"), before=0)
 
     async def add_note(self, text: str, role: str = "note") -> None:
         await self.chat.add(MessageView(role, text))

@@ -181,7 +181,8 @@ def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) ->
         )
     if isinstance(exc, MemoryError) or "out of memory" in lowered or "outofmemory" in type(exc).__name__.lower():
         return f"out of memory while loading {source.name} ({settings.dtype}, {settings.quantization}): {one_line(exc)}"
-    if "use_safetensors" in lowered or ("safetensors" in lowered and ".bin" in lowered):
+    if not settings.allow_pickle and "safetensors" in lowered and any(
+            hint in lowered for hint in ("no file named", "use_safetensors", ".bin")):
         return (
             f"{source.name} has only pickle (.bin) weights; pickle can run code, so pass --allow-pickle "
             "only if you trust the source"
@@ -199,7 +200,7 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
-    with init_empty_weights():
+    with init_empty_weights(include_buffers=True):  # buffers too: nothing is allocated
         empty = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
     params = sum(p.numel() for p in empty.parameters())
     del empty

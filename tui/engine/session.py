@@ -29,7 +29,7 @@ from tui.engine.loading import (
     pick_device,
     _quantization_config,
 )
-from tui.engine.metrics import TokenClock
+from tui.engine.metrics import TokenClock, TurnMetrics
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import ModelSourceError, check_hub_cached, one_line, resolve_source
@@ -218,7 +218,13 @@ class Engine:
         """Start a reply to `messages` (ending with a user message, or an assistant reply to
         continue). Returns at once; events arrive on the Turn."""
         turn = Turn()
-        self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy())
+        try:
+            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy())
+        except RuntimeError:  # the engine was shut down
+            turn._emit(Failed("the engine is shut down", ""))
+            return turn
+        # shutdown() cancels jobs that have not started: their turn must still end.
+        future.add_done_callback(lambda f: f.cancelled() and turn._emit(Finished("", "stopped", TurnMetrics())))
         return turn
 
     def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":

@@ -42,6 +42,16 @@ class MessageView(Vertical, can_focus=True):
         view: "MessageView"
         action: str
 
+    @dataclass
+    class _Append(Message):
+        text: str
+
+    @dataclass
+    class _Finish(Message):
+        text: str
+        status: str
+        stats: str
+
     def __init__(self, role: str, text: str = "", *, stats: str = "", status: str = "ok",
                  version: str = "", message_id: str | None = None, **kwargs) -> None:
         super().__init__(classes=f"message {role}", **kwargs)
@@ -55,6 +65,8 @@ class MessageView(Vertical, can_focus=True):
         self._streams: dict[str, MarkdownStream] = {}
         self._chunk_text = ""  # answer text in the Markdown widget being streamed into
         self._chunk_full = False
+        self._answer_len = 0  # characters of answer text so far (what was there, plus the stream)
+        self._cuts: list[int] = []  # where each further Markdown widget of the answer begins
 
     def compose(self) -> ComposeResult:
         yield Static(self._header_text(), classes="message-header")
@@ -96,14 +108,38 @@ class MessageView(Vertical, can_focus=True):
 
     # -- streaming ------------------------------------------------------------------------------
 
+    # The app hands streaming work to the view's own message queue, so parsing and rendering
+    # never hold up the app's queue, where key presses arrive.
+
+    def append_later(self, fragment: str) -> None:
+        self.text += fragment  # what the message is, now; the render follows
+        self.post_message(self._Append(fragment))
+
+    def finish_later(self, text: str, *, status: str = "ok", stats: str = "") -> None:
+        self.text, self.status = text, status  # what the message is, now; the render follows
+        self.post_message(self._Finish(text, status, stats))
+
+    async def on_message_view__append(self, message: "_Append") -> None:
+        message.stop()
+        if self._splitter is not None:
+            await self._render_fragment(message.text)
+
+    async def on_message_view__finish(self, message: "_Finish") -> None:
+        message.stop()
+        await self.finish(message.text, status=message.status, stats=message.stats)
+
     def start_stream(self) -> None:
         self._splitter = ThinkSplitter()
+        self._answer_len, self._cuts = len(split_think(self.text)[1] if self.role == "assistant" else self.text), []
         self.add_class("streaming")
 
     async def append(self, fragment: str) -> None:
         """Add streamed text (cheap: only the last Markdown block is parsed again)."""
-        assert self._splitter is not None, "start_stream() first"
         self.text += fragment
+        await self._render_fragment(fragment)
+
+    async def _render_fragment(self, fragment: str) -> None:
+        assert self._splitter is not None, "start_stream() first"
         for piece in self._splitter.feed(fragment):
             await self._write(piece.kind, piece.text)
 
@@ -114,6 +150,7 @@ class MessageView(Vertical, can_focus=True):
             await self.mount(chunk, after=self.query(".message-body").last())
             self._streams["answer"] = Markdown.get_stream(chunk)
             self._chunk_text, self._chunk_full = "", False
+            self._cuts.append(self._answer_len)
         stream = self._streams.get(kind)
         if stream is None:
             if kind == "think":
@@ -129,19 +166,32 @@ class MessageView(Vertical, can_focus=True):
             # a code fence, so each append re-parses a short document: the cost per token stays
             # flat however long the reply grows. finish() renders the whole text once.
             self._chunk_text += text
+            self._answer_len += len(text)
             self._chunk_full = (len(self._chunk_text) >= CHUNK_CHARS and self._chunk_text.endswith("\n\n")
                                 and self._chunk_text.count("```") % 2 == 0)
 
     async def finish(self, text: str, *, status: str = "ok", stats: str = "") -> None:
-        """End the stream and render the whole reply once, exactly."""
+        """End the stream and render the whole reply once, exactly: each Markdown widget of a long
+        reply is parsed again from its own full text (they were cut at blank lines outside code
+        fences, so each is whole Markdown), one widget at a time so input is handled in between."""
         for stream in self._streams.values():
             await stream.stop()
         self._streams.clear()
         self._splitter = None
-        await self.query(".stream-chunk").remove()
         self._chunk_text, self._chunk_full = "", False
         self.remove_class("streaming")
-        await self.set_text(text)
+        if self._cuts and self.role == "assistant" and self.query(".message-body"):
+            self.text = text
+            think, answer = split_think(text)
+            section = self.query_one(".think", Collapsible)
+            section.display = bool(think)
+            await section.query_one(".think-body", Markdown).update(inert(think))
+            bounds = [0, *self._cuts, len(answer)]
+            for widget, start, end in zip(self.query(".message-body").results(Markdown), bounds, bounds[1:]):
+                await widget.update(inert(answer[start:end]))
+        else:
+            await self.set_text(text)
+        self._cuts = []
         self.set_status(status)
         self.set_stats(stats)
 
@@ -150,6 +200,7 @@ class MessageView(Vertical, can_focus=True):
         if not self.query(".think") or not self.query(".message-body"):
             self.call_after_refresh(self.set_text, text)  # children not mounted yet: once they are
             return
+        await self.query(".stream-chunk").remove()  # a new text is one Markdown widget again
         think, answer = split_think(text) if self.role == "assistant" else ("", text)
         section = self.query_one(".think", Collapsible)
         section.display = bool(think)
