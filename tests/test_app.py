@@ -337,9 +337,9 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
             panel.save_preset()
             await pilot.pause()
             assert "saved" in panel.preset_names()
-            from tui.store.config import config_path, load_config
+            from tui.store.config import load_config
 
-            assert load_config(config_path()).presets["saved"]["temperature"] == 0.42
+            assert load_config(config.path).presets["saved"]["temperature"] == 0.42
 
     run(scenario())
 

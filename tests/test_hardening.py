@@ -8,6 +8,7 @@ Figures (latencies, thread counts, RSS) are printed: run with `-s` to see them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -282,6 +283,59 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
             ("user", "hello disk"), ("assistant", "first answer"),
             ("user", "and now?"), ("assistant", "second answer")]
         assert stored.title == "hello disk"
+
+    run(scenario())
+
+
+def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, monkeypatch):
+    """Saving settings where the config dir cannot be written (a file where the folder should be,
+    as a read-only dir is for root), then on a full disk: a clear message, the settings stay in
+    effect, the old file is left whole, and saving works once the dir does."""
+    import errno
+
+    import tomli_w
+
+    blocker = tmp_path / "config"
+    blocker.write_text("a regular file where the config folder should be\n")
+    config_file = blocker / "chatui" / "config.toml"
+
+    async def scenario():
+        app = ChatApp(parse_args([]), Config(path=config_file), engine=ScriptedEngine(["fine"]),
+                      saver=AutoSaver(Library(tmp_path / "library.sqlite3")))
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            await send(pilot, app, "/set temperature=0.3")
+            await pilot.pause()
+            app.save_defaults()
+            await pilot.pause()
+            failed = [n for n in app._notifications if n.title == "Could not save"]
+            assert len(failed) == 1 and failed[0].severity == "error"
+            assert str(config_file) in failed[0].message and "cannot write" in failed[0].message
+            assert app.generation.temperature == 0.3  # still in effect
+            await send(pilot, app, "still chatting?")
+            await wait_for(pilot, lambda: replies(app) == ["fine"])
+
+            blocker.unlink()  # the dir can be written again
+            app.save_defaults()
+            await pilot.pause()
+            assert any(m.startswith("Saved as defaults in") for m in notes(app))
+            saved = config_file.read_text()
+            assert "temperature = 0.3" in saved
+
+            # A full disk: the write fails part-way; the file that was there stays as it was.
+            def no_space(*_args, **_kwargs):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            monkeypatch.setattr(tomli_w, "dump", no_space)
+            await send(pilot, app, "/set temperature=0.9")
+            await pilot.pause()
+            app.save_defaults()
+            await pilot.pause()
+            failed = [n for n in app._notifications if n.title == "Could not save"]
+            assert len(failed) == 2 and "No space left on device" in failed[-1].message
+            assert config_file.read_text() == saved
+            assert [p.name for p in config_file.parent.iterdir()] == ["config.toml"]  # no temp file left
+            assert app.generation.temperature == 0.9
 
     run(scenario())
 
@@ -608,7 +662,7 @@ class PacedEngine(ScriptedEngine):
                 return
             due = started + index / self.tokens_per_s
             if due > time.perf_counter():
-                time.sleep(due - time.perf_counter())
+                time.sleep(max(0.0, due - time.perf_counter()))
             sent.append(word + (" " if index < len(words) - 1 else ""))
             turn._emit(TokenDelta(sent[-1], len(sent)))
         turn._emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
@@ -628,17 +682,24 @@ def long_markdown_reply(tokens: int) -> str:
 
 
 def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
-    """A 3,000-token Markdown reply at 100 tokens/s (30 s): 20 keypresses spread over it must be
+    """A 3,000-token Markdown reply at 200 tokens/s (15 s): keypresses every 0.25 s over it must be
     handled fast, and so must keypresses around the moment the reply ends."""
     reply = long_markdown_reply(3000)
 
     async def scenario():
-        app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=100))  # 3.5x this CPU's decode
+        app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=200))  # 7x this CPU's SmolLM2 decode
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.state == "ready")
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app._live_tokens >= 10)
-            # A keypress every 0.5 s while it streams, every 50 ms near and just after its end.
+            full_collections: list[int] = []  # generation-2 collections while the reply streams
+
+            def count_full_collections(phase: str, info: dict) -> None:
+                if phase == "start" and info["generation"] == 2 and app.state == "generating":
+                    full_collections.append(app._live_tokens)
+
+            gc.callbacks.append(count_full_collections)
+            # A keypress every 0.25 s while it streams, every 50 ms near and just after its end.
             presses: list[tuple[float, int, bool]] = []  # (latency, reply tokens, streaming)
             ended_at = None
             while ended_at is None or time.monotonic() - ended_at < 0.5:
@@ -646,25 +707,26 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
                 presses.append((await keypress_latency(pilot, app), tokens, streaming))
                 if ended_at is None and app.state == "ready":
                     ended_at = time.monotonic()
-                await asyncio.sleep(0.05 if tokens >= 2850 else 0.5)
+                await asyncio.sleep(0.05 if tokens >= 2850 else 0.25)
             view = app.chat.messages()[-1]
             assert view.text == reply and app.messages[-1].content == reply
             assert app.prompt_input.text == "x" * len(presses)
+            gc.callbacks.remove(count_full_collections)
         during = [(lat, tok) for lat, tok, streaming in presses if streaming and tok < 2850]
         ms = sorted(lat * 1000 for lat, _ in during)
         worst = max(presses)
-        print(f"\nkeypress while streaming 3,000 tokens at 100 tok/s: n={len(ms)} "
+        print(f"\nkeypress while streaming 3,000 tokens at 200 tok/s: n={len(ms)} "
               f"median={statistics.median(ms):.1f} ms p90={ms[int(len(ms) * 0.9) - 1]:.1f} ms "
               f"max={ms[-1]:.1f} ms (reply tokens {during[0][1]}..{during[-1][1]}); worst of all "
               f"{len(presses)} presses, including the end of the reply: {worst[0] * 1000:.0f} ms "
               f"(pressed at token {worst[1]}, {'streaming' if worst[2] else 'after the end'})")
         assert len(ms) >= 10 and during[-1][1] >= 2000  # spread over most of the reply
-        assert statistics.median(ms) <= 100
-        # Known limit: a press that lands while a new Markdown widget of the reply is mounted waits
-        # ~0.5 s here (measured 552 ms); before streaming work moved off the app's queue, the end
-        # of the reply froze input for 4.5 s. This bound catches any return of such freezes.
-        assert ms[-1] <= 2000
-        assert worst[0] <= 2.0, f"the UI froze for {worst[0] * 1000:.0f} ms (a key pressed at token {worst[1]})"
+        assert statistics.median(ms) <= 100 and ms[int(len(ms) * 0.9) - 1] <= 100
+        # A full garbage collection stops the loop for 0.2-0.3 s here: none while a reply streams.
+        assert full_collections == [], f"full collections at reply tokens {full_collections}"
+        # Measured max 70-190 ms (a press that lands while a chunk of the reply is re-parsed and
+        # laid out); before the fixes it was 0.5 s, and the end of the reply froze input for 4.5 s.
+        assert worst[0] <= 1.0, f"the UI froze for {worst[0] * 1000:.0f} ms (a key pressed at token {worst[1]})"
 
     run(scenario())
 

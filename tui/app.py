@@ -8,12 +8,13 @@ sent, the reply when finished or stopped); while the disk refuses, it waits in m
 
 from __future__ import annotations
 
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,6 +26,7 @@ from textual.widgets import Button, Footer
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Engine, Failed, GenerationSettings, LoadError, LoadSettings, ModelInfo
 from tui.engine.settings import SettingsError, format_value, parse_key_values
+from tui.idle_gc import IdleCollector
 from tui.slash import SlashError, help_text, is_slash_command, parse_slash
 from tui.store import CURRENT_LEAF, AutoSaver, Library, StoreError
 from tui.store import Message as StoredMessage
@@ -114,6 +116,7 @@ class ChatApp(App):
         self._live_tokens = 0
         self._live_first_at: float | None = None
         self._ticker = None
+        self.collector = IdleCollector()
         self._save_error: str | None = None
         self._open_at_start = conversation
 
@@ -152,6 +155,11 @@ class ChatApp(App):
         conv = self.saver.conversation
         return conv.messages if conv else []
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
+            self.collector.activity()  # the user is here: not the moment to pause for the collector
+        await super().on_event(event)
+
     def on_mount(self) -> None:
         from tui.themes import DEFAULT_THEME, register_themes
 
@@ -173,6 +181,7 @@ class ChatApp(App):
         self.start_conversation()
         self.start_load(self.load_settings)
         self.set_interval(10, self._retry_saves)
+        self.set_interval(0.5, self.collector.tick)
         if self._open_at_start:
             self.call_after_refresh(self.open_conversation_ref, self._open_at_start)
 
@@ -232,6 +241,7 @@ class ChatApp(App):
                                     model="")
             return
         info = message.info
+        self.collector.freeze_long_lived()
         for warning in info.warnings:
             self.notify(warning, severity="warning", timeout=10)
         self.state = "ready"
@@ -353,6 +363,7 @@ class ChatApp(App):
         self._live_tokens, self._live_first_at = 0, None
         self.status.update_info(state="generating", detail="", tok_s=None)
         self._ticker = self.set_interval(0.25, self._tick_status)
+        self.collector.reply_started()
         self.run_worker(lambda t=self._turn, i=self._turn_id: pump_turn(self, t, i), thread=True,
                         group="reply", exit_on_error=False)
 
@@ -364,15 +375,17 @@ class ChatApp(App):
 
     async def on_reply_delta(self, message: ReplyDelta) -> None:
         if message.turn_id != self._turn_id or self._reply is None:
+            message.shown.set()
             return
         self._live_tokens, self._live_first_at = message.tokens, message.first_token_at
-        self._reply.view.append_later(message.text)
+        self._reply.view.append_later(message.text, shown=message.shown)
 
     async def on_reply_ended(self, message: ReplyEnded) -> None:
         if message.turn_id != self._turn_id or self._reply is None:
             return
         if self._ticker is not None:
             self._ticker.stop()
+        self.collector.reply_ended()
         reply, final = self._reply, message.final
         self._turn, self._reply = None, None
         content = reply.base + final.text
@@ -480,6 +493,7 @@ class ChatApp(App):
         self._turn, self._reply = None, None
         if self._ticker is not None:
             self._ticker.stop()
+        self.collector.reply_ended()
         if self.state == "generating":
             self.state = "ready"
             self.status.update_info(state="ready")
@@ -777,7 +791,7 @@ class ChatApp(App):
 
     def save_user_presets(self, presets: dict[str, dict[str, Any]]) -> None:
         try:
-            path = save_presets(presets)
+            path = save_presets(presets, self.config.path)
         except ConfigError as exc:
             self.notify(str(exc), title="Could not save the preset", severity="error")
             return
@@ -787,7 +801,8 @@ class ChatApp(App):
         from tui.store.config import save_defaults
 
         try:
-            path = save_defaults(self.load_settings, self.generation, self.system_prompt, self.theme)
+            path = save_defaults(self.load_settings, self.generation, self.system_prompt, self.theme,
+                                 path=self.config.path)
         except ConfigError as exc:
             self.notify(str(exc), title="Could not save", severity="error")
             return
@@ -849,13 +864,14 @@ class ChatApp(App):
     async def on_unmount(self) -> None:
         if self._turn is not None:
             self._turn.stop()
+        self.collector.reply_ended()  # the collector's usual thresholds, for whatever runs next
         self.engine.shutdown()
         self.saver.retry()
         if self.theme != getattr(self, "_theme_at_start", self.theme):
             from tui.store.config import save_theme
 
             try:
-                save_theme(self.theme)  # the theme picked in the palette is the one next time
+                save_theme(self.theme, self.config.path)  # the theme picked in the palette is the one next time
             except ConfigError:
                 pass
 

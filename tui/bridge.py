@@ -4,12 +4,18 @@ A Textual thread worker reads a Turn's queue (it never touches torch), batches e
 arrived since the last read into one message, and posts it to the app (`post_message` is
 thread-safe). Posts are spaced at least a frame apart, so the UI does at most ~30 updates a
 second however fast tokens come (at CPU decode speeds every token still shows at once).
+
+Each batch carries a `shown` event that the UI sets once the batch is on screen. The next batch
+waits for it, then rests as long as that one took: when a frame gets expensive (a long reply is
+hundreds of Markdown widgets to lay out) updates slow down instead of the event loop filling up,
+so the UI stays idle at least half the time and a keypress never queues behind a backlog.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -25,6 +31,7 @@ class ReplyDelta(Message):
     text: str
     tokens: int  # reply tokens so far
     first_token_at: float  # perf_counter of the first delta (for live tok/s)
+    shown: threading.Event = field(default_factory=threading.Event)  # set by the UI once on screen
 
 
 @dataclass
@@ -34,16 +41,23 @@ class ReplyEnded(Message):
 
 
 FRAME_S = 1 / 30
+MAX_WAIT_S = 0.5  # never hold a batch back longer than this for the previous one to show
 
 
 def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
     """Forward a turn's events to `target` until it ends (run in a thread worker)."""
     first_at: float | None = None
-    last_post = 0.0
+    last_post, spacing = 0.0, FRAME_S
+    previous: ReplyDelta | None = None
     for event in turn:
-        wait = last_post + FRAME_S - time.perf_counter()
-        if wait > 0 and not isinstance(event, (Finished, Failed)):
-            time.sleep(wait)  # let more tokens gather: one UI update per frame at most
+        final_event = isinstance(event, (Finished, Failed))
+        if previous is not None and not final_event:
+            previous.shown.wait(MAX_WAIT_S)
+            took = time.perf_counter() - last_post  # post to on screen: what a frame costs now
+            spacing = max(FRAME_S, min(2 * took, 2 * MAX_WAIT_S))
+        wait = last_post + spacing - time.perf_counter()
+        if wait > 0 and not final_event:
+            time.sleep(wait)  # let more tokens gather while the UI is idle
         last_post = time.perf_counter()
         batch = [event] + turn.drain()
         text = "".join(e.text for e in batch if isinstance(e, TokenDelta))
@@ -51,7 +65,8 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
         if deltas:
             if first_at is None:
                 first_at = time.perf_counter()
-            target.post_message(ReplyDelta(turn_id, text, deltas[-1].tokens, first_at))
+            previous = ReplyDelta(turn_id, text, deltas[-1].tokens, first_at)
+            target.post_message(previous)
         final = next((e for e in batch if isinstance(e, (Finished, Failed))), None)
         if final is not None:
             turn.final = final

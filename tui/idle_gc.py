@@ -1,0 +1,66 @@
+"""When Python's cyclic garbage collector may stop the UI: never mid-reply, only when idle.
+
+A full (generation 2) collection walks every tracked object. With torch, transformers and a
+chat of Markdown widgets that is hundreds of thousands of objects: 0.2-0.3 s with the event
+loop stopped, and while a long reply streams (Markdown blocks are replaced token after token,
+so widgets die by the thousand) it ran every second or so: a keypress waited for it.
+
+So: objects that live as long as the process (imports, the model) are frozen out of the
+collector's sight after each model load; full collections are switched off while a reply
+streams; the garbage of a reply is collected once the user has been idle for a moment (or after
+`MAX_DEFER_S` at the latest). Young-generation collections, a few ms each, run as usual.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+IDLE_S = 1.5  # no reply streaming and no input for this long: collect
+MAX_DEFER_S = 30.0  # never put a full collection off for longer than this
+NO_FULL_COLLECTIONS = 10**9  # a generation-2 threshold that is never reached
+
+
+class IdleCollector:
+    def __init__(self) -> None:
+        self.default_thresholds = gc.get_threshold()
+        self.pending_since: float | None = None  # a full collection is owed since then
+        self.last_activity = time.monotonic()
+        self.streaming = False
+        self.collections = 0
+        self.last_pause_s = 0.0
+
+    def freeze_long_lived(self) -> None:
+        """After a model load: what exists now (modules, the model) lives as long as the process."""
+        gc.freeze()
+
+    def activity(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def reply_started(self) -> None:
+        self.streaming = True
+        self.activity()
+        gen0, gen1, _ = self.default_thresholds
+        gc.set_threshold(gen0, gen1, NO_FULL_COLLECTIONS)
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+
+    def reply_ended(self) -> None:
+        self.streaming = False
+        self.activity()
+        gc.set_threshold(*self.default_thresholds)
+
+    def tick(self) -> bool:
+        """Call a few times a second; collects (and returns True) when the time has come."""
+        if self.pending_since is None:
+            return False
+        now = time.monotonic()
+        idle = not self.streaming and now - self.last_activity >= IDLE_S
+        if not idle and now - self.pending_since < MAX_DEFER_S:
+            return False
+        started = time.perf_counter()
+        gc.collect()
+        self.last_pause_s = time.perf_counter() - started
+        self.collections += 1
+        self.pending_since = time.monotonic() if self.streaming else None
+        return True
