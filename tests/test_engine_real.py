@@ -30,7 +30,7 @@ def test_cached_conversion_loads_fast(smollm2_dir):
     print(f"default model load from the safetensors cache: {elapsed:.2f} s")
 
 
-def test_greedy_output_with_kv_reuse_equals_output_without(smollm2_engine):
+def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers(smollm2_engine):
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
     turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
     messages, with_reuse = [], []
@@ -42,6 +42,7 @@ def test_greedy_output_with_kv_reuse_equals_output_without(smollm2_engine):
         messages.append({"role": "assistant", "content": final.text})
     assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
     smollm2_engine.reuse_cache = False
+    smollm2_engine.grow_cache_in_place = False  # the reference is plain transformers: DynamicCache
     try:
         messages = []
         for text, reused in zip(turns, with_reuse):
@@ -52,6 +53,7 @@ def test_greedy_output_with_kv_reuse_equals_output_without(smollm2_engine):
             messages.append({"role": "assistant", "content": final.text})
     finally:
         smollm2_engine.reuse_cache = True
+        smollm2_engine.grow_cache_in_place = True
 
 
 def test_stop_mid_stream_on_the_real_model(smollm2_engine):

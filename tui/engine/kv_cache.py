@@ -3,7 +3,8 @@
 transformers' DynamicCache appends each new token with `torch.cat`, which copies the whole cache
 of every layer at every step: at 4,000 tokens of SmolLM2-135M that is ~180 MB of copying per
 token, and decode fell from ~14 to ~8 tok/s here. `GrowingLayer` keeps each layer's keys and
-values in a buffer with spare room (doubling when full, so the copies are amortised away) and
+values in a buffer with spare room (half as much again when full, so the copies are amortised
+away, and never more than the model's context) and
 hands attention a view of the filled part. It is still a DynamicCache to generate(): crop() (used
 to reuse the cache across turns) and every other DynamicLayer operation keep working.
 """
@@ -15,12 +16,16 @@ from typing import Any
 MIN_CAPACITY = 256  # tokens
 
 
-def _growing_layer_class():
+def _growing_layer_class():  # a factory: transformers is imported on the torch thread, not at import
     import torch
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):
         """A DynamicLayer whose keys/values are views into buffers with room to grow."""
+
+        def __init__(self, max_tokens: int | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.max_tokens = max_tokens  # the model's context: no room is made past it
 
         def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
             super().lazy_initialization(key_states, value_states)
@@ -39,7 +44,11 @@ def _growing_layer_class():
             needed = length + new.shape[-2]
             if self._owns(old, buffer) and buffer.shape[-2] >= needed:
                 return buffer
-            capacity = max(MIN_CAPACITY, needed, 2 * (buffer.shape[-2] if buffer is not None else 0))
+            previous = buffer.shape[-2] if buffer is not None else 0
+            capacity = max(MIN_CAPACITY, previous + previous // 2)
+            if self.max_tokens:
+                capacity = min(capacity, self.max_tokens)
+            capacity = max(capacity, needed)
             grown = new.new_empty((*new.shape[:2], capacity, new.shape[-1]))
             if length:
                 grown[:, :, :length].copy_(old)
@@ -68,7 +77,7 @@ def _growing_layer_class():
 _LAYER_CLASS = None
 
 
-def growing_cache(model: Any) -> Any:
+def growing_cache(model: Any, max_tokens: int | None = None) -> Any:
     """A DynamicCache for `model` whose full-attention layers grow in place (others unchanged)."""
     global _LAYER_CLASS
     from transformers.cache_utils import DynamicCache, DynamicLayer
@@ -76,5 +85,5 @@ def growing_cache(model: Any) -> Any:
     if _LAYER_CLASS is None:
         _LAYER_CLASS = _growing_layer_class()
     cache = DynamicCache(config=model.config)
-    cache.layers = [_LAYER_CLASS() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    cache.layers = [_LAYER_CLASS(max_tokens) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache

@@ -29,6 +29,7 @@ from tui.engine.loading import (
     pick_device,
     _quantization_config,
 )
+from tui.engine.kv_cache import growing_cache
 from tui.engine.metrics import TokenClock, TurnMetrics
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
@@ -143,6 +144,7 @@ class Engine:
         self._cache: Any = None
         self._cache_ids: list[int] = []
         self.reuse_cache = reuse_cache
+        self.grow_cache_in_place = True  # kv_cache.GrowingLayer: decode speed holds at long context
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -273,6 +275,8 @@ class Engine:
             prompt = self._builder.build(messages, context, settings.max_new_tokens)
             prompt_tokens = len(prompt.ids)
             cache, reused = self._reusable_cache(prompt.ids)
+            if cache is None and self.grow_cache_in_place:
+                cache = growing_cache(model, context or None)
             prefill = prompt_tokens - reused
             streamer = _make_streamer(tokenizer, turn, clock)
             if settings.seed is not None:
