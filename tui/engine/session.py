@@ -31,6 +31,7 @@ from tui.engine.loading import (
 )
 from tui.engine.kv_cache import growing_cache
 from tui.engine.metrics import TokenClock, TurnMetrics
+from tui.engine.speculation import use_adaptive_prompt_lookup
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import ModelSourceError, check_hub_cached, one_line, resolve_source
@@ -191,6 +192,7 @@ class Engine:
         return self._loaded.info
 
     def _install(self, loaded: LoadedModel) -> None:
+        use_adaptive_prompt_lookup(loaded.model)
         self._loaded = loaded
         self._builder = PromptBuilder(loaded.tokenizer)
         self._warm_up()
