@@ -22,6 +22,12 @@ def test_parse_model_flags_and_settings():
     assert options.load_overrides == {"model": "some/model", "dtype": "bfloat16"}
 
 
+def test_speed_options_as_flags():
+    options = parse_args(["--draft-model", "/models/tiny", "prompt_lookup_num_tokens=10"])
+    assert options.load.draft_model == "/models/tiny"
+    assert options.generation.generate_kwargs()["prompt_lookup_num_tokens"] == 10
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [

@@ -81,3 +81,40 @@ def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smo
     assert stats["accepted"] > fast.metrics.new_tokens / 2  # most tokens came from the lookup
     assert stats["steps"] < fast.metrics.new_tokens / 2  # in far fewer forward passes
     smollm2_engine._drop_cache()
+
+
+def test_a_draft_model_assists_and_the_greedy_text_is_the_same(tiny_model_dir):
+    from tui.engine import Engine, LoadSettings
+
+    greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 24})
+    messages = [{"role": "user", "content": "Tell me about bees."}]
+    engine = Engine(reuse_cache=False)
+    try:
+        plain_info = engine.load(LoadSettings(model=str(tiny_model_dir))).result()
+        assert plain_info.draft is None
+        plain = engine.generate(messages, greedy).wait()
+        info = engine.load(LoadSettings(model=str(tiny_model_dir), draft_model=str(tiny_model_dir))).result()
+        assert info.draft == tiny_model_dir.name and not info.warnings
+        calls = []
+        draft = engine._draft.model
+        draft.register_forward_hook(lambda *args: calls.append(1))
+        assisted = engine.generate(messages, greedy).wait()
+        assert calls, "the draft model was not used"
+        assert assisted.text == plain.text and assisted.metrics.new_tokens == plain.metrics.new_tokens
+    finally:
+        engine.shutdown()
+
+
+def test_a_draft_model_that_cannot_load_is_a_warning_not_a_failure(tiny_model_dir, tmp_path):
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    try:
+        info = engine.load(LoadSettings(model=str(tiny_model_dir), draft_model=str(tmp_path / "nope"))).result()
+        assert info.draft is None
+        assert any(w.startswith("draft model not used:") and "nope" in w for w in info.warnings)
+        final = engine.generate([{"role": "user", "content": "hi"}],
+                                GenerationSettings().with_updates({"max_new_tokens": 4})).wait()
+        assert final.metrics.new_tokens == 4
+    finally:
+        engine.shutdown()

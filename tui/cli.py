@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, help="bitsandbytes quantization (default: none)")
     parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS, help="attention kernel")
+    parser.add_argument("--draft-model", metavar="MODEL",
+                        help="a small model with the same tokenizer that drafts tokens (assisted decoding)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
     parser.add_argument("--system-prompt", metavar="TEXT", help="system prompt for the conversation")
@@ -117,6 +119,7 @@ def parse_args(argv: Sequence[str]) -> Options:
             ("device", ns.device),
             ("quantization", ns.quantization),
             ("attn_implementation", ns.attn_implementation),
+            ("draft_model", ns.draft_model),
         )
         if value is not None
     }

@@ -48,6 +48,7 @@ class ModelInfo:
     has_chat_template: bool
     load_seconds: float
     warnings: list[str] = field(default_factory=list)
+    draft: str | None = None  # the draft model for assisted decoding, when one is loaded
     # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
     unavailable: dict[str, str] = field(default_factory=dict)
 

@@ -144,6 +144,8 @@ class Engine:
         self._builder: PromptBuilder | None = None
         self._cache: Any = None
         self._cache_ids: list[int] = []
+        self._draft: LoadedModel | None = None
+        self._draft_same_vocab = True
         self.reuse_cache = reuse_cache
         self.grow_cache_in_place = True  # kv_cache.GrowingLayer: decode speed holds at long context
 
@@ -194,11 +196,34 @@ class Engine:
     def _install(self, loaded: LoadedModel) -> None:
         use_adaptive_prompt_lookup(loaded.model)
         self._loaded = loaded
+        self._draft, self._draft_same_vocab = None, True
+        if loaded.settings.draft_model:
+            self._load_draft(loaded)
         self._builder = PromptBuilder(loaded.tokenizer)
         self._warm_up()
 
+    def _load_draft(self, loaded: LoadedModel) -> None:
+        """The draft model for assisted decoding, on the main model's device and dtype. If it cannot
+        load, the main model still works: the reason is a warning, and replies are not assisted."""
+        main = loaded.settings
+        try:
+            draft = load_model(LoadSettings(model=main.draft_model, dtype=loaded.info.dtype,
+                                            device=loaded.info.device, trust_remote_code=main.trust_remote_code,
+                                            allow_pickle=main.allow_pickle))
+        except LoadError as exc:
+            loaded.info.warnings.append(f"draft model not used: {exc}")
+            return
+        self._draft = draft
+        self._draft_same_vocab = draft.tokenizer.get_vocab() == loaded.tokenizer.get_vocab()
+        loaded.info.draft = draft.info.name
+        if not self._draft_same_vocab:
+            loaded.info.warnings.append(f"draft model {draft.info.name} has another tokenizer: assisted "
+                                        "decoding translates between them (slower than a shared tokenizer)")
+
     def _unload(self) -> None:
         self._drop_cache()
+        free_model(getattr(self, "_draft", None))
+        self._draft = None
         loaded, self._loaded, self._builder = self._loaded, None, None
         free_model(loaded)
 
@@ -285,6 +310,11 @@ class Engine:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
             kwargs = settings.generate_kwargs()
+            if self._draft is not None:  # assisted decoding: the draft proposes, the model checks
+                kwargs.pop("prompt_lookup_num_tokens", None)
+                kwargs["assistant_model"] = self._draft.model
+                if not self._draft_same_vocab:
+                    kwargs.update(tokenizer=tokenizer, assistant_tokenizer=self._draft.tokenizer)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             with torch.inference_mode():
                 out = model.generate(

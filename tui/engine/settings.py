@@ -227,6 +227,7 @@ class LoadSettings:
     attn_implementation: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickle `.bin` weights (off: safetensors only)
+    draft_model: str | None = None  # a small model that drafts tokens for assisted decoding
 
     def __post_init__(self) -> None:
         for name, allowed in (

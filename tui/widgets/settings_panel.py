@@ -81,6 +81,7 @@ class SettingsPanel(VerticalScroll):
             with Horizontal(classes="param-row"):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
                 yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
+        yield Input(placeholder="draft model (assisted decoding, optional)", id="load-draft")
         yield Static("", id="load-error", classes="field-error")
         yield Button("Apply (reload)", id="apply", variant="primary")
 
@@ -124,6 +125,7 @@ class SettingsPanel(VerticalScroll):
 
     def show_load(self, settings: LoadSettings) -> None:
         self.query_one("#load-model", Input).value = settings.model or ""
+        self.query_one("#load-draft", Input).value = settings.draft_model or ""
         for name in LOAD_CHOICES:
             self.query_one(f"#load-{name}", Select).value = getattr(settings, name)
 
@@ -134,6 +136,8 @@ class SettingsPanel(VerticalScroll):
             f"{info.device} · {info.dtype} · {info.quantization} · {info.attn_implementation}",
             f"context {info.context_size:,} · loaded in {info.load_seconds:.1f} s",
         ]
+        if info.draft:
+            lines.append(f"draft: {info.draft} (assisted decoding)")
         self.query_one("#model-info", Static).update("\n".join(lines))
         self._unavailable = dict(info.unavailable)
         for name, choices in LOAD_CHOICES.items():
@@ -234,7 +238,8 @@ class SettingsPanel(VerticalScroll):
 
     @on(Button.Pressed, "#apply")
     def apply_load(self) -> None:
-        values: dict[str, Any] = {"model": self.query_one("#load-model", Input).value.strip() or None}
+        values: dict[str, Any] = {"model": self.query_one("#load-model", Input).value.strip() or None,
+                                  "draft_model": self.query_one("#load-draft", Input).value.strip() or None}
         for name in LOAD_CHOICES:
             values[name] = self.query_one(f"#load-{name}", Select).value
             reason = self._unavailable.get(f"{name}:{values[name]}")
