@@ -873,8 +873,9 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
                   f"(executor pool threads {len(pool)}); RSS turn 10 {rss[10] / 2**20:.1f} MB, turn 100 "
                   f"{rss[100] / 2**20:.1f} MB ({growth * 100:+.2f}%)")
             assert not stray, f"reply workers or threads left after turns: {stray[:10]}"
+            # Bounded: besides the threads there at the start, only the executor's pool, which
+            # grows lazily (when a pump is still finishing as the next turn starts) up to its cap.
             assert max(counts) <= len(baseline_others) + pool_max
-            assert counts[-1] <= counts[9] + 1  # no growth over the last 90 turns
             assert growth < 0.05
 
     run(scenario())

@@ -52,11 +52,14 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
     for event in turn:
         final_event = isinstance(event, (Finished, Failed))
         if previous is not None and not final_event:
-            previous.shown.wait(MAX_WAIT_S)
+            deadline = last_post + MAX_WAIT_S
+            while not previous.shown.wait(0.02) and time.perf_counter() < deadline:
+                if turn.stop_requested or turn.end_is_waiting():
+                    break  # the reply is over: its end must not wait for a frame
             took = time.perf_counter() - last_post  # post to on screen: what a frame costs now
             spacing = max(FRAME_S, min(2 * took, 2 * MAX_WAIT_S))
         wait = last_post + spacing - time.perf_counter()
-        if wait > 0 and not final_event:
+        if wait > 0 and not final_event and not turn.end_is_waiting():
             time.sleep(wait)  # let more tokens gather while the UI is idle
         last_post = time.perf_counter()
         batch = [event] + turn.drain()

@@ -1,9 +1,17 @@
 """The engine: one long-lived torch thread that loads models and generates replies.
 
-Why one thread: on a small CPU, every Python thread that runs torch ops gets its own OpenMP
-pool, and two pools oversubscribe the cores (measured here: -11% fp32, -55% bf16 when a second
-thread touches torch). So every torch call — load, warm-up, generate — runs on this engine's
-single worker thread, and consumers only read plain events from a queue; they never touch torch.
+Thread policy. Every torch call (load, warm-up, generate) runs on this engine's one worker
+thread, with torch's default intra-op pool of one OpenMP thread per physical core; consumers
+only read plain events from a queue and never touch torch. Measured on the 2-core machine this
+was built on (SmolLM2-135M, fp32, decode tok/s):
+- a second Python thread that runs torch ops gets a second OpenMP pool, and the two oversubscribe
+  the cores: -11% fp32, -55% bf16. Hence one torch thread.
+- 2 OpenMP threads: 19-21 tok/s; 1 thread (leaving a core to the UI): 16. Hence all cores.
+- OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of spinning, which would leave CPU
+  to the UI): 12-13 tok/s with 2 threads. Hence the default (spinning) policy.
+So the UI has to stay out of decode's way instead: it redraws at most ~30 times a second, slows
+its updates down when frames get expensive (tui/bridge.py) and never collects garbage mid-reply
+(tui/idle_gc.py).
 
 One code path serves send, regenerate and continue: the caller passes the messages to answer
 (ending with a user message, or with an assistant reply to continue). The KV cache of the
@@ -63,6 +71,11 @@ class Turn:
             if isinstance(event, (Finished, Failed)):
                 self.final = event
             yield event
+
+    def end_is_waiting(self) -> bool:
+        """Whether the final event is already queued (a consumer can stop pacing itself)."""
+        with self._events.mutex:
+            return any(isinstance(e, (Finished, Failed)) for e in self._events.queue)
 
     def drain(self) -> list[Event]:
         """Every event waiting now, without blocking (for consumers that batch per frame)."""

@@ -31,7 +31,7 @@ MAX_DEPTH = 64
 # chatui's settings know (tui.engine.settings.PARAM_SPECS); the app still validates values.
 GENERATION_KEYS = frozenset({
     "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p",
-    "repetition_penalty", "no_repeat_ngram_size", "seed",
+    "repetition_penalty", "no_repeat_ngram_size", "seed", "prompt_lookup_num_tokens",
 })
 
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
