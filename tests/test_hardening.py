@@ -731,6 +731,35 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
     run(scenario())
 
 
+def test_quitting_the_moment_a_long_reply_ends_is_clean(tmp_path):
+    """The end of a long reply is drawn after it ends (the last batches, then one exact render of
+    each chunk); quitting right then must not raise from widgets mounted into a closing app.
+
+    The race was found by benchmarks/bench_render.py, which hits it every run at 400-1000 tok/s
+    (MountError on exit); this test walks the same path but does not reliably lose the race."""
+    blocks = ["Here is a paragraph that explains the next step in some detail, with **bold** and `code`.",
+              "- a list item with a few words\n- another item that is a little longer than the first",
+              "```python\ndef step(value):\n    return value * 2 + 1\n```",
+              "1. first point\n2. second point with *emphasis*"]
+    reply = "\n\n".join(blocks[i % 4] for i in range(150)).replace("\n", " \n ")
+
+    async def scenario():
+        app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=1000))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            app.prompt_input.load_text("write a lot")
+            app.prompt_input.focus()
+            post_key(app, "enter")
+            deadline = time.monotonic() + 60
+            while not (app.state == "ready" and len(app.messages) == 2):
+                assert time.monotonic() < deadline, "the reply did not end"
+                await asyncio.sleep(0.001)
+            assert app.messages[-1].content == reply  # saved before it is drawn
+        # leaving run_test raised MountError here before the fix
+
+    run(scenario())
+
+
 def test_a_one_megabyte_paste_then_typing(tmp_path):
     line = "Pasted log line with some words, numbers 0123456789 and symbols <>&[]{}*_`#.\n"
     text = line * (2**20 // len(line) + 1)

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
+from textual.widget import MountError
 from textual.widgets._markdown import MarkdownStream
 
 from tui.text import ThinkSplitter, inert, split_think
@@ -124,14 +125,26 @@ class MessageView(Vertical, can_focus=True):
 
     async def on_message_view__append(self, message: "_Append") -> None:
         message.stop()
-        if self._splitter is not None:
-            await self._render_fragment(message.text)
+        try:
+            if self._splitter is not None:
+                await self._render_fragment(message.text)
+        except MountError:
+            if not self._going_away():
+                raise
         if message.shown is not None:
             self.call_after_refresh(message.shown.set)
 
     async def on_message_view__finish(self, message: "_Finish") -> None:
         message.stop()
-        await self.finish(message.text, status=message.status, stats=message.stats)
+        try:
+            await self.finish(message.text, status=message.status, stats=message.stats)
+        except MountError:
+            if not self._going_away():
+                raise
+
+    def _going_away(self) -> bool:
+        """The view or the app is being taken down (quit as a reply ends): nothing left to draw."""
+        return self.app._exit or self._closing or self._pruning or not self.is_attached
 
     def start_stream(self) -> None:
         self._splitter = ThinkSplitter()
