@@ -3,6 +3,7 @@
 import gc
 
 import pytest
+import torch
 
 from tui import idle_gc
 from tui.idle_gc import IdleCollector
@@ -58,3 +59,28 @@ def test_freezing_moves_what_exists_out_of_the_collectors_sight(collector):
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_a_reload_in_the_app_frees_the_old_model(tmp_path, tiny_model_dir):
+    """The model is frozen out of the collector's sight after a load; it must be thawed before the
+    next one, or its reference cycles keep the old model (and its memory) alive for good."""
+    import asyncio
+    import weakref
+
+    from test_hardening import make_app, wait_for
+    from tui.engine import Engine
+
+    async def scenario():
+        app = make_app(tmp_path, str(tiny_model_dir), engine=Engine())
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.state == "ready", 120)
+            assert gc.get_freeze_count() > 0
+            old = weakref.ref(app.engine._loaded.model)
+            app.apply_load_settings(app.load_settings.replace(dtype="bfloat16"))
+            await wait_for(pilot, lambda: app.state == "loading", 30)
+            await wait_for(pilot, lambda: app.state == "ready", 120)
+            assert app.engine._loaded.model.dtype == torch.bfloat16
+            gc.collect()
+            assert old() is None, "the old model is still alive after the reload"
+
+    asyncio.run(scenario())

@@ -201,6 +201,7 @@ class ChatApp(App):
 
     def start_load(self, settings: LoadSettings) -> None:
         self.state = "loading"
+        self.collector.thaw()
         name = settings.model or DEFAULT_MODEL_NAME
         self.status.update_info(state="loading", detail=f"loading {name}", tok_s=None)
         self.status.show_progress(0, 100)

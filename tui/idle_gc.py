@@ -5,8 +5,8 @@ chat of Markdown widgets that is hundreds of thousands of objects: 0.2-0.3 s wit
 loop stopped, and while a long reply streams (Markdown blocks are replaced token after token,
 so widgets die by the thousand) it ran every second or so: a keypress waited for it.
 
-So: objects that live as long as the process (imports, the model) are frozen out of the
-collector's sight after each model load; full collections are switched off while a reply
+So: long-lived objects (imports, the model) are frozen out of the collector's sight after each
+model load, and thawed before the next so that the old model can be freed; full collections are switched off while a reply
 streams; the garbage of a reply is collected once the user has been idle for a moment (or after
 `MAX_DEFER_S` at the latest). Young-generation collections, a few ms each, run as usual.
 """
@@ -31,8 +31,13 @@ class IdleCollector:
         self.last_pause_s = 0.0
 
     def freeze_long_lived(self) -> None:
-        """After a model load: what exists now (modules, the model) lives as long as the process."""
+        """After a model load: what exists now (modules, the model) lives until the next load."""
         gc.freeze()
+
+    def thaw(self) -> None:
+        """Before a (re)load: the model about to be freed must be collectable again (frozen, its
+        reference cycles kept it, and its memory, alive for good)."""
+        gc.unfreeze()
 
     def activity(self) -> None:
         self.last_activity = time.monotonic()
