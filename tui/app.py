@@ -8,7 +8,6 @@ sent, the reply when finished or stopped); while the disk refuses, it waits in m
 
 from __future__ import annotations
 
-
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -39,10 +39,10 @@ from tui.engine.loading import (
 )
 from tui.engine.kv_cache import growing_cache
 from tui.engine.metrics import TokenClock, TurnMetrics
-from tui.engine.speculation import use_adaptive_prompt_lookup
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import ModelSourceError, check_hub_cached, one_line, resolve_source
+from tui.engine.speculation import use_adaptive_prompt_lookup
 
 Progress = Callable[[int, int, str], None]
 
@@ -235,7 +235,7 @@ class Engine:
 
     def _unload(self) -> None:
         self._drop_cache()
-        free_model(getattr(self, "_draft", None))
+        free_model(self._draft)
         self._draft = None
         loaded, self._loaded, self._builder = self._loaded, None, None
         free_model(loaded)
