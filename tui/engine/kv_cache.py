@@ -45,7 +45,8 @@ def _growing_layer_class():  # a factory: transformers is imported on the torch 
             if self._owns(old, buffer) and buffer.shape[-2] >= needed:
                 return buffer
             previous = buffer.shape[-2] if buffer is not None else 0
-            capacity = max(MIN_CAPACITY, previous + previous // 2)
+            # room for a reply past a long prompt too: growing right after prefill would copy it all
+            capacity = max(previous + previous // 2, needed + MIN_CAPACITY)
             if self.max_tokens:
                 capacity = min(capacity, self.max_tokens)
             capacity = max(capacity, needed)
