@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
-from tui.engine.attention import use_packed_decode_attention
+from tui.engine.attention import use_cpu_gqa_attention
 from tui.engine.events import Event, Failed, Finished, TokenDelta
 from tui.engine.loading import (
     LoadedModel,
@@ -209,7 +209,7 @@ class Engine:
 
     def _install(self, loaded: LoadedModel) -> None:
         use_adaptive_prompt_lookup(loaded.model)
-        use_packed_decode_attention(loaded.model)
+        use_cpu_gqa_attention(loaded.model)
         self._loaded = loaded
         self._draft, self._draft_same_vocab = None, True
         if loaded.settings.draft_model:
