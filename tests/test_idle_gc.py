@@ -16,11 +16,14 @@ def collector():
     gc.set_threshold(*thresholds)
 
 
-def test_full_collections_are_off_while_a_reply_streams(collector):
+def test_full_collections_are_off_while_a_reply_streams_until_the_idle_collection(collector, monkeypatch):
     gen0, gen1, gen2 = gc.get_threshold()
     collector.reply_started()
     assert gc.get_threshold() == (gen0, gen1, idle_gc.NO_FULL_COLLECTIONS)
-    collector.reply_ended()
+    collector.reply_ended()  # switched back on here, one would fire at once as the reply's end is drawn
+    assert gc.get_threshold() == (gen0, gen1, idle_gc.NO_FULL_COLLECTIONS)
+    monkeypatch.setattr(idle_gc, "IDLE_S", 0.0)
+    assert collector.tick()
     assert gc.get_threshold() == (gen0, gen1, gen2)
 
 

@@ -451,6 +451,7 @@ class ChatApp(App):
             await self.chat.mount(Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)",
                                          id="show-earlier"), before=0)
         self.chat.anchor()
+        self.chat.refold_soon()
         last = self.messages[-1] if self.messages else None
         stats = last.stats if last and last.stats else {}
         self.status.update_info(context_used=stats.get("prompt_tokens", 0) + stats.get("new_tokens", 0))
@@ -471,6 +472,7 @@ class ChatApp(App):
         if hidden:
             await self.chat.mount(Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)",
                                          id="show-earlier"), before=0)
+        self.chat.refold_soon()
 
     async def add_note(self, text: str, role: str = "note") -> None:
         await self.chat.add(MessageView(role, text))
@@ -864,7 +866,7 @@ class ChatApp(App):
     async def on_unmount(self) -> None:
         if self._turn is not None:
             self._turn.stop()
-        self.collector.reply_ended()  # the collector's usual thresholds, for whatever runs next
+        self.collector.restore()  # the interpreter's usual thresholds, for whatever runs next
         self.engine.shutdown()
         self.saver.retry()
         if self.theme != getattr(self, "_theme_at_start", self.theme):

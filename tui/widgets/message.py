@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
@@ -22,6 +23,44 @@ from tui.text import ThinkSplitter, inert, split_think
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
+
+
+class MessageMarkdown(Markdown):
+    """A message's Markdown that can fold. Textual lays out every widget of a screen at each
+    change, off-screen ones too, and a long reply is hundreds of block widgets (one per paragraph,
+    list item, code fence). Folded, it keeps its text and its height but drops its blocks, so a
+    long chat costs what its visible part costs; it unfolds (renders again) when scrolled near.
+    The chat pane decides when (`ChatView`)."""
+
+    folded = False
+    streaming = False  # a MarkdownStream writes into it: never folded
+
+    async def fold(self) -> bool:
+        height = self.outer_size.height
+        if self.folded or self.streaming or not height or not self.children or self.lock.is_locked:
+            return False
+        self.folded = True
+        self.styles.height = height  # border-box: what it measured, padding included
+        await self.remove_children()
+        return True
+
+    async def unfold(self) -> None:
+        if self.folded:
+            self.folded = False
+            await super().update(self.source)
+            self.styles.height = None  # back to the stylesheet's auto
+
+    def update(self, markdown: str) -> AwaitComplete:
+        if not self.folded:
+            return super().update(markdown)
+        if markdown == self.source:  # the exact render at a reply's end, of a chunk off-screen
+            return AwaitComplete(_nothing())
+        self._markdown = markdown
+        return AwaitComplete(self.unfold())
+
+
+async def _nothing() -> None:
+    return None
 
 
 class MessageView(Vertical, can_focus=True):
@@ -43,6 +82,9 @@ class MessageView(Vertical, can_focus=True):
     class Action(Message):
         view: "MessageView"
         action: str
+
+    class BodyAdded(Message):
+        """A finished part of a long reply: the chat pane may fold what has scrolled far away."""
 
     @dataclass
     class _Append(Message):
@@ -78,7 +120,7 @@ class MessageView(Vertical, can_focus=True):
                                title="Reasoning", collapsed=True, classes="think")
         thinking.display = bool(think)
         yield thinking
-        yield Markdown(inert(answer), open_links=False, classes="message-body")
+        yield MessageMarkdown(inert(answer), open_links=False, classes="message-body")
         stats = Static(self._stats, classes="message-stats")
         stats.display = bool(self._stats)
         yield stats
@@ -96,8 +138,8 @@ class MessageView(Vertical, can_focus=True):
         return title
 
     @property
-    def body(self) -> Markdown:
-        return self.query_one(".message-body", Markdown)
+    def body(self) -> MessageMarkdown:
+        return self.query_one(".message-body", MessageMarkdown)
 
     def action_act(self, action: str) -> None:
         self.post_message(self.Action(self, action))
@@ -171,10 +213,12 @@ class MessageView(Vertical, can_focus=True):
                 await self._write(kind, text[cut:])
                 return
         if kind == "answer" and self._chunk_full:
-            await self._streams.pop("answer").stop()
-            chunk = Markdown(open_links=False, classes="message-body stream-chunk")
+            await self._stop_stream("answer")
+            chunk = MessageMarkdown(open_links=False, classes="message-body stream-chunk")
+            chunk.streaming = True
             await self.mount(chunk, after=self.query(".message-body").last())
             self._streams["answer"] = Markdown.get_stream(chunk)
+            self.post_message(self.BodyAdded())
             self._chunk_text, self._chunk_full = "", False
             self._cuts.append(self._answer_len)
         stream = self._streams.get(kind)
@@ -185,6 +229,8 @@ class MessageView(Vertical, can_focus=True):
                 target = section.query_one(".think-body", Markdown)
             else:
                 target = self.body
+                await target.unfold()
+                target.streaming = True
             stream = self._streams[kind] = Markdown.get_stream(target)
         await stream.write(inert(text))
         if kind == "answer":
@@ -200,9 +246,8 @@ class MessageView(Vertical, can_focus=True):
         """End the stream and render the whole reply once, exactly: each Markdown widget of a long
         reply is parsed again from its own full text (they were cut at blank lines outside code
         fences, so each is whole Markdown), one widget at a time so input is handled in between."""
-        for stream in self._streams.values():
-            await stream.stop()
-        self._streams.clear()
+        for kind in list(self._streams):
+            await self._stop_stream(kind)
         self._splitter = None
         self._chunk_text, self._chunk_full = "", False
         self._set_streaming(False)
@@ -232,6 +277,12 @@ class MessageView(Vertical, can_focus=True):
         section.display = bool(think)
         await section.query_one(".think-body", Markdown).update(inert(think))
         await self.body.update(inert(answer))
+
+    async def _stop_stream(self, kind: str) -> None:
+        await self._streams.pop(kind).stop()
+        if kind == "answer":
+            for body in self.query(".message-body").results(MessageMarkdown):
+                body.streaming = False
 
     def _set_streaming(self, streaming: bool) -> None:
         # On the header, the only widget the class styles: a class change on the message itself
