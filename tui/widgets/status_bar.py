@@ -65,7 +65,10 @@ class StatusBar(Horizontal):
             setattr(self.info, key, value)
         self.set_class(self.info.state == "error", "-error")
         self.set_class(self.info.state == "generating", "-generating")
-        self.query_one("#status-text", Static).update(self.info.render())
+        # a repaint, not a layout: the line's size is fixed, and a layout of the whole screen
+        # (every widget, the sidebar's too) four times a second while a reply streams took CPU
+        # from the decoder
+        self.query_one("#status-text", Static).update(self.info.render(), layout=False)
 
     def show_progress(self, done: int, total: int) -> None:
         bar = self.query_one("#load-progress", ProgressBar)
