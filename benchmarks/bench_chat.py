@@ -3,9 +3,12 @@ long context. Figures and ratios from one run; no pass/fail.
 
 - ttft: a scripted 20-turn chat (~100-token user messages, 60-token replies), with the engine's
   KV cache reuse (the default) and without it; TTFT at turns 1, 10 and 20 and turn 20 / turn 1.
+  A third run does what the app does while the user types: when they pause (here: with all but
+  the last sentence of the message typed) the conversation and the draft are prefilled
+  (`Engine.prefill`); TTFT is then timed from Enter as before.
 - long-context decode: decode tok/s of a 64-token reply after a ~100-token and a ~4,000-token
-  prompt, and their ratio; with chatui's in-place growing KV cache and with transformers'
-  DynamicCache (what bare `generate` uses).
+  prompt, and their ratio; with chatui's in-place growing KV cache and CPU GQA attention, and
+  with what bare `generate` uses (transformers' DynamicCache and SDPA).
 """
 
 from __future__ import annotations
@@ -29,20 +32,25 @@ def user_message(turn: int) -> str:
             f"one thing about {topic} that connects to everyday life, so I can tell my friends about it later.")
 
 
-def chat_ttfts(engine: Engine, turns: int, reuse: bool) -> list[float]:
+def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = False) -> list[float]:
     engine.reuse_cache = reuse
     engine._drop_cache()
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
     messages, ttfts = [], []
     for turn in range(1, turns + 1):
-        messages.append({"role": "user", "content": user_message(turn)})
+        text = user_message(turn)
+        if typed_ahead:  # the user paused before typing the last sentence
+            draft = text[: text.rindex(". ") + 1]
+            engine.prefill(messages + [{"role": "user", "content": draft}], settings).result()
+        messages.append({"role": "user", "content": text})
         final = engine.generate(messages, settings).wait()
         if isinstance(final, Failed):
             raise SystemExit(final.error)
         ttfts.append(final.metrics.ttft_s)
         messages.append({"role": "assistant", "content": final.text})
     context = final.metrics.prompt_tokens + final.metrics.new_tokens
-    print(f"  ({'reuse' if reuse else 'no reuse'}: {turns} turns, final context {context} tokens)", flush=True)
+    name = ("reuse + typed ahead" if typed_ahead else "reuse") if reuse else "no reuse"
+    print(f"  ({name}: {turns} turns, final context {context} tokens)", flush=True)
     return ttfts
 
 
@@ -66,16 +74,20 @@ def main() -> None:
                     GenerationSettings().with_updates({"max_new_tokens": 4})).wait()  # warm-up
     reuse = chat_ttfts(engine, 20, True)
     plain = chat_ttfts(engine, 20, False)
-    for name, values in (("kv-reuse", reuse), ("re-encode", plain)):
+    ahead = chat_ttfts(engine, 20, True, typed_ahead=True)
+    for name, values in (("kv-reuse", reuse), ("re-encode", plain), ("kv-reuse+typed-ahead", ahead)):
         print(f"ttft {name} turn1_s={values[0]:.2f} turn10_s={values[9]:.2f} turn20_s={values[19]:.2f} "
               f"turn20/turn1={values[19] / values[0]:.2f} (goal <= 1.3)", flush=True)
     print(f"ttft turn20 re-encode/kv-reuse={plain[19] / reuse[19]:.1f}x", flush=True)
     engine.reuse_cache = True
-    for grow in (True, False):
-        engine.grow_cache_in_place = grow
+    model = engine._loaded.model
+    ours = model.config._attn_implementation
+    for chatui in (True, False):  # the baseline is plain transformers: DynamicCache, its own SDPA
+        engine.grow_cache_in_place = chatui
+        model.set_attn_implementation(ours if chatui else "sdpa")
         short, short_ctx = decode_rate(engine, 40)
         long, long_ctx = decode_rate(engine, 2830)  # ~4,000 tokens with the chat template
-        name = "chatui (growing cache)" if grow else "transformers DynamicCache"
+        name = "chatui (growing cache, CPU GQA attention)" if chatui else "transformers (DynamicCache, sdpa)"
         print(f"long-context decode {name}: ctx={short_ctx} tok_s={short:.2f} ctx={long_ctx} tok_s={long:.2f} "
               f"ratio={long / short:.2f} (goal >= 0.8)", flush=True)
     engine.grow_cache_in_place = True

@@ -31,6 +31,7 @@ class ScriptedEngine:
         self.hold_load = hold_load
         self.fail_after = fail_after
         self.calls: list[tuple[list[dict], object]] = []
+        self.prefills: list[list[dict]] = []
         self.loads: list[object] = []
         self.info: ModelInfo | None = None
         self.load_settings = None
@@ -55,6 +56,12 @@ class ScriptedEngine:
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         threading.Thread(target=self._play, args=(turn, reply), daemon=True).start()
         return turn
+
+    def prefill(self, messages, settings) -> Future:
+        self.prefills.append([dict(m) for m in messages])
+        future: Future = Future()
+        future.set_result(0)
+        return future
 
     def _play(self, turn: Turn, reply: str) -> None:
         words = reply.split(" ")

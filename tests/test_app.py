@@ -474,3 +474,33 @@ def test_up_and_down_recall_earlier_prompts(tmp_path):
             assert app.prompt_input.text == "a\nb"
 
     run(scenario())
+
+
+def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
+    async def scenario():
+        engine = ScriptedEngine(["First answer.", "A long reply " * 200], token_delay=0.005)
+        app = make_app(tmp_path, engine=engine)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            await send(pilot, app, "Hello")
+            await wait_for(pilot, lambda: app.state == "ready" and reply_texts(app) == ["First answer."])
+            app.prompt_input.focus()
+            await pilot.press(*"How are")
+            await pilot.pause(0.2)
+            assert engine.prefills == []  # still typing
+            await pilot.press("space", *"you")
+            await pilot.pause(1.0)
+            assert len(engine.prefills) == 1  # once, after the pause
+            assert engine.prefills[0] == [{"role": "user", "content": "Hello"},
+                                          {"role": "assistant", "content": "First answer."},
+                                          {"role": "user", "content": "How are you"}]
+            app.prompt_input.load_text("/hel")
+            await pilot.pause(1.0)
+            assert len(engine.prefills) == 1  # a slash command is not a message
+            await send(pilot, app, "Write a lot")
+            await wait_for(pilot, lambda: app.state == "generating")
+            app.prompt_input.load_text("next question")
+            await pilot.pause(1.0)
+            assert app.state == "generating" and len(engine.prefills) == 1  # never during a reply
+
+    run(scenario())

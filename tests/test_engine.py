@@ -119,6 +119,40 @@ def test_kv_cache_is_reused_for_the_next_turn_and_output_matches(tiny_engine):
     assert after_edit.metrics.prefill_tokens == len(edited_ids) - unchanged
 
 
+def test_a_draft_prefilled_while_typing_leaves_only_the_rest_and_output_matches(tiny_engine):
+    tiny_engine._drop_cache()
+    first = tiny_engine.generate(ask("Hello"), GREEDY).wait()
+    history = ask("Hello") + [{"role": "assistant", "content": first.text}]
+    sent = history + [{"role": "user", "content": "Tell me about the sea and the ships on it"}]
+    tiny_engine._drop_cache()
+    plain = tiny_engine.generate(sent, GREEDY).wait()  # everything prefilled at send
+
+    tiny_engine._drop_cache()
+    draft = history + [{"role": "user", "content": "Tell me about the sea"}]  # typed so far
+    assert tiny_engine.prefill(draft, GREEDY).result() > 0
+    assert tiny_engine.prefill(draft, GREEDY).result() == 0  # nothing new: nothing to do
+    after_draft = tiny_engine.generate(sent, GREEDY).wait()
+    assert after_draft.text == plain.text
+    assert after_draft.metrics.prefill_tokens < 20 < plain.metrics.prefill_tokens
+
+    tiny_engine._drop_cache()
+    tiny_engine.prefill(sent, GREEDY).result()  # the whole message, before Enter
+    assert tiny_engine.generate(sent, GREEDY).wait().metrics.prefill_tokens == 1
+
+
+def test_a_prefill_that_fails_loses_nothing(tiny_engine, monkeypatch):
+    model = tiny_engine._loaded.model
+    tiny_engine._drop_cache()
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("simulated out of memory")
+
+    monkeypatch.setattr(model, "forward", out_of_memory)
+    assert tiny_engine.prefill(ask("Hello"), GREEDY).result() == 0
+    monkeypatch.undo()
+    assert isinstance(tiny_engine.generate(ask("Hello"), GREEDY).wait(), Finished)
+
+
 def test_oldest_turns_are_dropped_to_fit_the_context_and_system_is_kept(tiny_engine):
     long = "word " * 60
     messages = [{"role": "system", "content": "SYSTEM-MARK"}]
@@ -271,3 +305,16 @@ def test_engine_runs_all_torch_work_on_one_thread(tiny_engine):
     for _ in range(3):
         names.add(tiny_engine._executor.submit(lambda: threading.current_thread().name).result())
     assert len(names) == 1
+
+
+def test_a_reinstalled_gguf_leaves_one_converted_copy(tmp_path):
+    """The cache key holds the GGUF's mtime, so a reinstalled package converts again: the copies
+    from before (each as big as the model) are removed, other models' copies are not."""
+    from tui.engine.sources import _remove_stale_copies
+
+    names = ["Model.Q4_1-100-1", "Model.Q4_1-100-2", "Model.Q4_1-200-3", "Other-100-1", ".converting-x"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"w")
+    _remove_stale_copies(tmp_path / "Model.Q4_1-100-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - {"Model.Q4_1-100-1"})

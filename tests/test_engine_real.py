@@ -31,6 +31,8 @@ def test_cached_conversion_loads_fast(smollm2_dir):
 
 
 def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers(smollm2_engine):
+    """chatui's speed work (KV reuse across turns, drafts prefilled while typing, the growing
+    cache, CPU GQA attention) against plain transformers (DynamicCache, its own SDPA)."""
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
     turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
     messages, with_reuse = [], []
@@ -41,8 +43,19 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
         with_reuse.append(final)
         messages.append({"role": "assistant", "content": final.text})
     assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
+    messages = []
+    smollm2_engine._drop_cache()
+    for text, reused in zip(turns, with_reuse):
+        half = text[: len(text) // 2]  # what was typed when the user paused
+        assert smollm2_engine.prefill(messages + [{"role": "user", "content": half}], settings).result() > 0
+        messages.append({"role": "user", "content": text})
+        final = smollm2_engine.generate(messages, settings).wait()
+        assert final.text == reused.text and final.metrics.prefill_tokens < 15
+        messages.append({"role": "assistant", "content": final.text})
+    model = smollm2_engine._loaded.model
     smollm2_engine.reuse_cache = False
     smollm2_engine.grow_cache_in_place = False  # the reference is plain transformers: DynamicCache
+    model.set_attn_implementation("sdpa")
     try:
         messages = []
         for text, reused in zip(turns, with_reuse):
@@ -54,6 +67,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
     finally:
         smollm2_engine.reuse_cache = True
         smollm2_engine.grow_cache_in_place = True
+        model.set_attn_implementation("chatui_sdpa")
 
 
 def test_stop_mid_stream_on_the_real_model(smollm2_engine):

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.lazy import Lazy
-from textual.widgets import Button, Footer
+from textual.widgets import Button, Footer, TextArea
 
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Engine, Failed, GenerationSettings, LoadError, LoadSettings, ModelInfo
@@ -38,6 +38,7 @@ from tui.widgets.status_bar import StatusBar
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 RENDER_WINDOW = 20  # messages drawn when a conversation opens (more on request)
+PREFILL_PAUSE_S = 0.6  # the user paused typing this long: the model reads their draft ahead
 
 
 @dataclass
@@ -115,6 +116,7 @@ class ChatApp(App):
         self._live_tokens = 0
         self._live_first_at: float | None = None
         self._ticker = None
+        self._prefill_timer = None
         self.collector = IdleCollector()
         self._save_error: str | None = None
         self._open_at_start = conversation
@@ -302,6 +304,24 @@ class ChatApp(App):
         return self.saver.library
 
     # -- sending and streaming ------------------------------------------------------------------
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area is not self.prompt_input:
+            return
+        if self._prefill_timer is not None:
+            self._prefill_timer.stop()
+        self._prefill_timer = self.set_timer(PREFILL_PAUSE_S, self._prefill_draft)
+
+    def _prefill_draft(self) -> None:
+        """While the user pauses typing, the model reads the conversation and their draft into
+        its KV cache (`Engine.prefill`): on Enter only what they typed since is left to read,
+        so the first token comes sooner in a long chat."""
+        self._prefill_timer = None
+        draft = self.prompt_input.text.strip()
+        if (not draft or is_slash_command(draft) or self.state != "ready" or self.model_info is None
+                or self.editing is not None):
+            return
+        self.engine.prefill(self.history() + [{"role": "user", "content": draft}], self.generation)
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         text = message.text

@@ -271,6 +271,51 @@ class Engine:
         future.add_done_callback(lambda f: f.cancelled() and turn._emit(Finished("", "stopped", TurnMetrics())))
         return turn
 
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+        """Bring the KV cache up to `messages` without replying: the app calls this with the
+        conversation plus the user's unsent draft when they pause typing, so the reply to what
+        they send has only the tokens they typed since (and the reply header) left to prefill.
+        Returns how many tokens were prefilled; a generate() submitted meanwhile runs after it."""
+        try:
+            return self._executor.submit(self._prefill_job, [dict(m) for m in messages], settings.copy())
+        except RuntimeError:  # the engine was shut down
+            future: Future[int] = Future()
+            future.set_result(0)
+            return future
+
+    def _prefill_job(self, messages: list[Message], settings: GenerationSettings) -> int:
+        if not self.reuse_cache or self._loaded is None or self._builder is None or not messages:
+            return 0
+        import torch
+
+        model = self._loaded.model
+        context = self._loaded.info.context_size
+        try:
+            ids = self._builder.build(messages, context, settings.max_new_tokens).ids
+        except PromptError:
+            return 0  # a draft too long for the context: generate() will say so, if it is sent
+        cache, reused = self._reusable_cache(ids)
+        if cache is None and self.grow_cache_in_place:
+            cache = growing_cache(model, context or None)
+        if cache is None:  # transformers' own cache
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+        # The last token is left for generate(), which needs at least one to start from.
+        new = ids[reused:-1]
+        if not new:
+            return 0
+        try:
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([new], device=model.device), past_key_values=cache,
+                      use_cache=True, logits_to_keep=1)
+        except Exception:  # e.g. out of memory: nothing is lost, the reply prefills it all
+            self._drop_cache()
+            return 0
+        self._cache = cache
+        self._cache_ids = ids[: cache.get_seq_length()]
+        return len(new)
+
     def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
         def job() -> int:
             if self._builder is None:

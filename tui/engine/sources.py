@@ -140,7 +140,17 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     del model
+    _remove_stale_copies(target)
     return target
+
+
+def _remove_stale_copies(target: Path) -> None:
+    """Copies of the same GGUF (same name and size) from before it was reinstalled: each is as
+    big as the model, and nothing reads them any more."""
+    stem_and_size = target.name.rsplit("-", 1)[0]
+    for old in target.parent.glob(f"{stem_and_size}-*"):
+        if old != target and old.is_dir() and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_saved_copy(directory: Path, model) -> None:
