@@ -32,6 +32,7 @@ class ScriptedEngine:
         self.fail_after = fail_after
         self.calls: list[tuple[list[dict], object]] = []
         self.prefills: list[list[dict]] = []
+        self.compile = None  # no background compile
         self.loads: list[object] = []
         self.info: ModelInfo | None = None
         self.load_settings = None

@@ -504,3 +504,25 @@ def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
             assert app.state == "generating" and len(engine.prefills) == 1  # never during a reply
 
     run(scenario())
+
+
+def test_the_status_bar_follows_a_background_compile(tmp_path):
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    async def scenario():
+        engine = ScriptedEngine()
+        job = engine.compile = SimpleNamespace(state="compiling", error="", done=Future())
+        app = make_app(tmp_path, "--compile", engine=engine)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.state == "ready" and app.sidebar is not None and app.sidebar.ready)
+            assert engine.loads[-1].compile
+            assert app.sidebar.query_one("#load-compile").value  # the sidebar shows the option
+            assert "compiling" in app.status.info.render()
+            job.state = "failed"
+            job.error = "torch.compile failed, replies use the usual path: RuntimeError: no compiler"
+            job.done.set_result("failed")  # set on the compile thread in the real engine
+            await wait_for(pilot, lambda: "compile failed" in app.status.info.render())
+            assert any("no compiler" in n.message for n in app._notifications)
+
+    run(scenario())

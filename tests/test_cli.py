@@ -23,8 +23,9 @@ def test_parse_model_flags_and_settings():
 
 
 def test_speed_options_as_flags():
-    options = parse_args(["--draft-model", "/models/tiny", "prompt_lookup_num_tokens=10"])
-    assert options.load.draft_model == "/models/tiny"
+    options = parse_args(["--draft-model", "/models/tiny", "prompt_lookup_num_tokens=10", "--compile"])
+    assert options.load.draft_model == "/models/tiny" and options.load.compile
+    assert not parse_args([]).load.compile
     assert options.generation.generate_kwargs()["prompt_lookup_num_tokens"] == 10
 
 

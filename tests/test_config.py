@@ -58,6 +58,7 @@ top_p = 0.5
 [model]
 dtype = "float8"
 colour = "red"
+compile = "yes"
 [presets.bad]
 temperature = "hot"
 """)
@@ -65,6 +66,7 @@ temperature = "hot"
     assert config.generation == {"top_p": 0.5}
     joined = "\n".join(config.errors)
     for fragment in ("temperature: -1 is out of range", "top_k: expected a whole number", "dtype",
+                     "compile: 'yes' is not true or false",
                      "unknown key 'colour'", "[presets.bad]"):
         assert fragment in joined
     assert config.load == {}

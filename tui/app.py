@@ -17,6 +17,7 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.lazy import Lazy
@@ -46,6 +47,13 @@ class LoadProgress(Message):
     done: int
     total: int
     label: str
+
+
+@dataclass
+class CompileDone(Message):
+    """The engine's background torch.compile (`--compile`) has finished, well or not."""
+
+    job: Any
 
 
 @dataclass
@@ -252,8 +260,30 @@ class ChatApp(App):
             quantization=info.quantization, context_size=info.context_size,
         )
         self.refresh_memory()
+        self._watch_compile()
         if self.pending_send:
             await self.generate_reply()
+
+    def _watch_compile(self) -> None:
+        """`--compile`: the engine compiles in the background; the status bar says how it goes."""
+        job = self.engine.compile
+        if job is None:
+            self.status.update_info(compile="")
+            return
+        self.status.update_info(compile="compiling (torch.compile, in the background)")
+
+        job.done.add_done_callback(lambda _future: self.post_message(CompileDone(job)))  # thread-safe
+
+    def on_compile_done(self, message: "CompileDone") -> None:
+        job = message.job
+        if job is not self.engine.compile:
+            return  # a later load replaced it
+        if job.state == "ready":
+            self.status.update_info(compile="compiled")
+            self.notify("torch.compile is done: replies now use the static cache and the compiled model.")
+        else:
+            self.status.update_info(compile="compile failed")
+            self.notify(job.error, severity="warning", timeout=15)
 
     def refresh_memory(self) -> None:
         from tui.engine.metrics import cuda_memory, rss_bytes
@@ -306,7 +336,7 @@ class ChatApp(App):
     # -- sending and streaming ------------------------------------------------------------------
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if event.text_area is not self.prompt_input:
+        if not isinstance(event.text_area, PromptInput):
             return
         if self._prefill_timer is not None:
             self._prefill_timer.stop()
@@ -317,7 +347,10 @@ class ChatApp(App):
         its KV cache (`Engine.prefill`): on Enter only what they typed since is left to read,
         so the first token comes sooner in a long chat."""
         self._prefill_timer = None
-        draft = self.prompt_input.text.strip()
+        try:
+            draft = self.prompt_input.text.strip()
+        except NoMatches:  # another screen is on top (help, conversations) or the app is closing
+            return
         if (not draft or is_slash_command(draft) or self.state != "ready" or self.model_info is None
                 or self.editing is not None):
             return

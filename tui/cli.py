@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS, help="attention kernel")
     parser.add_argument("--draft-model", metavar="MODEL",
                         help="a small model with the same tokenizer that drafts tokens (assisted decoding)")
+    parser.add_argument("--compile", action="store_true",
+                        help="static KV cache + torch.compile, compiled in the background after load")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
     parser.add_argument("--system-prompt", metavar="TEXT", help="system prompt for the conversation")
@@ -123,6 +125,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         )
         if value is not None
     }
+    if ns.compile:
+        load_overrides["compile"] = True
     if ns.trust_remote_code:
         load_overrides["trust_remote_code"] = True
     if ns.allow_pickle:

@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
 from tui.engine.attention import use_cpu_gqa_attention
+from tui.engine.compiled import BackgroundCompile
 from tui.engine.events import Event, Failed, Finished, TokenDelta
 from tui.engine.loading import (
     LoadedModel,
@@ -162,6 +163,7 @@ class Engine:
         self._draft_same_vocab = True
         self.reuse_cache = reuse_cache
         self.grow_cache_in_place = True  # kv_cache.GrowingLayer: decode speed holds at long context
+        self.compile: BackgroundCompile | None = None  # `--compile`: static cache + torch.compile
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -216,6 +218,9 @@ class Engine:
             self._load_draft(loaded)
         self._builder = PromptBuilder(loaded.tokenizer)
         self._warm_up()
+        self.compile = None
+        if loaded.settings.compile:
+            self.compile = BackgroundCompile(loaded.model, loaded.info.context_size).start()
 
     def _load_draft(self, loaded: LoadedModel) -> None:
         """The draft model for assisted decoding, on the main model's device and dtype. If it cannot
@@ -237,6 +242,7 @@ class Engine:
 
     def _unload(self) -> None:
         self._drop_cache()
+        self.compile = None
         free_model(self._draft)
         self._draft = None
         loaded, self._loaded, self._builder = self._loaded, None, None
@@ -286,6 +292,8 @@ class Engine:
     def _prefill_job(self, messages: list[Message], settings: GenerationSettings) -> int:
         if not self.reuse_cache or self._loaded is None or self._builder is None or not messages:
             return 0
+        if self.compile is not None and self.compile.state == "ready":
+            return 0  # replies start from an empty static cache: nothing to read ahead into
         import torch
 
         model = self._loaded.model
@@ -361,7 +369,16 @@ class Engine:
             context = self._loaded.info.context_size
             prompt = self._builder.build(messages, context, settings.max_new_tokens)
             prompt_tokens = len(prompt.ids)
-            cache, reused = self._reusable_cache(prompt.ids)
+            kwargs = settings.generate_kwargs()
+            static = None
+            if self.compile is not None and self._draft is None and not kwargs.get("prompt_lookup_num_tokens"):
+                static = self.compile.generate_kwargs(prompt_tokens, settings.max_new_tokens)
+            if static is not None:  # compiled: a static cache, filled from the start
+                self._drop_cache()
+                cache, reused = static.pop("past_key_values"), 0
+                kwargs.update(static)
+            else:
+                cache, reused = self._reusable_cache(prompt.ids)
             if cache is None and self.grow_cache_in_place:
                 cache = growing_cache(model, context or None)
             prefill = prompt_tokens - reused
@@ -369,7 +386,6 @@ class Engine:
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
-            kwargs = settings.generate_kwargs()
             if self._draft is not None:  # assisted decoding: the draft proposes, the model checks
                 kwargs.pop("prompt_lookup_num_tokens", None)
                 kwargs["assistant_model"] = self._draft.model
@@ -389,7 +405,8 @@ class Engine:
                 )
             sequence = out.sequences[0].tolist()
             new_ids = sequence[prompt_tokens:]
-            self._keep_cache(out, sequence)
+            if static is None:
+                self._keep_cache(out, sequence)
             if turn.stop_requested:
                 reason = "stopped"
             elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(new_ids):

@@ -228,8 +228,11 @@ class LoadSettings:
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickle `.bin` weights (off: safetensors only)
     draft_model: str | None = None  # a small model that drafts tokens for assisted decoding
+    compile: bool = False  # static KV cache + torch.compile, compiled in the background after load
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise SettingsError(f"compile: {self.compile!r} is not true or false")
         for name, allowed in (
             ("dtype", DTYPES),
             ("device", DEVICES),

@@ -26,7 +26,7 @@ import tomli_w
 from tui.engine.settings import GenerationSettings, LoadSettings, SettingsError, parse_updates
 from tui.paths import config_dir
 
-LOAD_KEYS = ("model", "dtype", "device", "quantization", "attn_implementation", "draft_model")
+LOAD_KEYS = ("model", "dtype", "device", "quantization", "attn_implementation", "draft_model", "compile")
 
 
 class ConfigError(Exception):

@@ -82,6 +82,11 @@ class SettingsPanel(VerticalScroll):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
                 yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
         yield Input(placeholder="draft model (assisted decoding, optional)", id="load-draft")
+        with Horizontal(classes="param-row"):
+            label = Label("torch.compile", classes="param-label short")
+            label.tooltip = "static KV cache + torch.compile, compiled in the background after load"
+            yield label
+            yield Switch(value=False, id="load-compile")
         yield Static("", id="load-error", classes="field-error")
         yield Button("Apply (reload)", id="apply", variant="primary")
 
@@ -126,6 +131,7 @@ class SettingsPanel(VerticalScroll):
     def show_load(self, settings: LoadSettings) -> None:
         self.query_one("#load-model", Input).value = settings.model or ""
         self.query_one("#load-draft", Input).value = settings.draft_model or ""
+        self.query_one("#load-compile", Switch).value = settings.compile
         for name in LOAD_CHOICES:
             self.query_one(f"#load-{name}", Select).value = getattr(settings, name)
 
@@ -193,8 +199,8 @@ class SettingsPanel(VerticalScroll):
 
     @on(Switch.Changed)
     def switch_changed(self, event: Switch.Changed) -> None:
-        if event.value != event.switch.value:
-            return  # a stale event
+        if event.value != event.switch.value or not (event.switch.id or "").startswith("param-"):
+            return  # a stale event, or a model option (applied with the Apply button)
         name = event.switch.id.removeprefix("param-")
         if event.value != self.app.generation.values.get(name):
             self._show_error(name, self.app.set_generation({name: event.value}) or "")
@@ -239,7 +245,8 @@ class SettingsPanel(VerticalScroll):
     @on(Button.Pressed, "#apply")
     def apply_load(self) -> None:
         values: dict[str, Any] = {"model": self.query_one("#load-model", Input).value.strip() or None,
-                                  "draft_model": self.query_one("#load-draft", Input).value.strip() or None}
+                                  "draft_model": self.query_one("#load-draft", Input).value.strip() or None,
+                                  "compile": self.query_one("#load-compile", Switch).value}
         for name in LOAD_CHOICES:
             values[name] = self.query_one(f"#load-{name}", Select).value
             reason = self._unavailable.get(f"{name}:{values[name]}")

@@ -23,6 +23,7 @@ class StatusInfo:
     device: str = ""
     dtype: str = ""
     quantization: str = ""
+    compile: str = ""  # `--compile`: compiling / compiled / compile failed
     tok_s: float | None = None
     ttft_s: float | None = None
     context_used: int = 0
@@ -38,6 +39,8 @@ class StatusInfo:
         if self.model:
             load = " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
             parts.append(f"{self.model} ({load})" if load else self.model)
+        if self.compile:
+            parts.append(self.compile)
         if self.tok_s is not None:
             parts.append(f"{self.tok_s:.1f} tok/s")
         if self.ttft_s is not None:

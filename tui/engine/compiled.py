@@ -1,0 +1,83 @@
+"""Static KV cache + torch.compile (`--compile`, off by default), compiled in the background.
+
+transformers compiles a model's forward for decode steps when generate() runs with a static
+cache (`StaticCache`) and a compile config; the first such call compiles (about a minute for
+SmolLM2 on a 2-core CPU). So chatui compiles on a thread of its own right after a load, with a
+short throwaway generation, while replies keep using the usual path (the growing cache, reused
+across turns). Once it is compiled, replies that fit the static cache use it.
+
+Why it is off by default: measured here (benchmarks/bench_speed.py) it decodes at 0.73-1.16x
+plain `generate` on CPU, and a static cache cannot be cropped, so the KV reuse across turns is
+lost on this path. On a GPU it is the usual way to cut per-token overhead. Any failure (no C
+compiler, a model dynamo cannot trace) leaves the usual path in place and is reported once.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from tui.engine.sources import one_line
+
+STATIC_CACHE_TOKENS = 2048  # room in the static cache: prompt + reply (a reply that needs more uses the usual path)
+
+
+class BackgroundCompile:
+    """Compiles `model` for static-cache decoding on its own thread; `done` says how it went."""
+
+    def __init__(self, model: Any, context_size: int) -> None:
+        self.model = model
+        self.max_cache_len = min(context_size or STATIC_CACHE_TOKENS, STATIC_CACHE_TOKENS)
+        self.state = "compiling"  # compiling / ready / failed
+        self.error = ""
+        self.done: Future[str] = Future()
+        self._compile_config: Any = None
+        self._cache: Any = None
+
+    def start(self) -> "BackgroundCompile":
+        threading.Thread(target=self._run, name="chatui-compile", daemon=True).start()
+        return self
+
+    def _new_cache(self) -> Any:
+        from transformers import StaticCache
+
+        return StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
+
+    def _run(self) -> None:
+        try:
+            import torch
+            from transformers.generation.configuration_utils import CompileConfig
+
+            config = CompileConfig(fullgraph=False, mode="default")
+            config._compile_all_devices = True  # transformers compiles only on GPUs unless told
+            model = self.model
+            # Two throwaway replies of different lengths: dynamo compiles for the first shapes it
+            # sees, then again with dynamic ones; a user's first reply must not be that second time.
+            for prompt_length in (8, 29):
+                ids = torch.tensor([[model.config.bos_token_id or 0] * prompt_length], device=model.device)
+                with torch.inference_mode():  # decode steps are what gets compiled: make a few
+                    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
+                                   min_new_tokens=6, do_sample=False, past_key_values=self._new_cache(),
+                                   compile_config=config, pad_token_id=model.config.eos_token_id or 0)
+            self._compile_config = config
+            self.state = "ready"
+        except Exception as exc:  # anything: the usual path stays
+            self.state = "failed"
+            self.error = f"torch.compile failed, replies use the usual path: {type(exc).__name__}: {one_line(exc)}"
+        finally:
+            self.done.set_result(self.state)
+
+    def generate_kwargs(self, prompt_tokens: int, max_new_tokens: int) -> dict[str, Any] | None:
+        """The static cache and compile config for a reply, or None (not compiled yet, failed,
+        or the reply may not fit the static cache). Runs on the torch thread."""
+        if self.state != "ready" or prompt_tokens + max_new_tokens > self.max_cache_len:
+            return None
+        import torch
+
+        with torch.inference_mode():  # as in the warm-up: other tensor flags would make dynamo recompile
+            if self._cache is None:
+                self._cache = self._new_cache()
+            else:
+                self._cache.reset()
+        return {"past_key_values": self._cache, "compile_config": self._compile_config}
