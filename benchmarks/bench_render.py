@@ -50,6 +50,12 @@ def markdown_tokens(count: int) -> list[str]:
 class StreamingEngine:
     info = ModelInfo("bench", "bench", "cpu", "float32", "none", "sdpa", 32768, 1, 1, True, 0.0)
     load_settings = None
+    compile = None  # no background torch.compile
+
+    def prefill(self, messages, settings) -> Future:
+        future: Future = Future()
+        future.set_result(0)
+        return future
 
     def load(self, settings, progress=None) -> Future:
         future: Future = Future()
