@@ -1,11 +1,14 @@
 """Model sources: a Hub id, a local model dir, a `.gguf` file, or the bundled default model.
 
 GGUF files are converted once to a safetensors copy in the platformdirs cache dir, keyed by the
-file's name, size and mtime, so the next load reads plain safetensors in well under a second.
+file's name, size and a hash of its first and last MiB (not its mtime: the same file installed in
+two environments must not convert twice), so the next load reads plain safetensors in well under
+a second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -94,10 +97,17 @@ def check_hub_cached(repo_id: str) -> None:
         )
 
 
+SAMPLE_BYTES = 2**20  # hashed from each end of a GGUF: its header, and its last tensors
+
+
 def gguf_cache_path(gguf_file: Path) -> Path:
-    stat = gguf_file.stat()
-    key = f"{gguf_file.stem}-{stat.st_size}-{stat.st_mtime_ns}"
-    return cache_dir() / "gguf" / key
+    size = gguf_file.stat().st_size
+    digest = hashlib.sha256()
+    with gguf_file.open("rb") as data:
+        digest.update(data.read(SAMPLE_BYTES))
+        data.seek(max(size - SAMPLE_BYTES, 0))
+        digest.update(data.read(SAMPLE_BYTES))
+    return cache_dir() / "gguf" / f"{gguf_file.stem}-{size}-{digest.hexdigest()[:16]}"
 
 
 def is_converted(gguf_file: Path) -> bool:
@@ -145,8 +155,8 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
 
 
 def _remove_stale_copies(target: Path) -> None:
-    """Copies of the same GGUF (same name and size) from before it was reinstalled: each is as
-    big as the model, and nothing reads them any more."""
+    """Copies of an earlier version of the same GGUF (same name and size, other contents), and
+    those keyed by mtime before: each is as big as the model, and nothing reads them any more."""
     stem_and_size = target.name.rsplit("-", 1)[0]
     for old in target.parent.glob(f"{stem_and_size}-*"):
         if old != target and old.is_dir() and not old.name.startswith("."):
