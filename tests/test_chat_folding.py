@@ -18,11 +18,22 @@ def long_reply(paragraphs: int = 120) -> str:
     return "\n\n".join(blocks)
 
 
-async def streamed_long_reply(pilot, app, reply: str) -> None:
-    await wait_for(pilot, lambda: app.state == "ready")
-    await send(pilot, app, "write a lot")
-    await wait_for(pilot, lambda: app.state == "ready" and app.chat.messages()[-1].text == reply)
-    await pilot.pause(0.3)
+REPLY = long_reply()
+
+
+def after_a_long_reply(tmp_path, check) -> None:
+    """Run `await check(pilot, app)` once a long reply has streamed into the app (100x24)."""
+
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine([REPLY], token_delay=0.0005))
+        async with app.run_test(size=(100, 24)) as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            await send(pilot, app, "write a lot")
+            await wait_for(pilot, lambda: app.state == "ready" and app.chat.messages()[-1].text == REPLY)
+            await pilot.pause(0.3)
+            await check(pilot, app)
+
+    run(scenario())
 
 
 def block_count(app) -> int:
@@ -36,49 +47,39 @@ async def unfold_all(pilot, app) -> None:
 
 
 def test_far_markdown_is_folded_and_unfolds_when_scrolled_near(tmp_path):
-    reply = long_reply()
+    async def check(pilot, app):
+        bodies = app.chat._bodies()
+        assert len(bodies) > 4  # the reply streamed into a chain of chunks
+        assert bodies[1].folded and not bodies[-1].folded  # the top is far away, the end in view
+        folded_blocks, folded_height = block_count(app), app.chat.virtual_size.height
+        assert app.chat.messages()[-1].text == REPLY and app.messages[-1].content == REPLY
 
-    async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005))
-        async with app.run_test(size=(100, 24)) as pilot:
-            await streamed_long_reply(pilot, app, reply)
-            bodies = app.chat._bodies()
-            assert len(bodies) > 4  # the reply streamed into a chain of chunks
-            assert bodies[1].folded and not bodies[-1].folded  # the top is far away, the end in view
-            folded_blocks, folded_height = block_count(app), app.chat.virtual_size.height
-            assert app.chat.messages()[-1].text == reply and app.messages[-1].content == reply
+        app.chat.scroll_home(animate=False)
+        await wait_for(pilot, lambda: not bodies[1].folded and bodies[-1].folded)
+        assert "Paragraph 0 is about" in str(bodies[1].children[0].render())
+        assert app.chat.virtual_size.height == folded_height  # nothing moved
 
-            app.chat.scroll_home(animate=False)
-            await wait_for(pilot, lambda: not bodies[1].folded and bodies[-1].folded)
-            assert "Paragraph 0 is about" in str(bodies[1].children[0].render())
-            assert app.chat.virtual_size.height == folded_height  # nothing moved
+        await unfold_all(pilot, app)
+        assert block_count(app) > 2 * folded_blocks  # what every layout walked before folding
+        assert app.chat.virtual_size.height == folded_height  # folded heights were exact
 
-            await unfold_all(pilot, app)
-            assert block_count(app) > 2 * folded_blocks  # what every layout walked before folding
-            assert app.chat.virtual_size.height == folded_height  # folded heights were exact
+        app.chat.scroll_end(animate=False)
+        await wait_for(pilot, lambda: bodies[1].folded)
+        await bodies[1].update("A new **text**.")  # an edit reaches a folded body: it renders
+        assert not bodies[1].folded and bodies[1].source == "A new **text**."
+        assert "A new text." in str(bodies[1].children[0].render())
 
-            app.chat.scroll_end(animate=False)
-            await wait_for(pilot, lambda: bodies[1].folded)
-            await bodies[1].update("A new **text**.")  # an edit reaches a folded body: it renders
-            assert not bodies[1].folded and bodies[1].source == "A new **text**."
-            assert "A new text." in str(bodies[1].children[0].render())
-
-    run(scenario())
+    after_a_long_reply(tmp_path, check)
 
 
 def test_a_width_change_measures_folded_markdown_again(tmp_path):
-    reply = long_reply()
+    async def check(pilot, app):
+        assert app.chat._bodies()[1].folded
+        await pilot.resize_terminal(70, 24)  # narrower: every paragraph wraps onto more lines
+        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: app.chat._bodies()[1].folded)  # refolded at the new width
+        height = app.chat.virtual_size.height
+        await unfold_all(pilot, app)
+        assert app.chat.virtual_size.height == height
 
-    async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005))
-        async with app.run_test(size=(100, 24)) as pilot:
-            await streamed_long_reply(pilot, app, reply)
-            assert app.chat._bodies()[1].folded
-            await pilot.resize_terminal(70, 24)  # narrower: every paragraph wraps onto more lines
-            await pilot.pause(0.5)
-            await wait_for(pilot, lambda: app.chat._bodies()[1].folded)  # refolded at the new width
-            height = app.chat.virtual_size.height
-            await unfold_all(pilot, app)
-            assert app.chat.virtual_size.height == height
-
-    run(scenario())
+    after_a_long_reply(tmp_path, check)

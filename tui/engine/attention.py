@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 NAME = "chatui_sdpa"
-_registered = False
 
 
 def _cpu_gqa_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
@@ -55,17 +54,14 @@ def _cpu_gqa_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask:
 
 def use_cpu_gqa_attention(model: Any) -> bool:
     """Switch a model on transformers' SDPA to `chatui_sdpa`; True when it was switched."""
-    global _registered
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa":
         return False  # eager, flash-attention, or chosen by the user: left as it is
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    if not _registered:
-        AttentionInterface.register(NAME, _cpu_gqa_sdpa)
-        AttentionMaskInterface.register(NAME, sdpa_mask)
-        _registered = True
+    AttentionInterface.register(NAME, _cpu_gqa_sdpa)  # a mapping entry: registering again is a no-op
+    AttentionMaskInterface.register(NAME, sdpa_mask)
     try:
         model.set_attn_implementation(NAME)
     except (ValueError, TypeError, ImportError):

@@ -297,14 +297,11 @@ class Engine:
         import torch
 
         model = self._loaded.model
-        context = self._loaded.info.context_size
         try:
-            ids = self._builder.build(messages, context, settings.max_new_tokens).ids
+            ids = self._builder.build(messages, self._loaded.info.context_size, settings.max_new_tokens).ids
         except PromptError:
             return 0  # a draft too long for the context: generate() will say so, if it is sent
-        cache, reused = self._reusable_cache(ids)
-        if cache is None and self.grow_cache_in_place:
-            cache = growing_cache(model, context or None)
+        cache, reused = self._cache_for(ids)
         if cache is None:  # transformers' own cache
             from transformers import DynamicCache
 
@@ -320,8 +317,7 @@ class Engine:
         except Exception:  # e.g. out of memory: nothing is lost, the reply prefills it all
             self._drop_cache()
             return 0
-        self._cache = cache
-        self._cache_ids = ids[: cache.get_seq_length()]
+        self._keep_cache(cache, ids)
         return len(new)
 
     def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
@@ -335,6 +331,14 @@ class Engine:
     def _drop_cache(self) -> None:
         self._cache = None
         self._cache_ids = []
+
+    def _cache_for(self, ids: list[int]) -> tuple[Any, int]:
+        """The cache to prefill `ids` into and how many of them it holds already: the previous
+        turn's, cropped to the common prefix, else a new growing one (None: generate's own)."""
+        cache, reused = self._reusable_cache(ids)
+        if cache is None and self.grow_cache_in_place:
+            cache = growing_cache(self._loaded.model, self._loaded.info.context_size or None)
+        return cache, reused
 
     def _reusable_cache(self, ids: list[int]) -> tuple[Any, int]:
         """The previous turn's KV cache cropped to its common prefix with `ids`, or (None, 0)."""
@@ -378,9 +382,7 @@ class Engine:
                 cache, reused = static.pop("past_key_values"), 0
                 kwargs.update(static)
             else:
-                cache, reused = self._reusable_cache(prompt.ids)
-            if cache is None and self.grow_cache_in_place:
-                cache = growing_cache(model, context or None)
+                cache, reused = self._cache_for(prompt.ids)
             prefill = prompt_tokens - reused
             streamer = _make_streamer(tokenizer, turn, clock)
             if settings.seed is not None:
@@ -406,7 +408,7 @@ class Engine:
             sequence = out.sequences[0].tolist()
             new_ids = sequence[prompt_tokens:]
             if static is None:
-                self._keep_cache(out, sequence)
+                self._keep_cache(getattr(out, "past_key_values", None), sequence)
             if turn.stop_requested:
                 reason = "stopped"
             elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(new_ids):
@@ -431,8 +433,8 @@ class Engine:
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         return bool(new_ids) and new_ids[-1] in eos_ids
 
-    def _keep_cache(self, out: Any, sequence: list[int]) -> None:
-        cache = getattr(out, "past_key_values", None)
+    def _keep_cache(self, cache: Any, sequence: list[int]) -> None:
+        """Remember `cache` for the next turn: it holds the first tokens of `sequence`."""
         if not self.reuse_cache or cache is None or not hasattr(cache, "get_seq_length"):
             self._drop_cache()
             return

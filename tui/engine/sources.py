@@ -111,14 +111,17 @@ def gguf_cache_path(gguf_file: Path) -> Path:
 
 
 def is_converted(gguf_file: Path) -> bool:
-    target = gguf_cache_path(gguf_file)
+    return _is_complete_copy(gguf_cache_path(gguf_file))
+
+
+def _is_complete_copy(target: Path) -> bool:
     return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
 
 
 def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Path:
     """Return a safetensors copy of a GGUF model, converting it on the first call."""
     target = gguf_cache_path(gguf_file)
-    if is_converted(gguf_file):
+    if _is_complete_copy(target):
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -35,14 +35,13 @@ class MessageMarkdown(Markdown):
     folded = False
     streaming = False  # a MarkdownStream writes into it: never folded
 
-    async def fold(self) -> bool:
+    async def fold(self) -> None:
         height = self.outer_size.height
         if self.folded or self.streaming or not height or not self.children or self.lock.is_locked:
-            return False
+            return
         self.folded = True
         self.styles.height = height  # border-box: what it measured, padding included
         await self.remove_children()
-        return True
 
     async def unfold(self) -> None:
         if self.folded:
@@ -54,13 +53,9 @@ class MessageMarkdown(Markdown):
         if not self.folded:
             return super().update(markdown)
         if markdown == self.source:  # the exact render at a reply's end, of a chunk off-screen
-            return AwaitComplete(_nothing())
+            return AwaitComplete()
         self._markdown = markdown
         return AwaitComplete(self.unfold())
-
-
-async def _nothing() -> None:
-    return None
 
 
 class MessageView(Vertical, can_focus=True):
