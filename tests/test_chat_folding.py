@@ -83,3 +83,23 @@ def test_a_width_change_measures_folded_markdown_again(tmp_path):
         assert app.chat.virtual_size.height == height
 
     after_a_long_reply(tmp_path, check)
+
+
+def test_paragraphs_keep_their_blank_line_where_one_chunk_meets_the_next(tmp_path):
+    """A long reply is a chain of Markdown widgets; where one ends and the next begins the reader
+    must see the same one blank line as between any two paragraphs, and the message must end
+    with no blank line under its last block."""
+
+    async def check(pilot, app):
+        await unfold_all(pilot, app)
+        app.chat.scroll_end(animate=False)
+        view = app.chat.messages()[-1]
+        bodies = app.chat._bodies()[-4:]
+        for before, after in zip(bodies, bodies[1:]):
+            last, first = before.children[-1], after.children[0]
+            assert first.region.y - last.region.bottom == 1, (last.source_range, first.source_range)
+        stats = view.query_one(".message-stats")
+        assert stats.region.y == bodies[-1].children[-1].region.bottom  # no blank line before it
+        assert sum(block.has_class("-end") for body in bodies for block in body.children) == 1
+
+    after_a_long_reply(tmp_path, check)

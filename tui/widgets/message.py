@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
-from textual.widget import MountError
+from textual.widget import MountError, Widget
 from textual.widgets._markdown import MarkdownStream
 
 from tui.text import ThinkSplitter, inert, split_think
@@ -34,6 +34,31 @@ class MessageMarkdown(Markdown):
 
     folded = False
     streaming = False  # a MarkdownStream writes into it: never folded
+    ends_message = True  # its last block closes the message, with no blank line under it
+    _marked_end: Widget | None = None
+
+    # The last block's margin is dropped through a class, not `:last-child`: a rule with an order
+    # pseudo-class makes Textual restyle every block of the body at each mount, which was 40% of
+    # the UI's time while a long reply streamed; and each chunk of a long reply is a body of its
+    # own, so `:last-child` also ran paragraphs together where one chunk met the next.
+
+    def mark_end(self) -> None:
+        """Put the `-end` class on the last block (if this body ends its message), and only there."""
+        last = self.children[-1] if self.ends_message and self.children else None
+        marked = self._marked_end
+        if marked is not last:
+            if marked is not None:
+                marked.remove_class("-end")
+            if last is not None:
+                last.add_class("-end")
+            self._marked_end = last
+
+    async def _mark_end_after(self, work: AwaitComplete) -> None:
+        await work
+        self.mark_end()
+
+    def append(self, markdown: str) -> AwaitComplete:
+        return AwaitComplete(self._mark_end_after(super().append(markdown)))
 
     async def fold(self) -> None:
         height = self.outer_size.height
@@ -46,12 +71,12 @@ class MessageMarkdown(Markdown):
     async def unfold(self) -> None:
         if self.folded:
             self.folded = False
-            await super().update(self.source)
+            await self._mark_end_after(super().update(self.source))
             self.styles.height = None  # back to the stylesheet's auto
 
     def update(self, markdown: str) -> AwaitComplete:
         if not self.folded:
-            return super().update(markdown)
+            return AwaitComplete(self._mark_end_after(super().update(markdown)))
         if markdown == self.source:  # the exact render at a reply's end, of a chunk off-screen
             return AwaitComplete()
         self._markdown = markdown
@@ -211,7 +236,10 @@ class MessageView(Vertical, can_focus=True):
             await self._stop_stream("answer")
             chunk = MessageMarkdown(open_links=False, classes="message-body stream-chunk")
             chunk.streaming = True
-            await self.mount(chunk, after=self.query(".message-body").last())
+            previous = self.query(".message-body").last(MessageMarkdown)
+            previous.ends_message = False
+            previous.mark_end()
+            await self.mount(chunk, after=previous)
             self._streams["answer"] = Markdown.get_stream(chunk)
             self.post_message(self.BodyAdded())
             self._chunk_text, self._chunk_full = "", False
@@ -267,6 +295,7 @@ class MessageView(Vertical, can_focus=True):
             self.call_after_refresh(self.set_text, text)  # children not mounted yet: once they are
             return
         await self.query(".stream-chunk").remove()  # a new text is one Markdown widget again
+        self.body.ends_message = True
         think, answer = split_think(text) if self.role == "assistant" else ("", text)
         section = self.query_one(".think", Collapsible)
         section.display = bool(think)
