@@ -78,7 +78,7 @@ def post_key(app: ChatApp, key: str, char: str | None = None) -> None:
 
 
 async def keypress_latency(pilot, app: ChatApp, char: str = "x") -> float:
-    """Seconds from a key arriving (as the terminal driver delivers it) until the prompt shows it.
+    """Seconds from a key arriving (as the terminal driver delivers it) until the prompt has it.
 
     Not `pilot.press`: it also waits for the whole process to go CPU-idle (up to 1 s, twice),
     which never happens while a reply streams, so it would time Pilot, not the app."""
@@ -90,6 +90,37 @@ async def keypress_latency(pilot, app: ChatApp, char: str = "x") -> float:
             raise AssertionError("a keypress was not handled within 10 s")
         await asyncio.sleep(0.001)
     return time.perf_counter() - started
+
+
+class FrameClock:
+    """When each frame went out, and where the prompt's cursor was in it (App._display runs at the
+    end of every screen update with something to draw; headless, it stops short of the terminal)."""
+
+    def __init__(self, app: ChatApp) -> None:
+        self.frames: list[tuple[float, tuple[int, int]]] = []
+        display = app._display
+
+        def timed(screen, renderable) -> None:
+            display(screen, renderable)
+            if renderable is not None and not app._batch_count:  # what _display draws
+                self.frames.append((time.perf_counter(), app.prompt_input.cursor_location))
+
+        app._display = timed
+
+    def first_showing(self, cursor: tuple[int, int], since: float) -> float | None:
+        return next((at for at, shown in self.frames if at >= since and shown == cursor), None)
+
+
+async def keypress_to_frame(pilot, app: ChatApp, clock: FrameClock) -> tuple[float, float]:
+    """Seconds from a key arriving until the prompt has it, and until a frame shows it."""
+    started = time.perf_counter()
+    handled = await keypress_latency(pilot, app)
+    cursor = app.prompt_input.cursor_location
+    while (shown_at := clock.first_showing(cursor, started)) is None:
+        if time.perf_counter() - started > 10:
+            raise AssertionError("a keypress was not drawn within 10 s")
+        await asyncio.sleep(0.001)
+    return handled, shown_at - started
 
 
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
@@ -682,14 +713,15 @@ def long_markdown_reply(tokens: int) -> str:
 
 
 def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
-    """A 3,000-token Markdown reply at 200 tokens/s (15 s): keypresses every 0.25 s over it must be
-    handled fast, and so must keypresses around the moment the reply ends."""
+    """A 3,000-token Markdown reply at 200 tokens/s (15 s): a keypress every 0.1 s over it, every
+    50 ms near and just after its end, must be handled fast and be on screen soon after."""
     reply = long_markdown_reply(3000)
 
     async def scenario():
         app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=200))  # 7x this CPU's SmolLM2 decode
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.state == "ready")
+            clock = FrameClock(app)
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app._live_tokens >= 10)
             full_collections: list[int] = []  # generation-2 collections while the user types
@@ -699,36 +731,48 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
                     full_collections.append(app._live_tokens)
 
             gc.callbacks.append(count_full_collections)
-            # A keypress every 0.25 s while it streams, every 50 ms near and just after its end.
-            presses: list[tuple[float, int, bool]] = []  # (latency, reply tokens, streaming)
+            presses: list[tuple[float, float, int, bool]] = []  # (handled, drawn, reply tokens, streaming)
             ended_at = None
             while ended_at is None or time.monotonic() - ended_at < 0.5:
                 streaming, tokens = app.state == "generating", app._live_tokens
-                presses.append((await keypress_latency(pilot, app), tokens, streaming))
+                presses.append((*await keypress_to_frame(pilot, app, clock), tokens, streaming))
                 if ended_at is None and app.state == "ready":
                     ended_at = time.monotonic()
-                await asyncio.sleep(0.05 if tokens >= 2850 else 0.25)
+                await asyncio.sleep(0.05 if tokens >= 2850 else 0.1)
             view = app.chat.messages()[-1]
             assert view.text == reply and app.messages[-1].content == reply
             assert app.prompt_input.text == "x" * len(presses)
             gc.callbacks.remove(count_full_collections)
-        during = [(lat, tok) for lat, tok, streaming in presses if streaming and tok < 2850]
-        ms = sorted(lat * 1000 for lat, _ in during)
+        during = [press for press in presses if press[3] and press[2] < 2850]
+        handled = sorted(press[0] * 1000 for press in during)
+        drawn = sorted(press[1] * 1000 for press in during)
         worst = max(presses)
-        print(f"\nkeypress while streaming 3,000 tokens at 200 tok/s: n={len(ms)} "
-              f"median={statistics.median(ms):.1f} ms p90={ms[int(len(ms) * 0.9) - 1]:.1f} ms "
-              f"max={ms[-1]:.1f} ms (reply tokens {during[0][1]}..{during[-1][1]}); worst of all "
-              f"{len(presses)} presses, including the end of the reply: {worst[0] * 1000:.0f} ms "
-              f"(pressed at token {worst[1]}, {'streaming' if worst[2] else 'after the end'})")
-        assert len(ms) >= 10 and during[-1][1] >= 2000  # spread over most of the reply
-        assert statistics.median(ms) <= 100 and ms[int(len(ms) * 0.9) - 1] <= 100
+        at_end = [press for press in presses if not press[3] or press[2] >= 2850]
+
+        def summary(ms: list[float]) -> str:
+            return (f"median {statistics.median(ms):.1f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, "
+                    f"max {ms[-1]:.1f} ms")
+
+        print(f"\nkeypresses while streaming 3,000 tokens at 200 tok/s, n={len(during)} (reply tokens "
+              f"{during[0][2]}..{during[-1][2]}):\n  handled: {summary(handled)}\n  on screen: "
+              f"{summary(drawn)}\n  {len(at_end)} presses around the end: handled within "
+              f"{max(p[0] for p in at_end) * 1000:.0f} ms, on screen within {max(p[1] for p in at_end) * 1000:.0f} ms")
+        assert len(during) >= 50 and during[-1][2] >= 2000  # spread over most of the reply
+        # The issue's bound, on the key being handled. Measured max 20-57 ms; before the message
+        # end became a class (`:last-child` restyled every block at each mount) 64-111 ms, before
+        # folding 70-190 ms, before the earlier fixes 0.5 s.
+        assert handled[-1] <= 100, f"a keypress took {handled[-1]:.0f} ms to be handled"
+        # On screen: measured median 5-12 ms. It was 52-69 ms when an append's layout could slip
+        # in between a key and its frame (InputFirstStream now draws the key first, and the
+        # reply rests longer while the user types); its p90 and max (65-85, 115-175 ms) are a
+        # key that lands in a layout of the screen, which no scheduling can shorten.
+        assert statistics.median(drawn) <= 35, f"keys took a median {statistics.median(drawn):.0f} ms to show"
         # A full garbage collection stops the loop for 0.2-0.7 s here: none while a reply streams,
         # nor as it ends while the user is typing (it waits until they pause).
         assert full_collections == [], f"full collections at reply tokens {full_collections}"
-        # Measured max 64-111 ms (a press that lands while the screen is laid out), with the
-        # reply folded out of view; before folding 70-190 ms and a 0.4-0.7 s stop at the reply's
-        # end (a full GC), before the earlier fixes 0.5 s, and the end froze input for 4.5 s.
-        assert worst[0] <= 0.3, f"the UI froze for {worst[0] * 1000:.0f} ms (a key pressed at token {worst[1]})"
+        # The end of the reply (its exact render, then the save) once froze input for 4.5 s, then
+        # 0.4-0.7 s (a full GC); measured since: handled within 5-95 ms.
+        assert worst[0] <= 0.15, f"a keypress took {worst[0] * 1000:.0f} ms (pressed at token {worst[2]})"
 
     run(scenario())
 
@@ -958,3 +1002,18 @@ def test_library_and_exports_are_private_and_nothing_listens(tmp_path, monkeypat
     direct = tmp_path / "direct.json"
     write_file_atomic(direct, "{}")
     assert direct.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_status_tick_after_the_status_line_is_gone_is_harmless(tmp_path):
+    """The live tok/s tick can fire while the app shuts down and the status bar's line is already
+    removed: it must do nothing, not raise (found by quitting in the middle of a long stream)."""
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.state == "ready")
+            await app.status.query_one("#status-text").remove()
+            app.status.update_info(tok_s=12.5, state="generating")
+            assert app.status.info.tok_s == 12.5
+
+    run(scenario())

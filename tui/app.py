@@ -126,6 +126,7 @@ class ChatApp(App):
         self._ticker = None
         self._prefill_timer = None
         self.collector = IdleCollector()
+        self.last_input_at = 0.0  # time.monotonic() of the last key, click or scroll
         self._save_error: str | None = None
         self._open_at_start = conversation
 
@@ -164,9 +165,14 @@ class ChatApp(App):
         conv = self.saver.conversation
         return conv.messages if conv else []
 
+    def user_is_active(self) -> bool:
+        """A key, click or scroll in the last half second (safe to call from any thread)."""
+        return time.monotonic() - self.last_input_at < 0.5
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
             self.collector.activity()  # the user is here: not the moment to pause for the collector
+            self.last_input_at = time.monotonic()  # a streaming reply lets it be drawn first
         await super().on_event(event)
 
     def on_mount(self) -> None:
@@ -417,7 +423,7 @@ class ChatApp(App):
         self.status.update_info(state="generating", detail="", tok_s=None)
         self._ticker = self.set_interval(0.25, self._tick_status)
         self.collector.reply_started()
-        self.run_worker(lambda t=self._turn, i=self._turn_id: pump_turn(self, t, i), thread=True,
+        self.run_worker(lambda t=self._turn, i=self._turn_id: pump_turn(self, t, i, self.user_is_active), thread=True,
                         group="reply", exit_on_error=False)
 
     def _tick_status(self) -> None:

@@ -8,7 +8,8 @@ second however fast tokens come (at CPU decode speeds every token still shows at
 Each batch carries a `shown` event that the UI sets once the batch is on screen. The next batch
 waits for it, then rests as long as that one took: when a frame gets expensive (a long reply is
 hundreds of Markdown widgets to lay out) updates slow down instead of the event loop filling up,
-so the UI stays idle at least half the time and a keypress never queues behind a backlog.
+so the UI stays idle at least half the time (three quarters while the user types or scrolls)
+and a keypress never queues behind a backlog.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -44,8 +46,11 @@ FRAME_S = 1 / 30
 MAX_WAIT_S = 0.5  # never hold a batch back longer than this for the previous one to show
 
 
-def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
-    """Forward a turn's events to `target` until it ends (run in a thread worker)."""
+def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
+              user_is_active: Callable[[], bool] = lambda: False) -> None:
+    """Forward a turn's events to `target` until it ends (run in a thread worker). While
+    `user_is_active()` (typing, scrolling), batches rest twice as long: a keypress that lands
+    in a frame waits for it, so the UI is left idle three quarters of the time instead of half."""
     first_at: float | None = None
     last_post, spacing = 0.0, FRAME_S
     previous: ReplyDelta | None = None
@@ -57,7 +62,8 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int) -> None:
                 if turn.stop_requested or turn.end_is_waiting():
                     break  # the reply is over: its end must not wait for a frame
             took = time.perf_counter() - last_post  # post to on screen: what a frame costs now
-            spacing = max(FRAME_S, min(2 * took, 2 * MAX_WAIT_S))
+            rest = 4 * took if user_is_active() else 2 * took
+            spacing = max(FRAME_S, min(rest, 2 * MAX_WAIT_S))
         wait = last_post + spacing - time.perf_counter()
         if wait > 0 and not final_event and not turn.end_is_waiting():
             time.sleep(wait)  # let more tokens gather while the UI is idle

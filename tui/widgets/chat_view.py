@@ -72,15 +72,20 @@ class ChatView(VerticalScroll):
         self._refold_pending = False
         if not self.is_attached or self.app._exit:
             return
-        view = self.region
-        margin = view.height * FOLD_MARGIN_SCREENS
-        near_top, near_bottom = view.y - margin, view.bottom + margin
-        for body in self._bodies():
-            if not body.is_attached:  # removed while an earlier body was folding
-                continue
-            region = body.region  # on screen coordinates, off-screen too
-            near = region.bottom >= near_top and region.y <= near_bottom
-            if near and body.folded:
-                await body.unfold()
-            elif not near and not body.folded and region.height:
-                await body.fold()
+        # In content coordinates: where each body sits in the scrolled content (from the last
+        # layout, which scrolling does not change) against the scroll offset as it is now. Screen
+        # regions would lag a scroll that is not laid out yet, and nothing would fold after it.
+        height = self.scrollable_content_region.height
+        margin = height * FOLD_MARGIN_SCREENS
+        near_top, near_bottom = self.scroll_y - margin, self.scroll_y + height + margin
+        for view in self.query_children(MessageView):
+            origin = view.virtual_region.y + view.styles.gutter.top
+            for body in view.query_children(MessageMarkdown):
+                if not body.is_attached:  # removed while an earlier body was folding
+                    continue
+                region = body.virtual_region.translate((0, origin))
+                near = region.bottom >= near_top and region.y <= near_bottom
+                if near and body.folded:
+                    await body.unfold()
+                elif not near and not body.folded and region.height:
+                    await body.fold()

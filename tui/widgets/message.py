@@ -1,8 +1,8 @@
 """One chat message: a role header, Markdown body, an optional reasoning section, and stats.
 
-An assistant reply streams through Textual's MarkdownStream (appends parse only the last
-block), and ends with one full render so the final Markdown is exact. All text passes through
-`inert()` first: control characters from a model or a file never reach the terminal.
+An assistant reply streams through an InputFirstStream (appends parse only the last block),
+and ends with one full render so the final Markdown is exact. All text passes through `inert()`
+first: control characters from a model or a file never reach the terminal.
 """
 
 from __future__ import annotations
@@ -17,15 +17,38 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widget import MountError, Widget
-from textual.widgets._markdown import MarkdownStream
 
 from tui.text import ThinkSplitter, inert, split_think
+from tui.widgets.markdown_stream import InputFirstStream
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
 
 
-class MessageMarkdown(Markdown):
+class LiveMarkdown(Markdown):
+    """Markdown whose changes reach the screen at once. Textual's Markdown appends and updates
+    inside `App.batch_update()`, and a screen update that falls due during a batch is skipped; the
+    batch's end wakes only the app, not the screen, so what changed meanwhile (a key typed into
+    the prompt while a reply streamed) waited for the screen's next message: 65 ms typical and up
+    to 0.9 s as a reply ended. Each append or update now wakes the screen when it is done."""
+
+    def append(self, markdown: str) -> AwaitComplete:
+        return AwaitComplete(self._then_rendered(super().append(markdown)))
+
+    def update(self, markdown: str) -> AwaitComplete:
+        return AwaitComplete(self._then_rendered(super().update(markdown)))
+
+    async def _then_rendered(self, work: AwaitComplete) -> None:
+        await work
+        self.rendered()
+
+    def rendered(self) -> None:
+        """Called once an append or update is mounted."""
+        if self.is_attached:
+            self.screen.check_idle()
+
+
+class MessageMarkdown(LiveMarkdown):
     """A message's Markdown that can fold. Textual lays out every widget of a screen at each
     change, off-screen ones too, and a long reply is hundreds of block widgets (one per paragraph,
     list item, code fence). Folded, it keeps its text and its height but drops its blocks, so a
@@ -33,7 +56,7 @@ class MessageMarkdown(Markdown):
     The chat pane decides when (`ChatView`)."""
 
     folded = False
-    streaming = False  # a MarkdownStream writes into it: never folded
+    streaming = False  # a stream writes into it: never folded
     ends_message = True  # its last block closes the message, with no blank line under it
     _marked_end: Widget | None = None
 
@@ -53,12 +76,9 @@ class MessageMarkdown(Markdown):
                 last.add_class("-end")
             self._marked_end = last
 
-    async def _mark_end_after(self, work: AwaitComplete) -> None:
-        await work
+    def rendered(self) -> None:
         self.mark_end()
-
-    def append(self, markdown: str) -> AwaitComplete:
-        return AwaitComplete(self._mark_end_after(super().append(markdown)))
+        super().rendered()
 
     async def fold(self) -> None:
         height = self.outer_size.height
@@ -71,12 +91,12 @@ class MessageMarkdown(Markdown):
     async def unfold(self) -> None:
         if self.folded:
             self.folded = False
-            await self._mark_end_after(super().update(self.source))
+            await super().update(self.source)
             self.styles.height = None  # back to the stylesheet's auto
 
     def update(self, markdown: str) -> AwaitComplete:
         if not self.folded:
-            return AwaitComplete(self._mark_end_after(super().update(markdown)))
+            return super().update(markdown)
         if markdown == self.source:  # the exact render at a reply's end, of a chunk off-screen
             return AwaitComplete()
         self._markdown = markdown
@@ -127,7 +147,7 @@ class MessageView(Vertical, can_focus=True):
         self._stats = stats
         self._version = version
         self._splitter: ThinkSplitter | None = None
-        self._streams: dict[str, MarkdownStream] = {}
+        self._streams: dict[str, InputFirstStream] = {}
         self._chunk_text = ""  # answer text in the Markdown widget being streamed into
         self._chunk_full = False
         self._answer_len = 0  # characters of answer text so far (what was there, plus the stream)
@@ -136,7 +156,7 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(self._header_text(), classes="message-header")
         think, answer = split_think(self.text) if self.role == "assistant" else ("", self.text)
-        thinking = Collapsible(Markdown(inert(think), open_links=False, classes="think-body"),
+        thinking = Collapsible(LiveMarkdown(inert(think), open_links=False, classes="think-body"),
                                title="Reasoning", collapsed=True, classes="think")
         thinking.display = bool(think)
         yield thinking
@@ -240,7 +260,7 @@ class MessageView(Vertical, can_focus=True):
             previous.ends_message = False
             previous.mark_end()
             await self.mount(chunk, after=previous)
-            self._streams["answer"] = Markdown.get_stream(chunk)
+            self._streams["answer"] = InputFirstStream(chunk)
             self.post_message(self.BodyAdded())
             self._chunk_text, self._chunk_full = "", False
             self._cuts.append(self._answer_len)
@@ -254,7 +274,7 @@ class MessageView(Vertical, can_focus=True):
                 target = self.body
                 await target.unfold()
                 target.streaming = True
-            stream = self._streams[kind] = Markdown.get_stream(target)
+            stream = self._streams[kind] = InputFirstStream(target)
         await stream.write(inert(text))
         if kind == "answer":
             # A long reply streams into a chain of Markdown widgets, cut at a blank line outside

@@ -71,7 +71,9 @@ class StatusBar(Horizontal):
         # a repaint, not a layout: the line's size is fixed, and a layout of the whole screen
         # (every widget, the sidebar's too) four times a second while a reply streams took CPU
         # from the decoder
-        self.query_one("#status-text", Static).update(self.info.render(), layout=False)
+        # (`query`: during the app's shutdown the line may already be gone while a tick fires)
+        for line in self.query("#status-text").results(Static):
+            line.update(self.info.render(), layout=False)
 
     def show_progress(self, done: int, total: int) -> None:
         bar = self.query_one("#load-progress", ProgressBar)
