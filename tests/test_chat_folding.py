@@ -21,15 +21,15 @@ def long_reply(paragraphs: int = 120) -> str:
 REPLY = long_reply()
 
 
-def after_a_long_reply(tmp_path, check) -> None:
+def after_a_long_reply(tmp_path, check, reply: str = REPLY) -> None:
     """Run `await check(pilot, app)` once a long reply has streamed into the app (100x24)."""
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([REPLY], token_delay=0.0005))
+        app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005))
         async with app.run_test(size=(100, 24)) as pilot:
             await wait_for(pilot, lambda: app.state == "ready")
             await send(pilot, app, "write a lot")
-            await wait_for(pilot, lambda: app.state == "ready" and app.chat.messages()[-1].text == REPLY)
+            await wait_for(pilot, lambda: app.state == "ready" and app.chat.messages()[-1].text == reply)
             await pilot.pause(0.3)
             await check(pilot, app)
 
@@ -103,3 +103,40 @@ def test_paragraphs_keep_their_blank_line_where_one_chunk_meets_the_next(tmp_pat
         assert sum(block.has_class("-end") for body in bodies for block in body.children) == 1
 
     after_a_long_reply(tmp_path, check)
+
+
+def test_a_long_list_streams_in_chunks_that_read_as_one_list(tmp_path):
+    """A 300-item list has no blank line to cut at: it is cut between items instead, so each
+    append re-parses a short list, and the halves join with no gap and go on numbering."""
+    reply = "Steps:\n\n" + "".join(f"{i}. Step number {i} of the plan\n" for i in range(1, 301))
+
+    async def check(pilot, app):
+        await unfold_all(pilot, app)
+        reply_view = app.chat.messages()[-1]
+        bodies = [body for body in app.chat._bodies() if body.parent is reply_view]
+        assert len(bodies) >= 5  # the list was cut, not streamed as one growing block
+        assert "".join(body.source for body in bodies) == reply
+        app.chat.scroll_end(animate=False)
+        await pilot.pause(0.2)
+        for before, after in zip(bodies[-4:], bodies[-3:]):
+            last, first = before.children[-1], after.children[0]
+            assert first.region.y == last.region.bottom  # no blank line inside the list
+            number = int(after.source.split(".", 1)[0])
+            assert first.query("MarkdownBullet").first().symbol.strip() == f"{number}."  # numbering goes on
+        assert app.messages[-1].content == reply
+
+    after_a_long_reply(tmp_path, check, reply)
+
+
+def test_chunks_are_cut_only_where_markdown_splits_cleanly():
+    from tui.widgets.message import CHUNK_CHARS, chunk_cut
+
+    para = "word " * (CHUNK_CHARS // 5)
+    assert chunk_cut("", "short") is None
+    assert chunk_cut(para, "more words\n\nNext") == (len("more words\n\n"), False)
+    items = "".join(f"- item {i}\n" for i in range(200))
+    at, flush = chunk_cut(items[:CHUNK_CHARS + 3], items[CHUNK_CHARS + 3:CHUNK_CHARS + 40])
+    assert flush and (items[:CHUNK_CHARS + 3] + items[CHUNK_CHARS + 3:])[CHUNK_CHARS + 3 + at:].startswith("- item")
+    assert chunk_cut("```\n" + "code line\n" * 100, "more\n\nstill code\n") is None  # inside a fence
+    assert chunk_cut("- a\n" * 250, "1. b\n") is None  # a bullet list, then an ordered one: two lists
+    assert chunk_cut("- a\n" * 250, "  - nested\n") is None  # not a top-level item
