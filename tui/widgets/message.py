@@ -58,8 +58,8 @@ class LiveMarkdown(Markdown):
     """Markdown whose changes reach the screen at once. Textual's Markdown appends and updates
     inside `App.batch_update()`, and a screen update that falls due during a batch is skipped; the
     batch's end wakes only the app, not the screen, so what changed meanwhile (a key typed into
-    the prompt while a reply streamed) waited for the screen's next message: 65 ms typical and up
-    to 0.9 s as a reply ended. Each append or update now wakes the screen when it is done."""
+    the prompt while a reply streamed) waited for whatever next sent the screen a message. Each
+    append or update now wakes the screen when it is done."""
 
     def append(self, markdown: str) -> AwaitComplete:
         return AwaitComplete(self._then_rendered(super().append(markdown)))
