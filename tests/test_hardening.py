@@ -933,6 +933,8 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
                 if reply_workers(app) or other_threads() != baseline_others:
                     stray.append((turn, kind, len(reply_workers(app)), sorted(other_threads() - baseline_others)))
                 counts.append(threading.active_count())
+                if counts[-1] == max(counts):
+                    busiest = sorted(t.name for t in threading.enumerate())
                 kinds.append(kind)
                 if turn in (10, 100):
                     import gc
@@ -950,7 +952,7 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
             assert not stray, f"reply workers or threads left after turns: {stray[:10]}"
             # Bounded: besides the threads there at the start, only the executor's pool, which
             # grows lazily (when a pump is still finishing as the next turn starts) up to its cap.
-            assert max(counts) <= len(baseline_others) + pool_max
+            assert max(counts) <= len(baseline_others) + pool_max, f"threads at the most: {busiest}"
             assert growth < 0.05
 
     run(scenario())
