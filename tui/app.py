@@ -126,7 +126,6 @@ class ChatApp(App):
         self._ticker = None
         self._prefill_timer = None
         self.collector = IdleCollector()
-        self.last_input_at = 0.0  # time.monotonic() of the last key, click or scroll
         self._save_error: str | None = None
         self._open_at_start = conversation
 
@@ -165,6 +164,11 @@ class ChatApp(App):
         conv = self.saver.conversation
         return conv.messages if conv else []
 
+    @property
+    def last_input_at(self) -> float:
+        """time.monotonic() of the last key, click or scroll (a streaming reply draws it first)."""
+        return self.collector.last_activity
+
     def user_is_active(self) -> bool:
         """A key, click or scroll in the last half second (safe to call from any thread)."""
         return time.monotonic() - self.last_input_at < 0.5
@@ -172,7 +176,6 @@ class ChatApp(App):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
             self.collector.activity()  # the user is here: not the moment to pause for the collector
-            self.last_input_at = time.monotonic()  # a streaming reply lets it be drawn first
         await super().on_event(event)
 
     def on_mount(self) -> None:
