@@ -83,28 +83,29 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
                       Config(path=tmp / "config.toml"), saver=AutoSaver(Library(tmp / "library.sqlite3")))
         rates = []
         async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
             async def reply(text: str) -> dict:
-                while app.state != "ready":
+                while chat.state != "ready":
                     await asyncio.sleep(0.05)
-                await app.action_new_chat()
-                while app.messages:  # the new conversation is in place
+                await chat.action_new_chat()
+                while chat.messages:  # the new conversation is in place
                     await pilot.pause(0.05)
                 await pilot.pause(0.2)
                 for _attempt in range(20):
-                    app.prompt_input.load_text(text)
-                    app.prompt_input.focus()
+                    chat.prompt_input.load_text(text)
+                    chat.prompt_input.focus()
                     await pilot.press("enter")
                     for _ in range(100):
-                        if app.state == "generating" or app.messages:
+                        if chat.state == "generating" or chat.messages:
                             break
                         await asyncio.sleep(0.01)
-                    if app.state == "generating" or app.messages:
+                    if chat.state == "generating" or chat.messages:
                         break
                 else:
                     raise SystemExit("the app did not start a reply")
-                while app.state != "ready":
+                while chat.state != "ready":
                     await asyncio.sleep(0.05)
-                return app.messages[-1].stats
+                return chat.messages[-1].stats
 
             await reply("Hi")  # warm-up
             for _ in range(repeats):

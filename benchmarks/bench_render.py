@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tui.app import ChatApp  # noqa: E402
 from tui.bridge import ReplyDelta  # noqa: E402
 from tui.cli import parse_args  # noqa: E402
+from tui.screens.chat import ChatScreen  # noqa: E402
 from tui.engine import Finished, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
@@ -84,12 +85,17 @@ class StreamingEngine:
         pass
 
 
-class MeasuredApp(ChatApp):
+class MeasuredScreen(ChatScreen):
     samples: list[tuple[int, float]] = []
 
-    async def on_reply_delta(self, message: ReplyDelta) -> None:
-        await super().on_reply_delta(message)
+    def on_reply_delta(self, message: ReplyDelta) -> None:  # ChatScreen's own handler runs too (MRO)
         self.samples.append((message.tokens, time.thread_time()))
+
+
+class MeasuredApp(ChatApp):
+    def make_chat_screen(self, session) -> ChatScreen:
+        return MeasuredScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
+                              self.options.load)
 
 
 def cost_per_token(samples: list[tuple[int, float]], lo: int, hi: int) -> float:
@@ -103,15 +109,15 @@ async def main() -> None:
         app = MeasuredApp(parse_args([]), Config(path=Path(tmp) / "config.toml"), engine=StreamingEngine(),
                           saver=AutoSaver(Library(Path(tmp) / "library.sqlite3")))
         async with app.run_test(size=(120, 40)) as pilot:
-            while app.state != "ready":
+            while app.chat_screen.state != "ready":
                 await pilot.pause(0.05)
-            app.prompt_input.load_text("Write a long answer.")
+            app.chat_screen.prompt_input.load_text("Write a long answer.")
             started = time.perf_counter()
             await pilot.press("enter")
-            while not (app.state == "ready" and app.messages and app.messages[-1].role == "assistant"):
+            while not (app.chat_screen.state == "ready" and app.chat_screen.messages and app.chat_screen.messages[-1].role == "assistant"):
                 await pilot.pause(0.05)
             elapsed = time.perf_counter() - started
-    samples = MeasuredApp.samples
+    samples = MeasuredScreen.samples
     first = cost_per_token(samples, 1, WINDOW)
     last = cost_per_token(samples, TOKENS - WINDOW, TOKENS)
     print(f"ui-render tokens={TOKENS} rate={RATE:.0f}/s batches={len(samples)} first300_ms_per_token={first * 1000:.2f} "

@@ -53,9 +53,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, StaticCache
     from transformers.generation.configuration_utils import CompileConfig
 
-    from tui.engine.kv_cache import growing_cache
     from tui.engine.sources import converted_gguf_dir, default_gguf_path
-    from tui.engine.speculation import use_adaptive_prompt_lookup
+    from tui.engine.torch_parts import growing_cache, use_adaptive_prompt_lookup
 
     path = converted_gguf_dir(default_gguf_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -69,7 +68,7 @@ def main() -> None:
                                              return_tensors="pt", return_dict=True)["input_ids"]
 
     def run(model, ids, n: int, **kwargs) -> tuple[float, list[int]]:
-        kwargs = {k: (v() if callable(v) and k == "past_key_values" else v) for k, v in kwargs.items()}
+        kwargs = {k: (v() if callable(v) and k == "cache" else v) for k, v in kwargs.items()}
         started = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
@@ -84,12 +83,12 @@ def main() -> None:
     compile_config = CompileConfig(fullgraph=False, mode="default")
     compile_config._compile_all_devices = True  # transformers compiles only on GPUs unless told
     options = {
-        "chatui default (growing KV cache)": (ours, {"past_key_values": lambda: growing_cache(ours)}),
-        "adaptive prompt lookup (chatui)": (ours, {"past_key_values": lambda: growing_cache(ours),
+        "chatui default (growing KV cache)": (ours, {"cache": lambda: growing_cache(ours)}),
+        "adaptive prompt lookup (chatui)": (ours, {"cache": lambda: growing_cache(ours),
                                                    "prompt_lookup_num_tokens": 10}),
         "prompt lookup (transformers)": (plain, {"prompt_lookup_num_tokens": 10}),
         "assisted, draft = the same 135M": (plain, {"assistant_model": draft}),
-        "static cache + torch.compile": (plain, {"past_key_values": lambda: StaticCache(config=plain.config,
+        "static cache + torch.compile": (plain, {"cache": lambda: StaticCache(config=plain.config,
                                                                                          max_cache_len=1024),
                                                  "compile_config": compile_config}),
     }

@@ -15,9 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tui.app import ChatApp, LoadDone  # noqa: E402
-from tui.bridge import ReplyEnded  # noqa: E402
+from tui.app import ChatApp  # noqa: E402
+from tui.bridge import LoadDone, ReplyEnded  # noqa: E402
 from tui.cli import parse_args  # noqa: E402
+from tui.screens.chat import ChatScreen  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 
@@ -26,25 +27,31 @@ SIZE = (112, 36)
 PROMPT = "Write a Python function that reverses a string, with a short explanation."
 
 
-class ScreenshotApp(ChatApp):
+class ScreenshotScreen(ChatScreen):
     def refresh_memory(self) -> None:
         self.status.update_info(rss_bytes=640 * 2**20)
 
-    async def on_load_done(self, message: LoadDone) -> None:
+    # Textual calls these before ChatScreen's own handlers of the same message (each class's
+    # handler runs, subclass first), so they pin the figures in the message itself.
+
+    def on_load_done(self, message: LoadDone) -> None:
         if message.info is not None:
             message.info.load_seconds = 1.0
-        await super().on_load_done(message)
 
-    async def on_reply_ended(self, message: ReplyEnded) -> None:
+    def on_reply_ended(self, message: ReplyEnded) -> None:
         final = message.final
         if final.metrics is not None:
             fixed = dataclasses.replace(final.metrics, ttft_s=0.15, decode_tok_s=20.0, total_s=5.0, rss_bytes=0)
-            message = ReplyEnded(message.turn_id, dataclasses.replace(final, metrics=fixed))
-        await super().on_reply_ended(message)
+            message.final = dataclasses.replace(final, metrics=fixed)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.prompt_input.cursor_blink = False
+
+
+class ScreenshotApp(ChatApp):
+    def make_chat_screen(self, session) -> ChatScreen:
+        return ScreenshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
+                                self.options.load)
 
 
 def make_app(tmp: Path, *extra: str, library: Library | None = None) -> ScreenshotApp:
@@ -60,10 +67,10 @@ async def wait(pilot, condition) -> None:
 
 async def converse(pilot) -> None:
     app = pilot.app
-    await wait(pilot, lambda: app.state == "ready")
-    app.prompt_input.load_text(PROMPT)
+    await wait(pilot, lambda: app.chat_screen.state == "ready")
+    app.chat_screen.prompt_input.load_text(PROMPT)
     await pilot.press("enter")
-    await wait(pilot, lambda: app.state == "ready" and any(m.role == "assistant" for m in app.messages))
+    await wait(pilot, lambda: app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages))
     app.clear_notifications()
     await pilot.pause(0.3)
 
@@ -100,7 +107,7 @@ async def main() -> None:
             library.add_message(conv.id, "user", question, created=stamp)
 
         async def browse(pilot):
-            await wait(pilot, lambda: pilot.app.state == "ready")
+            await wait(pilot, lambda: pilot.app.chat_screen.state == "ready")
             await pilot.press("ctrl+b", "ctrl+o")
             await pilot.pause(0.2)
             await pilot.press(*"python")
@@ -109,7 +116,7 @@ async def main() -> None:
         await shoot(make_app(tmp / "d", library=library), "browser", browse)
 
         async def help_screen(pilot):
-            await wait(pilot, lambda: pilot.app.state == "ready")
+            await wait(pilot, lambda: pilot.app.chat_screen.state == "ready")
             await pilot.press("f1")
             await pilot.pause(0.2)
 

@@ -8,7 +8,15 @@ import threading
 import time
 from concurrent.futures import Future
 
-from tui.engine import Failed, Finished, LoadError, ModelInfo, TokenDelta, Turn, TurnMetrics
+from tui.engine import (
+    Failed,
+    Finished,
+    LoadError,
+    ModelInfo,
+    TokenDelta,
+    Turn,
+    TurnMetrics,
+)
 
 FIXED_INFO = ModelInfo(
     name="scripted-model", source="/models/scripted", device="cpu", dtype="float32", quantization="none",

@@ -41,7 +41,7 @@ def test_the_owed_collection_waits_for_the_user_to_be_idle(collector, monkeypatc
         collector.reply_ended()
         assert not collector.tick()  # the user was just here
         monkeypatch.setattr(idle_gc, "IDLE_S", 0.0)
-        collector.activity()
+        collector.activity.mark()
         assert collector.tick() and full == [1] and collector.collections == 1
         assert not collector.tick()  # nothing owed any more
     finally:
@@ -70,18 +70,19 @@ def test_a_reload_in_the_app_frees_the_old_model(tmp_path, tiny_model_dir):
     import asyncio
     import weakref
 
-    from test_hardening import make_app, wait_for
+    from pilot import make_app, wait_for
+
     from tui.engine import Engine
 
     async def scenario():
         app = make_app(tmp_path, str(tiny_model_dir), engine=Engine())
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.state == "ready", 120)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
             assert gc.get_freeze_count() > 0
             old = weakref.ref(app.engine._loaded.model)
-            app.apply_load_settings(app.load_settings.replace(dtype="bfloat16"))
-            await wait_for(pilot, lambda: app.state == "loading", 30)
-            await wait_for(pilot, lambda: app.state == "ready", 120)
+            app.chat_screen.reload(app.chat_screen.load_settings.replace(dtype="bfloat16"))
+            await wait_for(pilot, lambda: app.chat_screen.state == "loading", 30)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
             assert app.engine._loaded.model.dtype == torch.bfloat16
             gc.collect()
             assert old() is None, "the old model is still alive after the reload"

@@ -1,9 +1,9 @@
-"""The README's keys table is the app's bindings, key for key."""
+"""The README's keys table is the table of actions, key for key."""
 
 import re
 from pathlib import Path
 
-from tui.app import ChatApp
+from tui.actions import in_scope
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -15,6 +15,6 @@ def readme_keys() -> dict[str, str]:
 
 
 def test_readme_keys_table_matches_the_bindings():
-    expected = {binding.key: binding.description for binding in ChatApp.BINDINGS}
+    expected = {action.key: action.title for action in in_scope("chat", "app") if action.key}
     expected["ctrl+p"] = "Command palette"
     assert readme_keys() == expected

@@ -5,10 +5,10 @@ the themes work in a running app."""
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.widgets import Footer, Input, Markdown, OptionList

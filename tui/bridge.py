@@ -1,7 +1,8 @@
-"""The one adapter between the engine's plain events and Textual messages.
+"""The one adapter between the engine's plain Python (futures, callbacks, event queues) and
+Textual messages: model loads, background compiles and streamed replies all reach the UI here.
 
-A Textual thread worker reads a Turn's queue (it never touches torch), batches every delta that
-arrived since the last read into one message, and posts it to the app (`post_message` is
+Replies: a Textual thread worker reads a Turn's queue (it never touches torch), batches every
+delta that arrived since the last read into one message, and posts it (`post_message` is
 thread-safe). Posts are spaced at least a frame apart, so the UI does at most ~30 updates a
 second however fast tokens come (at CPU decode speeds every token still shows at once).
 
@@ -16,13 +17,63 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from tui.engine import Failed, Finished, TokenDelta, Turn
+from tui.engine import Engine, Failed, Finished, LoadError, LoadSettings, ModelInfo, TokenDelta, Turn
+from tui.engine.compiled import CompileJob
+from tui.engine.sources import one_line
+
+# -- model loads --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadProgress(Message):
+    done: int
+    total: int
+    label: str
+
+
+@dataclass
+class LoadDone(Message):
+    """The load ended: `info` is the model in use now (the new one, the previous one kept after
+    a failure, or None), `error` says why the new one failed."""
+
+    info: ModelInfo | None
+    error: str | None
+
+
+@dataclass
+class CompileDone(Message):
+    """The engine's torch.compile (`--compile`) has finished, well or not."""
+
+    job: CompileJob
+
+
+def start_load(target: MessagePump, engine: Engine, settings: LoadSettings) -> None:
+    """Load on the engine's thread; progress and the end arrive at `target` as messages."""
+    future = engine.load(settings, lambda done, total, label: target.post_message(LoadProgress(done, total, label)))
+
+    def ended(f: Future[ModelInfo]) -> None:
+        try:
+            target.post_message(LoadDone(f.result(), None))
+        except LoadError as exc:
+            target.post_message(LoadDone(engine.info, str(exc)))
+        except Exception as exc:  # never a traceback: a bug still ends as a clear message
+            target.post_message(LoadDone(engine.info, f"{type(exc).__name__}: {one_line(exc)}"))
+
+    future.add_done_callback(ended)
+
+
+def watch_compile(target: MessagePump, job: CompileJob) -> None:
+    job.done.add_done_callback(lambda _future: target.post_message(CompileDone(job)))
+
+
+# -- replies ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -69,15 +120,13 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
             time.sleep(wait)  # let more tokens gather while the UI is idle
         last_post = time.perf_counter()
         batch = [event] + turn.drain()
-        text = "".join(e.text for e in batch if isinstance(e, TokenDelta))
         deltas = [e for e in batch if isinstance(e, TokenDelta)]
         if deltas:
             if first_at is None:
                 first_at = time.perf_counter()
-            previous = ReplyDelta(turn_id, text, deltas[-1].tokens, first_at)
+            previous = ReplyDelta(turn_id, "".join(e.text for e in deltas), deltas[-1].tokens, first_at)
             target.post_message(previous)
         final = next((e for e in batch if isinstance(e, (Finished, Failed))), None)
         if final is not None:
-            turn.final = final
             target.post_message(ReplyEnded(turn_id, final))
             return

@@ -1,21 +1,22 @@
 """Command line: `chatui [MODEL] [key=value ...] [options]`.
 
-With `--prompt` it runs headless (each prompt one turn, replies streamed to stdout); without,
-it opens the Textual app. Bad input exits 2 with one clear line, never a traceback.
+It turns the arguments into Options, then runs one of: a library command (`--list`,
+`--export`, `--import`), headless turns (`--prompt`), or the Textual app. Imports run one way,
+from here to the rest. Bad input exits 2 with one clear line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import Sequence
 
 from tui import __version__
 from tui.engine.settings import (
     ATTENTION_IMPLEMENTATIONS,
     DEVICES,
     DTYPES,
+    LOAD_FIELDS,
     PARAM_SPECS,
     QUANTIZATIONS,
     GenerationSettings,
@@ -23,29 +24,10 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
-
-if TYPE_CHECKING:
-    from tui.store.config import Config
+from tui.options import Options
+from tui.store.config import Config, load_config
 
 EXIT_USAGE = 2
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-EXIT_FAILURE = 1
-
-
-@dataclass
-class Options:
-    load: LoadSettings
-    generation: GenerationSettings
-    system_prompt: str | None = None
-    prompts: list[str] = field(default_factory=list)
-    stats: bool = False
-    theme: str | None = None
-    save: bool = True
-    conversation: str | None = None
-    library_command: tuple[str, ...] | None = None  # ("list",), ("export", ref, fmt, out), ("import", path)
-    # What the user set on the command line (for config precedence: defaults < config < CLI).
-    load_overrides: dict[str, Any] = field(default_factory=dict)
-    generation_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS, help="attention kernel")
     parser.add_argument("--draft-model", metavar="MODEL",
                         help="a small model with the same tokenizer that drafts tokens (assisted decoding)")
-    parser.add_argument("--compile", action="store_true",
+    parser.add_argument("--compile", action="store_true", default=None,
                         help="static KV cache + torch.compile, compiled in the background after load")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
@@ -113,20 +95,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         generation = GenerationSettings().with_updates(overrides)
     except SettingsError as exc:
         parser.error(str(exc))
-    load_overrides = {
-        key: value
-        for key, value in (
-            ("model", model),
-            ("dtype", ns.dtype),
-            ("device", ns.device),
-            ("quantization", ns.quantization),
-            ("attn_implementation", ns.attn_implementation),
-            ("draft_model", ns.draft_model),
-        )
-        if value is not None
-    }
-    if ns.compile:
-        load_overrides["compile"] = True
+    given = {"model": model, **{name: getattr(ns, name) for name in LOAD_FIELDS if name != "model"}}
+    load_overrides = {name: value for name, value in given.items() if value is not None}
     if ns.trust_remote_code:
         load_overrides["trust_remote_code"] = True
     if ns.allow_pickle:
@@ -153,129 +123,25 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
 
 
-def run_headless(options: Options, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
-                 stderr: TextIO = sys.stderr) -> int:
-    from tui.engine import Engine, Failed, Finished, LoadError, TokenDelta
+def run_app(options: Options, config: Config) -> int:
+    from tui.app import ChatApp  # Textual is imported only when the app runs
 
-    from tui.store import AutoSaver, Library, StoreError
-
-    saver = None
-    history: list[dict[str, str]] = []
-    if options.save or options.conversation:
-        saver = AutoSaver.open()
-        if options.conversation:
-            try:
-                library = saver.library or Library()
-                conv = saver.resume(library.resolve_id(options.conversation))
-            except (StoreError, KeyError) as exc:
-                print(f"chatui: --conversation {options.conversation}: {exc}", file=stderr)
-                return EXIT_USAGE
-            history = [{"role": m.role, "content": m.content} for m in conv.messages if m.status != "failed"]
-            if options.system_prompt is None:
-                options.system_prompt = conv.system_prompt
-        else:
-            saver.start(model=options.load.model or DEFAULT_MODEL_NAME, load_settings=options.load.as_dict(),
-                        generation_settings=options.generation.as_dict(), system_prompt=options.system_prompt)
-        if saver.last_error and not saver.pending:
-            print(f"chatui: warning: {saver.last_error}; turns are not saved", file=stderr)
-    engine = Engine()
-    try:
-        engine.load(options.load).result()
-    except LoadError as exc:
-        print(f"chatui: {exc}", file=stderr)
-        return EXIT_FAILURE
-    for warning in engine.info.warnings:
-        print(f"chatui: warning: {warning}", file=stderr)
-    messages: list[dict[str, str]] = []
-    if options.system_prompt:
-        messages.append({"role": "system", "content": options.system_prompt})
-    messages += history
-    for number, prompt in enumerate(options.prompts, start=1):
-        if prompt == "-":
-            prompt = stdin.read().strip()
-        messages.append({"role": "user", "content": prompt})
-        if saver is not None and options.save:
-            saver.user_message(prompt)
-        turn = engine.generate(messages, options.generation)
-        try:
-            for event in turn:
-                if isinstance(event, TokenDelta):
-                    stdout.write(event.text)
-                    stdout.flush()
-        except KeyboardInterrupt:
-            turn.stop()
-            final = turn.wait()
-            stdout.write("\n")
-            if saver is not None and options.save and final.text:
-                saver.assistant_message(final.text, status="stopped", stats=None)
-            print("chatui: stopped", file=stderr)
-            return 130
-        final = turn.final
-        stdout.write("\n")
-        stdout.flush()
-        if isinstance(final, Failed):
-            print(f"chatui: {final.error}", file=stderr)
-            if saver is not None and options.save and final.text:
-                saver.assistant_message(final.text, status="failed", stats=None)
-            return EXIT_FAILURE
-        assert isinstance(final, Finished)
-        if final.dropped_messages:
-            print(f"chatui: {final.dropped_messages} oldest messages left out to fit the context", file=stderr)
-        messages.append({"role": "assistant", "content": final.text})
-        if saver is not None and options.save:
-            status = {"stopped": "stopped", "length": "length"}.get(final.reason, "ok")
-            saver.assistant_message(final.text, status=status, stats=final.metrics.as_dict())
-            if saver.last_error:
-                print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
-        if options.stats:
-            print(final.metrics.stats_line(number), file=stderr, flush=True)
-    engine.shutdown()
+    ChatApp(options, config).run()
     return 0
 
 
-def apply_config(options: Options, config: "Config") -> None:
-    """Built-in defaults < config.toml < command-line flags."""
-    options.load = config.load_settings(options.load_overrides)
-    options.generation = config.generation_settings(options.generation_overrides)
-    if options.system_prompt is None:
-        options.system_prompt = config.system_prompt
-    if options.theme is None:
-        options.theme = config.theme
-
-
-def run_library_command(command: tuple[str, ...]) -> int:
-    from pathlib import Path
-
-    from tui.store import Library, StoreError, export_command, import_command, list_command
-
-    try:
-        library = Library()
-    except StoreError as exc:
-        print(f"chatui: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    if library.recovered_from is not None:
-        print(f"chatui: warning: the library was damaged; moved to {library.recovered_from}", file=sys.stderr)
-    with library:
-        if command[0] == "list":
-            return list_command(library, sys.stdout, sys.stderr)
-        if command[0] == "export":
-            _, ref, fmt, output = command
-            return export_command(library, ref, fmt, Path(output) if output else None, sys.stdout, sys.stderr)
-        return import_command(library, Path(command[1]), sys.stdout, sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from tui.store.config import load_config
-
     options = parse_args(sys.argv[1:] if argv is None else argv)
     if options.library_command:
+        from tui.library_cli import run_library_command
+
         return run_library_command(options.library_command)
     config = load_config()
-    apply_config(options, config)
+    options.apply_config(config)
     if options.prompts:
+        from tui.headless import run_headless
+
         for error in config.errors:
             print(f"chatui: warning: {error}", file=sys.stderr)
         return run_headless(options)
-    from tui.app import run_app
-
-    return run_app(options, config, options.conversation)
+    return run_app(options, config)

@@ -19,16 +19,19 @@ from __future__ import annotations
 import gc
 import time
 
+from tui.activity import UserActivity
+
 IDLE_S = 1.5  # no reply streaming and no input for this long: collect
 MAX_DEFER_S = 30.0  # never put a full collection off for longer than this
 NO_FULL_COLLECTIONS = 10**9  # a generation-2 threshold that is never reached
 
 
 class IdleCollector:
-    def __init__(self) -> None:
+    def __init__(self, activity: UserActivity | None = None) -> None:
         self.default_thresholds = gc.get_threshold()
         self.pending_since: float | None = None  # a full collection is owed since then
-        self.last_activity = time.monotonic()
+        self.activity = activity or UserActivity()
+        self._reply_event_at = time.monotonic()  # a reply started or ended then
         self.streaming = False
         self.collections = 0
         self.last_pause_s = 0.0
@@ -42,12 +45,9 @@ class IdleCollector:
         reference cycles kept it, and its memory, alive for good)."""
         gc.unfreeze()
 
-    def activity(self) -> None:
-        self.last_activity = time.monotonic()
-
     def reply_started(self) -> None:
         self.streaming = True
-        self.activity()
+        self._reply_event_at = time.monotonic()
         gen0, gen1, _ = self.default_thresholds
         gc.set_threshold(gen0, gen1, NO_FULL_COLLECTIONS)
         if self.pending_since is None:
@@ -56,7 +56,7 @@ class IdleCollector:
     def reply_ended(self) -> None:
         """Full collections stay off: the one owed runs at the next idle moment (`tick`)."""
         self.streaming = False
-        self.activity()
+        self._reply_event_at = time.monotonic()
 
     def restore(self) -> None:
         """The interpreter's usual thresholds (the app is closing)."""
@@ -67,7 +67,8 @@ class IdleCollector:
         if self.pending_since is None:
             return False
         now = time.monotonic()
-        idle = not self.streaming and now - self.last_activity >= IDLE_S
+        last = max(self.activity.last_at, self._reply_event_at)
+        idle = not self.streaming and now - last >= IDLE_S
         if not idle and now - self.pending_since < MAX_DEFER_S:
             return False
         started = time.perf_counter()

@@ -1,21 +1,12 @@
-"""Slash commands typed in the prompt, after `transformers chat`'s `!` commands and Ollama's."""
+"""Slash commands typed in the prompt (`/set temperature=0.5`), after `transformers chat`'s `!`
+commands and Ollama's `/` ones. The names come from the table of actions (`tui.actions`)."""
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
 
-COMMANDS: dict[str, str] = {
-    "help": "show the commands and keys",
-    "clear": "clear the conversation on screen (starts a new chat)",
-    "new": "start a new chat",
-    "set": "change generation settings: /set temperature=0.5 max_new_tokens=256",
-    "system": "set the system prompt for the next turns: /system You are terse.",
-    "status": "show the model, load options and generation settings in use",
-    "regenerate": "generate the last reply again",
-    "continue": "continue the last (stopped or cut-off) reply",
-    "quit": "quit chatui",
-}
+from tui.actions import BY_SLASH, Action
 
 
 class SlashError(ValueError):
@@ -25,6 +16,7 @@ class SlashError(ValueError):
 @dataclass(frozen=True)
 class SlashCommand:
     name: str
+    action: Action
     argument: str  # the raw text after the name
 
     def words(self) -> list[str]:
@@ -44,10 +36,7 @@ def parse_slash(text: str) -> SlashCommand:
     body = text.strip()[1:]
     name, _, argument = body.partition(" ")
     name = name.lower()
-    if name not in COMMANDS:
+    action = BY_SLASH.get(name)
+    if action is None:
         raise SlashError(f"unknown command /{name} (try /help)")
-    return SlashCommand(name, argument.strip())
-
-
-def help_text() -> str:
-    return "\n".join(f"/{name:<11} {text}" for name, text in COMMANDS.items())
+    return SlashCommand(name, action, argument.strip())

@@ -20,8 +20,9 @@ def _picture(match: re.Match[str]) -> str:
 
 
 def inert(text: str) -> str:
-    """Replace every terminal control character except newline and tab with a visible symbol."""
-    return _CONTROL.sub(_picture, text)
+    """`text` made safe for a terminal: CRLF becomes LF, and every other control character but
+    newline and tab becomes a visible symbol (ESC → ␛, BEL → ␇, CR → ␍, C1 controls → `\\x9b`)."""
+    return _CONTROL.sub(_picture, text.replace("\r\n", "\n"))
 
 
 THINK_OPEN = "<think>"

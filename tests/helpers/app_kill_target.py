@@ -1,4 +1,4 @@
-"""A target for tests/test_hardening.py to SIGKILL: the real ChatApp, headless (run_test), on a
+"""A target for tests/test_app.py to SIGKILL: the real ChatApp, headless (run_test), on a
 slow ScriptedEngine, saving to the library at argv[1]. It sends one message, waits for the reply
 to finish, sends a second one, prints STREAMING once that reply is streaming, then waits to be
 killed. Every line it prints is flushed at once (the test reads them from a pipe).
@@ -40,16 +40,17 @@ async def main(library_path: Path, config_path: Path) -> None:
     app = ChatApp(parse_args([]), Config(path=config_path), engine=engine,
                   saver=AutoSaver(Library(library_path)))
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app.state == "ready")
+        chat = app.chat_screen
+        await wait_for(pilot, lambda: chat.state == "ready")
         for text, replies in (("first question", 1), ("second question", None)):
-            app.prompt_input.load_text(text)
-            app.prompt_input.focus()
+            chat.prompt_input.load_text(text)
+            chat.prompt_input.focus()
             await pilot.press("enter")
             if replies is not None:
-                await wait_for(pilot, lambda: app.state == "ready"
-                               and sum(m.role == "assistant" for m in app.messages) == replies)
+                await wait_for(pilot, lambda: chat.state == "ready"
+                               and sum(m.role == "assistant" for m in chat.messages) == replies)
                 print("FIRST-DONE", app.saver.conversation.id, flush=True)
-        await wait_for(pilot, lambda: app.state == "generating" and app._live_tokens >= 5)
+        await wait_for(pilot, lambda: chat.state == "generating" and chat._live_tokens >= 5)
         print("STREAMING", app.saver.conversation.id, flush=True)
         await asyncio.sleep(120)  # the test kills us long before this
         print("NOT-KILLED", flush=True)

@@ -1,10 +1,10 @@
-"""Static KV cache + torch.compile (`--compile`, off by default), compiled in the background.
+"""Static KV cache + torch.compile (`--compile`, off by default), compiled right after a load.
 
 transformers compiles a model's forward for decode steps when generate() runs with a static
 cache (`StaticCache`) and a compile config; the first such call compiles (about a minute for
-SmolLM2 on a 2-core CPU). So chatui compiles on a thread of its own right after a load, with a
-short throwaway generation, while replies keep using the usual path (the growing cache, reused
-across turns). Once it is compiled, replies that fit the static cache use it.
+SmolLM2 on a 2-core CPU). The engine runs `CompileJob.run` on its one torch thread as the job
+after the load, so the model is never used by two threads at once; a reply sent meanwhile waits
+for it. Once it is compiled, replies that fit the static cache use it.
 
 Why it is off by default: measured here (benchmarks/bench_speed.py) it decodes at 0.73-1.16x
 plain `generate` on CPU, and a static cache cannot be cropped, so the KV reuse across turns is
@@ -14,7 +14,6 @@ compiler, a model dynamo cannot trace) leaves the usual path in place and is rep
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,28 +22,25 @@ from tui.engine.sources import one_line
 STATIC_CACHE_TOKENS = 2048  # room in the static cache: prompt + reply (a reply that needs more uses the usual path)
 
 
-class BackgroundCompile:
-    """Compiles `model` for static-cache decoding on its own thread; `done` says how it went."""
+class CompileJob:
+    """Compiles `model` for static-cache decoding when `run()` is called (on the torch thread);
+    `state` is compiling / ready / failed and `done` resolves with it."""
 
     def __init__(self, model: Any, context_size: int) -> None:
         self.model = model
         self.max_cache_len = min(context_size or STATIC_CACHE_TOKENS, STATIC_CACHE_TOKENS)
-        self.state = "compiling"  # compiling / ready / failed
+        self.state = "compiling"
         self.error = ""
         self.done: Future[str] = Future()
         self._compile_config: Any = None
         self._cache: Any = None
-
-    def start(self) -> "BackgroundCompile":
-        threading.Thread(target=self._run, name="chatui-compile", daemon=True).start()
-        return self
 
     def _new_cache(self) -> Any:
         from transformers import StaticCache
 
         return StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             import torch
             from transformers.generation.configuration_utils import CompileConfig
@@ -58,7 +54,7 @@ class BackgroundCompile:
                 ids = torch.tensor([[model.config.bos_token_id or 0] * prompt_length], device=model.device)
                 with torch.inference_mode():  # decode steps are what gets compiled: make a few
                     model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
-                                   min_new_tokens=6, do_sample=False, past_key_values=self._new_cache(),
+                                   min_new_tokens=6, do_sample=False, cache=self._new_cache(),
                                    compile_config=config, pad_token_id=model.config.eos_token_id or 0)
             self._compile_config = config
             self.state = "ready"
@@ -68,9 +64,16 @@ class BackgroundCompile:
         finally:
             self.done.set_result(self.state)
 
+    def cancel(self) -> None:
+        """The model was unloaded before the job ran."""
+        if not self.done.done():
+            self.state = "failed"
+            self.error = "the model was unloaded before it was compiled"
+            self.done.set_result(self.state)
+
     def generate_kwargs(self, prompt_tokens: int, max_new_tokens: int) -> dict[str, Any] | None:
-        """The static cache and compile config for a reply, or None (not compiled yet, failed,
-        or the reply may not fit the static cache). Runs on the torch thread."""
+        """The static cache and compile config for a reply, or None (not compiled, failed, or the
+        reply may not fit the static cache). Runs on the torch thread."""
         if self.state != "ready" or prompt_tokens + max_new_tokens > self.max_cache_len:
             return None
         import torch
@@ -80,4 +83,4 @@ class BackgroundCompile:
                 self._cache = self._new_cache()
             else:
                 self._cache.reset()
-        return {"past_key_values": self._cache, "compile_config": self._compile_config}
+        return {"cache": self._cache, "compile_config": self._compile_config}

@@ -112,7 +112,7 @@ def pick_dtype(requested: str, device: str) -> str:
     return "float32"
 
 
-def _quantization_config(quantization: str, dtype: str) -> Any:
+def quantization_config(quantization: str, dtype: str) -> Any:
     if quantization == "none":
         return None
     try:
@@ -225,6 +225,17 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
     return params
 
 
+def find_source(model: str | None) -> ModelSource:
+    """What `model` names, checked to be there (a Hub id: in the cache or downloadable)."""
+    try:
+        source = resolve_source(model)
+        if source.kind == "hub":
+            check_hub_cached(source.location)
+    except ModelSourceError as exc:
+        raise LoadError(str(exc)) from exc
+    return source
+
+
 def load_model(settings: LoadSettings, progress: Progress | None = None) -> LoadedModel:
     """Load tokenizer and model as `settings` say. Raises LoadError with a one-line reason."""
     def report(done: int, total: int, label: str) -> None:
@@ -234,12 +245,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
             except Exception:  # a broken progress display must never break a load
                 pass
     started = time.perf_counter()
-    try:
-        source = resolve_source(settings.model)
-        if source.kind == "hub":
-            check_hub_cached(source.location)
-    except ModelSourceError as exc:
-        raise LoadError(str(exc)) from exc
+    source = find_source(settings.model)
 
     try:
         import torch
@@ -252,7 +258,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     dtype = pick_dtype(settings.dtype, device)
     if settings.quantization != "none" and device == "mps":
         raise LoadError("bitsandbytes quantization does not run on mps; choose cpu or cuda")
-    quant_config = _quantization_config(settings.quantization, dtype)
+    quant_config = quantization_config(settings.quantization, dtype)
     warnings: list[str] = []
     if device == "cpu" and dtype == "float16":
         warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")

@@ -27,24 +27,22 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
-from tui.engine.attention import use_cpu_gqa_attention
-from tui.engine.compiled import BackgroundCompile
+from tui.engine.compiled import CompileJob
 from tui.engine.events import Event, Failed, Finished, TokenDelta
 from tui.engine.loading import (
     LoadedModel,
     LoadError,
     ModelInfo,
+    find_source,
     free_model,
     load_model,
     pick_device,
-    _quantization_config,
+    quantization_config,
 )
-from tui.engine.kv_cache import growing_cache
 from tui.engine.metrics import TokenClock, TurnMetrics
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
-from tui.engine.sources import ModelSourceError, check_hub_cached, one_line, resolve_source
-from tui.engine.speculation import use_adaptive_prompt_lookup
+from tui.engine.sources import one_line
 
 Progress = Callable[[int, int, str], None]
 
@@ -84,9 +82,12 @@ class Turn:
         events: list[Event] = []
         while True:
             try:
-                events.append(self._events.get_nowait())
+                event = self._events.get_nowait()
             except queue.Empty:
                 return events
+            if isinstance(event, (Finished, Failed)):
+                self.final = event
+            events.append(event)
 
     def wait(self) -> Finished | Failed:
         """Block until the reply ends and return the final event."""
@@ -94,52 +95,6 @@ class Turn:
             pass
         assert self.final is not None
         return self.final
-
-
-def _make_streamer(tokenizer: Any, turn: Turn, clock: TokenClock):
-    from transformers import TextIteratorStreamer
-
-    class EventStreamer(TextIteratorStreamer):
-        """Decodes on the torch thread (cheap, word by word) and queues TokenDelta events."""
-
-        def __init__(self) -> None:
-            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-            self.parts: list[str] = []
-
-        def put(self, value: Any) -> None:
-            if not self.next_tokens_are_prompt:
-                clock.tick(int(value.numel()))
-            super().put(value)
-
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            if text:
-                self.parts.append(text)
-                turn._emit(TokenDelta(text, clock.count))
-
-        @property
-        def text(self) -> str:
-            return "".join(self.parts)
-
-    return EventStreamer()
-
-
-def _stop_criteria(event: threading.Event):
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class StopOnEvent(StoppingCriteria):
-        """Checked after every token; returns cached tensors so the hot loop allocates nothing."""
-
-        answers: dict = {}
-
-        def __call__(self, input_ids, scores, **kwargs):
-            key = (event.is_set(), input_ids.shape[0], input_ids.device)
-            answer = self.answers.get(key)
-            if answer is None:
-                answer = self.answers[key] = torch.full(key[1:2], key[0], dtype=torch.bool, device=key[2])
-            return answer
-
-    return StoppingCriteriaList([StopOnEvent()])
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -163,7 +118,7 @@ class Engine:
         self._draft_same_vocab = True
         self.reuse_cache = reuse_cache
         self.grow_cache_in_place = True  # kv_cache.GrowingLayer: decode speed holds at long context
-        self.compile: BackgroundCompile | None = None  # `--compile`: static cache + torch.compile
+        self.compile: CompileJob | None = None  # `--compile`: static cache + torch.compile
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -182,14 +137,9 @@ class Engine:
 
     def _preflight(self, settings: LoadSettings) -> None:
         """Cheap checks that can fail before the current model is freed."""
-        try:
-            source = resolve_source(settings.model)
-            if source.kind == "hub":
-                check_hub_cached(source.location)
-        except ModelSourceError as exc:
-            raise LoadError(str(exc)) from exc
+        find_source(settings.model)
         pick_device(settings.device)
-        _quantization_config(settings.quantization, "float32" if settings.dtype == "auto" else settings.dtype)
+        quantization_config(settings.quantization, "float32" if settings.dtype == "auto" else settings.dtype)
 
     def _load_job(self, settings: LoadSettings, progress: Progress | None) -> ModelInfo:
         previous = self._loaded.settings if self._loaded else None
@@ -210,8 +160,10 @@ class Engine:
         return self._loaded.info
 
     def _install(self, loaded: LoadedModel) -> None:
-        use_adaptive_prompt_lookup(loaded.model)
-        use_cpu_gqa_attention(loaded.model)
+        from tui.engine import torch_parts  # on the torch thread: the first import of torch's parts
+
+        torch_parts.use_adaptive_prompt_lookup(loaded.model)
+        torch_parts.use_cpu_gqa_attention(loaded.model)
         self._loaded = loaded
         self._draft, self._draft_same_vocab = None, True
         if loaded.settings.draft_model:
@@ -220,7 +172,10 @@ class Engine:
         self._warm_up()
         self.compile = None
         if loaded.settings.compile:
-            self.compile = BackgroundCompile(loaded.model, loaded.info.context_size).start()
+            # The next job on this thread, after the load's future resolves: a reply sent
+            # meanwhile waits for it (one thread runs torch, see the module docstring).
+            self.compile = job = CompileJob(loaded.model, loaded.info.context_size)
+            self._executor.submit(job.run).add_done_callback(lambda f: f.cancelled() and job.cancel())
 
     def _load_draft(self, loaded: LoadedModel) -> None:
         """The draft model for assisted decoding, on the main model's device and dtype. If it cannot
@@ -242,6 +197,8 @@ class Engine:
 
     def _unload(self) -> None:
         self._drop_cache()
+        if self.compile is not None:
+            self.compile.cancel()
         self.compile = None
         free_model(self._draft)
         self._draft = None
@@ -255,9 +212,6 @@ class Engine:
         model = self._loaded.model
         with torch.inference_mode():
             model(input_ids=torch.tensor([[model.config.bos_token_id or 0] * 4], device=model.device))
-
-    def unload(self) -> "Future[None]":
-        return self._executor.submit(self._unload)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -312,21 +266,13 @@ class Engine:
             return 0
         try:
             with torch.inference_mode():
-                model(input_ids=torch.tensor([new], device=model.device), past_key_values=cache,
+                model(input_ids=torch.tensor([new], device=model.device), cache=cache,
                       use_cache=True, logits_to_keep=1)
         except Exception:  # e.g. out of memory: nothing is lost, the reply prefills it all
             self._drop_cache()
             return 0
         self._keep_cache(cache, ids)
         return len(new)
-
-    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
-        def job() -> int:
-            if self._builder is None:
-                return 0
-            return len(self._builder._render(messages, messages[-1]["role"] == "assistant")) if messages else 0
-
-        return self._executor.submit(job)
 
     def _drop_cache(self) -> None:
         self._cache = None
@@ -337,6 +283,8 @@ class Engine:
         turn's, cropped to the common prefix, else a new growing one (None: generate's own)."""
         cache, reused = self._reusable_cache(ids)
         if cache is None and self.grow_cache_in_place:
+            from tui.engine.torch_parts import growing_cache
+
             cache = growing_cache(self._loaded.model, self._loaded.info.context_size or None)
         return cache, reused
 
@@ -368,6 +316,9 @@ class Engine:
             if self._loaded is None or self._builder is None:
                 raise PromptError("no model is loaded")
             import torch
+            from transformers import StoppingCriteriaList
+
+            from tui.engine.torch_parts import EventStreamer, StopOnEvent
 
             model, tokenizer = self._loaded.model, self._loaded.tokenizer
             context = self._loaded.info.context_size
@@ -379,12 +330,12 @@ class Engine:
                 static = self.compile.generate_kwargs(prompt_tokens, settings.max_new_tokens)
             if static is not None:  # compiled: a static cache, filled from the start
                 self._drop_cache()
-                cache, reused = static.pop("past_key_values"), 0
+                cache, reused = static.pop("cache"), 0
                 kwargs.update(static)
             else:
                 cache, reused = self._cache_for(prompt.ids)
             prefill = prompt_tokens - reused
-            streamer = _make_streamer(tokenizer, turn, clock)
+            streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)), clock.tick)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
@@ -399,8 +350,8 @@ class Engine:
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
                     streamer=streamer,
-                    stopping_criteria=_stop_criteria(turn._stop),
-                    past_key_values=cache,
+                    stopping_criteria=StoppingCriteriaList([StopOnEvent(turn._stop)]),
+                    cache=cache,
                     return_dict_in_generate=True,
                     pad_token_id=pad,
                     **kwargs,
@@ -408,7 +359,7 @@ class Engine:
             sequence = out.sequences[0].tolist()
             new_ids = sequence[prompt_tokens:]
             if static is None:
-                self._keep_cache(getattr(out, "past_key_values", None), sequence)
+                self._keep_cache(out.cache, sequence)
             if turn.stop_requested:
                 reason = "stopped"
             elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(new_ids):
@@ -445,6 +396,3 @@ class Engine:
 class _StoppedBeforeStart(Exception):
     pass
 
-
-def load_error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {one_line(exc)}"

@@ -216,6 +216,16 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ATTENTION_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2")
+# The load options with a fixed set of choices (the sidebar's dropdowns, the flags' choices).
+LOAD_CHOICES: dict[str, tuple[str, ...]] = {
+    "dtype": DTYPES,
+    "device": DEVICES,
+    "quantization": QUANTIZATIONS,
+    "attn_implementation": ATTENTION_IMPLEMENTATIONS,
+}
+# The load options a user sets, in the command line, config.toml, the sidebar and a saved
+# conversation (the two safety switches are command-line only and never restored from a file).
+LOAD_FIELDS = ("model", *LOAD_CHOICES, "draft_model", "compile")
 
 
 @dataclass(frozen=True)
@@ -233,12 +243,7 @@ class LoadSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.compile, bool):
             raise SettingsError(f"compile: {self.compile!r} is not true or false")
-        for name, allowed in (
-            ("dtype", DTYPES),
-            ("device", DEVICES),
-            ("quantization", QUANTIZATIONS),
-            ("attn_implementation", ATTENTION_IMPLEMENTATIONS),
-        ):
+        for name, allowed in LOAD_CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise SettingsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")

@@ -1,9 +1,10 @@
-"""The conversations browser (ctrl+o): newest first, type to search, open, rename, delete."""
+"""The conversations browser: newest first, type to search, open, rename, delete. It works on
+the library directly and returns what happened (what to open, what was renamed or deleted)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import on, work
@@ -14,14 +15,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.actions import Keymap, bindings, in_scope
+from tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import ConversationSummary, Library, StoreError
 from tui.text import inert
 
 
 @dataclass
 class BrowserResult:
-    action: str  # "open" or "new"
-    conv_id: str | None = None
+    action: str  # "open", "new" or "close"
+    conv_id: str | None = None  # the conversation to open
+    renamed: dict[str, str] = field(default_factory=dict)  # id → new title
+    deleted: set[str] = field(default_factory=set)
 
 
 def _highlighted(snippet: str) -> Text:
@@ -48,65 +53,24 @@ def _row(summary: ConversationSummary) -> Text:
     return row
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+class ConversationBrowser(ModalScreen[BrowserResult]):
+    BINDINGS = [*bindings("browser"), Binding("down", "focus_list", "List", show=False)]
 
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, markup=False)
-            yield Static("y: yes   n / esc: no", classes="muted")
-
-    def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
-
-
-class TextPromptScreen(ModalScreen[str | None]):
-    """Ask for one line of text (a title, a file path); Esc cancels."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
-        super().__init__()
-        self.title_text, self.value, self.placeholder = title, value, placeholder
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.title_text, markup=False, classes="section-title")
-            yield Input(self.value, placeholder=self.placeholder, id="prompt-value")
-            yield Static("Enter: OK   Esc: cancel", classes="muted")
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class ConversationBrowser(ModalScreen[BrowserResult | None]):
-    BINDINGS = [
-        Binding("escape", "dismiss_browser", "Close"),
-        Binding("ctrl+n", "new", "New chat"),
-        Binding("f2", "rename", "Rename"),
-        Binding("f8", "delete", "Delete"),
-        Binding("down", "focus_list", "List", show=False),
-    ]
-
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, keymap: Keymap) -> None:
         super().__init__()
         self.library = library
+        self.keymap = keymap
         self.summaries: list[ConversationSummary] = []
+        self.renamed: dict[str, str] = {}
+        self.deleted: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="browser", classes="dialog"):
             yield Static("Conversations", classes="section-title")
             yield Input(placeholder="type to search titles and messages", id="browser-search")
             yield OptionList(id="browser-list")
-            yield Static("enter: open · f2: rename · f8: delete · ctrl+n: new · esc: close", classes="muted")
+            yield Static(" · ".join(f"{self.keymap.key(a.id)}: {a.title.lower()}" for a in in_scope("browser")),
+                         classes="muted", markup=False)
 
     def on_mount(self) -> None:
         self.refresh_list("")
@@ -132,12 +96,15 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
 
     @on(Input.Submitted, "#browser-search")
     def search_submitted(self) -> None:
-        self._open_highlighted()
+        self.action_open()
 
     @on(OptionList.OptionSelected)
     def selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
-            self.dismiss(BrowserResult("open", event.option.id))
+            self._finish("open", event.option.id)
+
+    def _finish(self, action: str, conv_id: str | None = None) -> None:
+        self.dismiss(BrowserResult(action, conv_id, self.renamed, self.deleted))
 
     def _highlighted_id(self) -> str | None:
         options = self.query_one(OptionList)
@@ -145,19 +112,19 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
             return None
         return options.get_option_at_index(options.highlighted).id
 
-    def _open_highlighted(self) -> None:
+    def action_open(self) -> None:
         conv_id = self._highlighted_id()
         if conv_id:
-            self.dismiss(BrowserResult("open", conv_id))
+            self._finish("open", conv_id)
 
     def action_focus_list(self) -> None:
         self.query_one(OptionList).focus()
 
     def action_new(self) -> None:
-        self.dismiss(BrowserResult("new"))
+        self._finish("new")
 
-    def action_dismiss_browser(self) -> None:
-        self.dismiss(None)
+    def action_close(self) -> None:
+        self._finish("close")
 
     @work
     async def action_rename(self) -> None:
@@ -169,7 +136,7 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
         if title:
             try:
                 self.library.rename(conv_id, title)
-                self.app.conversation_renamed(conv_id, title)
+                self.renamed[conv_id] = title
             except StoreError as exc:
                 self.notify(str(exc), severity="error")
             self.refresh_list(self.query_one("#browser-search", Input).value)
@@ -183,7 +150,7 @@ class ConversationBrowser(ModalScreen[BrowserResult | None]):
         if await self.app.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
             try:
                 self.library.delete(conv_id)
-                self.app.conversation_deleted(conv_id)
+                self.deleted.add(conv_id)
             except StoreError as exc:
                 self.notify(str(exc), severity="error")
             self.refresh_list(self.query_one("#browser-search", Input).value)

@@ -1,33 +1,32 @@
-"""The conversation library: SQLite storage with message versions and full-text search
-(`conversations`), autosave that survives an unwritable disk (`autosave`), JSON/Markdown
-export and import (`files`) and the `list / export / import` CLI commands (`commands`).
-Standard library only (plus `tui.paths`)."""
+"""Persistence: the conversation library (SQLite, message versions, full-text search;
+`conversations`), autosave that survives an unwritable disk (`autosave`), conversation files
+(JSON/Markdown export and import, the atomic writer; `files`) and config.toml (`config`).
+
+`conversations`, `autosave` and `files` use the standard library (and `tui.paths`, `tui.text`);
+`config` also uses tomli-w, and the engine's setting specs (`tui.engine.settings`, no torch) to
+check values."""
 
 from tui.store.autosave import AutoSaver
-from tui.store.commands import export_command, import_command, list_command
-from tui.store.conversations import (
-    CURRENT_LEAF,
-    DEFAULT_TITLE,
-    UNCHANGED,
-    Conversation,
-    ConversationSummary,
-    Library,
-    Message,
-    NotFoundError,
-    StoreError,
-)
+from tui.store.conversations import Library
 from tui.store.files import (
     ImportFormatError,
     export_json,
     export_markdown,
     import_conversation,
-    terminal_safe,
     write_file_atomic,
+)
+from tui.store.model import (
+    DEFAULT_TITLE,
+    UNCHANGED,
+    Conversation,
+    ConversationSummary,
+    Message,
+    NotFoundError,
+    StoreError,
 )
 
 __all__ = [
     "AutoSaver", "Library", "Conversation", "ConversationSummary", "Message", "StoreError",
-    "NotFoundError", "CURRENT_LEAF", "UNCHANGED", "DEFAULT_TITLE", "ImportFormatError",
-    "export_json", "export_markdown", "import_conversation", "terminal_safe", "write_file_atomic",
-    "list_command", "export_command", "import_command",
+    "NotFoundError", "UNCHANGED", "DEFAULT_TITLE", "ImportFormatError",
+    "export_json", "export_markdown", "import_conversation", "write_file_atomic",
 ]

@@ -15,13 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from tui.store.conversations import (
+from tui.store.conversations import Library
+from tui.store.model import (
     CURRENT_LEAF,
     DEFAULT_TITLE,
     UNCHANGED,
     Conversation,
     Default,
-    Library,
     Message,
     NotFoundError,
     StoreError,
@@ -52,11 +52,14 @@ class AutoSaver:
     """
 
     def __init__(self, library: Library | None, *,
-                 reopen: Callable[[], Library] | None = None) -> None:
-        """`library` may be None when it could not be opened; `reopen` is then tried on retry."""
+                 reopen: Callable[[], Library] | None = None, persist: bool = True) -> None:
+        """`library` may be None when it could not be opened; `reopen` is then tried on retry.
+        With `persist=False` nothing is ever written (headless `--no-save`)."""
         self._library = library
         self._reopen = reopen
-        self.last_error: str | None = None if library is not None else "the conversation library is not open"
+        self._persist = persist
+        self.last_error: str | None = (None if library is not None or not persist
+                                       else "the conversation library is not open")
         self._queue: deque[_Change] = deque()
         self._conv: Conversation | None = None
         self._tree: list[Message] = []  # every message of the current conversation, insertion order
@@ -75,6 +78,11 @@ class AutoSaver:
             saver = cls(None, reopen=reopen)
             saver.last_error = str(error)
             return saver
+
+    @classmethod
+    def memory_only(cls) -> AutoSaver:
+        """An AutoSaver that keeps the conversation in memory and never writes it."""
+        return cls(None, persist=False)
 
     @property
     def library(self) -> Library | None:
@@ -102,13 +110,16 @@ class AutoSaver:
         self._tree, self._leaf, self._stored = [], None, False
         return self._conv.id
 
-    def resume(self, conv_id: str) -> Conversation:
-        """Make a stored conversation current. Pending changes are saved first; raises StoreError
-        when that or reading fails, NotFoundError for an unknown id."""
-        if not self.retry() or self._library is None:
-            raise StoreError(self.last_error or "the conversation library is not open")
-        conv = self._library.get(conv_id)
-        self._tree = self._library.messages(conv_id)
+    def resume(self, conv_id: str, library: Library | None = None) -> Conversation:
+        """Make a stored conversation current, read from `library` or the saver's own (pending
+        changes are saved first). Raises StoreError when that or reading fails, NotFoundError
+        for an unknown id."""
+        if library is None:
+            if not self.retry() or self._library is None:
+                raise StoreError(self.last_error or "the conversation library is not open")
+            library = self._library
+        conv = library.get(conv_id)
+        self._tree = library.messages(conv_id)
         self._leaf = conv.messages[-1].id if conv.messages else None
         self._conv, self._stored = conv, True
         return conv
@@ -237,8 +248,9 @@ class AutoSaver:
         return message
 
     def _save(self, change: _Change) -> None:
-        self._queue.append(change)
-        self.retry()
+        if self._persist:
+            self._queue.append(change)
+            self.retry()
 
     def _current(self) -> Conversation:
         if self._conv is None:

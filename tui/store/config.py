@@ -14,19 +14,22 @@ overwritten. Values pass the same specs as flags and `/set`.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import tomllib
 
-from tui.engine.settings import GenerationSettings, LoadSettings, SettingsError, parse_updates
+from tui.engine.settings import (
+    LOAD_FIELDS,
+    GenerationSettings,
+    LoadSettings,
+    SettingsError,
+    parse_updates,
+)
 from tui.paths import config_dir
-
-LOAD_KEYS = ("model", "dtype", "device", "quantization", "attn_implementation", "draft_model", "compile")
+from tui.store.files import write_file_atomic
 
 
 class ConfigError(Exception):
@@ -43,7 +46,6 @@ class Config:
     theme: str | None = None
     system_prompt: str | None = None
     errors: list[str] = field(default_factory=list)  # what was wrong, for the user
-    broken: bool = False  # the file did not parse: never write it
 
     def load_settings(self, overrides: dict[str, Any]) -> LoadSettings:
         return LoadSettings(**{**self.load, **overrides})
@@ -65,7 +67,6 @@ def load_config(path: Path | None = None) -> Config:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        config.broken = True
         config.errors.append(f"{path}: {exc}; using defaults (the file is left as it is)")
         return config
     except OSError as exc:
@@ -81,7 +82,7 @@ def load_config(path: Path | None = None) -> Config:
 
     model = table("model")
     for key, value in model.items():
-        if key not in LOAD_KEYS:
+        if key not in LOAD_FIELDS:
             config.errors.append(f"{path}: [model] unknown key {key!r}")
             continue
         try:
@@ -130,14 +131,7 @@ def _raw(path: Path) -> dict[str, Any]:
 def _write(path: Path, data: dict[str, Any]) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                tomli_w.dump(data, handle)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_file_atomic(path, tomli_w.dumps(data))
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
@@ -151,7 +145,7 @@ def save_defaults(load: LoadSettings, generation: GenerationSettings, system_pro
                   path: Path | None = None) -> Path:
     path = path or config_path()
     data = _raw(path)
-    data["model"] = _clean({k: getattr(load, k) for k in LOAD_KEYS})
+    data["model"] = _clean({k: getattr(load, k) for k in LOAD_FIELDS})
     data["generation"] = _clean(generation.as_dict())
     data["system_prompt"] = system_prompt
     if theme:

@@ -1,342 +1,46 @@
-"""The conversation library: conversations and their message trees in one SQLite file.
-
-Messages form a tree through `parent_id`: regenerating a reply or editing a prompt adds a sibling
-version, and each conversation stores the leaf of its active branch. Conversation and message
-ids are uuid4 hex strings that a caller may choose itself, so writes can be prepared before the
-database is reachable (see `tui.store.autosave`). "Newest" among messages means last inserted.
+"""The conversation library: conversations and their message trees in one SQLite file (the
+tree in memory: `tui.store.model`; the file and its schema: `tui.store.schema`).
 """
 
 from __future__ import annotations
 
 import builtins
-import enum
-import errno
 import json
-import os
 import sqlite3
 import threading
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator
 
 from tui.paths import data_dir
+from tui.store.model import (
+    CURRENT_LEAF,
+    DEFAULT_TITLE,
+    UNCHANGED,
+    Conversation,
+    ConversationSummary,
+    Default,
+    Message,
+    NotFoundError,
+    StoreError,
+    active_branch,
+    auto_title,
+    clean_title,
+    new_id,
+    newest_leaf,
+)
+from tui.store.schema import (
+    CorruptFile,
+    connect,
+    describe,
+    is_corruption,
+    make_private_dir,
+    move_aside,
+)
 
 FILE_NAME = "library.sqlite3"
-DEFAULT_TITLE = "New chat"
-TITLE_MAX = 60
-ROLES = ("system", "user", "assistant")
-STATUSES = ("ok", "stopped", "length", "failed")  # length: cut off at max_new_tokens
-_SQLITE_HEADER = b"SQLite format 3\x00"
-_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
-
-
-class StoreError(Exception):
-    """The library could not be opened, read or written; the message is one line for a user."""
-
-
-class NotFoundError(KeyError):
-    """No conversation or message matches; `str()` is the plain message (no KeyError quotes)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
-
-
-class Default(enum.Enum):
-    """Markers for "use the current leaf" and "leave as it is" where None is a real value."""
-
-    CURRENT_LEAF = "current leaf"
-    UNCHANGED = "unchanged"
-
-
-CURRENT_LEAF = Default.CURRENT_LEAF
-UNCHANGED = Default.UNCHANGED
-
-
-@dataclass
-class Message:
-    """One message; `parent_id` is None for the first message of a branch."""
-
-    id: str
-    role: str  # 'system' | 'user' | 'assistant'
-    content: str
-    created: float  # unix time
-    parent_id: str | None
-    status: str = "ok"  # 'ok' | 'stopped' | 'failed'
-    stats: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"unknown role {self.role!r} (expected one of {', '.join(ROLES)})")
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r} (expected one of {', '.join(STATUSES)})")
-
-
-@dataclass
-class Conversation:
-    """A conversation with its active branch in `messages`, root first."""
-
-    id: str
-    title: str
-    created: float
-    updated: float  # the last time a message was added, changed or deleted
-    model: str | None
-    load_settings: dict[str, Any]
-    generation_settings: dict[str, Any]
-    system_prompt: str | None
-    messages: list[Message] = field(default_factory=list)
-
-
-@dataclass
-class ConversationSummary:
-    """A row of the history list; `snippet` (search only) marks matches with [ and ]."""
-
-    id: str
-    title: str
-    model: str | None
-    created: float
-    updated: float
-    message_count: int  # messages on the active branch
-    snippet: str | None = None
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def title_from(content: str) -> str | None:
-    """A title from message text: its first non-blank line, whitespace collapsed, ≤ 60 chars."""
-    for line in content.splitlines():
-        text = " ".join(line.split())
-        if text:
-            return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1].rstrip() + "…"
-    return None
-
-
-def auto_title(title: str, role: str, content: str, had_user_message: bool) -> str:
-    """The title after adding a message: a default title takes the first user message's text."""
-    if role != "user" or had_user_message or title != DEFAULT_TITLE:
-        return title
-    return title_from(content) or title
-
-
-def clean_title(title: str) -> str:
-    return title.strip() or DEFAULT_TITLE
-
-
-def active_branch(messages: Sequence[Message], leaf_id: str | None) -> list[Message]:
-    """The messages from the root down to `leaf_id`, root first."""
-    by_id = {m.id: m for m in messages}
-    path: list[Message] = []
-    current = by_id.get(leaf_id) if leaf_id is not None else None
-    while current is not None and len(path) <= len(by_id):  # the bound guards a hand-made cycle
-        path.append(current)
-        current = by_id.get(current.parent_id) if current.parent_id is not None else None
-    path.reverse()
-    return path
-
-
-def newest_leaf(messages: Sequence[Message], message_id: str) -> str:
-    """The leaf reached from `message_id` by following the newest child at each step.
-
-    `messages` must be in insertion order (as `Library.messages` returns them)."""
-    newest_child: dict[str, str] = {}
-    for message in messages:
-        if message.parent_id is not None:
-            newest_child[message.parent_id] = message.id
-    leaf, steps = message_id, 0
-    while leaf in newest_child and steps <= len(messages):
-        leaf, steps = newest_child[leaf], steps + 1
-    return leaf
-
-
-def versions_of(messages: Sequence[Message], message_id: str) -> list[Message]:
-    """The versions of a message: it and its siblings, oldest first."""
-    target = next((m for m in messages if m.id == message_id), None)
-    if target is None:
-        raise NotFoundError(f"no message with id {message_id!r}")
-    return [m for m in messages if m.parent_id == target.parent_id]
-
-
-def subtree_ids(messages: Sequence[Message], message_id: str) -> set[str]:
-    """`message_id` and the ids of all its descendants."""
-    children: dict[str | None, list[str]] = {}
-    for message in messages:
-        children.setdefault(message.parent_id, []).append(message.id)
-    found, stack = set(), [message_id]
-    while stack:
-        current = stack.pop()
-        if current not in found:
-            found.add(current)
-            stack.extend(children.get(current, ()))
-    return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Schema: PRAGMA user_version counts the migrations applied, in order, from version 0.
-
-def _v1_base(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE conversations (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            title TEXT NOT NULL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            model TEXT,
-            load_settings TEXT NOT NULL DEFAULT '{}',
-            generation_settings TEXT NOT NULL DEFAULT '{}',
-            system_prompt TEXT,
-            leaf_id TEXT
-        )""")
-    db.execute("CREATE INDEX conversations_updated ON conversations(updated)")
-    # parent_id has no ON DELETE action: a subtree is deleted in one statement, and a cascade
-    # through a long chain would hit SQLite's trigger depth limit.
-    db.execute("""
-        CREATE TABLE messages (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            parent_id TEXT REFERENCES messages(id),
-            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL,
-            created REAL NOT NULL,
-            status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'stopped', 'length', 'failed')),
-            stats TEXT
-        )""")
-    db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
-    db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
-
-
-def _v2_search(db: sqlite3.Connection) -> None:
-    # One row per message (rowid = messages.seq) and per title (rowid = -conversations.seq).
-    db.execute("""
-        CREATE VIRTUAL TABLE search USING fts5(
-            conversation_id UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 2'
-        )""")
-    for sql in (
-        """CREATE TRIGGER search_conversation_insert AFTER INSERT ON conversations BEGIN
-               INSERT INTO search(rowid, conversation_id, text) VALUES (-new.seq, new.id, new.title);
-           END""",
-        """CREATE TRIGGER search_conversation_title AFTER UPDATE OF title ON conversations BEGIN
-               UPDATE search SET text = new.title WHERE rowid = -new.seq;
-           END""",
-        """CREATE TRIGGER search_conversation_delete AFTER DELETE ON conversations BEGIN
-               DELETE FROM search WHERE rowid = -old.seq;
-           END""",
-        """CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
-               INSERT INTO search(rowid, conversation_id, text)
-               VALUES (new.seq, new.conversation_id, new.content);
-           END""",
-        """CREATE TRIGGER search_message_content AFTER UPDATE OF content ON messages BEGIN
-               UPDATE search SET text = new.content WHERE rowid = new.seq;
-           END""",
-        """CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
-               DELETE FROM search WHERE rowid = old.seq;
-           END""",
-        "INSERT INTO search(rowid, conversation_id, text) SELECT -seq, id, title FROM conversations",
-        "INSERT INTO search(rowid, conversation_id, text) SELECT seq, conversation_id, content FROM messages",
-    ):
-        db.execute(sql)
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Apply the missing migrations, each in its own transaction with its version number."""
-    while (version := db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"the conversation library uses schema {version}, newer than this "
-                             f"chatui understands ({SCHEMA_VERSION}): please upgrade chatui")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated between the read above and taking the lock.
-            if db.execute("PRAGMA user_version").fetchone()[0] == version:
-                MIGRATIONS[version](db)
-                db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-
-# ---------------------------------------------------------------------------------------------
-# Opening: private folder and files, corruption moved aside.
-
-class _CorruptFile(Exception):
-    pass
-
-
-def _is_corruption(error: BaseException) -> bool:
-    if isinstance(error, _CorruptFile):
-        return True
-    code = getattr(error, "sqlite_errorcode", None)
-    if isinstance(error, sqlite3.DatabaseError) and code is not None:
-        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-    return type(error) is sqlite3.DatabaseError
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    lines = str(error).splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def _make_private_dir(folder: Path) -> None:
-    """Create `folder` (mode 0o700) unless it exists; an existing folder is left as it is."""
-    try:
-        folder.mkdir(parents=True, mode=0o700)
-    except FileExistsError:
-        if not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from None
-        return
-    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
-
-
-def _move_aside(path: Path) -> Path:
-    """Rename a damaged database (and its -wal/-shm files) to `<name>.corrupt-<timestamp>`."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
-    while target.exists():
-        target, n = path.with_name(f"{path.name}.corrupt-{stamp}-{n}"), n + 1
-    os.rename(path, target)
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.rename(side, target.with_name(target.name + suffix))
-    return target
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open (creating with mode 0o600) and migrate; raise _CorruptFile or a sqlite3 error."""
-    if path.exists() and path.stat().st_size > 0:
-        with open(path, "rb") as file:
-            if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-                raise _CorruptFile("not a SQLite database")
-        if not os.access(path, os.W_OK):  # SQLite would quietly open it read-only, for good
-            raise PermissionError(errno.EACCES, "the library file is read-only", str(path))
-    else:
-        # SQLite gives the -wal and -shm files the database file's permissions.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise _CorruptFile("integrity check failed")
-        _migrate(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
 
 
 def _json(value: Any) -> str | None:
@@ -383,17 +87,17 @@ class Library:
         self.recovered_from: Path | None = None
         self._lock = threading.RLock()
         try:
-            _make_private_dir(self.path.parent)
+            make_private_dir(self.path.parent)
             try:
-                self._db = _connect(self.path)
-            except (sqlite3.DatabaseError, _CorruptFile) as error:
-                if not _is_corruption(error):
+                self._db = connect(self.path)
+            except (sqlite3.DatabaseError, CorruptFile) as error:
+                if not is_corruption(error):
                     raise
-                self.recovered_from = _move_aside(self.path)
-                self._db = _connect(self.path)
-        except (sqlite3.Error, OSError, _CorruptFile) as error:
+                self.recovered_from = move_aside(self.path)
+                self._db = connect(self.path)
+        except (sqlite3.Error, OSError, CorruptFile) as error:
             raise StoreError(f"cannot open the conversation library {self.path}: "
-                             f"{_describe(error)}") from error
+                             f"{describe(error)}") from error
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -403,7 +107,7 @@ class Library:
             try:
                 yield self._db
             except (sqlite3.Error, OSError) as error:
-                raise StoreError(f"cannot read the conversation library: {_describe(error)}") from error
+                raise StoreError(f"cannot read the conversation library: {describe(error)}") from error
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -421,7 +125,7 @@ class Library:
             except sqlite3.IntegrityError:
                 raise  # a caller's mistake (a reused id), not the disk's
             except (sqlite3.Error, OSError) as error:
-                raise StoreError(f"cannot save to the conversation library: {_describe(error)}") from error
+                raise StoreError(f"cannot save to the conversation library: {describe(error)}") from error
 
     @staticmethod
     def _conversation_row(db: sqlite3.Connection, conv_id: str) -> sqlite3.Row:

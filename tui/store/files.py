@@ -13,7 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tui.store.conversations import (
+from tui.store.model import (
     DEFAULT_TITLE,
     ROLES,
     STATUSES,
@@ -22,6 +22,7 @@ from tui.store.conversations import (
     new_id,
     title_from,
 )
+from tui.text import inert
 
 FORMAT = "chatui.conversation"
 VERSION = 1
@@ -34,7 +35,6 @@ GENERATION_KEYS = frozenset({
     "repetition_penalty", "no_repeat_ngram_size", "seed", "prompt_lookup_num_tokens",
 })
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
 _C1 = re.compile("[\x7f-\x9f]")
 
 
@@ -48,19 +48,6 @@ class _Problem(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Export
-
-def terminal_safe(text: str) -> str:
-    """`text` made inert for a terminal: control characters other than newline and tab become
-    visible symbols (ESC → ␛, BEL → ␇, CR → ␍, …; C1 controls → `\\x9b`); CRLF becomes LF."""
-    return _CONTROLS.sub(_visible, text.replace("\r\n", "\n"))
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # the Control Pictures block
-    return "␡" if code == 0x7F else f"\\x{code:02x}"
-
 
 def _finite(value: Any) -> Any:
     """JSON-safe copy: NaN and infinities (not valid JSON) become null."""
@@ -90,7 +77,7 @@ def export_json(conv: Conversation) -> str:
 
 def export_markdown(conv: Conversation) -> str:
     """A readable transcript: title, settings, then one section per message. Terminal control
-    characters are neutralised (see `terminal_safe`), so `cat`-ing the file is harmless."""
+    characters are neutralised (see `tui.text.inert`), so `cat`-ing the file is harmless."""
     date = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
     lines = [f"# {' '.join(conv.title.split())}", "", f"- **Model:** {conv.model or 'default'}", f"- **Date:** {date}"]
     if conv.generation_settings:
@@ -103,7 +90,7 @@ def export_markdown(conv: Conversation) -> str:
         lines += ["", f"## {message.role.capitalize()}", "", message.content]
         if message.status != "ok":
             lines += ["", f"*({message.status})*"]
-    return terminal_safe("\n".join(lines) + "\n")
+    return inert("\n".join(lines) + "\n")
 
 
 def write_file_atomic(path: Path, text: str) -> None:

@@ -70,7 +70,7 @@ class ChatView(VerticalScroll):
 
     async def _refold(self) -> None:
         self._refold_pending = False
-        if not self.is_attached or self.app._exit:
+        if not self.is_attached:  # the app is closing
             return
         # In content coordinates: where each body sits in the scrolled content (from the last
         # layout, which scrolling does not change) against the scroll offset as it is now. Screen

@@ -15,17 +15,19 @@ next one, so the widget never falls behind. Two differences:
 from __future__ import annotations
 
 import asyncio
-import time
 
 from textual.widgets import Markdown
+
+from tui.activity import UserActivity
 
 FRESH_INPUT_S = 0.05  # input this recent is drawn before the next append
 FRESH_INPUT_WAIT_S = 0.1  # the most an append waits for that frame
 
 
 class InputFirstStream:
-    def __init__(self, markdown: Markdown) -> None:
+    def __init__(self, markdown: Markdown, activity: UserActivity | None = None) -> None:
         self.markdown = markdown
+        self.activity = activity
         self._pending: list[str] = []
         self._new_text = asyncio.Event()
         self._stopping = False
@@ -61,9 +63,9 @@ class InputFirstStream:
 
     async def _let_fresh_input_show(self) -> None:
         widget = self.markdown
-        if not widget.is_attached:
+        if self.activity is None or not widget.is_attached:
             return
-        if time.monotonic() - getattr(widget.app, "last_input_at", 0.0) < FRESH_INPUT_S and widget.screen.is_current:
+        if self.activity.seconds_since() < FRESH_INPUT_S and widget.screen.is_current:
             drawn = asyncio.Event()
             widget.call_after_refresh(drawn.set)
             # bounded: a screen that stops drawing (the app closing) must not stall the stream

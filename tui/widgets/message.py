@@ -19,6 +19,8 @@ from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widget import MountError, Widget
 
+from tui.actions import Keymap, bindings
+from tui.activity import UserActivity
 from tui.text import ThinkSplitter, inert, split_think
 from tui.widgets.markdown_stream import InputFirstStream
 
@@ -117,10 +119,11 @@ class MessageMarkdown(LiveMarkdown):
         self.styles.height = height  # border-box: what it measured, padding included
         await self.remove_children()
 
-    async def unfold(self) -> None:
+    async def unfold(self, markdown: str | None = None) -> None:
+        """Render again (with `markdown` as the new text, if given)."""
         if self.folded:
             self.folded = False
-            await super().update(self.source)
+            await super().update(self.source if markdown is None else markdown)
             self.styles.height = None  # back to the stylesheet's auto
 
     def update(self, markdown: str) -> AwaitComplete:
@@ -128,8 +131,7 @@ class MessageMarkdown(LiveMarkdown):
             return super().update(markdown)
         if markdown == self.source:  # the exact render at a reply's end, of a chunk off-screen
             return AwaitComplete()
-        self._markdown = markdown
-        return AwaitComplete(self.unfold())
+        return AwaitComplete(self.unfold(markdown))
 
 
 class MessageView(Vertical, can_focus=True):
@@ -137,15 +139,14 @@ class MessageView(Vertical, can_focus=True):
     Tab) to act on it: copy, edit, delete, regenerate, or switch between its versions."""
 
     BINDINGS = [
-        Binding("c", "act('copy')", "Copy"),
-        Binding("e", "act('edit')", "Edit"),
-        Binding("d", "act('delete')", "Delete"),
-        Binding("r", "act('regenerate')", "Regenerate"),
-        Binding("left", "act('previous_version')", "Previous version"),
-        Binding("right", "act('next_version')", "Next version"),
+        *bindings("message"),
         Binding("up", "move(-1)", "Previous message", show=False),
         Binding("down", "move(1)", "Next message", show=False),
     ]
+    # Set by the chat screen (the same for every message): the keys named in hints, and the
+    # user's input, which a streaming reply lets draw first.
+    keymap = Keymap()
+    activity: UserActivity | None = None
 
     @dataclass
     class Action(Message):
@@ -201,9 +202,10 @@ class MessageView(Vertical, can_focus=True):
         elif self.status == "failed":
             title += " · failed"
         elif self.status == "length":
-            title += " · cut off (ctrl+t continues)"
+            title += f" · cut off ({self.keymap.key('chat.continue')} continues)"
         if self._version:
-            title += f" · {self._version}"
+            previous, following = self.keymap.key("message.previous_version"), self.keymap.key("message.next_version")
+            title += f" · {self._version} ({previous}/{following})"
         return title
 
     @property
@@ -255,17 +257,12 @@ class MessageView(Vertical, can_focus=True):
 
     def _going_away(self) -> bool:
         """The view or the app is being taken down (quit as a reply ends): nothing left to draw."""
-        return self.app._exit or self._closing or self._pruning or not self.is_attached
+        return not self.is_attached or not self.is_running or not self.is_parent_active
 
     def start_stream(self) -> None:
         self._splitter = ThinkSplitter()
         self._answer_len, self._cuts = len(split_think(self.text)[1] if self.role == "assistant" else self.text), []
         self._set_streaming(True)
-
-    async def append(self, fragment: str) -> None:
-        """Add streamed text (cheap: only the last Markdown block is parsed again)."""
-        self.text += fragment
-        await self._render_fragment(fragment)
 
     async def _render_fragment(self, fragment: str) -> None:
         assert self._splitter is not None, "start_stream() first"
@@ -299,7 +296,7 @@ class MessageView(Vertical, can_focus=True):
                 target = self.body
                 await target.unfold()
                 target.streaming = True
-            stream = self._streams[kind] = InputFirstStream(target)
+            stream = self._streams[kind] = InputFirstStream(target, self.activity)
         await stream.write(inert(text))
         if kind == "answer":
             self._chunk_text += text
@@ -314,7 +311,7 @@ class MessageView(Vertical, can_focus=True):
         previous.flush_bottom = flush_bottom
         previous.mark_end()
         await self.mount(chunk, after=previous)
-        self._streams["answer"] = InputFirstStream(chunk)
+        self._streams["answer"] = InputFirstStream(chunk, self.activity)
         self.post_message(self.BodyAdded())
         self._chunk_text, self._cut_next = "", None
         self._cuts.append(self._answer_len)

@@ -1,46 +1,73 @@
 """The settings sidebar, built from the engine's one table of parameter specs.
 
-Generation values apply to the next reply at once (no reload); an invalid value shows an inline
-error and the last valid value stays in use. Model options reload in the background on Apply.
+It is given the values it shows (`show_*`, attributes down) and posts what the user changes
+(messages up): generation values apply to the next reply at once (an invalid value shows an
+inline error and the last valid value stays in use), model options reload on Apply.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
+from tui.engine.loading import ModelInfo
 from tui.engine.settings import (
-    ATTENTION_IMPLEMENTATIONS,
-    BUILTIN_PRESETS,
-    DEVICES,
-    DTYPES,
+    LOAD_CHOICES,
     PARAM_SPECS,
-    QUANTIZATIONS,
     SPECS_BY_NAME,
     GenerationSettings,
     LoadSettings,
     SettingsError,
     format_value,
 )
+from tui.engine.sources import DEFAULT_MODEL_NAME
 
-LOAD_CHOICES = {
-    "dtype": DTYPES,
-    "device": DEVICES,
-    "quantization": QUANTIZATIONS,
-    "attn_implementation": ATTENTION_IMPLEMENTATIONS,
-}
 SLOW_HERE = {"dtype:float16": "slow on CPU"}
 
 
 class SettingsPanel(VerticalScroll):
-    def __init__(self, **kwargs) -> None:
+    @dataclass
+    class GenerationChanged(Message):
+        """The user changed generation values (each valid on its own)."""
+
+        updates: dict[str, Any]
+
+    @dataclass
+    class SystemPromptChanged(Message):
+        text: str
+
+    @dataclass
+    class ReloadRequested(Message):
+        """Apply: load the model with these options."""
+
+        settings: LoadSettings
+
+    @dataclass
+    class PresetChosen(Message):
+        name: str
+
+    @dataclass
+    class PresetSaved(Message):
+        """Save the generation values in use as a preset called `name`."""
+
+        name: str
+
+    def __init__(self, generation: GenerationSettings, system_prompt: str, load_settings: LoadSettings,
+                 preset_names: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.user_presets: dict[str, dict[str, Any]] = {}
-        self.ready = False  # True once it shows the app's state
+        self.generation = generation
+        self.system_prompt = system_prompt
+        self.load_settings = load_settings
+        self.preset_names = preset_names
+        self.model_info: ModelInfo | None = None
+        self.busy = False
+        self.ready = False  # True once its fields show the values above
         self._unavailable: dict[str, str] = {}
 
     # -- layout ---------------------------------------------------------------------------------
@@ -54,8 +81,8 @@ class SettingsPanel(VerticalScroll):
     def _generation_section(self) -> ComposeResult:
         yield Static("Generation", classes="section-title")
         with Horizontal(classes="preset-row"):
-            yield Select([(n, n) for n in BUILTIN_PRESETS], prompt="preset", id="preset")
-        values = self.app.generation.values  # built with the values in use: no change events at mount
+            yield Select([(n, n) for n in self.preset_names], prompt="preset", id="preset")
+        values = self.generation.values  # built with the values in use: no change events at mount
         for spec in PARAM_SPECS:
             tooltip = f"{spec.help} Range: {spec.range_text()}. Default: {format_value(spec.default)}."
             with Horizontal(classes="param-row"):
@@ -76,7 +103,7 @@ class SettingsPanel(VerticalScroll):
     def _model_section(self) -> ComposeResult:
         yield Static("Model", classes="section-title")
         yield Static("loading…", id="model-info", markup=False)
-        yield Input(placeholder="model id or path (default: SmolLM2-135M-Instruct)", id="load-model")
+        yield Input(placeholder=f"model id or path (default: {DEFAULT_MODEL_NAME})", id="load-model")
         for name, choices in LOAD_CHOICES.items():
             with Horizontal(classes="param-row"):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
@@ -94,23 +121,25 @@ class SettingsPanel(VerticalScroll):
         self.call_after_refresh(self._catch_up)  # once the fields (and their own parts) are mounted
 
     def _catch_up(self) -> None:
-        """Mounted after the first frame: catch up with the app's state."""
-        app = self.app
-        self.show_generation(app.generation)
-        self.show_system_prompt(app.system_prompt)
-        self.set_user_presets(app.config.presets)
-        if app.model_info is not None:
-            self.show_model(app.model_info, app.load_settings)
+        """Mounted (after the first frame): show the values given so far."""
+        self.ready = True
+        self.show_generation(self.generation)
+        self.show_system_prompt(self.system_prompt)
+        self.set_presets(self.preset_names)
+        if self.model_info is not None:
+            self.show_model(self.model_info, self.load_settings)
         else:
-            self.show_load(app.load_settings)
-        self.set_busy(app.state == "loading")
+            self.show_load(self.load_settings)
+        self.set_busy(self.busy)
         for field in self.query(".field-error"):
             field.display = False
-        self.ready = True
 
-    # -- showing values -------------------------------------------------------------------------
+    # -- showing values (the screen calls these; before mounting they only remember) ------------
 
     def show_generation(self, settings: GenerationSettings) -> None:
+        self.generation = settings
+        if not self.ready:
+            return
         for spec in PARAM_SPECS:
             value = settings.values[spec.name]
             if spec.type is bool:
@@ -121,21 +150,29 @@ class SettingsPanel(VerticalScroll):
                 field = self.query_one(f"#param-{spec.name}", Input)
                 if self._parsed(spec.name, field.value) != value:
                     field.value = format_value(value)
-            self._show_error(spec.name, "")
+            self.show_field_error(spec.name, "")
 
     def show_system_prompt(self, text: str) -> None:
-        area = self.query_one("#system-prompt", TextArea)
-        if area.text != text:
-            area.load_text(text)
+        self.system_prompt = text
+        if self.ready:
+            area = self.query_one("#system-prompt", TextArea)
+            if area.text != text:
+                area.load_text(text)
 
     def show_load(self, settings: LoadSettings) -> None:
+        self.load_settings = settings
+        if not self.ready:
+            return
         self.query_one("#load-model", Input).value = settings.model or ""
         self.query_one("#load-draft", Input).value = settings.draft_model or ""
         self.query_one("#load-compile", Switch).value = settings.compile
         for name in LOAD_CHOICES:
             self.query_one(f"#load-{name}", Select).value = getattr(settings, name)
 
-    def show_model(self, info: Any, settings: LoadSettings) -> None:
+    def show_model(self, info: ModelInfo, settings: LoadSettings) -> None:
+        self.model_info, self.load_settings = info, settings
+        if not self.ready:
+            return
         lines = [
             info.name,
             f"{info.parameters / 1e6:,.0f}M params · {info.footprint_bytes / 2**20:,.0f} MB",
@@ -158,10 +195,15 @@ class SettingsPanel(VerticalScroll):
         self.show_load(settings)
 
     def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        if not self.ready:
+            return
         self.query_one("#apply", Button).disabled = busy
         self.query_one("#apply", Button).label = "Loading…" if busy else "Apply (reload)"
 
-    def _show_error(self, name: str, text: str) -> None:
+    def show_field_error(self, name: str, text: str) -> None:
+        if not self.ready:
+            return
         widget = self.query_one(f"#error-{name}", Static)
         widget.update(text)
         widget.display = bool(text)
@@ -182,65 +224,51 @@ class SettingsPanel(VerticalScroll):
         try:
             value = SPECS_BY_NAME[name].parse(event.value)
         except SettingsError as exc:
-            self._show_error(name, str(exc))
+            self.show_field_error(name, str(exc))
             return
-        if value == self.app.generation.values[name]:
-            self._show_error(name, "")
-            return
-        self._show_error(name, self.app.set_generation({name: value}) or "")
+        self.show_field_error(name, "")
+        if value != self.generation.values[name]:
+            self.post_message(self.GenerationChanged({name: value}))
 
     @on(Input.Blurred, ".param-input")
     def param_blurred(self, event: Input.Blurred) -> None:
         name = event.input.id.removeprefix("param-")
-        current = self.app.generation.values[name]
+        current = self.generation.values[name]
         if self._parsed(name, event.input.value) != current:
             event.input.value = format_value(current)  # back to the value in use
-            self._show_error(name, "")
+            self.show_field_error(name, "")
 
     @on(Switch.Changed)
     def switch_changed(self, event: Switch.Changed) -> None:
         if event.value != event.switch.value or not (event.switch.id or "").startswith("param-"):
             return  # a stale event, or a model option (applied with the Apply button)
         name = event.switch.id.removeprefix("param-")
-        if event.value != self.app.generation.values.get(name):
-            self._show_error(name, self.app.set_generation({name: event.value}) or "")
+        if event.value != self.generation.values.get(name):
+            self.post_message(self.GenerationChanged({name: event.value}))
 
     @on(TextArea.Changed, "#system-prompt")
     def system_changed(self, event: TextArea.Changed) -> None:
-        self.app.system_prompt = event.text_area.text
+        if event.text_area.text != self.system_prompt:
+            self.system_prompt = event.text_area.text
+            self.post_message(self.SystemPromptChanged(self.system_prompt))
 
     @on(Select.Changed, "#preset")
     def preset_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
-            self.apply_preset(event.value)
+            self.post_message(self.PresetChosen(event.value))
 
-    def preset_names(self) -> list[str]:
-        return list(BUILTIN_PRESETS) + [n for n in self.user_presets if n not in BUILTIN_PRESETS]
-
-    def apply_preset(self, name: str) -> None:
-        values = self.user_presets.get(name) or BUILTIN_PRESETS.get(name)
-        if values is None:
-            self.app.notify(f"No preset named {name!r}.", severity="error")
-            return
-        error = self.app.set_generation(values)
-        if error:
-            self.app.notify(f"Preset {name}: {error}", severity="error")
-        else:
-            self.app.notify(f"Preset {name} in use.")
-
-    def set_user_presets(self, presets: dict[str, dict[str, Any]]) -> None:
-        self.user_presets = dict(presets)
-        self.query_one("#preset", Select).set_options([(n, n) for n in self.preset_names()])
+    def set_presets(self, names: list[str]) -> None:
+        self.preset_names = list(names)
+        if self.ready:
+            self.query_one("#preset", Select).set_options([(n, n) for n in self.preset_names])
 
     @on(Button.Pressed, "#save-preset")
     def save_preset(self) -> None:
         name = self.query_one("#preset-name", Input).value.strip()
         if not name:
-            self.app.notify("Give the preset a name first.", severity="warning")
+            self.notify("Give the preset a name first.", severity="warning")
             return
-        self.user_presets[name] = self.app.generation.as_dict()
-        self.query_one("#preset", Select).set_options([(n, n) for n in self.preset_names()])
-        self.app.save_user_presets(self.user_presets)
+        self.post_message(self.PresetSaved(name))
 
     @on(Button.Pressed, "#apply")
     def apply_load(self) -> None:
@@ -254,12 +282,12 @@ class SettingsPanel(VerticalScroll):
                 self._show_load_error(f"{name} {values[name]} cannot work here: {reason}")
                 return
         try:
-            settings = self.app.load_settings.replace(**values)
+            settings = self.load_settings.replace(**values)
         except SettingsError as exc:
             self._show_load_error(str(exc))
             return
         self._show_load_error("")
-        self.app.apply_load_settings(settings)
+        self.post_message(self.ReloadRequested(settings))
 
     def _show_load_error(self, text: str) -> None:
         widget = self.query_one("#load-error", Static)

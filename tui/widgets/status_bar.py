@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-STATE_ICONS = {"loading": "◌", "ready": "●", "generating": "▶", "error": "✖", "compiling": "◌"}
+
+class AppState(str, Enum):
+    """What the app is doing: the chat screen's `state`, shown first in the status bar."""
+
+    LOADING = "loading"  # a model is loading
+    READY = "ready"
+    GENERATING = "generating"  # a reply is being written
+    ERROR = "error"  # no model is loaded
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATE_ICONS = {AppState.LOADING: "◌", AppState.READY: "●", AppState.GENERATING: "▶", AppState.ERROR: "✖"}
 
 
 def mb(value: int | None) -> str:
@@ -17,7 +31,7 @@ def mb(value: int | None) -> str:
 
 @dataclass
 class StatusInfo:
-    state: str = "loading"  # loading / ready / generating / error
+    state: AppState = AppState.LOADING
     detail: str = ""  # loading label or error text
     model: str = ""
     device: str = ""
@@ -33,7 +47,7 @@ class StatusInfo:
     cuda_reserved: int | None = None
 
     def render(self) -> str:
-        parts = [f"{STATE_ICONS.get(self.state, '?')} {self.state}"]
+        parts = [f"{STATE_ICONS[self.state]} {self.state}"]
         if self.detail:
             parts[0] += f": {self.detail}"
         if self.model:
@@ -66,8 +80,8 @@ class StatusBar(Horizontal):
     def update_info(self, **changes) -> None:
         for key, value in changes.items():
             setattr(self.info, key, value)
-        self.set_class(self.info.state == "error", "-error")
-        self.set_class(self.info.state == "generating", "-generating")
+        self.set_class(self.info.state is AppState.ERROR, "-error")
+        self.set_class(self.info.state is AppState.GENERATING, "-generating")
         # a repaint, not a layout: the line's size is fixed, and a layout of the whole screen
         # (every widget, the sidebar's too) four times a second while a reply streams took CPU
         # from the decoder

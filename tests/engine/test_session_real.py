@@ -1,0 +1,126 @@
+"""The real path: SmolLM2-135M-Instruct from the bundled GGUF, converted once and cached."""
+
+import time
+
+from tui.engine import Engine, Finished, GenerationSettings, LoadSettings
+from tui.engine.sources import default_gguf_path, gguf_cache_path
+
+GREEDY = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 48})
+
+
+def test_capital_of_france_is_paris(smollm2_engine):
+    final = smollm2_engine.generate([{"role": "user", "content": "What is the capital of France?"}], GREEDY).wait()
+    assert isinstance(final, Finished) and final.reason == "stop"
+    assert "Paris" in final.text
+    m = final.metrics
+    assert 0 < m.ttft_s < 10 and m.decode_tok_s > 1 and m.new_tokens < 48
+
+
+def test_cached_conversion_loads_fast(smollm2_dir):
+    assert gguf_cache_path(default_gguf_path()) == smollm2_dir
+    assert (smollm2_dir / "model.safetensors").is_file()
+    engine = Engine()
+    try:
+        started = time.perf_counter()
+        info = engine.load(LoadSettings()).result()
+        elapsed = time.perf_counter() - started
+    finally:
+        engine.shutdown()
+    assert info.name == "SmolLM2-135M-Instruct" and info.context_size == 8192
+    print(f"default model load from the safetensors cache: {elapsed:.2f} s")
+
+
+def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers(smollm2_engine):
+    """chatui's speed work (KV reuse across turns, drafts prefilled while typing, the growing
+    cache, CPU GQA attention) against plain transformers (DynamicCache, its own SDPA)."""
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
+    turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
+    messages, with_reuse = [], []
+    smollm2_engine._drop_cache()
+    for text in turns:
+        messages.append({"role": "user", "content": text})
+        final = smollm2_engine.generate(messages, settings).wait()
+        with_reuse.append(final)
+        messages.append({"role": "assistant", "content": final.text})
+    assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
+    messages = []
+    smollm2_engine._drop_cache()
+    for text, reused in zip(turns, with_reuse):
+        half = text[: len(text) // 2]  # what was typed when the user paused
+        assert smollm2_engine.prefill(messages + [{"role": "user", "content": half}], settings).result() > 0
+        messages.append({"role": "user", "content": text})
+        final = smollm2_engine.generate(messages, settings).wait()
+        assert final.text == reused.text and final.metrics.prefill_tokens < 15
+        messages.append({"role": "assistant", "content": final.text})
+    model = smollm2_engine._loaded.model
+    smollm2_engine.reuse_cache = False
+    smollm2_engine.grow_cache_in_place = False  # the reference is plain transformers: DynamicCache
+    model.set_attn_implementation("sdpa")
+    try:
+        messages = []
+        for text, reused in zip(turns, with_reuse):
+            messages.append({"role": "user", "content": text})
+            final = smollm2_engine.generate(messages, settings).wait()
+            assert final.metrics.prefill_tokens == final.metrics.prompt_tokens
+            assert final.text == reused.text
+            messages.append({"role": "assistant", "content": final.text})
+    finally:
+        smollm2_engine.reuse_cache = True
+        smollm2_engine.grow_cache_in_place = True
+        model.set_attn_implementation("chatui_sdpa")
+
+
+def test_stop_mid_stream_on_the_real_model(smollm2_engine):
+    from tui.engine import TokenDelta
+
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 300})
+    turn = smollm2_engine.generate([{"role": "user", "content": "Write a long story about a dragon."}], settings)
+    at_stop = None
+    for event in turn:
+        if isinstance(event, TokenDelta) and event.tokens >= 10 and at_stop is None:
+            at_stop = event.tokens
+            turn.stop()
+    assert turn.final.stopped and turn.final.text
+    assert turn.final.metrics.new_tokens <= at_stop + 1
+
+
+def test_reload_with_other_dtypes_and_quantization_frees_and_shrinks(smollm2_dir):
+    """bf16, 8-bit and 4-bit reloads of the real model (bitsandbytes runs on CPU here)."""
+    from tui.engine.metrics import rss_bytes
+
+    engine = Engine()
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 8})
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    try:
+        base = engine.load(LoadSettings()).result()
+        figures = [("float32", base.footprint_bytes, rss_bytes())]
+        for load in (LoadSettings(dtype="bfloat16"), LoadSettings(quantization="8bit"),
+                     LoadSettings(quantization="4bit")):
+            info = engine.load(load).result()
+            assert info.quantization == load.quantization
+            assert info.footprint_bytes < base.footprint_bytes
+            final = engine.generate(question, settings).wait()
+            assert isinstance(final, Finished) and "Paris" in final.text
+            figures.append((f"{info.dtype}/{info.quantization}", info.footprint_bytes, rss_bytes()))
+    finally:
+        engine.shutdown()
+    assert figures[1][1] <= base.footprint_bytes // 2 + 2**20  # bf16 halves the weights
+    assert figures[3][1] < figures[2][1] < figures[1][1]  # 4-bit < 8-bit < bf16
+    for name, footprint, rss in figures:
+        print(f"{name:18} footprint={footprint / 2**20:.0f} MB rss={rss / 2**20:.0f} MB")
+def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smollm2_engine):
+    text = ("The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed the "
+            "spiral stairs, trimmed the wick, and watched the beam sweep across the water.")
+    messages = [{"role": "user", "content": f"Repeat this text exactly, word for word:\n\n{text}"}]
+    greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
+    smollm2_engine._drop_cache()
+    plain = smollm2_engine.generate(messages, greedy).wait()
+    smollm2_engine._drop_cache()
+    fast = smollm2_engine.generate(messages, greedy.with_updates({"prompt_lookup_num_tokens": 10})).wait()
+    assert fast.text == plain.text and "spiral stairs" in fast.text
+    stats = smollm2_engine._loaded.model.last_candidate_generator.stats
+    assert stats["accepted"] > fast.metrics.new_tokens / 2  # most tokens came from the lookup
+    assert stats["steps"] < fast.metrics.new_tokens / 2  # in far fewer forward passes
+    smollm2_engine._drop_cache()
+
+

@@ -1,0 +1,79 @@
+"""The conversation on disk from the chat screen: saves that fail and come back, the browser,
+saving to and opening files."""
+
+from __future__ import annotations
+
+from fakes import ScriptedEngine
+from pilot import make_app, notes, reply_texts, run, send, wait_for
+
+from tui.store import AutoSaver, Library
+
+
+def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a regular file where the data folder should be\n")
+    bad_path = blocker / "chatui" / "library.sqlite3"
+    saver = AutoSaver(None, reopen=lambda: Library(bad_path))
+
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]), saver=saver)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+            await send(pilot, app, "hello disk")
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
+            await pilot.pause()
+            assert [(m.role, m.content) for m in app.chat_screen.messages] == [("user", "hello disk"),
+                                                                   ("assistant", "first answer")]
+            not_saved = [n for n in app._notifications if n.title == "Not saved"]
+            assert len(not_saved) == 1  # said once, not once per message
+            assert not_saved[0].severity == "error" and "kept in memory" in not_saved[0].message
+            assert saver.pending > 0 and saver.library is None
+            # /status tells the truth too
+            await send(pilot, app, "/status")
+            await pilot.pause()
+            assert "not saved yet" in app.chat_screen.chat.messages()[-1].text
+            # The disk is fixed: the next retry saves everything, in order.
+            blocker.unlink()
+            blocker.mkdir()
+            app.chat_screen.retry_saves()
+            await pilot.pause()
+            assert saver.pending == 0 and saver.last_error is None
+            assert any("Saving works again" in m for m in notes(app))
+            await send(pilot, app, "and now?")
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 2)
+            conv_id = app.saver.conversation.id
+        stored = Library(bad_path).get(conv_id)
+        assert [(m.role, m.content) for m in stored.messages] == [
+            ("user", "hello disk"), ("assistant", "first answer"),
+            ("user", "and now?"), ("assistant", "second answer")]
+        assert stored.title == "hello disk"
+
+    run(scenario())
+
+
+def test_conversations_browser_search_open_and_restore_settings(tmp_path):
+    async def scenario():
+        library = Library(tmp_path / "library.sqlite3")
+        old = library.create(model="scripted-model", generation_settings={"temperature": 0.25},
+                             system_prompt="Be terse.")
+        library.add_message(old.id, "user", "Tell me about penguins")
+        library.add_message(old.id, "assistant", "Penguins are flightless birds.")
+        other = library.create(model="scripted-model")
+        library.add_message(other.id, "user", "Something else entirely")
+        library.close()
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "ConversationBrowser"
+            await pilot.press(*"penguin")
+            await pilot.pause()
+            assert [s.id for s in app.screen.summaries] == [old.id]
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.saver.conversation.id == old.id)
+            await pilot.pause()
+            assert [v.text for v in app.chat_screen.chat.messages()] == ["Tell me about penguins", "Penguins are flightless birds."]
+            assert app.chat_screen.session.generation.temperature == 0.25 and app.chat_screen.session.system_prompt == "Be terse."
+
+    run(scenario())

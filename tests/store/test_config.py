@@ -1,0 +1,88 @@
+"""config.toml: precedence, validation, a broken file, atomic writes that keep other sections."""
+
+import tomllib
+
+from tui.cli import parse_args
+from tui.engine.settings import GenerationSettings, LoadSettings
+from tui.store.config import load_config, save_defaults, save_presets, save_theme
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_precedence_defaults_config_flags(tmp_path):
+    path = write(tmp_path / "config.toml", """
+theme = "chatui-paper"
+system_prompt = "From config."
+[model]
+dtype = "bfloat16"
+model = "/models/from-config"
+[generation]
+temperature = 0.2
+top_k = 10
+""")
+    config = load_config(path)
+    assert config.errors == []
+    options = parse_args(["temperature=0.9", "--dtype", "float32"])
+    options.apply_config(config)
+    assert options.generation.temperature == 0.9  # flag beats config
+    assert options.generation.top_k == 10  # config beats default
+    assert options.generation.top_p == 0.9  # default
+    assert options.load.dtype == "float32" and options.load.model == "/models/from-config"
+    assert options.system_prompt == "From config." and options.theme == "chatui-paper"
+
+
+def test_broken_toml_is_reported_with_its_line_and_left_alone(tmp_path):
+    text = "[generation]\ntemperature = 0.5\ntop_p = = 3\n"
+    path = write(tmp_path / "config.toml", text)
+    config = load_config(path)
+    assert "line 3" in config.errors[0]
+    assert config.generation == {}  # starts on defaults
+    import pytest
+
+    from tui.store.config import ConfigError
+
+    with pytest.raises(ConfigError, match="left as it is"):
+        save_defaults(LoadSettings(), GenerationSettings(), "", None, path=path)
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_invalid_values_are_rejected_by_the_same_specs(tmp_path):
+    path = write(tmp_path / "config.toml", """
+[generation]
+temperature = -1
+top_k = 1.5
+top_p = 0.5
+[model]
+dtype = "float8"
+colour = "red"
+compile = "yes"
+[presets.bad]
+temperature = "hot"
+""")
+    config = load_config(path)
+    assert config.generation == {"top_p": 0.5}
+    joined = "\n".join(config.errors)
+    for fragment in ("temperature: -1 is out of range", "top_k: expected a whole number", "dtype",
+                     "compile: 'yes' is not true or false",
+                     "unknown key 'colour'", "[presets.bad]"):
+        assert fragment in joined
+    assert config.load == {}
+
+
+def test_save_defaults_is_atomic_and_keeps_presets_and_keys(tmp_path):
+    path = write(tmp_path / "config.toml", '[keys]\n"chat.new" = "ctrl+x"\n')
+    save_presets({"mine": {"temperature": 0.3, "seed": None}}, path=path)
+    save_defaults(LoadSettings(dtype="bfloat16"), GenerationSettings().with_updates({"top_k": 5}), "Be kind.",
+                  "chatui-forest", path=path)
+    save_theme("chatui-ember", path=path)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert data["keys"] == {"chat.new": "ctrl+x"}
+    assert data["presets"] == {"mine": {"temperature": 0.3}}
+    assert data["model"]["dtype"] == "bfloat16" and data["generation"]["top_k"] == 5
+    assert data["system_prompt"] == "Be kind." and data["theme"] == "chatui-ember"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]  # no temp files left
+    reloaded = load_config(path)
+    assert reloaded.errors == [] and reloaded.keys == {"chat.new": "ctrl+x"}

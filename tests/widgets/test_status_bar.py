@@ -1,0 +1,20 @@
+"""The status bar."""
+
+from __future__ import annotations
+
+from pilot import make_app, run, wait_for
+
+
+def test_a_status_tick_after_the_status_line_is_gone_is_harmless(tmp_path):
+    """The live tok/s tick can fire while the app shuts down and the status bar's line is already
+    removed: it must do nothing, not raise (found by quitting in the middle of a long stream)."""
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+            await app.chat_screen.status.query_one("#status-text").remove()
+            app.chat_screen.status.update_info(tok_s=12.5, state="generating")
+            assert app.chat_screen.status.info.tok_s == 12.5
+
+    run(scenario())

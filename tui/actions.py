@@ -1,0 +1,141 @@
+"""Every action a user can take, in one table: its binding id, default key, title, help text,
+slash command and where it applies. From it come the key bindings, the command palette, the F1
+help, the slash-command dispatch and every key named in text, always with the user's own keys
+(config.toml `[keys]`, by binding id).
+
+Scopes: "app" actions run on the app, "chat" actions on the chat screen, "message" actions on a
+focused message and "browser" actions in the conversations browser. An action with no key is
+reached from the palette or its slash command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str  # the binding id (config.toml [keys]), e.g. "chat.new"
+    action: str  # the Textual action it runs, e.g. "new_chat"
+    key: str | None  # default key(s), comma-separated
+    title: str
+    help: str
+    scope: str = "chat"
+    slash: tuple[str, ...] = ()  # slash command names, the first one shown in help
+    argument: str = ""  # what the slash command takes, e.g. "key=value ..."
+    footer: bool = True  # shown in the footer when it has a key
+    palette: bool = True  # offered in the command palette
+    priority: bool = False
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("chat.new", "new_chat", "ctrl+n", "New chat",
+           "Start a new conversation; the current one stays in the library.", slash=("new", "clear")),
+    Action("chat.stop", "stop", "escape", "Stop",
+           "Stop the reply being written (what it wrote is kept), or cancel an edit.", palette=False),
+    Action("chat.regenerate", "regenerate", "ctrl+r", "Regenerate",
+           "Write the last reply again as a new version, or answer a message that has no reply.",
+           slash=("regenerate",)),
+    Action("chat.edit_last", "edit_last", "ctrl+g", "Edit last message",
+           "Put your last message back in the prompt; Enter sends it as a new version.", slash=("edit",),
+           footer=False),
+    Action("chat.continue", "continue_reply", "ctrl+t", "Continue",
+           "Continue the last reply where it stopped or was cut off.", slash=("continue",)),
+    Action("chat.copy", "copy_last", "f3", "Copy reply", "Copy the last reply to the clipboard.",
+           slash=("copy",), footer=False),
+    Action("chat.conversations", "conversations", "ctrl+o", "Conversations",
+           "Browse, search, open, rename and delete saved conversations.", slash=("chats",)),
+    Action("chat.save_file", "save_file", "ctrl+s", "Save to file",
+           "Save this conversation as Markdown (.md) or JSON (.json).", slash=("save",), argument="[FILE]",
+           footer=False),
+    Action("chat.open_file", "open_file", None, "Open file",
+           "Import a conversation file (chatui JSON or Markdown, transformers chat JSON, an OpenAI-style "
+           "list) and open it.", slash=("open",), argument="[FILE]"),
+    Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
+    Action("chat.set", "set", None, "Set generation settings",
+           "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",
+           slash=("set",), argument="key=value ...", palette=False),
+    Action("chat.system", "system", None, "System prompt",
+           "Set the system prompt for the next replies (empty clears it).", slash=("system",), argument="TEXT",
+           palette=False),
+    Action("chat.status", "show_status", None, "Status",
+           "Show the model, its load options and the generation settings in use.", slash=("status",)),
+    Action("app.help", "help", "f1", "Help", "Every key and slash command.", scope="app", slash=("help",)),
+    Action("app.theme", "change_theme", None, "Change theme", "Pick a colour theme (previewed as you move).",
+           scope="app", slash=("theme",)),
+    Action("app.save_defaults", "save_defaults", None, "Save as defaults",
+           "Write the current model and generation settings, system prompt and theme to config.toml.",
+           scope="app"),
+    Action("app.screenshot", "screenshot", None, "Screenshot", "Save an SVG picture of the screen.",
+           scope="app"),
+    Action("app.quit", "quit", "ctrl+q", "Quit", "Quit chatui; the conversation is saved.", scope="app",
+           slash=("quit", "exit"), priority=True),
+    # On a focused message.
+    Action("message.copy", "act('copy')", "c", "Copy", "Copy this message.", scope="message"),
+    Action("message.edit", "act('edit')", "e", "Edit", "Edit your message; Enter sends it as a new version.",
+           scope="message"),
+    Action("message.regenerate", "act('regenerate')", "r", "Regenerate", "Write this reply again.",
+           scope="message"),
+    Action("message.delete", "act('delete')", "d", "Delete", "Delete this message and the ones after it.",
+           scope="message"),
+    Action("message.previous_version", "act('previous_version')", "left", "Previous version",
+           "Show the previous version of this message.", scope="message"),
+    Action("message.next_version", "act('next_version')", "right", "Next version",
+           "Show the next version of this message.", scope="message"),
+    # In the conversations browser.
+    Action("browser.open", "open", "enter", "Open", "Open the highlighted conversation.", scope="browser",
+           footer=False),
+    Action("browser.rename", "rename", "f2", "Rename", "Rename the highlighted conversation.", scope="browser"),
+    Action("browser.delete", "delete", "f8", "Delete", "Delete the highlighted conversation.", scope="browser"),
+    Action("browser.new", "new", "ctrl+n", "New chat", "Start a new conversation.", scope="browser"),
+    Action("browser.close", "close", "escape", "Close", "Close the browser.", scope="browser"),
+)
+BY_ID: dict[str, Action] = {action.id: action for action in ACTIONS}
+BY_SLASH: dict[str, Action] = {name: action for action in ACTIONS for name in action.slash}
+
+
+def bindings(scope: str) -> list[Binding]:
+    """Textual bindings for the actions of `scope` that have a key (ids let the keymap rebind them)."""
+    return [Binding(a.key, a.action, a.title, show=a.footer, id=a.id, priority=a.priority)
+            for a in ACTIONS if a.scope == scope and a.key]
+
+
+def in_scope(*scopes: str) -> Iterable[Action]:
+    return (a for a in ACTIONS if a.scope in scopes)
+
+
+_ARROWS = {"left": "←", "right": "→", "up": "↑", "down": "↓"}
+
+
+class Keymap:
+    """The keys in use: the table's defaults with the user's `[keys]` on top."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        self.errors: list[str] = []
+        self.overrides: dict[str, str] = {}
+        for binding_id, key in (overrides or {}).items():
+            if binding_id == "chat.clear":
+                self.errors.append("[keys] chat.clear is now part of chat.new (new chat); bind that instead")
+            elif binding_id not in BY_ID:
+                self.errors.append(f"[keys] unknown binding id {binding_id!r} (known: {', '.join(BY_ID)})")
+            elif not isinstance(key, str) or not key.strip():
+                self.errors.append(f"[keys] {binding_id} must be a key such as \"ctrl+x\"")
+            else:
+                self.overrides[binding_id] = key.replace(" ", "")
+
+    def keys(self, action_id: str) -> str | None:
+        """The key(s) bound to an action now, comma-separated, or None."""
+        return self.overrides.get(action_id, BY_ID[action_id].key)
+
+    def key(self, action_id: str) -> str:
+        """The key to name in text (the first one bound), or "" when the action has none."""
+        keys = self.keys(action_id)
+        return _ARROWS.get(key := keys.split(",")[0], key) if keys else ""
+
+    def shown(self, action_id: str) -> str:
+        """Every key bound to an action, for help: "ctrl+n" or "ctrl+n / ctrl+l"."""
+        keys = self.keys(action_id)
+        return " / ".join(keys.split(",")) if keys else ""

@@ -1,0 +1,231 @@
+"""The conversation being chatted in, without Textual: what the app and headless mode share.
+
+A ChatSession holds the conversation (through an AutoSaver, so every change is saved as it
+happens), the generation settings and system prompt for the next turns, and the reply being
+written. It decides what a send, regenerate or continue answers, builds the messages the model
+sees, and saves a reply's end with the status its ending maps to. The app's chat screen and
+`chatui --prompt` both drive one; neither builds a history or maps a status of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.engine.events import Failed, Finished
+from tui.engine.loading import ModelInfo
+from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError
+from tui.engine.sources import DEFAULT_MODEL_NAME
+from tui.store import AutoSaver, Conversation, Library, Message
+
+# How a reply ended (`Finished.reason`) → the status it is stored with.
+REPLY_STATUS = {"stop": "ok", "length": "length", "stopped": "stopped"}
+
+
+def reply_status(final: Finished | Failed) -> str:
+    if isinstance(final, Failed):
+        return "failed"
+    return REPLY_STATUS.get(final.reason, "ok")
+
+
+class SessionError(Exception):
+    """What the user asked cannot be done now; str() is one line to show them."""
+
+
+@dataclass
+class Reply:
+    """A reply being written: the messages the model answers, and where the reply is saved."""
+
+    kind: str  # "send", "regenerate" or "continue"
+    messages: list[dict[str, str]]  # what the model is given
+    parent_id: str | None  # the message the reply answers
+    continues: Message | None = None  # the stored reply being continued, if any
+    replaces: Message | None = None  # regenerate: the reply this one is a new version of
+
+    @property
+    def base(self) -> str:
+        """Text the reply starts from (a continued reply's), before what the model adds."""
+        return self.continues.content if self.continues else ""
+
+
+@dataclass
+class SavedSettings:
+    """What a conversation was held with, checked: what can be restored and what was wrong."""
+
+    generation: GenerationSettings | None
+    system_prompt: str
+    load: LoadSettings | None  # None: the saved load options are missing or invalid
+    problems: list[str] = field(default_factory=list)
+
+
+class ChatSession:
+    def __init__(self, saver: AutoSaver, generation: GenerationSettings | None = None,
+                 system_prompt: str = "", load_settings: LoadSettings | None = None) -> None:
+        self.saver = saver
+        self.generation = generation or GenerationSettings()
+        self.system_prompt = system_prompt or ""
+        self.load_settings = load_settings or LoadSettings()
+        self.model_name = self.load_settings.model or DEFAULT_MODEL_NAME
+        self.reply: Reply | None = None
+
+    # -- the conversation -----------------------------------------------------------------------
+
+    @property
+    def conversation(self) -> Conversation | None:
+        return self.saver.conversation
+
+    @property
+    def messages(self) -> list[Message]:
+        """The active branch of the conversation."""
+        conv = self.saver.conversation
+        return conv.messages if conv else []
+
+    def model_loaded(self, name: str, load_settings: LoadSettings) -> None:
+        """The model replies now come from (recorded with the conversation at the next reply)."""
+        self.model_name, self.load_settings = name, load_settings
+
+    def settings_record(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "load_settings": self.load_settings.as_dict(),
+            "generation_settings": self.generation.as_dict(),
+            "system_prompt": self.system_prompt or None,
+        }
+
+    def new(self) -> str:
+        """Start a new conversation (written with its first message); returns its id."""
+        self.reply = None
+        return self.saver.start(**self.settings_record())
+
+    def open(self, conv_id: str, library: Library | None = None) -> Conversation:
+        """Make a stored conversation current (raises StoreError / NotFoundError)."""
+        self.reply = None
+        return self.saver.resume(conv_id, library)
+
+    def saved_settings(self, conv: Conversation) -> SavedSettings:
+        """The settings `conv` was held with, checked against today's specs."""
+        problems: list[str] = []
+        try:
+            generation = GenerationSettings().with_updates(conv.generation_settings or {})
+        except SettingsError as exc:
+            generation = None
+            problems.append(f"the saved generation settings are invalid ({exc})")
+        wanted = {k: v for k, v in (conv.load_settings or {}).items() if k in LOAD_FIELDS}
+        try:
+            load = self.load_settings.replace(**wanted) if wanted else None
+        except (SettingsError, TypeError) as exc:
+            load = None
+            problems.append(f"the saved model options are invalid ({exc})")
+        return SavedSettings(generation, conv.system_prompt or "", load, problems)
+
+    def history(self, messages: list[Message] | None = None) -> list[dict[str, str]]:
+        """What the model sees: the system prompt, then every message but failed replies."""
+        turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
+        source = self.messages if messages is None else messages
+        return turns + [{"role": m.role, "content": m.content} for m in source if m.status != "failed"]
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def add_user_message(self, text: str, edit_of: Message | None = None) -> Message:
+        """Add the user's message after the last one, or as a new version of `edit_of`."""
+        if edit_of is not None:
+            return self.saver.user_message(text, parent_id=edit_of.parent_id)
+        return self.saver.user_message(text)
+
+    def set_generation(self, updates: dict[str, Any], context_size: int | None = None) -> GenerationSettings:
+        """Apply validated generation values (all or nothing); raises SettingsError if bad."""
+        candidate = self.generation.with_updates(updates)
+        if context_size and candidate.max_new_tokens >= context_size:
+            raise SettingsError(f"max_new_tokens: {candidate.max_new_tokens} does not fit the model's context of "
+                                f"{context_size} tokens")
+        self.generation = candidate
+        return candidate
+
+    def delete_message(self, message: Message) -> None:
+        """Delete `message` and everything that follows it, on every branch."""
+        self.saver.delete_message(message.id)
+
+    def later_count(self, message: Message) -> int:
+        """How many messages follow `message` on the active branch."""
+        index = next(i for i, m in enumerate(self.messages) if m.id == message.id)
+        return len(self.messages) - 1 - index
+
+    def versions(self, message: Message) -> list[Message]:
+        return self.saver.versions(message.id)
+
+    def version_label(self, message: Message) -> str:
+        versions = self.saver.versions(message.id)
+        if len(versions) < 2:
+            return ""
+        index = next(i for i, v in enumerate(versions) if v.id == message.id)
+        return f"version {index + 1}/{len(versions)}"
+
+    def switch_version(self, message: Message, step: int) -> Message:
+        """Make the version `step` away from `message` active; returns it."""
+        versions = self.saver.versions(message.id)
+        index = next(i for i, v in enumerate(versions) if v.id == message.id) + step
+        if len(versions) < 2:
+            raise SessionError("This message has one version.")
+        if not 0 <= index < len(versions):
+            raise SessionError("No other version that way.")
+        self.saver.switch_version(versions[index].id)
+        return versions[index]
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def plan_reply(self, kind: str) -> Reply:
+        """What a send, regenerate or continue would answer; raises SessionError when there is
+        nothing it can work on. A last user message without a reply gets one either way."""
+        messages = list(self.messages)
+        last = messages[-1] if messages else None
+        if last is None:
+            raise SessionError("There is nothing to reply to yet." if kind == "send" else
+                               f"There is no reply to {'regenerate' if kind == 'regenerate' else 'continue'}.")
+        if last.role == "user":  # unanswered: whatever was asked, answer it
+            return Reply("send", self.history(messages), last.id)
+        if kind == "regenerate":
+            parent = messages[-2].id if len(messages) > 1 else None
+            return Reply(kind, self.history(messages[:-1]), parent, replaces=last)
+        if kind == "continue":
+            if last.status == "failed":
+                raise SessionError("The last reply failed: regenerate it instead.")
+            return Reply(kind, self.history(messages), last.parent_id, continues=last)
+        raise SessionError("The last message is a reply: write a message first.")
+
+    def start_reply(self, reply: Reply) -> Reply:
+        """The reply is being written: the conversation records the settings it is written with."""
+        self.reply = reply
+        self.saver.set_settings(**self.settings_record())
+        return reply
+
+    def end_reply(self, final: Finished | Failed) -> Message:
+        """Save the reply that ended (as `final` says) and return the stored message."""
+        reply, self.reply = self.reply, None
+        if reply is None:
+            raise RuntimeError("no reply is being written")
+        content = reply.base + final.text
+        status = reply_status(final)
+        metrics = final.metrics
+        stats = metrics.as_dict() if metrics is not None and metrics.new_tokens else None
+        if reply.continues is not None:
+            return self.saver.update_message(reply.continues.id, content=content, status=status, stats=stats)
+        return self.saver.assistant_message(content, status=status, stats=stats, parent_id=reply.parent_id)
+
+    # -- describing ------------------------------------------------------------------------------
+
+    def status_report(self, info: ModelInfo | None, state: str) -> str:
+        lines = ["**Status**", ""]
+        if info:
+            lines += [f"- model: `{info.name}` ({info.source})",
+                      f"- device: {info.device} · dtype: {info.dtype} · quantization: {info.quantization} · "
+                      f"attention: {info.attn_implementation}",
+                      f"- context: {info.context_size} tokens · footprint: {info.footprint_bytes / 2**20:,.0f} MB"]
+        else:
+            lines.append(f"- model: not loaded ({state})")
+        lines.append("- generation: `" + self.generation.describe() + "`")
+        lines.append(f"- system prompt: {self.system_prompt!r}" if self.system_prompt else "- system prompt: none")
+        conv = self.saver.conversation
+        if conv is not None:
+            saved = "saved" if not self.saver.pending else f"{self.saver.pending} changes not saved yet"
+            lines.append(f"- conversation: {conv.id[:8]} “{conv.title}” ({saved})")
+        return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""The command palette (ctrl+p): every action of the table with its help and the user's key,
+and the generation presets. Typing filters by fuzzy match, as in Textual's own palette."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from tui.actions import in_scope
+
+
+class ChatCommands(Provider):
+    """Needs an app with `keymap` (tui.actions.Keymap) and `chat_screen` (the ChatScreen)."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        commands: list[tuple[str, str, Callable[[], object]]] = []
+        for action in in_scope("app", "chat"):
+            if not action.palette:
+                continue
+            key = app.keymap.key(action.id)
+            help_text = f"{action.help} ({key})" if key else action.help
+            namespace = app if action.scope == "app" else app.chat_screen
+            commands.append((action.title, help_text, partial(namespace.run_action, action.action)))
+        for name in app.chat_screen.preset_names():
+            commands.append((f"Preset: {name}", f"Use the {name} generation settings for the next replies.",
+                             partial(app.chat_screen.apply_preset, name)))
+        return commands
+
+    async def discover(self) -> Hits:
+        for title, help_text, command in self._commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, command in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)

@@ -1,0 +1,99 @@
+"""`chatui --prompt`: each prompt is one turn of one conversation, the reply streamed to stdout.
+
+It drives the same ChatSession as the app (history, statuses and saving exist once), with the
+engine's events read directly instead of through Textual. Exit codes: 0 done, 1 the model or a
+turn failed, 2 a bad argument, 130 interrupted (the partial reply is saved, marked stopped).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from tui.chat_session import ChatSession
+from tui.engine import Engine, Failed, LoadError, TokenDelta
+from tui.options import Options
+from tui.store import AutoSaver, Library, StoreError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
+    """The session the turns go to: a new or continued conversation, saved unless --no-save."""
+    saver = AutoSaver.open() if options.save else AutoSaver.memory_only()
+    session = ChatSession(saver, options.generation, options.system_prompt or "", options.load)
+    if options.conversation:
+        try:
+            library = saver.library or Library()
+            conv = session.open(library.resolve_id(options.conversation), library=library)
+        except (StoreError, KeyError) as exc:
+            print(f"chatui: --conversation {options.conversation}: {exc}", file=stderr)
+            return None
+        if options.system_prompt is None:
+            session.system_prompt = conv.system_prompt or ""
+    else:
+        session.new()
+    if options.save and saver.last_error and not saver.pending:
+        print(f"chatui: warning: {saver.last_error}; turns are not saved", file=stderr)
+    return session
+
+
+def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO = sys.stdin,
+                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    session = _open_session(options, stderr)
+    if session is None:
+        return EXIT_USAGE
+    engine = engine or Engine()
+    try:
+        try:
+            info = engine.load(options.load).result()
+        except LoadError as exc:
+            print(f"chatui: {exc}", file=stderr)
+            return EXIT_FAILURE
+        session.model_loaded(info.name, engine.load_settings or options.load)
+        for warning in info.warnings:
+            print(f"chatui: warning: {warning}", file=stderr)
+        for number, prompt in enumerate(options.prompts, start=1):
+            code = _turn(session, engine, stdin.read().strip() if prompt == "-" else prompt, number, options,
+                         stdout, stderr)
+            if code:
+                return code
+        return 0
+    finally:
+        engine.shutdown()
+
+
+def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, options: Options,
+          stdout: TextIO, stderr: TextIO) -> int:
+    session.add_user_message(prompt)
+    reply = session.start_reply(session.plan_reply("send"))
+    turn = engine.generate(reply.messages, session.generation)
+    try:
+        for event in turn:
+            if isinstance(event, TokenDelta):
+                stdout.write(event.text)
+                stdout.flush()
+    except KeyboardInterrupt:
+        turn.stop()
+        session.end_reply(turn.wait())
+        stdout.write("\n")
+        print("chatui: stopped", file=stderr)
+        return EXIT_INTERRUPTED
+    final = turn.final
+    assert final is not None
+    stdout.write("\n")
+    stdout.flush()
+    session.end_reply(final)
+    saver = session.saver
+    if isinstance(final, Failed):
+        print(f"chatui: {final.error}", file=stderr)
+        return EXIT_FAILURE
+    if final.dropped_messages:
+        print(f"chatui: {final.dropped_messages} oldest messages left out to fit the context", file=stderr)
+    if options.save and saver.last_error:
+        print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
+    if options.stats:
+        print(final.metrics.stats_line(number), file=stderr, flush=True)
+    return 0

@@ -1,0 +1,35 @@
+"""What chatui was asked to do: the options of one run, their defaults, and how config.toml and
+the command line combine (built-in defaults < config.toml < command-line flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.engine.settings import GenerationSettings, LoadSettings
+from tui.store.config import Config
+
+
+@dataclass
+class Options:
+    load: LoadSettings = field(default_factory=LoadSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    system_prompt: str | None = None
+    prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
+    stats: bool = False
+    theme: str | None = None
+    save: bool = True
+    conversation: str | None = None  # id, id prefix or "last"
+    library_command: tuple[str, ...] | None = None  # ("list",), ("export", ref, fmt, out), ("import", path)
+    # What the command line set, which config.toml must not override.
+    load_overrides: dict[str, Any] = field(default_factory=dict)
+    generation_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def apply_config(self, config: Config) -> None:
+        """Built-in defaults < config.toml < command-line flags."""
+        self.load = config.load_settings(self.load_overrides)
+        self.generation = config.generation_settings(self.generation_overrides)
+        if self.system_prompt is None:
+            self.system_prompt = config.system_prompt
+        if self.theme is None:
+            self.theme = config.theme

@@ -1,0 +1,142 @@
+"""The conversation on disk: reporting saves, opening conversations from the library (the
+browser, `--conversation`), and saving to and importing from files. A mixin of ChatScreen
+(screens/chat.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textual import work
+
+from tui.screens.conversations import ConversationBrowser
+from tui.screens.dialogs import TextPromptScreen
+from tui.store import ImportFormatError, Library, StoreError, export_json, export_markdown, import_conversation
+from tui.store import write_file_atomic
+from tui.widgets.status_bar import AppState
+
+class ConversationFlows:
+    """Part of ChatScreen, which provides what these methods use (session, engine, state, views,
+    the widgets)."""
+
+    def report_saves(self) -> None:
+        """Tell the user when saving starts or stops failing (the conversation stays in memory)."""
+        saver = self.session.saver
+        library = saver.library
+        if library is not None and library.recovered_from is not None:
+            self.notify(f"The conversation library was damaged; it was moved to {library.recovered_from} "
+                        "and a new one started.", severity="error", timeout=20)
+            library.recovered_from = None
+        error = saver.last_error if saver.pending else None
+        if error and error != self._save_error:
+            self.notify(f"{error}. Your messages are kept in memory and saved when possible.",
+                        title="Not saved", severity="error", timeout=15)
+        elif self._save_error and not error:
+            self.notify("Saving works again: every message is saved.")
+        self._save_error = error
+
+    def retry_saves(self) -> None:
+        if self.session.saver.pending:
+            self.session.saver.retry()
+            self.report_saves()
+
+    def open_library(self) -> Library | None:
+        saver = self.session.saver
+        if saver.library is None:
+            saver.retry()
+            self.report_saves()
+        if saver.library is None:
+            self.notify(saver.last_error or "The conversation library cannot be opened.", severity="error")
+        return saver.library
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @work
+    async def action_conversations(self) -> None:
+        library = self.open_library()
+        if library is None:
+            return
+        result = await self.app.push_screen_wait(ConversationBrowser(library, self.keymap))
+        conv = self.session.conversation
+        if conv is not None and conv.id in result.renamed:
+            conv.title = result.renamed[conv.id]
+        if result.action == "new" or (conv is not None and conv.id in result.deleted):
+            await self.action_new_chat()
+        if result.action == "open" and result.conv_id:
+            await self.open_conversation(result.conv_id)
+
+    async def open_conversation_ref(self, ref: str) -> None:
+        """Open a conversation by id, unique id prefix or 'last' (from --conversation)."""
+        library = self.open_library()
+        if library is None:
+            return
+        try:
+            conv_id = library.resolve_id(ref)
+        except (KeyError, StoreError) as exc:
+            self.notify(f"--conversation {ref}: {exc}", severity="error", timeout=15)
+            return
+        await self.open_conversation(conv_id)
+
+    async def open_conversation(self, conv_id: str) -> None:
+        self.abandon_reply()
+        self.editing = None
+        try:
+            conv = self.session.open(conv_id)
+        except (StoreError, KeyError) as exc:
+            self.notify(f"Cannot open the conversation: {exc}", severity="error")
+            return
+        await self.render_conversation()
+        saved = self.session.saved_settings(conv)
+        for problem in saved.problems:
+            self.notify(f"Kept the current settings: {problem}.", severity="warning")
+        if saved.generation is not None:
+            self.session.generation = saved.generation
+            self.settings_panel.show_generation(saved.generation)
+        self.set_system_prompt(saved.system_prompt)
+        if saved.load is not None and saved.load != self.load_settings and self.state is not AppState.LOADING:
+            self.notify("Loading the model this conversation used.")
+            self.reload(saved.load)
+        self.notify(f"Opened “{conv.title}”.")
+
+    # -- files ----------------------------------------------------------------------------------
+
+    @work
+    async def action_save_file(self, answer: str = "") -> None:
+        conv = self.session.conversation
+        if conv is None or not conv.messages:
+            self.notify("Nothing to save yet.", severity="warning")
+            return
+        if not answer:
+            default = str(Path.cwd() / f"chatui-{conv.id[:8]}.md")
+            answer = await self.app.push_screen_wait(
+                TextPromptScreen("Save the conversation to (.md for Markdown, .json for JSON)", default)) or ""
+        if not answer:
+            return
+        path = Path(answer).expanduser()
+        text = export_json(conv) if path.suffix.lower() == ".json" else export_markdown(conv)
+        try:
+            write_file_atomic(path, text)
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"Saved to {path}")
+
+    @work
+    async def action_open_file(self, answer: str = "") -> None:
+        if not answer:
+            answer = await self.app.push_screen_wait(TextPromptScreen(
+                "Open a conversation file (chatui JSON, transformers chat !save JSON, or an OpenAI-style list)",
+                placeholder="path/to/file.json")) or ""
+        if not answer:
+            return
+        library = self.open_library()
+        if library is None:
+            return
+        try:
+            conv = import_conversation(Path(answer).expanduser())
+            conv_id = library.import_conversation(conv)
+        except ImportFormatError as exc:
+            self.notify(str(exc), title="Not imported", severity="error", timeout=15)
+            return
+        except StoreError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        await self.open_conversation(conv_id)

@@ -1,0 +1,161 @@
+"""Conversations and their message trees in memory: the dataclasses the library stores and the
+functions that walk a tree (active branch, versions, subtrees), with no database in sight.
+
+Messages form a tree through `parent_id`: regenerating a reply or editing a prompt adds a sibling
+version, and each conversation stores the leaf of its active branch. Ids are uuid4 hex strings
+that a caller may choose itself, so writes can be prepared before the database is reachable (see
+`tui.store.autosave`). "Newest" among messages means last inserted.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+DEFAULT_TITLE = "New chat"
+TITLE_MAX = 60
+ROLES = ("system", "user", "assistant")
+STATUSES = ("ok", "stopped", "length", "failed")  # length: cut off at max_new_tokens
+
+
+class StoreError(Exception):
+    """The library could not be opened, read or written; the message is one line for a user."""
+
+
+class NotFoundError(KeyError):
+    """No conversation or message matches; `str()` is the plain message (no KeyError quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class Default(enum.Enum):
+    """Markers for "use the current leaf" and "leave as it is" where None is a real value."""
+
+    CURRENT_LEAF = "current leaf"
+    UNCHANGED = "unchanged"
+
+
+CURRENT_LEAF = Default.CURRENT_LEAF
+UNCHANGED = Default.UNCHANGED
+
+
+@dataclass
+class Message:
+    """One message; `parent_id` is None for the first message of a branch."""
+
+    id: str
+    role: str  # 'system' | 'user' | 'assistant'
+    content: str
+    created: float  # unix time
+    parent_id: str | None
+    status: str = "ok"  # 'ok' | 'stopped' | 'failed'
+    stats: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r} (expected one of {', '.join(ROLES)})")
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r} (expected one of {', '.join(STATUSES)})")
+
+
+@dataclass
+class Conversation:
+    """A conversation with its active branch in `messages`, root first."""
+
+    id: str
+    title: str
+    created: float
+    updated: float  # the last time a message was added, changed or deleted
+    model: str | None
+    load_settings: dict[str, Any]
+    generation_settings: dict[str, Any]
+    system_prompt: str | None
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class ConversationSummary:
+    """A row of the history list; `snippet` (search only) marks matches with [ and ]."""
+
+    id: str
+    title: str
+    model: str | None
+    created: float
+    updated: float
+    message_count: int  # messages on the active branch
+    snippet: str | None = None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def title_from(content: str) -> str | None:
+    """A title from message text: its first non-blank line, whitespace collapsed, ≤ 60 chars."""
+    for line in content.splitlines():
+        text = " ".join(line.split())
+        if text:
+            return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1].rstrip() + "…"
+    return None
+
+
+def auto_title(title: str, role: str, content: str, had_user_message: bool) -> str:
+    """The title after adding a message: a default title takes the first user message's text."""
+    if role != "user" or had_user_message or title != DEFAULT_TITLE:
+        return title
+    return title_from(content) or title
+
+
+def clean_title(title: str) -> str:
+    return title.strip() or DEFAULT_TITLE
+
+
+def active_branch(messages: Sequence[Message], leaf_id: str | None) -> list[Message]:
+    """The messages from the root down to `leaf_id`, root first."""
+    by_id = {m.id: m for m in messages}
+    path: list[Message] = []
+    current = by_id.get(leaf_id) if leaf_id is not None else None
+    while current is not None and len(path) <= len(by_id):  # the bound guards a hand-made cycle
+        path.append(current)
+        current = by_id.get(current.parent_id) if current.parent_id is not None else None
+    path.reverse()
+    return path
+
+
+def newest_leaf(messages: Sequence[Message], message_id: str) -> str:
+    """The leaf reached from `message_id` by following the newest child at each step.
+
+    `messages` must be in insertion order (as `Library.messages` returns them)."""
+    newest_child: dict[str, str] = {}
+    for message in messages:
+        if message.parent_id is not None:
+            newest_child[message.parent_id] = message.id
+    leaf, steps = message_id, 0
+    while leaf in newest_child and steps <= len(messages):
+        leaf, steps = newest_child[leaf], steps + 1
+    return leaf
+
+
+def versions_of(messages: Sequence[Message], message_id: str) -> list[Message]:
+    """The versions of a message: it and its siblings, oldest first."""
+    target = next((m for m in messages if m.id == message_id), None)
+    if target is None:
+        raise NotFoundError(f"no message with id {message_id!r}")
+    return [m for m in messages if m.parent_id == target.parent_id]
+
+
+def subtree_ids(messages: Sequence[Message], message_id: str) -> set[str]:
+    """`message_id` and the ids of all its descendants."""
+    children: dict[str | None, list[str]] = {}
+    for message in messages:
+        children.setdefault(message.parent_id, []).append(message.id)
+    found, stack = set(), [message_id]
+    while stack:
+        current = stack.pop()
+        if current not in found:
+            found.add(current)
+            stack.extend(children.get(current, ()))
+    return found

@@ -1,0 +1,181 @@
+"""The library's SQLite file: its schema and migrations, and opening it safely (a private folder
+and file, an integrity check, and a damaged file moved aside, never deleted).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+from tui.store.model import StoreError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+# ---------------------------------------------------------------------------------------------
+# Schema: PRAGMA user_version counts the migrations applied, in order, from version 0.
+
+def _v1_base(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE conversations (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            model TEXT,
+            load_settings TEXT NOT NULL DEFAULT '{}',
+            generation_settings TEXT NOT NULL DEFAULT '{}',
+            system_prompt TEXT,
+            leaf_id TEXT
+        )""")
+    db.execute("CREATE INDEX conversations_updated ON conversations(updated)")
+    # parent_id has no ON DELETE action: a subtree is deleted in one statement, and a cascade
+    # through a long chain would hit SQLite's trigger depth limit.
+    db.execute("""
+        CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id TEXT REFERENCES messages(id),
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'stopped', 'length', 'failed')),
+            stats TEXT
+        )""")
+    db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
+    db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
+
+
+def _v2_search(db: sqlite3.Connection) -> None:
+    # One row per message (rowid = messages.seq) and per title (rowid = -conversations.seq).
+    db.execute("""
+        CREATE VIRTUAL TABLE search USING fts5(
+            conversation_id UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 2'
+        )""")
+    for sql in (
+        """CREATE TRIGGER search_conversation_insert AFTER INSERT ON conversations BEGIN
+               INSERT INTO search(rowid, conversation_id, text) VALUES (-new.seq, new.id, new.title);
+           END""",
+        """CREATE TRIGGER search_conversation_title AFTER UPDATE OF title ON conversations BEGIN
+               UPDATE search SET text = new.title WHERE rowid = -new.seq;
+           END""",
+        """CREATE TRIGGER search_conversation_delete AFTER DELETE ON conversations BEGIN
+               DELETE FROM search WHERE rowid = -old.seq;
+           END""",
+        """CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
+               INSERT INTO search(rowid, conversation_id, text)
+               VALUES (new.seq, new.conversation_id, new.content);
+           END""",
+        """CREATE TRIGGER search_message_content AFTER UPDATE OF content ON messages BEGIN
+               UPDATE search SET text = new.content WHERE rowid = new.seq;
+           END""",
+        """CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
+               DELETE FROM search WHERE rowid = old.seq;
+           END""",
+        "INSERT INTO search(rowid, conversation_id, text) SELECT -seq, id, title FROM conversations",
+        "INSERT INTO search(rowid, conversation_id, text) SELECT seq, conversation_id, content FROM messages",
+    ):
+        db.execute(sql)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the missing migrations, each in its own transaction with its version number."""
+    while (version := db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the conversation library uses schema {version}, newer than this "
+                             f"chatui understands ({SCHEMA_VERSION}): please upgrade chatui")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between the read above and taking the lock.
+            if db.execute("PRAGMA user_version").fetchone()[0] == version:
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening: private folder and files, corruption moved aside.
+
+class CorruptFile(Exception):
+    pass
+
+
+def is_corruption(error: BaseException) -> bool:
+    if isinstance(error, CorruptFile):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(error, sqlite3.DatabaseError) and code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    return type(error) is sqlite3.DatabaseError
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def make_private_dir(folder: Path) -> None:
+    """Create `folder` (mode 0o700) unless it exists; an existing folder is left as it is."""
+    try:
+        folder.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from None
+        return
+    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its -wal/-shm files) to `<name>.corrupt-<timestamp>`."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.corrupt-{stamp}-{n}"), n + 1
+    os.rename(path, target)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.rename(side, target.with_name(target.name + suffix))
+    return target
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating with mode 0o600) and migrate; raise CorruptFile or a sqlite3 error."""
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise CorruptFile("not a SQLite database")
+        if not os.access(path, os.W_OK):  # SQLite would quietly open it read-only, for good
+            raise PermissionError(errno.EACCES, "the library file is read-only", str(path))
+    else:
+        # SQLite gives the -wal and -shm files the database file's permissions.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise CorruptFile("integrity check failed")
+        _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
