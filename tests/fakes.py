@@ -13,6 +13,7 @@ from tui.engine import (
     Finished,
     LoadError,
     ModelInfo,
+    Started,
     TokenDelta,
     Turn,
     TurnMetrics,
@@ -72,7 +73,13 @@ class ScriptedEngine:
         future.set_result(0)
         return future
 
+    def count_tokens(self, messages) -> Future:
+        future: Future = Future()
+        future.set_result(sum(len(m["content"].split()) + 4 for m in messages))  # a stand-in count
+        return future
+
     def _play(self, turn: Turn, reply: str) -> None:
+        turn._emit(Started(42, 42, 4096))
         words = reply.split(" ")
         sent: list[str] = []
         for index, word in enumerate(words):

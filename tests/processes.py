@@ -32,6 +32,7 @@ class PipeReader:
 
     def __init__(self, pipe) -> None:
         self.data = bytearray()
+        self.growth: list[tuple[float, int]] = []  # (time.monotonic(), bytes so far) after each read
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
         self._thread.start()
@@ -41,6 +42,7 @@ class PipeReader:
         while chunk := os.read(fd, 65536):
             with self._lock:
                 self.data += chunk
+                self.growth.append((time.monotonic(), len(self.data)))
 
     def text(self) -> str:
         with self._lock:
@@ -49,6 +51,11 @@ class PipeReader:
     def __len__(self) -> int:
         with self._lock:
             return len(self.data)
+
+    def bytes_at(self, moment: float) -> int:
+        """How many bytes had arrived by `moment` (time.monotonic())."""
+        with self._lock:
+            return max((size for at, size in self.growth if at <= moment), default=0)
 
     def join(self) -> None:
         self._thread.join(10)

@@ -22,7 +22,7 @@ from tui.store import AutoSaver, Library
 from tui.store.config import Config
 
 
-def test_kill_9_of_the_app_mid_reply_keeps_the_first_exchange(tmp_path):
+def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path):
     db_path = tmp_path / "data" / "library.sqlite3"
     proc = subprocess.Popen(
         [sys.executable, str(HELPERS / "app_kill_target.py"), str(db_path), str(tmp_path / "config.toml")],
@@ -31,6 +31,9 @@ def test_kill_9_of_the_app_mid_reply_keeps_the_first_exchange(tmp_path):
     out = PipeReader(proc.stdout)
     try:
         poll(lambda: "STREAMING" in out.text(), 60, "the second reply to stream", proc, out)
+        streaming_at = time.monotonic()
+        poll(lambda: time.monotonic() - streaming_at > 4.5, 10, "four seconds of streaming", proc, out)
+        killed_at = time.monotonic()
         kill_9(proc)
     finally:
         if proc.poll() is None:
@@ -39,17 +42,24 @@ def test_kill_9_of_the_app_mid_reply_keeps_the_first_exchange(tmp_path):
     out.join()
     assert "NOT-KILLED" not in out.text()
     conv_id = out.text().split("STREAMING", 1)[1].split()[0]
+    before = out.data[:out.bytes_at(killed_at - 2.2)].decode()
+    shown_two_seconds_before = int(before.rsplit("TOKENS", 1)[1].split()[0])
+    assert shown_two_seconds_before > 20  # it streamed for a while before that
     assert integrity(db_path) == "ok"
     sys.path.insert(0, str(HELPERS))
     try:
-        from app_kill_target import FIRST_REPLY
+        from app_kill_target import FIRST_REPLY, SECOND_REPLY
     finally:
         sys.path.remove(str(HELPERS))
     library = Library(db_path)
     assert library.recovered_from is None
     conv = library.get(conv_id)
-    assert [(m.role, m.content, m.status) for m in conv.messages] == [
+    assert [(m.role, m.content, m.status) for m in conv.messages[:3]] == [
         ("user", "first question", "ok"), ("assistant", FIRST_REPLY, "ok"), ("user", "second question", "ok")]
+    second = conv.messages[3]
+    assert (second.role, second.status) == ("assistant", "interrupted")
+    assert SECOND_REPLY.startswith(second.content)
+    assert len(second.content.split()) >= shown_two_seconds_before  # at most ~2 s lost
     assert conv.title == "first question"
     library.close()
 
@@ -174,6 +184,8 @@ def test_library_and_exports_are_private_and_nothing_listens(tmp_path, monkeypat
                 await wait_for(pilot, lambda: app.screen.__class__.__name__ == "TextPromptScreen")
                 app.screen.query_one("#prompt-value").value = str(export)
                 await pilot.press("enter")
+                await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")  # replace it?
+                await pilot.press("y")
                 await wait_for(pilot, lambda: "a secret" in export.read_text())
             return app.saver.library.path
 

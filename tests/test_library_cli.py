@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from processes import ROOT, library_file, subprocess_env
 from samples import shape, write
 
 from tui.library_cli import export_command, import_command, list_command
@@ -53,7 +56,7 @@ def test_export_command(tmp_path: Path, lib: Library) -> None:
     out = io.StringIO()
     target = tmp_path / "chat.md"
     assert export_command(lib, "last", "md", target, out, err) == 0
-    assert target.read_text(encoding="utf-8").startswith("# Export me\n")
+    assert "\n# Export me\n" in target.read_text(encoding="utf-8")
     assert str(target) in out.getvalue()
 
     for ref, fmt in (("nope", "json"), ("ffffffff", "md"), (conv.id, "pdf")):
@@ -93,3 +96,17 @@ def test_export_then_import_command(tmp_path: Path, lib: Library) -> None:
     assert os.path.exists(target)
 
 
+
+
+def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """`chatui --list | head -1` used to end with a BrokenPipeError traceback and exit 1."""
+    env = subprocess_env(tmp_path)
+    with Library(library_file(tmp_path)) as library:
+        for n in range(3000):  # far more than a pipe buffer holds
+            library.add_message(library.create(title=f"Conversation number {n} with a long title").id, "user", "hi")
+    shell = subprocess.run(
+        f"{sys.executable} -m tui --list | head -1; echo \"rc=${{PIPESTATUS[0]}}\" >&2",
+        shell=True, executable="/bin/bash", cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert shell.stdout.split() == ["ID", "UPDATED", "MSGS", "MODEL", "TITLE"]
+    assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
+    assert shell.stderr.strip().endswith("rc=0")

@@ -54,6 +54,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.open_file", "open_file", None, "Open file",
            "Import a conversation file (chatui JSON or Markdown, transformers chat JSON, an OpenAI-style "
            "list) and open it.", slash=("open",), argument="[FILE]"),
+    Action("chat.load_saved_model", "load_saved_model", "ctrl+l", "Load this chat's model",
+           "Load the model and options the open conversation was made with (offered when they differ "
+           "from the ones loaded now; opening a chat never reloads on its own)."),
     Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
     Action("chat.set", "set", None, "Set generation settings",
            "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",
@@ -73,13 +76,14 @@ ACTIONS: tuple[Action, ...] = (
            scope="app"),
     Action("app.quit", "quit", "ctrl+q", "Quit", "Quit chatui; the conversation is saved.", scope="app",
            slash=("quit", "exit"), priority=True),
-    # On a focused message.
-    Action("message.copy", "act('copy')", "c", "Copy", "Copy this message.", scope="message"),
-    Action("message.edit", "act('edit')", "e", "Edit", "Edit your message; Enter sends it as a new version.",
+    # On a focused message: keys that cannot be mistaken for typing (typed text goes to the prompt).
+    Action("message.copy", "act('copy')", "ctrl+c", "Copy", "Copy this message (or the text selected in it).",
            scope="message"),
-    Action("message.regenerate", "act('regenerate')", "r", "Regenerate", "Write this reply again.",
+    Action("message.edit", "act('edit')", "ctrl+e", "Edit", "Edit your message; Enter sends it as a new version.",
            scope="message"),
-    Action("message.delete", "act('delete')", "d", "Delete", "Delete this message and the ones after it.",
+    Action("message.regenerate", "act('regenerate')", "ctrl+r", "Regenerate",
+           "Write this reply again (or answer this message, if it has no reply).", scope="message"),
+    Action("message.delete", "act('delete')", "delete", "Delete", "Delete this message and the ones after it.",
            scope="message"),
     Action("message.previous_version", "act('previous_version')", "left", "Previous version",
            "Show the previous version of this message.", scope="message"),

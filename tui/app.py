@@ -72,7 +72,8 @@ class ChatApp(App[None]):
             self.notify(error, title="config.toml", severity="warning", timeout=15)
         self.set_interval(0.5, self.collector.tick)
         if self.options.conversation:
-            self.call_after_refresh(self.chat_screen.open_conversation_ref, self.options.conversation)
+            self.call_after_refresh(self.chat_screen.open_conversation_ref, self.options.conversation,
+                                    self.options.generation_overrides)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
@@ -111,7 +112,7 @@ class ChatApp(App[None]):
                 if command.title in ("Maximize", "Minimize")]
 
     async def on_unmount(self) -> None:
-        self.chat_screen.abandon_reply()
+        self.chat_screen.leave_reply()
         self.collector.restore()  # the interpreter's usual thresholds, for whatever runs next
         self.engine.shutdown()
         self.saver.retry()

@@ -24,7 +24,7 @@ from typing import Callable
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from tui.engine import Engine, Failed, Finished, LoadError, LoadSettings, ModelInfo, TokenDelta, Turn
+from tui.engine import Engine, Failed, Finished, LoadError, LoadSettings, ModelInfo, Started, TokenDelta, Turn
 from tui.engine.compiled import CompileJob
 from tui.engine.sources import one_line
 
@@ -73,6 +73,22 @@ def watch_compile(target: MessagePump, job: CompileJob) -> None:
     job.done.add_done_callback(lambda _future: target.post_message(CompileDone(job)))
 
 
+@dataclass
+class ContextCounted(Message):
+    """How many tokens the open conversation takes (`request` tells stale answers apart)."""
+
+    tokens: int
+    request: int
+
+
+def count_context(target: MessagePump, engine: Engine, messages: list[dict[str, str]], request: int) -> None:
+    def counted(future: Future[int]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            target.post_message(ContextCounted(future.result(), request))
+
+    engine.count_tokens(messages).add_done_callback(counted)
+
+
 # -- replies ------------------------------------------------------------------------------------
 
 
@@ -88,6 +104,14 @@ class ReplyDelta(Message):
 
 
 @dataclass
+class ReplyStarted(Message):
+    """The model started reading the prompt: how many tokens it holds."""
+
+    turn_id: int
+    prompt_tokens: int
+
+
+@dataclass
 class ReplyEnded(Message):
     turn_id: int
     final: Finished | Failed
@@ -98,14 +122,16 @@ MAX_WAIT_S = 0.5  # never hold a batch back longer than this for the previous on
 
 
 def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
-              user_is_active: Callable[[], bool] = lambda: False) -> None:
-    """Forward a turn's events to `target` until it ends (run in a thread worker). While
-    `user_is_active()` (typing, scrolling), batches rest twice as long: a keypress that lands
-    in a frame waits for it, so the UI is left idle three quarters of the time instead of half."""
+              user_is_active: Callable[[], bool] = lambda: False,
+              cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Forward a turn's events to `target` until it ends, or until `cancelled()` (run in a thread
+    worker). While `user_is_active()` (typing, scrolling), batches rest twice as long: a
+    keypress that lands in a frame waits for it, so the UI is left idle three quarters of the
+    time instead of half."""
     first_at: float | None = None
     last_post, spacing = 0.0, FRAME_S
     previous: ReplyDelta | None = None
-    for event in turn:
+    for event in turn.events(give_up=cancelled):
         final_event = isinstance(event, (Finished, Failed))
         if previous is not None and not final_event:
             deadline = last_post + MAX_WAIT_S
@@ -120,6 +146,8 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
             time.sleep(wait)  # let more tokens gather while the UI is idle
         last_post = time.perf_counter()
         batch = [event] + turn.drain()
+        for started in (e for e in batch if isinstance(e, Started)):
+            target.post_message(ReplyStarted(turn_id, started.prompt_tokens))
         deltas = [e for e in batch if isinstance(e, TokenDelta)]
         if deltas:
             if first_at is None:

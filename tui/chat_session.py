@@ -9,6 +9,7 @@ sees, and saves a reply's end with the status its ending maps to. The app's chat
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,20 @@ from tui.store import AutoSaver, Conversation, Library, Message
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
 REPLY_STATUS = {"stop": "ok", "length": "length", "stopped": "stopped"}
+# A reply is saved as it streams, at most this often (one row updated; a kill -9 or a power cut
+# loses at most this much). Until it ends it is stored as "interrupted".
+PROGRESS_SAVE_S = 2.0
 
 
 def reply_status(final: Finished | Failed) -> str:
     if isinstance(final, Failed):
         return "failed"
     return REPLY_STATUS.get(final.reason, "ok")
+
+
+def added_nothing(reply: Reply, final: Finished | Failed) -> bool:
+    """A continue that the model ended at once (end of turn) without adding any text."""
+    return reply.kind == "continue" and isinstance(final, Finished) and final.reason == "stop" and not final.text.strip()
 
 
 class SessionError(Exception):
@@ -41,11 +50,18 @@ class Reply:
     parent_id: str | None  # the message the reply answers
     continues: Message | None = None  # the stored reply being continued, if any
     replaces: Message | None = None  # regenerate: the reply this one is a new version of
+    message_id: str | None = None  # the stored reply, saved as it streams
+    text: str = ""  # what the model has added so far
+    saved_at: float = 0.0  # time.monotonic() of the last save
 
     @property
     def base(self) -> str:
         """Text the reply starts from (a continued reply's), before what the model adds."""
         return self.continues.content if self.continues else ""
+
+    @property
+    def content(self) -> str:
+        return self.base + self.text
 
 
 @dataclass
@@ -93,13 +109,15 @@ class ChatSession:
         }
 
     def new(self) -> str:
-        """Start a new conversation (written with its first message); returns its id."""
-        self.reply = None
+        """Start a new conversation (written with its first message); returns its id. A reply
+        being written is saved as stopped first."""
+        self.leave_reply()
         return self.saver.start(**self.settings_record())
 
     def open(self, conv_id: str, library: Library | None = None) -> Conversation:
-        """Make a stored conversation current (raises StoreError / NotFoundError)."""
-        self.reply = None
+        """Make a stored conversation current (raises StoreError / NotFoundError). A reply being
+        written is saved as stopped first."""
+        self.leave_reply()
         return self.saver.resume(conv_id, library)
 
     def saved_settings(self, conv: Conversation) -> SavedSettings:
@@ -193,23 +211,48 @@ class ChatSession:
         raise SessionError("The last message is a reply: write a message first.")
 
     def start_reply(self, reply: Reply) -> Reply:
-        """The reply is being written: the conversation records the settings it is written with."""
+        """The reply is being written: it is stored at once (as "interrupted" until it ends, so a
+        crash leaves what it wrote), and the conversation records the settings it is written with."""
         self.reply = reply
         self.saver.set_settings(**self.settings_record())
+        if reply.continues is not None:
+            stored = self.saver.update_message(reply.continues.id, status="interrupted")
+        else:
+            stored = self.saver.assistant_message("", status="interrupted", parent_id=reply.parent_id)
+        reply.message_id, reply.saved_at = stored.id, time.monotonic()
         return reply
+
+    def reply_progress(self, text: str) -> None:
+        """More of the reply arrived; it is saved if the last save is PROGRESS_SAVE_S old."""
+        reply = self.reply
+        if reply is None:
+            return
+        reply.text += text
+        now = time.monotonic()
+        if now - reply.saved_at >= PROGRESS_SAVE_S:
+            reply.saved_at = now
+            self.saver.update_message(reply.message_id, content=reply.content)
 
     def end_reply(self, final: Finished | Failed) -> Message:
         """Save the reply that ended (as `final` says) and return the stored message."""
         reply, self.reply = self.reply, None
         if reply is None:
             raise RuntimeError("no reply is being written")
-        content = reply.base + final.text
-        status = reply_status(final)
+        if reply.continues is not None and added_nothing(reply, final):
+            # A finished reply the model had nothing to add to stays as it was.
+            return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
         stats = metrics.as_dict() if metrics is not None and metrics.new_tokens else None
-        if reply.continues is not None:
-            return self.saver.update_message(reply.continues.id, content=content, status=status, stats=stats)
-        return self.saver.assistant_message(content, status=status, stats=stats, parent_id=reply.parent_id)
+        return self.saver.update_message(reply.message_id, content=reply.base + final.text,
+                                         status=reply_status(final), stats=stats)
+
+    def leave_reply(self) -> Message | None:
+        """The user leaves a reply being written (quit, a new chat, another chat): what it wrote
+        so far is saved as stopped, as Esc would. Returns the stored message, if there was one."""
+        reply, self.reply = self.reply, None
+        if reply is None:
+            return None
+        return self.saver.update_message(reply.message_id, content=reply.content, status="stopped")
 
     # -- describing ------------------------------------------------------------------------------
 

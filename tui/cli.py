@@ -8,6 +8,7 @@ from here to the rest. Bad input exits 2 with one clear line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -131,7 +132,17 @@ def run_app(options: Options, config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # The reader went away (`chatui --list | head -1`): not an error. Point stdout at
+        # /dev/null so the interpreter's last flush does not raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: Sequence[str]) -> int:
+    options = parse_args(argv)
     if options.library_command:
         from tui.library_cli import run_library_command
 

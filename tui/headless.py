@@ -75,6 +75,7 @@ def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, option
             if isinstance(event, TokenDelta):
                 stdout.write(event.text)
                 stdout.flush()
+                session.reply_progress(event.text)  # saved every ~2 s: a kill loses at most that
     except KeyboardInterrupt:
         turn.stop()
         session.end_reply(turn.wait())

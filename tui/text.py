@@ -1,9 +1,14 @@
-"""Text from models and files, made safe and split for display (no Textual imports)."""
+"""Text from models and files: made safe for a terminal, split into reasoning and answer, and
+its line breaks kept (no Textual imports)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from markdown_it import MarkdownIt
 
 # C0 controls (but tab and newline), DEL and C1 controls become visible, inert symbols, so an
 # escape sequence in model output is shown as text and never reaches the terminal.
@@ -86,3 +91,38 @@ def split_think(text: str) -> tuple[str, str]:
     think = "".join(p.text for p in pieces if p.kind == "think")
     answer = "".join(p.text for p in pieces if p.kind == "answer")
     return think, answer
+
+
+# -- line breaks ------------------------------------------------------------------------------
+# Models write poems, addresses and "Red: ...\nBlue: ..." lists with single line breaks, which
+# Markdown joins into one line. chatui shows line breaks as written: inside a paragraph a newline
+# is a hard break. Code blocks, lists and tables are parsed as before.
+
+
+def _soft_to_hard_breaks(state: Any) -> None:
+    """A markdown-it core rule: every soft line break in inline text becomes a hard one."""
+    for token in state.tokens:
+        if token.type == "inline" and token.children:
+            for child in token.children:
+                if child.type == "softbreak":
+                    child.type = "hardbreak"
+
+
+@cache
+def markdown_parser() -> MarkdownIt:
+    """The parser for chat Markdown (GFM-like, line breaks kept); one instance, reused."""
+    parser = MarkdownIt("gfm-like")
+    parser.core.ruler.push("chatui_hard_breaks", _soft_to_hard_breaks)
+    return parser
+
+
+def soft_break_lines(markdown: str) -> list[int]:
+    """The lines (0-based) that end in a soft line break: those a Markdown viewer would join to
+    the next one. Each paragraph's breaks are its lines' ends, in order."""
+    lines: list[int] = []
+    for token in MarkdownIt("gfm-like").parse(markdown):
+        if token.type != "inline" or not token.children or not token.map:
+            continue
+        breaks = [child.type for child in token.children if child.type in ("softbreak", "hardbreak")]
+        lines += [token.map[0] + index for index, kind in enumerate(breaks) if kind == "softbreak"]
+    return lines

@@ -1,7 +1,8 @@
 """A target for tests/test_app.py to SIGKILL: the real ChatApp, headless (run_test), on a
 slow ScriptedEngine, saving to the library at argv[1]. It sends one message, waits for the reply
-to finish, sends a second one, prints STREAMING once that reply is streaming, then waits to be
-killed. Every line it prints is flushed at once (the test reads them from a pipe).
+to finish, sends a second one, prints STREAMING once that reply is streaming, then prints
+`TOKENS n` (the reply's tokens on screen) every 0.1 s until it is killed. Every line it prints is
+flushed at once (the test reads them from a pipe).
 
 usage: app_kill_target.py LIBRARY_PATH CONFIG_PATH
 """
@@ -52,7 +53,9 @@ async def main(library_path: Path, config_path: Path) -> None:
                 print("FIRST-DONE", app.saver.conversation.id, flush=True)
         await wait_for(pilot, lambda: chat.state == "generating" and chat._live_tokens >= 5)
         print("STREAMING", app.saver.conversation.id, flush=True)
-        await asyncio.sleep(120)  # the test kills us long before this
+        for _ in range(1200):  # the test kills us long before this
+            print("TOKENS", chat._live_tokens, flush=True)
+            await asyncio.sleep(0.1)
         print("NOT-KILLED", flush=True)
 
 

@@ -4,6 +4,7 @@ looks like."""
 
 from __future__ import annotations
 
+import pytest
 from fakes import ScriptedEngine
 from pilot import make_app, notes, reply_texts, run, send, wait_for
 
@@ -64,6 +65,74 @@ def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
             assert reply.status == "stopped" and reply.content.startswith("w0 w1 w2")
             assert len(reply.content.split()) < 400
             assert "stopped" in str(app.chat_screen.chat.messages()[-1].query_one(".message-header").render())
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", ["ctrl+q", "ctrl+n", "/clear", "/new", "open another chat"])
+def test_leaving_a_reply_saves_what_it_wrote_as_stopped(tmp_path, how):
+    """Quitting, a new chat or opening another one mid-reply stops the reply and keeps its text."""
+    library_path = tmp_path / "library.sqlite3"
+    with Library(library_path) as library:
+        other = library.create(title="Another chat")
+        library.add_message(other.id, "user", "an older question")
+
+    async def scenario() -> str:
+        long_reply = " ".join(f"w{i}" for i in range(2000))
+        app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005))
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "talk")
+            await wait_for(pilot, lambda: chat._live_tokens >= 20)
+            conv_id = chat.session.conversation.id
+            if how == "open another chat":
+                await pilot.press("ctrl+o")
+                await wait_for(pilot, lambda: app.screen is not chat)
+                await pilot.press(*"older", "enter")
+                await wait_for(pilot, lambda: chat.session.conversation.id == other.id)
+            elif how.startswith("/"):
+                await send(pilot, app, how)
+                await wait_for(pilot, lambda: chat.messages == [])
+            else:
+                await pilot.press(how)
+                if how == "ctrl+n":
+                    await wait_for(pilot, lambda: chat.messages == [])
+                    assert chat.state == "ready"
+        return conv_id
+
+    conv_id = run(scenario())
+    with Library(library_path) as library:
+        messages = library.get(conv_id).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    reply = messages[1]
+    assert reply.status == "stopped" and reply.content.startswith("w0 w1 w2 w3")
+    assert len(reply.content.split()) >= 20
+
+
+def test_an_interrupted_reply_reopens_as_interrupted_and_continues(tmp_path):
+    """A reply cut off by a crash (saved as it streamed) shows as interrupted, and ctrl+t goes on."""
+    library_path = tmp_path / "library.sqlite3"
+    with Library(library_path) as library:
+        conv = library.create(title="Crashed", generation_settings={"max_new_tokens": 300, "temperature": 0.3})
+        user = library.add_message(conv.id, "user", "tell me")
+        library.add_message(conv.id, "assistant", "Once upon", user.id, status="interrupted")
+
+    async def scenario():
+        engine = ScriptedEngine([" a time, the end."])
+        app = make_app(tmp_path, "--conversation", conv.id, "max_new_tokens=7", engine=engine)
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
+            await pilot.pause()
+            generation = chat.session.generation  # the chat's own settings, but a flag given with it wins
+            assert (generation.max_new_tokens, generation.temperature) == (7, 0.3)
+            header = str(chat.chat.messages()[-1].query_one(".message-header").render())
+            assert "interrupted" in header and "ctrl+t" in header
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.messages[-1].status == "ok")
+            assert chat.messages[-1].content == "Once upon a time, the end."
+            assert engine.calls[-1][0][-1] == {"role": "assistant", "content": "Once upon"}
 
     run(scenario())
 
@@ -304,5 +373,93 @@ def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
             app.chat_screen.prompt_input.load_text("next question")
             await pilot.pause(1.0)
             assert app.chat_screen.state == "generating" and len(engine.prefills) == 1  # never during a reply
+
+    run(scenario())
+
+
+def test_single_line_breaks_show_as_written(tmp_path):
+    """"Red: Red\nBlue: Blue" is three lines on screen (Markdown would join them into one), in
+    replies and in the user's own ctrl+j lines; lists and code blocks render as before."""
+    reply = "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green\n\n- one\n- two\n\n```\na\nb\n```"
+
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine([reply]))
+        async with app.run_test(size=(100, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            chat.prompt_input.focus()
+            await pilot.press(*"Roses", "ctrl+j", *"Violets")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == [reply])
+            await pilot.pause(0.2)
+            user_view, reply_view = chat.chat.messages()
+            [poem] = user_view.query("MarkdownParagraph")
+            assert poem.size.height == 2
+            paragraphs = list(reply_view.query("MarkdownParagraph"))
+            colours = next(p for p in paragraphs if p.size.height > 1)
+            assert colours.size.height == 3
+            assert len(reply_view.query("MarkdownBullet")) == 2 and len(reply_view.query("MarkdownFence")) == 1
+
+    run(scenario())
+
+
+def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
+    """Context counts the prompt and the tokens so far while a reply streams; after a delete it
+    is the conversation's size; TTFT and tok/s belong to the open chat, never another one."""
+    with Library(tmp_path / "library.sqlite3") as library:
+        other = library.create(title="Other")
+        user = library.add_message(other.id, "user", "old question")
+        library.add_message(other.id, "assistant", "old answer", user.id,
+                            stats={"prompt_tokens": 30, "new_tokens": 12, "ttft_s": 0.9, "decode_tok_s": 7.5})
+
+    async def scenario():
+        reply = " ".join(f"w{i}" for i in range(300))
+        app = make_app(tmp_path, engine=ScriptedEngine([reply, ""], token_delay=0.01))
+        async with app.run_test() as pilot:
+            chat, info = app.chat_screen, app.chat_screen.status.info
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "first turn")
+            await wait_for(pilot, lambda: chat._live_tokens >= 30 and info.context_used >= 42 + 20)
+            assert chat.state == "generating" and info.ttft_s is None  # no figure from before
+            await wait_for(pilot, lambda: chat.state == "ready")
+            assert info.context_used == 42 + 300 and info.ttft_s == 0.25
+            # Continue on a finished reply that the model has nothing to add to: it says so.
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: chat.state == "ready" and "The model had nothing to add to this reply."
+                           in notes(app))
+            assert chat.messages[-1].status == "ok" and chat.messages[-1].stats["new_tokens"] == 300
+            chat.session.delete_message(chat.messages[-1])
+            await chat.render_conversation()
+            await wait_for(pilot, lambda: info.context_used == 2 + 4)  # the fake engine's count of "first turn"
+            await chat.open_conversation(other.id)
+            await pilot.pause()
+            assert (info.ttft_s, info.tok_s, info.context_used) == (0.9, 7.5, 42)
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert (info.ttft_s, info.tok_s, info.context_used) == (None, None, 0)
+
+    run(scenario())
+
+
+def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=(60, 20)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.sidebar is not None)
+            panel = chat.settings_panel
+            assert not panel.display and chat.chat.size.width >= 55  # at 60 columns the chat has them
+            await pilot.resize_terminal(120, 40)
+            await pilot.pause()
+            assert panel.display  # room again: it comes back
+            await pilot.press("ctrl+b")  # hidden by the user...
+            await pilot.resize_terminal(60, 20)
+            await pilot.resize_terminal(130, 40)
+            await pilot.pause()
+            assert not panel.display  # ...stays hidden
+            await pilot.resize_terminal(60, 20)
+            await pilot.press("ctrl+b")  # asked for at 60 columns: shown all the same
+            await pilot.pause()
+            assert panel.display
 
     run(scenario())

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from fakes import ScriptedEngine
 from pilot import make_app, notes, reply_texts, run, send, wait_for
+from textual.widgets import Input
 
+from tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import AutoSaver, Library
 
 
@@ -75,5 +77,76 @@ def test_conversations_browser_search_open_and_restore_settings(tmp_path):
             await pilot.pause()
             assert [v.text for v in app.chat_screen.chat.messages()] == ["Tell me about penguins", "Penguins are flightless birds."]
             assert app.chat_screen.session.generation.temperature == 0.25 and app.chat_screen.session.system_prompt == "Be terse."
+
+    run(scenario())
+
+
+def test_a_markdown_save_opens_again_and_saving_over_a_file_asks_first(tmp_path):
+    reply = "Here are three colors:\n\nRed: Red\nBlue: Blue"
+
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine([reply]))
+        target = tmp_path / "chat.md"
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "Name three colors.")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == [reply])
+            original = [(m.role, m.content) for m in chat.messages]
+
+            async def save() -> None:
+                await pilot.press("ctrl+s")
+                await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+                app.screen.query_one(Input).value = str(target)
+                await pilot.press("enter")
+
+            await save()
+            await wait_for(pilot, lambda: target.exists())
+            saved = target.read_text(encoding="utf-8")
+            target.write_text("an older file\n")
+            await save()  # the file exists now: it asks, and "n" keeps it
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.screen is chat)
+            assert target.read_text() == "an older file\n" and "Not saved." in notes(app)
+            await save()
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: target.read_text(encoding="utf-8") == saved)
+
+            await pilot.press("ctrl+n")
+            await send(pilot, app, f"/open {target}")
+            await wait_for(pilot, lambda: [(m.role, m.content) for m in chat.messages] == original)
+            assert chat.session.conversation.title == "Name three colors."
+
+    run(scenario())
+
+
+def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_alone(tmp_path):
+    async def scenario():
+        library = Library(tmp_path / "library.sqlite3")
+        old = library.create(model="scripted-model", load_settings={"dtype": "bfloat16", "quantization": "8bit"})
+        library.add_message(old.id, "user", "a question from before")
+        library.close()
+        engine = ScriptedEngine()
+        app = make_app(tmp_path, engine=engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            footer_keys = lambda: set(chat.active_bindings)  # keys the footer shows (hidden ones are left out)  # noqa: E731
+            assert "ctrl+l" not in footer_keys()
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: app.screen is not chat)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: chat.session.conversation.id == old.id)
+            await pilot.pause()
+            assert len(engine.loads) == 1  # no reload on its own
+            offer = next(n for n in notes(app) if n.startswith("This chat was made with"))
+            assert "dtype bfloat16 (now auto)" in offer and "quantization 8bit (now none)" in offer
+            assert "ctrl+l" in offer and "ctrl+l" in footer_keys()
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: len(engine.loads) == 2 and chat.state == "ready")
+            assert (engine.loads[-1].dtype, engine.loads[-1].quantization) == ("bfloat16", "8bit")
+            assert "ctrl+l" not in footer_keys()  # offered no more: it is loaded
 
     run(scenario())

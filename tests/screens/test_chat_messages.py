@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from fakes import ScriptedEngine
-from pilot import make_app, reply_texts, run, send, wait_for
+from pilot import make_app, notes, reply_texts, run, send, wait_for
 
 
 def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
@@ -63,5 +64,61 @@ def test_continue_extends_a_stopped_reply(tmp_path):
             assert app.chat_screen.messages[-1].content == partial + "and more"
             assert engine.calls[1][0][-1] == {"role": "assistant", "content": partial}
             assert len(app.chat_screen.messages) == 2
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", ["ctrl+r", "/continue", "/regenerate", "ctrl+r on the message"])
+def test_a_message_without_a_reply_gets_one(tmp_path, how):
+    """After the last reply is deleted (or never came), regenerate and continue answer the last
+    user message instead of saying there is no reply."""
+    async def scenario():
+        engine = ScriptedEngine(["First answer.", "Second answer."])
+        app = make_app(tmp_path, engine=engine)
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "question")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["First answer."])
+            chat.session.delete_message(chat.messages[-1])
+            await chat.render_conversation()
+            assert [m.role for m in chat.messages] == ["user"]
+            if how == "ctrl+r on the message":
+                chat.chat.messages()[-1].focus()
+                await pilot.press("ctrl+r")
+            elif how.startswith("/"):
+                await send(pilot, app, how)
+            else:
+                await pilot.press(how)
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["Second answer."])
+            assert engine.calls[-1][0] == [{"role": "user", "content": "question"}]
+            assert not [n for n in notes(app) if "no reply" in n]
+
+    run(scenario())
+
+
+def test_typing_on_a_focused_message_goes_to_the_prompt_and_runs_nothing(tmp_path):
+    """With a reply focused, typing "story" used to run r (regenerate), d (delete)...: now the
+    text goes to the prompt, and message actions use keys that cannot be typing."""
+    async def scenario():
+        engine = ScriptedEngine(["An answer about a story."])
+        app = make_app(tmp_path, engine=engine)
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "question")
+            await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1)
+            reply_view = chat.chat.messages()[-1]
+            reply_view.focus()
+            await pilot.press(*"story edit", "d", "c", "e", "r")
+            assert chat.prompt_input.text == "story editdcer" and chat.prompt_input.has_focus
+            assert len(engine.calls) == 1 and len(chat.messages) == 2  # nothing regenerated or deleted
+            reply_view.focus()
+            await pilot.press("ctrl+c")
+            assert app.clipboard == "An answer about a story."
+            await pilot.press("delete")
+            await wait_for(pilot, lambda: app.screen is not chat)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: [m.role for m in chat.messages] == ["user"])
 
     run(scenario())

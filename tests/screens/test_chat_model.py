@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from broken_models import write_huge_config, write_pickle_only, write_unsupported_gguf
 from fakes import ScriptedEngine
 from pilot import make_app, notes, reply_texts, run, send, wait_for
@@ -88,19 +90,26 @@ def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
     run(scenario())
 
 
-def test_unavailable_options_are_shown_disabled_with_the_reason(tmp_path):
+@pytest.mark.parametrize("width", [120, 200])
+def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_path, width):
     async def scenario():
         app = make_app(tmp_path)
-        async with app.run_test(size=(120, 50)) as pilot:
+        async with app.run_test(size=(width, 50)) as pilot:
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            sidebar = app.chat_screen.settings_panel
+            for name in ("dtype", "device", "quantization", "attn_implementation"):
+                select = app.query_one(f"#load-{name}")  # the whole dropdown, border and arrow, in the row
+                assert select.region.right <= sidebar.region.right - 1 and select.region.width >= 20, name
             select = app.query_one("#load-device")
             labels = [str(label) for label, _ in select._options]
-            assert "cuda (unavailable: no CUDA GPU)" in labels
+            assert "cuda ✗" in labels
+            reasons = str(app.query_one("#load-unavailable").render())
+            assert "✗ cuda: no CUDA GPU" in reasons and "✗ mps: no Apple GPU" in reasons
             select.value = "cuda"
             await pilot.pause()
-            app.query_one(SettingsPanel).apply_load()
+            app.query_one("#apply").press()
             await pilot.pause()
-            assert "cannot work here" in str(app.query_one("#load-error").render())
+            assert "cannot work here: no CUDA GPU" in str(app.query_one("#load-error").render())
             assert len(app.engine.loads) == 1  # no reload was tried
 
     run(scenario())

@@ -156,10 +156,12 @@ def test_quitting_the_moment_a_long_reply_ends_is_clean(tmp_path):
             app.chat_screen.prompt_input.focus()
             post_key(app, "enter")
             deadline = time.monotonic() + 60
-            while not (app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 2):
+            chat = app.chat_screen
+            while not (chat.state == "ready" and len(chat.messages) == 2
+                       and chat.messages[-1].status != "interrupted"):  # stored as it starts; ended
                 assert time.monotonic() < deadline, "the reply did not end"
                 await asyncio.sleep(0.001)
-            assert app.chat_screen.messages[-1].content == reply  # saved before it is drawn
+            assert chat.messages[-1].content == reply  # saved before it is drawn
         # leaving run_test raised MountError here before the fix
 
     run(scenario())

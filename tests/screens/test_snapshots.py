@@ -127,3 +127,12 @@ def test_help_screen(snap_compare, tmp_path):
 @pytest.mark.parametrize("theme", sorted(t.name for t in load_themes()[0]))
 def test_theme(snap_compare, tmp_path, theme):
     assert snap_compare(snapshot_app(tmp_path, theme=theme), terminal_size=SIZE, run_before=converse)
+
+
+def test_sidebar_model_section(snap_compare, tmp_path):
+    async def before(pilot):
+        await converse(pilot)
+        pilot.app.chat_screen.settings_panel.scroll_end(animate=False)
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=(120, 40), run_before=before)

@@ -307,7 +307,7 @@ def test_migrates_an_empty_version_0_database(db_path: Path) -> None:
     with Library(db_path) as library:
         assert library.count() == 0
         assert library.recovered_from is None
-    assert user_version(db_path) == SCHEMA_VERSION == 2
+    assert user_version(db_path) == SCHEMA_VERSION == 3
 
 
 def test_migrates_a_version_1_database_with_data(db_path: Path) -> None:
@@ -328,6 +328,36 @@ def test_migrates_a_version_1_database_with_data(db_path: Path) -> None:
         assert (conv.title, contents(conv.messages)) == ("Old chat", ["ancient wisdom", "indeed"])
         assert [s.id for s in library.search("wisdom")] == [conv.id]  # existing rows indexed
         assert [s.id for s in library.search("old")] == [conv.id]
+    assert user_version(db_path) == SCHEMA_VERSION
+
+
+def test_migrates_a_version_2_database_to_allow_interrupted_replies(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    db = sqlite3.connect(db_path, isolation_level=None)
+    MIGRATIONS[0](db)
+    MIGRATIONS[1](db)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO conversations (id, title, created, updated, leaf_id) "
+               "VALUES ('c0ffee00c0ffee00c0ffee00c0ffee00', 'Two', 1.0, 2.0, 'm2')")
+    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
+               "VALUES ('m1', 'c0ffee00c0ffee00c0ffee00c0ffee00', NULL, 'user', 'a penguin question', 1.0)")
+    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created, status) "
+               "VALUES ('m2', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'm1', 'assistant', 'half an answer', 2.0, "
+               "'stopped')")
+    db.close()
+
+    with Library(db_path) as library:
+        conv_id = "c0ffee00c0ffee00c0ffee00c0ffee00"
+        conv = library.get(conv_id)
+        assert [(m.content, m.status) for m in conv.messages] == [("a penguin question", "ok"),
+                                                                   ("half an answer", "stopped")]
+        assert [s.id for s in library.search("penguin")] == [conv_id]  # the index still finds old rows
+        reply = library.add_message(conv_id, "assistant", "", "m1", status="interrupted")
+        library.update_message(reply.id, content="streaming walrus text")
+        assert [s.id for s in library.search("walrus")] == [conv_id]  # and follows new ones
+        library.delete_message("m2")
+        assert [m.id for m in library.messages(conv_id)] == ["m1", reply.id]
+        assert library.search("answer") == []
     assert user_version(db_path) == SCHEMA_VERSION
 
 

@@ -232,7 +232,8 @@ def test_fuzz_import_bytes(tmp_path: Path, data: bytes) -> None:
 def test_export_markdown_layout() -> None:
     conv = sample(contents=("Question?", "Answer.", "More?", "Partial"))
     text = export_markdown(conv)
-    assert text.startswith("# Sample\n")
+    assert text.startswith("<!-- chatui:conversation {")  # hidden when rendered
+    assert "\n# Sample\n" in text
     assert "- **Model:** org/model" in text
     assert "temperature=0.7" in text and "do_sample=true" in text and "seed=null" in text
     assert "## System prompt\n\nBe nice." in text
@@ -256,10 +257,44 @@ def test_export_markdown_neutralises_terminal_controls(hostile: str) -> None:
     assert "user " in text
 
 
+@FUZZ
+@given(title=st.text(), system_prompt=st.none() | st.text(),
+       contents=st.lists(st.text(), max_size=5).map(tuple))
+def test_export_markdown_round_trip_any_text(tmp_path: Path, title: str, system_prompt: str | None,
+                                             contents: tuple[str, ...]) -> None:
+    conv = sample(title, contents, system_prompt)
+    imported = import_conversation(write(tmp_path, export_markdown(conv), "chat.md"))
+    assert shape(imported) == shape(conv)
+
+
+def test_export_markdown_shows_line_breaks_as_written_and_reads_back(tmp_path: Path) -> None:
+    poem = "Roses are red,\nViolets are blue.\n\n- a list\n- stays a list\n\n```\ncode\nstays\n```"
+    conv = sample(contents=("Name three colors.", "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green",
+                            poem))
+    text = export_markdown(conv)
+    assert "Red: Red\\\nBlue: Blue\\\nGreen: Green\n" in text  # hard breaks: a viewer keeps the lines
+    assert "Roses are red,\\\nViolets are blue.\n" in text
+    assert "- a list\n- stays a list\n" in text and "```\ncode\nstays\n```" in text  # untouched
+    assert [m.content for m in import_conversation(write(tmp_path, text, "c.md")).messages] == list(conv_contents(conv))
+
+
+def conv_contents(conv):
+    return (m.content for m in conv.messages)
+
+
+def test_markdown_that_chatui_did_not_write_or_that_was_edited_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ImportFormatError, match="notes.md: a Markdown file chatui did not write"):
+        import_conversation(write(tmp_path, "# My notes\n\nsome text\n", "notes.md"))
+    text = export_markdown(sample(contents=("Red: Red\nBlue: Blue",)))
+    edited = text.replace("Red: Red\\\n", "Red: Red\n")
+    with pytest.raises(ImportFormatError, match="the file was changed"):
+        import_conversation(write(tmp_path, edited, "edited.md"))
+
+
 def test_export_markdown_keeps_text_readable() -> None:
     conv = sample(contents=("tab\there\r\nwindows line", "\x1b[31mred\x1b[0m"))
     text = export_markdown(conv)
-    assert "tab\there\nwindows line" in text
+    assert "tab\there\\\nwindows line" in text  # CRLF is LF, the line break a hard one
     assert "␛[31mred␛[0m" in text
 
 

@@ -4,8 +4,8 @@ widgets) and unfolds it when scrolled near: a long chat lays out like a short on
 from __future__ import annotations
 
 from fakes import ScriptedEngine
-from test_app import make_app, run, send, wait_for
-from textual.widgets._markdown import MarkdownBlock
+from pilot import make_app, run, send, wait_for
+from textual.widgets.markdown import MarkdownBlock
 
 
 def long_reply(paragraphs: int = 120) -> str:

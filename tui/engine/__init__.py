@@ -5,7 +5,7 @@ GenerationSettings) -> Turn` (iterate for TokenDelta / Finished / Failed; `Turn.
 Importing this package does not import torch or transformers.
 """
 
-from tui.engine.events import Failed, Finished, TokenDelta
+from tui.engine.events import Failed, Finished, Started, TokenDelta
 from tui.engine.loading import LoadError, ModelInfo
 from tui.engine.metrics import TurnMetrics
 from tui.engine.session import Engine, Turn
@@ -18,6 +18,6 @@ from tui.engine.settings import (
 )
 
 __all__ = [
-    "Engine", "Turn", "TokenDelta", "Finished", "Failed", "LoadError", "ModelInfo", "TurnMetrics",
+    "Engine", "Turn", "Started", "TokenDelta", "Finished", "Failed", "LoadError", "ModelInfo", "TurnMetrics",
     "PARAM_SPECS", "GenerationSettings", "LoadSettings", "SettingsError", "parse_key_values",
 ]

@@ -8,6 +8,16 @@ from tui.engine.metrics import TurnMetrics
 
 
 @dataclass(frozen=True)
+class Started:
+    """The prompt is built and the model starts reading it: its size, and how much of it the
+    model has to read (the rest is in the KV cache from earlier turns)."""
+
+    prompt_tokens: int
+    prefill_tokens: int
+    context_size: int
+
+
+@dataclass(frozen=True)
 class TokenDelta:
     """New reply text (already decoded) and how many tokens the reply has so far."""
 
@@ -38,4 +48,4 @@ class Failed:
     metrics: TurnMetrics | None = None
 
 
-Event = TokenDelta | Finished | Failed
+Event = Started | TokenDelta | Finished | Failed

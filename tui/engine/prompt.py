@@ -71,6 +71,11 @@ class PromptBuilder:
         merged = _merge_system(messages) if has_system else list(messages)
         return _as_list(tok.apply_chat_template(merged, **kwargs))
 
+    def token_count(self, messages: Sequence[Message]) -> int:
+        """Tokens of `messages` as the model sees them: a conversation ending with a reply is
+        counted as it stands, one ending with the user's message with the reply's header."""
+        return len(self._render(messages, messages[-1]["role"] == "assistant")) if messages else 0
+
     def build(self, messages: Sequence[Message], context_size: int, max_new_tokens: int) -> Prompt:
         """Render `messages`; drop the oldest turns (never the system prompt, never the last
         message) until the prompt plus `max_new_tokens` fits the context."""

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
 from tui.engine.compiled import CompileJob
-from tui.engine.events import Event, Failed, Finished, TokenDelta
+from tui.engine.events import Event, Failed, Finished, Started, TokenDelta
 from tui.engine.loading import (
     LoadedModel,
     LoadError,
@@ -68,6 +68,20 @@ class Turn:
     def __iter__(self) -> Iterator[Event]:
         while self.final is None:
             event = self._events.get()
+            if isinstance(event, (Finished, Failed)):
+                self.final = event
+            yield event
+
+    def events(self, give_up: Callable[[], bool], poll_s: float = 0.2) -> Iterator[Event]:
+        """Like iterating the turn, but ends early once `give_up()` (asked every `poll_s` while no
+        event comes): for a consumer that may be told to stop listening."""
+        while self.final is None:
+            try:
+                event = self._events.get(timeout=poll_s)
+            except queue.Empty:
+                if give_up():
+                    return
+                continue
             if isinstance(event, (Finished, Failed)):
                 self.final = event
             yield event
@@ -274,6 +288,22 @@ class Engine:
         self._keep_cache(cache, ids)
         return len(new)
 
+    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+        """How many tokens `messages` take as the model sees them (the chat template applied):
+        what the status bar shows as context used. Runs on the torch thread (the tokenizer is
+        the engine's); 0 with no model or no messages."""
+        def job() -> int:
+            if self._builder is None or not messages:
+                return 0
+            return self._builder.token_count([dict(m) for m in messages])
+
+        try:
+            return self._executor.submit(job)
+        except RuntimeError:  # shut down
+            future: Future[int] = Future()
+            future.set_result(0)
+            return future
+
     def _drop_cache(self) -> None:
         self._cache = None
         self._cache_ids = []
@@ -335,6 +365,7 @@ class Engine:
             else:
                 cache, reused = self._cache_for(prompt.ids)
             prefill = prompt_tokens - reused
+            turn._emit(Started(prompt_tokens, prefill, context))
             streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)), clock.tick)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)

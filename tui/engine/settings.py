@@ -256,3 +256,15 @@ class LoadSettings:
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+
+
+def describe_load_difference(wanted: LoadSettings, current: LoadSettings) -> str:
+    """What `wanted` loads differently from `current`, for a user: "model x, dtype bfloat16
+    (now auto), quantization 8bit (now none)"; "" when they load the same."""
+    parts = []
+    for name in LOAD_FIELDS:
+        new, old = getattr(wanted, name), getattr(current, name)
+        if new != old:
+            label = name.replace("_implementation", "").replace("_", " ")
+            parts.append(f"{label} {format_value(new)} (now {format_value(old)})")
+    return ", ".join(parts)

@@ -19,11 +19,12 @@ from textual.lazy import Lazy
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Footer, TextArea
+from textual.worker import get_current_worker
 
 from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
-from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
-from tui.chat_session import ChatSession, SessionError
+from tui.bridge import ContextCounted, ReplyDelta, ReplyEnded, ReplyStarted, count_context, pump_turn
+from tui.chat_session import ChatSession, SessionError, added_nothing
 from tui.engine import Engine, Failed, LoadSettings, ModelInfo
 from tui.idle_gc import IdleCollector
 from tui.screens.chat_files import ConversationFlows
@@ -40,19 +41,26 @@ from tui.widgets.settings_panel import SettingsPanel
 from tui.widgets.status_bar import AppState, StatusBar
 
 RENDER_WINDOW = 20  # messages drawn when a conversation opens (more on request)
+SIDEBAR_WIDTH = 42  # as in app.tcss
+MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 PREFILL_PAUSE_S = 0.6  # the user paused typing this long: the model reads their draft ahead
 
 
 def stats_text(stats: dict[str, Any] | None) -> str:
     if not stats or not stats.get("new_tokens"):
         return ""
-    return f"{stats['new_tokens']} tokens · {stats['decode_tok_s']:.1f} tok/s · TTFT {stats['ttft_s']:.2f} s"
+    tokens = stats["new_tokens"]
+    return f"{tokens} token{'' if tokens == 1 else 's'} · {stats['decode_tok_s']:.1f} tok/s · TTFT {stats['ttft_s']:.2f} s"
 
 
 class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, Screen[None]):
     BINDINGS = bindings("chat")
-    state: reactive[AppState] = reactive(AppState.LOADING, init=False, bindings=True)
-    editing: reactive[StoredMessage | None] = reactive(None, init=False, bindings=True)  # a message being edited
+    # (not `bindings=True`: the footer is rebuilt on a refresh of bindings, ~50 ms of the UI thread
+    # and memory churn at every reply's start and end; what the footer shows does not change with it)
+    state: reactive[AppState] = reactive(AppState.LOADING, init=False)
+    editing: StoredMessage | None = None  # a user message being edited into a new version
+    # what the open conversation was made with, when it differs from the loaded model (offered)
+    saved_load: reactive[LoadSettings | None] = reactive(None, init=False, bindings=True)
 
     def __init__(self, session: ChatSession, engine: Engine, config: Config, keymap: Keymap,
                  activity: UserActivity, collector: IdleCollector, load_settings: LoadSettings) -> None:
@@ -73,9 +81,13 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self._reply_view: MessageView | None = None
         self._live_tokens = 0
         self._live_first_at: float | None = None
+        self._live_prompt_tokens = 0
+        self._context_request = 0  # the latest count of the open conversation's tokens asked for
         self._ticker = None
         self._prefill_timer = None
         self._save_error: str | None = None
+        self._sidebar_hidden_by_user = False
+        self._sidebar_forced = False
         MessageView.keymap, MessageView.activity = keymap, activity
         self.settings_panel = SettingsPanel(session.generation, session.system_prompt, load_settings,
                                             self.preset_names(), id="sidebar")
@@ -125,9 +137,10 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.settings_panel.set_busy(state is AppState.LOADING)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop is offered (in the footer) only while there is something to stop or cancel."""
-        if action == "stop":
-            return self._turn is not None or self.editing is not None
+        """Loading a chat's own model is offered (in the footer) only while the open chat was made
+        with another."""
+        if action == "load_saved_model":
+            return self.saved_load is not None
         return True
 
     # -- sending and streaming ------------------------------------------------------------------
@@ -210,24 +223,38 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self._turn_id += 1
         self._turn = self.engine.generate(reply.messages, self.session.generation)
         self.state = AppState.GENERATING
-        self._live_tokens, self._live_first_at = 0, None
-        self.status.update_info(detail="", tok_s=None)
+        self._live_tokens, self._live_first_at, self._live_prompt_tokens = 0, None, 0
+        self._context_request += 1  # a count asked for before this reply is out of date
+        self.status.update_info(detail="", tok_s=None, ttft_s=None)
         self._ticker = self.set_interval(0.25, self._tick_status)
         self.collector.reply_started()
-        self.run_worker(lambda t=self._turn, i=self._turn_id: pump_turn(self, t, i, self.activity.is_active),
-                        thread=True, group="reply", exit_on_error=False)
+        self.run_worker(lambda t=self._turn, i=self._turn_id: pump_turn(
+            self, t, i, self.activity.is_active, lambda: get_current_worker().is_cancelled),
+            thread=True, group="reply", exit_on_error=False)
 
     def _tick_status(self) -> None:
+        """Live figures of the reply being written: tok/s, and the context it fills so far."""
+        info: dict[str, Any] = {}
+        if self._live_prompt_tokens:
+            info["context_used"] = self._live_prompt_tokens + self._live_tokens
         if self._live_first_at is not None and self._live_tokens > 1:
             elapsed = time.perf_counter() - self._live_first_at
             if elapsed > 0:
-                self.status.update_info(tok_s=(self._live_tokens - 1) / elapsed)
+                info["tok_s"] = (self._live_tokens - 1) / elapsed
+        if info:
+            self.status.update_info(**info)
+
+    def on_reply_started(self, message: ReplyStarted) -> None:
+        if message.turn_id == self._turn_id:
+            self._live_prompt_tokens = message.prompt_tokens
+            self.status.update_info(context_used=message.prompt_tokens)
 
     async def on_reply_delta(self, message: ReplyDelta) -> None:
         if message.turn_id != self._turn_id or self._reply_view is None:
             message.shown.set()
             return
         self._live_tokens, self._live_first_at = message.tokens, message.first_token_at
+        self.session.reply_progress(message.text)
         self._reply_view.append_later(message.text, shown=message.shown)
 
     async def on_reply_ended(self, message: ReplyEnded) -> None:
@@ -238,6 +265,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.collector.reply_ended()
         view, final = self._reply_view, message.final
         self._turn, self._reply_view = None, None
+        if self.session.reply is not None and added_nothing(self.session.reply, final):
+            self.notify("The model had nothing to add to this reply.")
         stored = self.session.end_reply(final)
         self.report_saves()
         if isinstance(final, Failed):
@@ -252,20 +281,20 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         if isinstance(final, Failed):
             await self.add_note(final.error, role="error")
         self.state = AppState.READY
-        info: dict[str, Any] = {"detail": ""}
-        if stored.stats:
-            stats = stored.stats
-            info.update(tok_s=stats["decode_tok_s"], ttft_s=stats["ttft_s"],
-                        context_used=stats["prompt_tokens"] + stats["new_tokens"])
-        self.status.update_info(**info)
+        self.status.update_info(detail="")
+        self.show_chat_figures()
         self.refresh_memory()
 
-    def abandon_reply(self) -> None:
-        """Stop a reply in flight without saving it (the conversation is being left)."""
+    def leave_reply(self) -> None:
+        """The conversation is being left (quit, a new chat, another chat) while a reply is
+        written: stop it, and save what it wrote so far as stopped, as Esc does."""
         if self._turn is not None:
             self._turn.stop()
         self._turn_id += 1  # ignore the events of a reply still winding down
-        self._turn, self._reply_view, self.session.reply = None, None, None
+        self._turn, self._reply_view = None, None
+        self.workers.cancel_group(self, "reply")  # its worker stops listening, ended or not
+        if self.session.leave_reply() is not None and self.is_attached:
+            self.report_saves()
         if self._ticker is not None:
             self._ticker.stop()
         self.collector.reply_ended()
@@ -290,9 +319,28 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.views = {}
         await self._show_earlier(len(self.messages))
         self.chat.anchor()
-        last = self.messages[-1] if self.messages else None
-        stats = last.stats if last and last.stats else {}
-        self.status.update_info(context_used=stats.get("prompt_tokens", 0) + stats.get("new_tokens", 0))
+        self.show_chat_figures()
+
+    def show_chat_figures(self) -> None:
+        """The status bar's figures of the open conversation: tok/s and TTFT of its last reply
+        (none if it has none yet), and the context it fills (its last reply's figure while that
+        is the last message, else counted by the engine)."""
+        replies = [m for m in self.messages if m.role == "assistant" and m.stats and m.stats.get("new_tokens")]
+        last = replies[-1].stats if replies else None
+        self.status.update_info(tok_s=last["decode_tok_s"] if last else None,
+                                ttft_s=last["ttft_s"] if last else None)
+        self._context_request += 1
+        if self.messages and self.messages[-1].stats and self.messages[-1].stats.get("new_tokens"):
+            stats = self.messages[-1].stats
+            self.status.update_info(context_used=stats["prompt_tokens"] + stats["new_tokens"])
+        elif not self.messages or self.model_info is None:
+            self.status.update_info(context_used=0)
+        else:
+            count_context(self, self.engine, self.session.history(), self._context_request)
+
+    def on_context_counted(self, message: ContextCounted) -> None:
+        if message.request == self._context_request and self._turn is None:
+            self.status.update_info(context_used=message.tokens)
 
     async def _show_earlier(self, first_shown: int) -> None:
         """Draw up to RENDER_WINDOW messages before message `first_shown`, and a button for the rest."""
@@ -331,17 +379,30 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             self.notify("Edit cancelled.")
 
     async def action_new_chat(self) -> None:
-        self.abandon_reply()
+        self.leave_reply()
         self.pending_send = False
         self.editing = None
+        self.saved_load = None
         self.session.new()
         await self.render_conversation()
-        self.status.update_info(context_used=0)
         self.prompt_input.focus()
 
     def action_toggle_sidebar(self) -> None:
-        if self.sidebar:
-            self.sidebar.display = not self.sidebar.display
+        shown = bool(self.settings_panel.display)
+        self._sidebar_hidden_by_user = shown
+        self._sidebar_forced = not shown  # asked for: shown even where it leaves the chat narrow
+        self.place_sidebar()
+
+    def on_resize(self) -> None:
+        self.place_sidebar()
+
+    def place_sidebar(self) -> None:
+        """The sidebar steps aside when the chat beside it would be narrower than MIN_CHAT_WIDTH,
+        and comes back when there is room, unless the user hid it."""
+        fits = self.size.width >= SIDEBAR_WIDTH + MIN_CHAT_WIDTH
+        if fits:
+            self._sidebar_forced = False
+        self.settings_panel.display = not self._sidebar_hidden_by_user and (fits or self._sidebar_forced)
 
     async def run_slash(self, text: str) -> None:
         try:

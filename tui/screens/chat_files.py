@@ -5,11 +5,14 @@ browser, `--conversation`), and saving to and importing from files. A mixin of C
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from textual import work
 
 from tui.screens.conversations import ConversationBrowser
-from tui.screens.dialogs import TextPromptScreen
+from tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import ImportFormatError, Library, StoreError, export_json, export_markdown, import_conversation
+from tui.engine import LoadSettings
+from tui.engine.settings import describe_load_difference
 from tui.store import write_file_atomic
 from tui.widgets.status_bar import AppState
 
@@ -63,8 +66,9 @@ class ConversationFlows:
         if result.action == "open" and result.conv_id:
             await self.open_conversation(result.conv_id)
 
-    async def open_conversation_ref(self, ref: str) -> None:
-        """Open a conversation by id, unique id prefix or 'last' (from --conversation)."""
+    async def open_conversation_ref(self, ref: str, flags: dict[str, Any] | None = None) -> None:
+        """Open a conversation by id, unique id prefix or 'last' (from --conversation); generation
+        settings given as flags beside it win over the ones it was saved with."""
         library = self.open_library()
         if library is None:
             return
@@ -73,10 +77,10 @@ class ConversationFlows:
         except (KeyError, StoreError) as exc:
             self.notify(f"--conversation {ref}: {exc}", severity="error", timeout=15)
             return
-        await self.open_conversation(conv_id)
+        await self.open_conversation(conv_id, flags)
 
-    async def open_conversation(self, conv_id: str) -> None:
-        self.abandon_reply()
+    async def open_conversation(self, conv_id: str, flags: dict[str, Any] | None = None) -> None:
+        self.leave_reply()
         self.editing = None
         try:
             conv = self.session.open(conv_id)
@@ -87,14 +91,30 @@ class ConversationFlows:
         saved = self.session.saved_settings(conv)
         for problem in saved.problems:
             self.notify(f"Kept the current settings: {problem}.", severity="warning")
-        if saved.generation is not None:
-            self.session.generation = saved.generation
-            self.settings_panel.show_generation(saved.generation)
+        generation = saved.generation or self.session.generation
+        if flags:
+            generation = generation.with_updates(flags)
+        self.session.generation = generation
+        self.settings_panel.show_generation(generation)
         self.set_system_prompt(saved.system_prompt)
-        if saved.load is not None and saved.load != self.load_settings and self.state is not AppState.LOADING:
-            self.notify("Loading the model this conversation used.")
-            self.reload(saved.load)
         self.notify(f"Opened “{conv.title}”.")
+        self.offer_saved_model(saved.load)
+
+    def offer_saved_model(self, saved: LoadSettings | None) -> None:
+        """Say what the open chat was made with, when it differs from what is loaded, and offer
+        to load it (one key); never reload on its own."""
+        differences = describe_load_difference(saved, self.load_settings) if saved is not None else ""
+        self.saved_load = saved if differences else None
+        if differences:
+            key = self.keymap.key("chat.load_saved_model")
+            self.notify(f"This chat was made with {differences}. Press {key} to load that.",
+                        title="Another model", timeout=20)
+
+    def action_load_saved_model(self) -> None:
+        if self.saved_load is None:
+            self.notify("The open chat was made with the model that is loaded.")
+            return
+        self.reload(self.saved_load)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -111,6 +131,12 @@ class ConversationFlows:
         if not answer:
             return
         path = Path(answer).expanduser()
+        if path.is_dir():
+            self.notify(f"{path} is a folder: give a file name.", severity="error")
+            return
+        if path.exists() and not await self.app.push_screen_wait(ConfirmScreen(f"{path} exists. Replace it?")):
+            self.notify("Not saved.")
+            return
         text = export_json(conv) if path.suffix.lower() == ".json" else export_markdown(conv)
         try:
             write_file_atomic(path, text)
@@ -123,7 +149,8 @@ class ConversationFlows:
     async def action_open_file(self, answer: str = "") -> None:
         if not answer:
             answer = await self.app.push_screen_wait(TextPromptScreen(
-                "Open a conversation file (chatui JSON, transformers chat !save JSON, or an OpenAI-style list)",
+                "Open a conversation file (chatui JSON or Markdown, transformers chat !save JSON, "
+                "or an OpenAI-style list)",
                 placeholder="path/to/file.json")) or ""
         if not answer:
             return

@@ -56,7 +56,7 @@ class MessageActions:
         view, action = event.view, event.action
         stored = next((m for m in self.messages if m.id == view.message_id), None)
         if action == "copy":
-            self.copy_text(view.text)
+            self.copy_text(self.get_selected_text() or view.text)
         elif stored is None:
             self.notify("This message is not part of the conversation.", severity="warning")
         elif action == "edit":
@@ -74,6 +74,10 @@ class MessageActions:
             self.delete_message(stored)
         elif action in ("previous_version", "next_version"):
             await self.switch_version(stored, -1 if action == "previous_version" else 1)
+
+    def on_message_view_typed(self, event: MessageView.Typed) -> None:
+        self.prompt_input.focus()
+        self.prompt_input.insert(event.text)
 
     @work
     async def delete_message(self, message: StoredMessage) -> None:

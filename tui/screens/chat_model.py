@@ -17,6 +17,7 @@ class ModelLoading:
 
     def load_model(self, settings: LoadSettings) -> None:
         self.state = AppState.LOADING
+        self.saved_load = None
         self.collector.thaw()
         self.status.update_info(detail=f"loading {settings.model or DEFAULT_MODEL_NAME}", tok_s=None)
         self.status.show_progress(0, 100)
@@ -48,6 +49,7 @@ class ModelLoading:
         self.status.update_info(detail="", model=info.name, device=info.device, dtype=info.dtype,
                                 quantization=info.quantization, context_size=info.context_size)
         self.refresh_memory()
+        self.show_chat_figures()
         job = self.engine.compile
         self.status.update_info(compile="compiling (torch.compile; replies wait for it)" if job else "")
         if job is not None:

@@ -35,6 +35,7 @@ def command_lines() -> str:
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+    AUTO_FOCUS = "#help-dialog"
 
     def __init__(self, keymap: Keymap) -> None:
         super().__init__()
@@ -44,6 +45,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-dialog"):
             yield Static("Keys", classes="section-title")
             table = DataTable(show_cursor=False, zebra_stripes=True, id="help-keys")
+            table.can_focus = False  # the dialog scrolls (PageDown, End, the wheel), not the table
             table.add_columns("Key", "Action")
             for key, title in key_rows(self.keymap):
                 table.add_row(key, title)

@@ -1,5 +1,9 @@
-"""Conversations as files to share: JSON and Markdown export; import of our JSON, of the JSON
-that `transformers chat` `!save` writes and of OpenAI-style message lists; an atomic writer."""
+"""Conversations as files to share: JSON and Markdown export; import of both, of the JSON that
+`transformers chat` `!save` writes and of OpenAI-style message lists; an atomic writer.
+
+A Markdown export reads well anywhere (line breaks as the model wrote them, as hard breaks) and
+reads back exactly: an HTML comment before the title and before each message (invisible when
+rendered) holds what the text does not show, and where to find each message's text."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from tui.store.model import (
     new_id,
     title_from,
 )
-from tui.text import inert
+from tui.text import inert, soft_break_lines
 
 FORMAT = "chatui.conversation"
 VERSION = 1
@@ -75,22 +79,96 @@ def export_json(conv: Conversation) -> str:
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
+def _comment_json(value: Any) -> str:
+    """JSON for an HTML comment: one line, nothing that could end the comment or reach a terminal."""
+    text = json.dumps(_finite(value), ensure_ascii=True, allow_nan=False)
+    return text.replace(">", "\\u003e")
+
+
+def _with_hard_breaks(content: str) -> tuple[str, list[int]]:
+    """`content` with a backslash (a Markdown hard break) at the end of each line a viewer would
+    join to the next, and the numbers of those lines."""
+    lines = content.split("\n")
+    marked = [n for n in soft_break_lines(content) if n < len(lines) - 1]
+    for n in marked:
+        lines[n] += "\\"
+    return "\n".join(lines), marked
+
+
 def export_markdown(conv: Conversation) -> str:
     """A readable transcript: title, settings, then one section per message. Terminal control
     characters are neutralised (see `tui.text.inert`), so `cat`-ing the file is harmless."""
     date = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
-    lines = [f"# {' '.join(conv.title.split())}", "", f"- **Model:** {conv.model or 'default'}", f"- **Date:** {date}"]
+    header = {"format": FORMAT, "version": VERSION, "title": conv.title, "created": conv.created,
+              "updated": conv.updated, "model": conv.model, "load_settings": conv.load_settings,
+              "generation_settings": conv.generation_settings, "system_prompt": conv.system_prompt}
+    parts = [f"{MARKDOWN_MARK}conversation {_comment_json(header)} -->\n",
+             inert(f"# {' '.join(conv.title.split())}\n\n- **Model:** {conv.model or 'default'}\n"
+                   f"- **Date:** {date}\n")]
     if conv.generation_settings:
         settings = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
                              for key, value in conv.generation_settings.items())
-        lines.append(f"- **Generation settings:** {settings}")
+        parts.append(inert(f"- **Generation settings:** {settings}\n"))
     if conv.system_prompt:
-        lines += ["", "## System prompt", "", conv.system_prompt]
+        system = _with_hard_breaks(conv.system_prompt.replace("\r\n", "\n"))[0]
+        parts.append("\n## System prompt\n\n" + inert(system) + "\n")
     for message in conv.messages:
-        lines += ["", f"## {message.role.capitalize()}", "", message.content]
+        lf = message.content.replace("\r\n", "\n")
+        text, breaks = _with_hard_breaks(lf)
+        shown = inert(text)
+        meta = {"role": message.role, "status": message.status, "created": message.created,
+                "stats": message.stats, "chars": len(shown), "breaks": breaks}
+        if shown != text or lf != message.content:  # control characters were changed: keep the exact text
+            meta["content"] = message.content
+        parts.append(f"\n{MARKDOWN_MARK}message {_comment_json(meta)} -->\n## {message.role.capitalize()}\n\n")
+        parts.append(shown + "\n")
         if message.status != "ok":
-            lines += ["", f"*({message.status})*"]
-    return inert("\n".join(lines) + "\n")
+            parts.append(f"\n*({message.status})*\n")
+    return "".join(parts)
+
+
+MARKDOWN_MARK = "<!-- chatui:"
+_MARKER = re.compile(r"^<!-- chatui:(conversation|message) (\{.*\}) -->\n", re.M)
+
+
+def _from_markdown(text: str) -> Conversation:
+    """A conversation from chatui's own Markdown export."""
+    header = _MARKER.match(text)
+    if header is None or header.group(1) != "conversation":
+        _fail("a Markdown file chatui did not write (chatui reads back its own Markdown exports)")
+    data = _marker_json(header)
+    messages, position = [], header.end()
+    while (found := _MARKER.search(text, position)) is not None:
+        if found.group(1) != "message":
+            _fail(f"a second conversation header at character {found.start()}")
+        meta = _marker_json(found)
+        heading_end = text.find("\n\n", found.end())
+        chars = meta.get("chars")
+        if heading_end < 0 or not isinstance(chars, int) or chars < 0:
+            _fail(f"message {len(messages) + 1}: its text cannot be found")
+        start = heading_end + 2
+        shown, position = text[start:start + chars], start + chars
+        if isinstance(meta.get("content"), str):
+            content = meta["content"]
+        else:
+            lines = shown.split("\n")
+            for n in meta.get("breaks") or []:
+                if not (isinstance(n, int) and 0 <= n < len(lines) and lines[n].endswith("\\")):
+                    _fail(f"message {len(messages) + 1}: the file was changed (line breaks do not match)")
+                lines[n] = lines[n][:-1]
+            content = "\n".join(lines)
+        messages.append({key: meta.get(key) for key in ("role", "status", "created", "stats")} | {"content": content})
+    return _from_chatui(data | {"messages": messages})
+
+
+def _marker_json(found: re.Match[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(found.group(2), parse_constant=_reject_constant)
+    except ValueError as error:
+        _fail(f"a damaged chatui comment at character {found.start()} ({error})")
+    if not isinstance(data, dict):
+        _fail(f"a damaged chatui comment at character {found.start()}")
+    return data
 
 
 def write_file_atomic(path: Path, text: str) -> None:
@@ -116,12 +194,13 @@ def write_file_atomic(path: Path, text: str) -> None:
 def import_conversation(path: Path) -> Conversation:
     """Read a conversation file (not saved: see `Library.import_conversation`).
 
-    Accepts chatui JSON, a `transformers chat` save (`{"settings", "chat_history"}`) and an
-    OpenAI-style list of `{"role", "content"}` (bare or as `{"messages": [...]}`). Anything
-    else raises ImportFormatError, and only that."""
+    Accepts chatui JSON and Markdown, a `transformers chat` save (`{"settings", "chat_history"}`)
+    and an OpenAI-style list of `{"role", "content"}` (bare or as `{"messages": [...]}`).
+    Anything else raises ImportFormatError, and only that."""
     name = Path(path).name
     try:
-        conv = _parse(_read_json(Path(path)))
+        text = _read_text(Path(path))
+        conv = _from_markdown(text) if _looks_like_markdown(path, text) else _parse(_json_of(text))
         # Lone surrogates (from JSON \ud800 escapes) cannot be stored as UTF-8.
         json.dumps(_strings_of(conv), ensure_ascii=False).encode("utf-8")
         return conv
@@ -141,7 +220,7 @@ def _reject_constant(name: str) -> NoReturn:
     _fail(f"not valid JSON ({name} is not a JSON number)")
 
 
-def _read_json(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
         with open(path, "rb") as file:
             raw = file.read(MAX_IMPORT_BYTES + 1)
@@ -150,9 +229,16 @@ def _read_json(path: Path) -> Any:
     if len(raw) > MAX_IMPORT_BYTES:
         _fail(f"too large to import (over {MAX_IMPORT_BYTES // 2**20} MiB)")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         _fail(f"not UTF-8 text (invalid byte at offset {error.start})")
+
+
+def _looks_like_markdown(path: Path, text: str) -> bool:
+    return text.startswith(MARKDOWN_MARK) or Path(path).suffix.lower() in (".md", ".markdown")
+
+
+def _json_of(text: str) -> Any:
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:

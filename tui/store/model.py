@@ -17,7 +17,9 @@ from typing import Any, Sequence
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
 ROLES = ("system", "user", "assistant")
-STATUSES = ("ok", "stopped", "length", "failed")  # length: cut off at max_new_tokens
+# length: cut off at max_new_tokens; interrupted: saved while it streamed, and never ended (the
+# process was killed, the machine lost power): what was written up to ~2 s before is there.
+STATUSES = ("ok", "stopped", "length", "failed", "interrupted")
 
 
 class StoreError(Exception):
@@ -51,7 +53,7 @@ class Message:
     content: str
     created: float  # unix time
     parent_id: str | None
-    status: str = "ok"  # 'ok' | 'stopped' | 'failed'
+    status: str = "ok"  # one of STATUSES
     stats: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:

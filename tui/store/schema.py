@@ -52,6 +52,19 @@ def _v1_base(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
 
 
+_MESSAGE_TRIGGERS = (
+    """CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
+           INSERT INTO search(rowid, conversation_id, text) VALUES (new.seq, new.conversation_id, new.content);
+       END""",
+    """CREATE TRIGGER search_message_content AFTER UPDATE OF content ON messages BEGIN
+           UPDATE search SET text = new.content WHERE rowid = new.seq;
+       END""",
+    """CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
+           DELETE FROM search WHERE rowid = old.seq;
+       END""",
+)
+
+
 def _v2_search(db: sqlite3.Connection) -> None:
     # One row per message (rowid = messages.seq) and per title (rowid = -conversations.seq).
     db.execute("""
@@ -68,28 +81,62 @@ def _v2_search(db: sqlite3.Connection) -> None:
         """CREATE TRIGGER search_conversation_delete AFTER DELETE ON conversations BEGIN
                DELETE FROM search WHERE rowid = -old.seq;
            END""",
-        """CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
-               INSERT INTO search(rowid, conversation_id, text)
-               VALUES (new.seq, new.conversation_id, new.content);
-           END""",
-        """CREATE TRIGGER search_message_content AFTER UPDATE OF content ON messages BEGIN
-               UPDATE search SET text = new.content WHERE rowid = new.seq;
-           END""",
-        """CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
-               DELETE FROM search WHERE rowid = old.seq;
-           END""",
+        *_MESSAGE_TRIGGERS,
         "INSERT INTO search(rowid, conversation_id, text) SELECT -seq, id, title FROM conversations",
         "INSERT INTO search(rowid, conversation_id, text) SELECT seq, conversation_id, content FROM messages",
     ):
         db.execute(sql)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search)
+def _v3_interrupted(db: sqlite3.Connection) -> None:
+    """A reply is saved while it streams, as 'interrupted' until it ends; tool results are
+    messages of role 'tool'. SQLite cannot change a CHECK constraint, so the messages table is
+    rebuilt (same rows, same seq: the search index keeps pointing at them), with its indexes and
+    triggers."""
+    db.execute("""
+        CREATE TABLE messages_v3 (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id TEXT REFERENCES messages(id),
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            content TEXT NOT NULL,
+            created REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'ok'
+                CHECK (status IN ('ok', 'stopped', 'length', 'failed', 'interrupted')),
+            stats TEXT
+        )""")
+    db.execute("INSERT INTO messages_v3 SELECT seq, id, conversation_id, parent_id, role, content, created, "
+               "status, stats FROM messages")
+    db.execute("DROP TABLE messages")  # and its indexes and triggers
+    db.execute("ALTER TABLE messages_v3 RENAME TO messages")
+    db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
+    db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
+    for sql in _MESSAGE_TRIGGERS:
+        db.execute(sql)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search, _v3_interrupted)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Apply the missing migrations, each in its own transaction with its version number."""
+    """Apply the missing migrations, each in its own transaction with its version number.
+    Foreign keys are off meanwhile (a migration may rebuild a table that others point at) and
+    checked before they are on again."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        _apply_migrations(db)
+        broken = db.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreError(f"the conversation library has {len(broken)} broken references after an upgrade")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply_migrations(db: sqlite3.Connection) -> None:
     while (version := db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
         if version > SCHEMA_VERSION:
             raise StoreError(f"the conversation library uses schema {version}, newer than this "

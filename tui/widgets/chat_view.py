@@ -89,3 +89,5 @@ class ChatView(VerticalScroll):
                     await body.unfold()
                 elif not near and not body.folded and region.height:
                     await body.fold()
+                    if not body.folded and body.lock.is_locked:  # mid-update: try again once it is done
+                        self.set_timer(0.1, self.refold_soon)

@@ -11,6 +11,7 @@ import re
 import threading
 from dataclasses import dataclass
 
+from textual import events
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding
@@ -21,7 +22,7 @@ from textual.widget import MountError, Widget
 
 from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
-from tui.text import ThinkSplitter, inert, split_think
+from tui.text import ThinkSplitter, inert, markdown_parser, split_think
 from tui.widgets.markdown_stream import InputFirstStream
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
@@ -57,11 +58,15 @@ def chunk_cut(chunk: str, text: str) -> tuple[int, bool] | None:
 
 
 class LiveMarkdown(Markdown):
-    """Markdown whose changes reach the screen at once. Textual's Markdown appends and updates
+    """Markdown with chat's line breaks (`tui.text.markdown_parser`: a newline in a paragraph is a
+    line break, as the model wrote it), whose changes reach the screen at once. Textual's Markdown appends and updates
     inside `App.batch_update()`, and a screen update that falls due during a batch is skipped; the
     batch's end wakes only the app, not the screen, so what changed meanwhile (a key typed into
     the prompt while a reply streamed) waited for whatever next sent the screen a message. Each
     append or update now wakes the screen when it is done."""
+
+    def __init__(self, markdown: str | None = None, **kwargs) -> None:
+        super().__init__(markdown, parser_factory=markdown_parser, **kwargs)
 
     def append(self, markdown: str) -> AwaitComplete:
         return AwaitComplete(self._then_rendered(super().append(markdown)))
@@ -153,6 +158,12 @@ class MessageView(Vertical, can_focus=True):
         view: "MessageView"
         action: str
 
+    @dataclass
+    class Typed(Message):
+        """The user typed while this message had focus: the text belongs in the prompt."""
+
+        text: str
+
     class BodyAdded(Message):
         """A finished part of a long reply: the chat pane may fold what has scrolled far away."""
 
@@ -197,12 +208,15 @@ class MessageView(Vertical, can_focus=True):
 
     def _header_text(self) -> str:
         title = ROLE_TITLES.get(self.role, self.role)
+        continues = self.keymap.key("chat.continue")
         if self.status == "stopped":
-            title += " · stopped"
+            title += f" · stopped ({continues} continues)"
         elif self.status == "failed":
             title += " · failed"
         elif self.status == "length":
-            title += f" · cut off ({self.keymap.key('chat.continue')} continues)"
+            title += f" · cut off ({continues} continues)"
+        elif self.status == "interrupted":
+            title += f" · interrupted ({continues} continues)"
         if self._version:
             previous, following = self.keymap.key("message.previous_version"), self.keymap.key("message.next_version")
             title += f" · {self._version} ({previous}/{following})"
@@ -214,6 +228,12 @@ class MessageView(Vertical, can_focus=True):
 
     def action_act(self, action: str) -> None:
         self.post_message(self.Action(self, action))
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Typed(event.character))
 
     def action_move(self, step: int) -> None:
         siblings = [v for v in self.parent.children if isinstance(v, MessageView)] if self.parent else []

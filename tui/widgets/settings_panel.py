@@ -103,17 +103,22 @@ class SettingsPanel(VerticalScroll):
     def _model_section(self) -> ComposeResult:
         yield Static("Model", classes="section-title")
         yield Static("loading…", id="model-info", markup=False)
-        yield Input(placeholder=f"model id or path (default: {DEFAULT_MODEL_NAME})", id="load-model")
+        model = Input(placeholder="Hub id, folder or .gguf", id="load-model")
+        model.tooltip = f"The model to load; empty: the bundled {DEFAULT_MODEL_NAME}."
+        yield model
         for name, choices in LOAD_CHOICES.items():
             with Horizontal(classes="param-row"):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
                 yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
-        yield Input(placeholder="draft model (assisted decoding, optional)", id="load-draft")
+        draft = Input(placeholder="draft model (optional)", id="load-draft")
+        draft.tooltip = "A small model with the same tokenizer that drafts tokens for the model to check (assisted decoding)."
+        yield draft
         with Horizontal(classes="param-row"):
             label = Label("torch.compile", classes="param-label short")
             label.tooltip = "static KV cache + torch.compile, compiled in the background after load"
             yield label
             yield Switch(value=False, id="load-compile")
+        yield Static("", id="load-unavailable", markup=False)
         yield Static("", id="load-error", classes="field-error")
         yield Button("Apply (reload)", id="apply", variant="primary")
 
@@ -189,9 +194,12 @@ class SettingsPanel(VerticalScroll):
             for choice in choices:
                 reason = self._unavailable.get(f"{name}:{choice}")
                 slow = SLOW_HERE.get(f"{name}:{choice}") if info.device == "cpu" else None
-                label = f"{choice} (unavailable: {reason})" if reason else f"{choice} ({slow})" if slow else choice
+                label = f"{choice} ✗" if reason else f"{choice} ({slow})" if slow else choice
                 options.append((label, choice))
             select.set_options(options)
+        # Why the ✗ options cannot work here, in full (a dropdown's width cannot hold a reason).
+        reasons = [f"✗ {key.partition(':')[2]}: {reason}" for key, reason in self._unavailable.items()]
+        self.query_one("#load-unavailable", Static).update("\n".join(reasons))
         self.show_load(settings)
 
     def set_busy(self, busy: bool) -> None:
