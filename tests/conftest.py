@@ -14,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _TMP_HOME = Path(tempfile.mkdtemp(prefix="chatui-tests-"))
 os.environ["XDG_CONFIG_HOME"] = str(_TMP_HOME / "config")
 os.environ["XDG_DATA_HOME"] = str(_TMP_HOME / "data")
+os.environ["XDG_STATE_HOME"] = str(_TMP_HOME / "state")  # the log file
 
 import pytest  # noqa: E402
 

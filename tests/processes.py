@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,9 +19,15 @@ HELPERS = Path(__file__).resolve().parent / "helpers"
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", XDG_DATA_HOME=str(tmp_path / "data"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONUNBUFFERED="1",
-               TOKENIZERS_PARALLELISM="false")
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
+               PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     return env
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m tui ARGS` to the end (the test session's isolated folders unless `env`)."""
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, input=stdin,
+                          timeout=300, cwd=ROOT, env=env)
 
 
 def library_file(tmp_path: Path) -> Path:

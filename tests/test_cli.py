@@ -1,15 +1,8 @@
-import subprocess
-import sys
 
 import pytest
+from processes import run_cli
 
 from tui.cli import main, parse_args
-
-
-def run_cli(*args, stdin=None):
-    return subprocess.run(
-        [sys.executable, "-m", "tui", *args], capture_output=True, text=True, input=stdin, timeout=300
-    )
 
 
 def test_parse_model_flags_and_settings():
@@ -35,6 +28,9 @@ def test_speed_options_as_flags():
         (["--bogus"], "unrecognized arguments"),
         (["temperature=-1", "--prompt", "x"], "temperature"),
         (["wat=1", "--prompt", "x"], "unknown setting"),
+        (["temprature=0.5", "--prompt", "x"], "unknown setting 'temprature'; did you mean temperature?"),
+        (["num_beams=0", "--prompt", "x"], "num_beams: expected a whole number ≥ 1"),
+        (["--generation-config", "/no/such/dir", "--prompt", "x"], "--generation-config"),
         (["model", "stray", "--prompt", "x"], "unexpected argument"),
         (["--dtype", "float8"], "invalid choice"),
     ],
@@ -53,20 +49,27 @@ def test_bad_model_path_exits_non_zero_without_traceback():
     assert result.stderr.strip() == "chatui: model path not found: /no/such/model"
 
 
-def test_headless_streams_replies_and_stats(tiny_model_dir):
-    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", "--prompt", "Hi",
-                     "--prompt", "-", "--stats", stdin="from stdin\n")
-    assert result.returncode == 0, result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("turn=")]
-    assert len(lines) == 2 and lines[1].startswith("turn=2 ")
-    fields = dict(part.split("=") for part in lines[0].split())
-    assert set(fields) == {"turn", "prompt_tokens", "new_tokens", "ttft_ms", "decode_tok_s", "total_ms", "rss_mb"}
-    assert fields["new_tokens"] == "8"
-    assert result.stdout.count("\n") >= 2  # each reply ends with a newline
+def test_any_generation_config_field_as_key_value():
+    options = parse_args(["min_new_tokens=20", "num_beams=2", "eos_token_id=2", "stop_strings=[\"###\"]",
+                          "do_sample=FALSE"])
+    assert options.generation_overrides == {"min_new_tokens": 20, "num_beams": 2, "eos_token_id": 2,
+                                            "stop_strings": ["###"], "do_sample": False}
+    assert options.generation.generate_kwargs()["num_beams"] == 2
 
 
-def test_headless_default_model_answers_paris(smollm2_dir):
-    result = run_cli("--prompt", "What is the capital of France?", "do_sample=false", "--stats")
-    assert result.returncode == 0, result.stderr
-    assert "Paris" in result.stdout
-    assert "turn=1 prompt_tokens=" in result.stderr
+def test_a_typo_exits_2_and_suggests_the_name():
+    result = run_cli("temprature=0.5", "--prompt", "hi")
+    assert result.returncode == 2
+    assert "did you mean temperature?" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generation_config_file_comes_before_config_toml_and_flags(tmp_path):
+    import json
+
+    from tui.store.config import Config
+
+    (tmp_path / "generation_config.json").write_text(json.dumps({"temperature": 0.4, "top_k": 5, "num_beams": 3}))
+    options = parse_args(["--generation-config", str(tmp_path), "top_k=9"])
+    options.apply_config(Config(path=tmp_path / "config.toml", generation={"temperature": 0.6}))
+    values = options.generation.values
+    assert (values["temperature"], values["top_k"], values["num_beams"]) == (0.6, 9, 3)

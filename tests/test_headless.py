@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from processes import (
     kill_9,
     library_file,
     poll,
+    raw_rows,
+    run_cli,
     subprocess_env,
 )
 
@@ -32,7 +35,8 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
     try:
         poll(lambda: "turn=1" in err.text(), 180, "the first turn to end", proc, err)
-        first_turn_bytes = len(out)
+        reply1 = raw_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY seq")[0][0]
+        first_turn_bytes = len(reply1.encode()) + 2  # the reply, its newline, the blank line between turns
         poll(lambda: len(out) > first_turn_bytes, 60, "the second reply to stream", proc, err)
         second_started = time.monotonic()
         poll(lambda: time.monotonic() - second_started > 4.5, 10, "four seconds of the second reply", proc, err)
@@ -45,7 +49,8 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     out.join()
     assert "turn=2" not in err.text()  # it really was mid-reply
     streamed = out.data.decode()
-    reply1, streamed2 = streamed[:first_turn_bytes].rstrip("\n"), streamed[first_turn_bytes:]
+    assert streamed.startswith(reply1 + "\n\n")
+    streamed2 = streamed[first_turn_bytes:]
     two_seconds_before = out.data[first_turn_bytes:out.bytes_at(killed_at - 2.2)].decode("utf-8", "ignore")
     assert integrity(db_path) == "ok"
     library = Library(db_path)
@@ -64,3 +69,40 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert summary.id[:8] in listed.stdout
+
+
+def test_headless_streams_replies_and_stats(tiny_model_dir):
+    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", "--prompt", "Hi",
+                     "--prompt", "-", "--stats", stdin="from stdin\n")
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("turn=")]
+    assert len(lines) == 2 and lines[1].startswith("turn=2 ")
+    fields = dict(part.split("=") for part in lines[0].split())
+    assert set(fields) == {"turn", "prompt_tokens", "new_tokens", "ttft_ms", "decode_tok_s", "total_ms", "rss_mb",
+                           "dtype", "quantization"}
+    assert fields["new_tokens"] == "8" and fields["dtype"] in ("float32", "bfloat16") and fields["quantization"] == "none"
+
+
+
+def test_headless_default_model_answers_paris_and_turns_are_a_blank_line_apart(smollm2_dir, tmp_path):
+    env = subprocess_env(tmp_path)
+    result = run_cli("--prompt", "What is the capital of France?", "--prompt", "And of Italy?", "do_sample=false",
+                     "max_new_tokens=24", "--stats", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+    assert "turn=1 prompt_tokens=" in result.stderr
+    exported = json.loads(run_cli("--export", "last", env=env).stdout)
+    first, second = (m["content"] for m in exported["messages"] if m["role"] == "assistant")
+    assert result.stdout == f"{first}\n\n{second}\n"  # each reply, and a blank line between turns
+
+
+def test_a_normal_run_prints_no_library_warning_and_logs_it(tmp_path, tiny_model_dir):
+    """length_penalty without beams makes transformers warn: into the log file, not the reply."""
+    env = subprocess_env(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "tui", str(tiny_model_dir), "do_sample=false",
+                             "max_new_tokens=4", "length_penalty=0.5", "--prompt", "hi"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "[transformers]" not in result.stdout
+    log = tmp_path / "state" / "chatui" / "log" / "chatui.log"
+    assert "length_penalty" in log.read_text(encoding="utf-8")

@@ -110,3 +110,25 @@ def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> Non
     assert shell.stdout.split() == ["ID", "UPDATED", "MSGS", "MODEL", "TITLE"]
     assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
     assert shell.stderr.strip().endswith("rc=0")
+
+
+def test_tf_chat_export_is_what_transformers_chat_saves_and_reads_back(tmp_path: Path, lib: Library) -> None:
+    conv = lib.create(model="HuggingFaceTB/SmolLM2-135M-Instruct", system_prompt="Be brief.",
+                      generation_settings={"do_sample": False, "max_new_tokens": 64, "num_beams": 2})
+    lib.add_message(conv.id, "user", "Hello")
+    lib.add_message(conv.id, "assistant", "Hi! How can I help?")
+    target = tmp_path / "saved.json"
+    assert export_command(lib, "last", "tf-chat", target, io.StringIO(), io.StringIO()) == 0
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert set(data) == {"settings", "chat_history"}  # as transformers chat's save_chat writes it
+    assert data["settings"]["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    config = data["settings"]["config"]
+    assert config["num_beams"] == 2 and config["max_new_tokens"] == 64 and "transformers_version" in config
+    assert data["chat_history"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"},
+                                    {"role": "assistant", "content": "Hi! How can I help?"}]
+    out = io.StringIO()
+    assert import_command(lib, target, out, io.StringIO()) == 0
+    back = lib.get(out.getvalue().strip())
+    assert [(m.role, m.content) for m in back.messages] == [("user", "Hello"), ("assistant", "Hi! How can I help?")]
+    assert back.system_prompt == "Be brief." and back.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert back.generation_settings["num_beams"] == 2 and back.generation_settings["max_new_tokens"] == 64

@@ -51,6 +51,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.save_file", "save_file", "ctrl+s", "Save to file",
            "Save this conversation as Markdown (.md) or JSON (.json).", slash=("save",), argument="[FILE]",
            footer=False),
+    Action("chat.save_tf_chat", "save_tf_chat", None, "Save as transformers chat JSON",
+           "Save this conversation as the JSON `transformers chat` writes with !save (to FILE, or to "
+           "chat_history/MODEL/chat_DATE.json as it does).", slash=("save-tf-chat",), argument="[FILE]"),
     Action("chat.open_file", "open_file", None, "Open file",
            "Import a conversation file (chatui JSON or Markdown, transformers chat JSON, an OpenAI-style "
            "list) and open it.", slash=("open",), argument="[FILE]"),

@@ -109,6 +109,7 @@ class ReplyStarted(Message):
 
     turn_id: int
     prompt_tokens: int
+    streams: bool = True  # False: the reply comes whole at the end (beam search)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
         last_post = time.perf_counter()
         batch = [event] + turn.drain()
         for started in (e for e in batch if isinstance(e, Started)):
-            target.post_message(ReplyStarted(turn_id, started.prompt_tokens))
+            target.post_message(ReplyStarted(turn_id, started.prompt_tokens, started.streams))
         deltas = [e for e in batch if isinstance(e, TokenDelta)]
         if deltas:
             if first_at is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tui.engine.events import Failed, Finished
 from tui.engine.loading import ModelInfo
-from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError
+from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
 
@@ -266,6 +266,9 @@ class ChatSession:
         else:
             lines.append(f"- model: not loaded ({state})")
         lines.append("- generation: `" + self.generation.describe() + "`")
+        changed = self.generation.changed()
+        lines.append("- changed from the defaults: " + (
+            "`" + " ".join(f"{k}={format_value(v)}" for k, v in changed.items()) + "`" if changed else "none"))
         lines.append(f"- system prompt: {self.system_prompt!r}" if self.system_prompt else "- system prompt: none")
         conv = self.saver.conversation
         if conv is not None:

@@ -13,6 +13,8 @@ import sys
 from typing import Sequence
 
 from tui import __version__
+from tui.engine.generation_config import GenerationConfigError
+from tui.engine.generation_config import load_file as load_generation_file
 from tui.engine.settings import (
     ATTENTION_IMPLEMENTATIONS,
     DEVICES,
@@ -25,6 +27,7 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
+from tui.logs import route_library_logs
 from tui.options import Options
 from tui.store.config import Config, load_config
 
@@ -37,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    keys = ", ".join(spec.name for spec in PARAM_SPECS)
+    keys = ", ".join(spec.name for spec in PARAM_SPECS) + " (or any GenerationConfig field)"
     parser = _Parser(
         prog="chatui",
         description="Chat with a local Hugging Face transformers model in your terminal.",
@@ -60,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
     parser.add_argument("--system-prompt", metavar="TEXT", help="system prompt for the conversation")
+    parser.add_argument("--generation-config", metavar="FILE_OR_DIR",
+                        help="a generation_config.json (or a folder with one) whose settings come before "
+                        "config.toml's and the key=value ones, as in transformers chat")
     parser.add_argument(
         "--prompt", action="append", metavar="TEXT",
         help="run headless: one user turn per --prompt, replies to stdout ('-' reads a turn from stdin)",
@@ -71,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     library.add_argument("--conversation", metavar="ID|last",
                          help="open a saved conversation (headless: continue it)")
     library.add_argument("--export", metavar="ID|last", help="export a conversation and exit")
-    library.add_argument("--format", choices=("json", "md"), default="json", help="export format (default json)")
+    library.add_argument("--format", choices=("json", "md", "tf-chat"), default="json",
+                         help="export format: chatui JSON (default), Markdown, or the JSON transformers chat's !save writes")
     library.add_argument("-o", "--output", metavar="FILE", help="export to FILE instead of stdout")
     library.add_argument("--import", dest="import_file", metavar="FILE",
                          help="import a conversation file (chatui JSON, transformers chat JSON, "
@@ -92,9 +99,10 @@ def parse_args(argv: Sequence[str]) -> Options:
     if stray:
         parser.error(f"unexpected argument {stray[0]!r}: give the model first, then key=value settings")
     try:
+        file_settings = load_generation_file(ns.generation_config) if ns.generation_config else {}
         overrides = parse_key_values(words)
-        generation = GenerationSettings().with_updates(overrides)
-    except SettingsError as exc:
+        generation = GenerationSettings().with_updates(file_settings).with_updates(overrides)
+    except (SettingsError, GenerationConfigError) as exc:
         parser.error(str(exc))
     given = {"model": model, **{name: getattr(ns, name) for name in LOAD_FIELDS if name != "model"}}
     load_overrides = {name: value for name, value in given.items() if value is not None}
@@ -118,6 +126,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         theme=ns.theme,
         load_overrides=load_overrides,
         generation_overrides=overrides,
+        generation_file=file_settings,
         save=not ns.no_save,
         conversation=ns.conversation,
         library_command=command,
@@ -142,13 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str]) -> int:
+    route_library_logs()  # library warnings go to the log file, never into a reply
     options = parse_args(argv)
     if options.library_command:
         from tui.library_cli import run_library_command
 
         return run_library_command(options.library_command)
     config = load_config()
-    options.apply_config(config)
+    try:
+        options.apply_config(config)
+    except SettingsError as exc:  # config.toml and the flags together are not a valid set
+        print(f"chatui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if options.prompts:
         from tui.headless import run_headless
 

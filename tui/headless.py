@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from tui.chat_session import ChatSession
-from tui.engine import Engine, Failed, LoadError, TokenDelta
+from tui.engine import Engine, Failed, LoadError, Started, TokenDelta
 from tui.options import Options
 from tui.store import AutoSaver, Library, StoreError
 
@@ -56,6 +56,8 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
         for number, prompt in enumerate(options.prompts, start=1):
+            if number > 1:
+                stdout.write("\n")  # a blank line between turns
             code = _turn(session, engine, stdin.read().strip() if prompt == "-" else prompt, number, options,
                          stdout, stderr)
             if code:
@@ -72,6 +74,9 @@ def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, option
     turn = engine.generate(reply.messages, session.generation)
     try:
         for event in turn:
+            if isinstance(event, Started) and not event.streams:
+                print(f"chatui: num_beams={session.generation.values.get('num_beams')}: beam search cannot "
+                      "stream; the reply comes when it is done", file=stderr)
             if isinstance(event, TokenDelta):
                 stdout.write(event.text)
                 stdout.flush()
@@ -96,5 +101,7 @@ def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, option
     if options.save and saver.last_error:
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
-        print(final.metrics.stats_line(number), file=stderr, flush=True)
+        info = engine.info
+        print(final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
+              file=stderr, flush=True)
     return 0

@@ -13,14 +13,13 @@ from tui.store import (
     ImportFormatError,
     Library,
     StoreError,
-    export_json,
-    export_markdown,
+    export_as,
     import_conversation,
     write_file_atomic,
 )
+from tui.store.files import EXPORT_FORMATS
 from tui.text import inert
 
-EXPORT_FORMATS = ("json", "md")
 _MODEL_WIDTH = 40
 
 
@@ -67,7 +66,7 @@ def export_command(library: Library, ref: str, fmt: str, out_path: Path | None, 
     except StoreError as error:
         print(f"chatui: {error}", file=err)
         return 1
-    text = export_json(conv) if fmt == "json" else export_markdown(conv)
+    text = export_as(conv, fmt)
     if out_path is None:
         out.write(text)
         return 0

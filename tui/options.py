@@ -24,11 +24,13 @@ class Options:
     # What the command line set, which config.toml must not override.
     load_overrides: dict[str, Any] = field(default_factory=dict)
     generation_overrides: dict[str, Any] = field(default_factory=dict)
+    generation_file: dict[str, Any] = field(default_factory=dict)  # from --generation-config
 
     def apply_config(self, config: Config) -> None:
-        """Built-in defaults < config.toml < command-line flags."""
+        """The model's generation_config.json (applied by transformers under everything chatui
+        passes) < chatui's defaults < --generation-config < config.toml < command-line flags."""
         self.load = config.load_settings(self.load_overrides)
-        self.generation = config.generation_settings(self.generation_overrides)
+        self.generation = config.generation_settings(self.generation_overrides, self.generation_file)
         if self.system_prompt is None:
             self.system_prompt = config.system_prompt
         if self.theme is None:

@@ -382,3 +382,52 @@ def test_a_turn_queued_when_the_engine_shuts_down_still_ends():
         turn._emit(Failed("released by the test", ""))  # let the waiting thread go
         raise AssertionError("a turn whose job was cancelled by shutdown() never ends")
     assert turn.final.text == ""
+
+
+def test_stop_strings_get_the_tokenizer_and_end_the_reply(tiny_engine):
+    """The tiny model writes newlines a lot: stop at the first one."""
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40, "stop_strings": ["\n"]})
+    final = tiny_engine.generate([{"role": "user", "content": "hi"}], settings).wait()
+    assert isinstance(final, Finished) and final.text.endswith("\n") and final.text.count("\n") == 1
+    assert final.metrics.new_tokens < 40
+
+
+def tiny_engine_reply_ids(model_dir) -> list[int]:
+    """The token ids of the tiny model's greedy reply to "hi" (plain transformers)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def test_the_models_generation_config_is_the_base_under_chatuis_defaults(tiny_model_dir, tmp_path):
+    """A model's generation_config.json applies where chatui sets nothing (an end-of-turn token:
+    here the one the tiny model writes first, so the reply ends at once), and chatui's defaults win
+    where both set a value (max_new_tokens)."""
+    import json
+    import shutil
+
+    first_token = tiny_engine_reply_ids(tiny_model_dir)[0]
+    messages = [{"role": "user", "content": "hi"}]
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
+    for name, update in (("eos", {"eos_token_id": first_token}), ("short", {"max_new_tokens": 2})):
+        model_dir = tmp_path / name
+        shutil.copytree(tiny_model_dir, model_dir)
+        config = json.loads((model_dir / "generation_config.json").read_text())
+        (model_dir / "generation_config.json").write_text(json.dumps(config | update))
+        engine = Engine()
+        try:
+            engine.load(LoadSettings(model=str(model_dir))).result()
+            final = engine.generate(messages, settings).wait()
+        finally:
+            engine.shutdown()
+        if name == "eos":
+            assert (final.reason, final.metrics.new_tokens) == ("stop", 1)  # the model's own end of turn
+        else:
+            assert (final.reason, final.metrics.new_tokens) == ("length", 40)  # chatui's 40, not the model's 2

@@ -124,3 +124,34 @@ def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smo
     smollm2_engine._drop_cache()
 
 
+
+
+def test_beam_search_gives_what_a_transformers_pipeline_gives(smollm2_engine, smollm2_dir):
+    """num_beams=2 cannot stream: the reply comes whole, and it is the pipeline's reply on the
+    same weights and settings."""
+    import torch
+    from transformers import pipeline
+
+    from tui.engine import Started, TokenDelta
+
+    messages = [{"role": "user", "content": "Give me two tips for learning to draw."}]
+    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40, "num_beams": 2})
+    turn = smollm2_engine.generate(messages, settings)
+    events = list(turn)
+    started = next(e for e in events if isinstance(e, Started))
+    deltas = [e for e in events if isinstance(e, TokenDelta)]
+    assert not started.streams and len(deltas) == 1  # one piece: the whole reply at the end
+    dtype = getattr(torch, smollm2_engine.info.dtype)
+    generator = pipeline("text-generation", model=str(smollm2_dir), dtype=dtype, device="cpu")
+    expected = generator(messages, do_sample=False, max_new_tokens=40, num_beams=2,
+                         return_full_text=False)[0]["generated_text"]
+    assert turn.final.text == expected and len(expected) > 20
+
+
+def test_min_new_tokens_keeps_a_short_answer_going(smollm2_engine):
+    messages = [{"role": "user", "content": "Say hi."}]
+    short = smollm2_engine.generate(messages, GREEDY).wait()
+    assert short.reason == "stop" and short.metrics.new_tokens < 30  # on its own it stops early
+    settings = GenerationSettings().with_updates({"do_sample": False, "min_new_tokens": 30, "max_new_tokens": 30})
+    final = smollm2_engine.generate(messages, settings).wait()
+    assert final.metrics.new_tokens == 30

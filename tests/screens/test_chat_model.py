@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from broken_models import write_huge_config, write_pickle_only, write_unsupported_gguf
 from fakes import ScriptedEngine
 from pilot import make_app, notes, reply_texts, run, send, wait_for

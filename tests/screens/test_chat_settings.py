@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pilot import make_app, reply_texts, run, send, wait_for
+import pytest
+from pilot import make_app, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
 from tui.store.config import Config
@@ -108,3 +109,79 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
             assert load_config(config.path).presets["saved"]["temperature"] == 0.42
 
     run(scenario())
+
+
+def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_removed(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path, "num_beams=2", "min_new_tokens=5")
+        async with app.run_test(size=(120, 50)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.sidebar is not None)
+            await send(pilot, app, "/set eos_token_id=[2,3] temperature=0.3")
+            await pilot.pause()
+            labels = [str(label.render()) for label in app.query(".changed-label")]
+            assert labels == ["temperature = 0.3", "num_beams = 2", "min_new_tokens = 5", "eos_token_id = [2, 3]"]
+            await send(pilot, app, "/status")
+            await pilot.pause()
+            status = chat.chat.messages()[-1].text
+            assert "changed from the defaults: `temperature=0.3 num_beams=2 min_new_tokens=5 eos_token_id=[2, 3]`" in status
+            removes = {button.name: button for button in app.query(".remove-setting")}
+            removes["num_beams"].press()
+            await pilot.pause()
+            assert "num_beams" not in chat.session.generation.values
+            assert [str(label.render()) for label in app.query(".changed-label")][1:] == [
+                "min_new_tokens = 5", "eos_token_id = [2, 3]"]
+            await send(pilot, app, "/set temprature=1")
+            await pilot.pause()
+            assert any("did you mean temperature?" in n for n in notes(app))
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("command, check", [
+    ("!set temperature=0.25", lambda chat, app: chat.session.generation.temperature == 0.25),
+    ("!status", lambda chat, app: "**Status**" in chat.chat.messages()[-1].text),
+    ("!help", lambda chat, app: type(app.screen).__name__ == "HelpScreen"),
+    ("!clear", lambda chat, app: chat.messages == []),
+    ("!exit", lambda chat, app: app.return_code == 0 and not app.is_running),
+])
+def test_transformers_chat_commands_work_as_aliases(tmp_path, command, check):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "hello")
+            await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
+            await send(pilot, app, command)
+            await pilot.pause(0.2)
+            assert check(chat, app)
+
+    run(scenario())
+
+
+def test_bang_save_writes_transformers_chat_json_where_it_does(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test() as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "hello")
+            await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
+            await send(pilot, app, "!save")
+            await pilot.pause(0.2)
+            await send(pilot, app, "!save named.json")
+            await pilot.pause(0.2)
+            await send(pilot, app, "!important: this is a message, not a command")
+            await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 4)
+
+    run(scenario())
+    [saved] = list((tmp_path / "chat_history" / "scripted-model").glob("chat_*.json"))
+    for path in (saved, tmp_path / "named.json"):
+        data = json.loads(path.read_text())
+        assert [m["content"] for m in data["chat_history"]] == ["hello", "Hello! How can I help?"]
+        assert data["settings"]["config"]["max_new_tokens"] == 512

@@ -15,6 +15,7 @@ class Started:
     prompt_tokens: int
     prefill_tokens: int
     context_size: int
+    streams: bool = True  # False: the reply comes whole at the end (beam search cannot stream)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.engine.settings import LoadSettings
+from tui.logs import quiet_transformers
 from tui.engine.sources import (
     ModelSource,
     ModelSourceError,
@@ -253,6 +254,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         from transformers.utils import logging as hf_logging
     except Exception as exc:  # a broken install must not become a traceback
         raise LoadError(f"cannot import torch/transformers: {one_line(exc)}") from exc
+    quiet_transformers()
 
     device = pick_device(settings.device)
     dtype = pick_dtype(settings.dtype, device)

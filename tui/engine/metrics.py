@@ -40,12 +40,15 @@ class TurnMetrics:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def stats_line(self, turn: int) -> str:
-        return (
+    def stats_line(self, turn: int, dtype: str = "", quantization: str = "") -> str:
+        line = (
             f"turn={turn} prompt_tokens={self.prompt_tokens} new_tokens={self.new_tokens} "
             f"ttft_ms={self.ttft_s * 1000:.0f} decode_tok_s={self.decode_tok_s:.2f} "
             f"total_ms={self.total_s * 1000:.0f} rss_mb={self.rss_bytes / 2**20:.0f}"
         )
+        if dtype:
+            line += f" dtype={dtype} quantization={quantization or 'none'}"
+        return line
 
 
 @dataclass
@@ -68,7 +71,10 @@ class TokenClock:
         end = time.perf_counter()
         ttft = (self.first - self.start) if self.first is not None else 0.0
         decode_time = (self.last - self.first) if (self.first is not None and self.last is not None) else 0.0
-        decode_rate = (self.count - 1) / decode_time if self.count > 1 and decode_time > 0 else 0.0
+        if self.count > 1 and decode_time > 0:
+            decode_rate = (self.count - 1) / decode_time
+        else:  # the reply came whole (beam search): its tokens over the whole time
+            decode_rate = self.count / (end - self.start) if self.count > 1 and end > self.start else 0.0
         cuda = cuda_memory()
         return TurnMetrics(
             prompt_tokens=prompt_tokens,

@@ -355,18 +355,28 @@ class Engine:
             prompt = self._builder.build(messages, context, settings.max_new_tokens)
             prompt_tokens = len(prompt.ids)
             kwargs = settings.generate_kwargs()
+            streams = settings.streams  # beam search cannot stream: its reply comes whole, at the end
             static = None
-            if self.compile is not None and self._draft is None and not kwargs.get("prompt_lookup_num_tokens"):
+            if (self.compile is not None and self._draft is None and streams
+                    and not kwargs.get("prompt_lookup_num_tokens")):
                 static = self.compile.generate_kwargs(prompt_tokens, settings.max_new_tokens)
             if static is not None:  # compiled: a static cache, filled from the start
                 self._drop_cache()
                 cache, reused = static.pop("cache"), 0
                 kwargs.update(static)
+            elif not streams:  # several beams: a cache of their own (the turn's cache stays for later)
+                from tui.engine.torch_parts import growing_cache
+
+                cache, reused = growing_cache(model, context or None), 0
             else:
                 cache, reused = self._cache_for(prompt.ids)
+            if kwargs.get("stop_strings"):
+                kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
-            turn._emit(Started(prompt_tokens, prefill, context))
-            streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)), clock.tick)
+            turn._emit(Started(prompt_tokens, prefill, context, streams))
+            if streams:
+                streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)),
+                                         clock.tick)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
@@ -380,7 +390,7 @@ class Engine:
                 out = model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
+                    streamer=streamer if streams else None,
                     stopping_criteria=StoppingCriteriaList([StopOnEvent(turn._stop)]),
                     cache=cache,
                     return_dict_in_generate=True,
@@ -389,7 +399,13 @@ class Engine:
                 )
             sequence = out.sequences[0].tolist()
             new_ids = sequence[prompt_tokens:]
-            if static is None:
+            if not streams:  # the whole reply at once
+                text = tokenizer.decode(new_ids, skip_special_tokens=True)
+                clock.tick(len(new_ids))
+                turn._emit(TokenDelta(text, clock.count))
+            else:
+                text = streamer.text
+            if static is None and streams:
                 self._keep_cache(out.cache, sequence)
             if turn.stop_requested:
                 reason = "stopped"
@@ -398,7 +414,7 @@ class Engine:
             else:
                 reason = "stop"
             metrics = clock.finish(prompt_tokens, prefill, context)
-            turn._emit(Finished(streamer.text, reason, metrics, prompt.dropped_messages))
+            turn._emit(Finished(text, reason, metrics, prompt.dropped_messages))
         except _StoppedBeforeStart:
             turn._emit(Finished("", "stopped", clock.finish(0, 0, context)))
         except BaseException as exc:  # anything, so the consumer never hangs

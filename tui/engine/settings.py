@@ -1,7 +1,8 @@
 """Generation and load settings: one table of parameter specs that validates every input.
 
 The same specs build the sidebar form, validate `key=value` flags, `/set` commands and config
-values, and turn into `GenerationConfig` keyword arguments. No torch import here.
+values, and turn into `GenerationConfig` keyword arguments. Any other GenerationConfig field is
+accepted too (tui.engine.generation_config), as `transformers chat` takes it. No torch import.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
+
+from tui.engine import generation_config
 
 
 class SettingsError(ValueError):
@@ -136,11 +139,38 @@ class GenerationSettings:
         return GenerationSettings(dict(self.values))
 
     def with_updates(self, updates: Mapping[str, Any]) -> "GenerationSettings":
-        """A new settings object with `updates` validated and applied (all or nothing)."""
+        """A new settings object with `updates` validated and applied (all or nothing). Fields
+        beyond chatui's specs are checked together by transformers' GenerationConfig validation."""
         parsed = parse_updates(updates)
         merged = dict(self.values)
         merged.update(parsed)
+        extras = {key: value for key, value in merged.items() if key not in SPECS_BY_NAME}
+        if extras:
+            try:
+                generation_config.validate(GenerationSettings(merged).generate_kwargs())
+            except generation_config.GenerationConfigError as exc:
+                raise SettingsError(str(exc)) from None
         return GenerationSettings(merged)
+
+    def without(self, key: str) -> "GenerationSettings":
+        """Back to the default for `key` (chatui's, or the model's own for other fields)."""
+        merged = dict(self.values)
+        spec = SPECS_BY_NAME.get(key)
+        if spec is not None:
+            merged[key] = spec.default
+        else:
+            merged.pop(key, None)
+        return GenerationSettings(merged)
+
+    def changed(self) -> dict[str, Any]:
+        """Every setting that is not chatui's default (fields without a form field included)."""
+        return {key: value for key, value in self.values.items()
+                if key not in SPECS_BY_NAME or value != SPECS_BY_NAME[key].default}
+
+    @property
+    def streams(self) -> bool:
+        """Whether the reply can stream token by token (beam search cannot)."""
+        return int(self.values.get("num_beams") or 1) <= 1
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.values)
@@ -158,6 +188,7 @@ class GenerationSettings:
             if spec.name in ("min_p", "prompt_lookup_num_tokens") and not value:
                 continue  # GenerationConfig's "off" is None
             kwargs[spec.name] = value
+        kwargs.update((key, value) for key, value in self.values.items() if key not in SPECS_BY_NAME)
         return kwargs
 
     def describe(self) -> str:
@@ -175,13 +206,21 @@ def format_value(value: Any) -> str:
 
 
 def parse_updates(updates: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a mapping of names to raw values; raise SettingsError naming the first bad one."""
+    """Validate a mapping of names to values (strings from `key=value`, or typed values from a
+    file); raise SettingsError naming the first bad one. Values of chatui's specs pass their
+    spec; other GenerationConfig fields are typed as `transformers chat` types them."""
     parsed: dict[str, Any] = {}
     for key, raw in updates.items():
         spec = SPECS_BY_NAME.get(key)
-        if spec is None:
-            raise SettingsError(f"unknown setting {key!r} (known: {', '.join(SPECS_BY_NAME)})")
-        parsed[key] = spec.parse(raw)
+        try:
+            if spec is not None:
+                parsed[key] = spec.parse(raw)
+                continue
+            generation_config.check_name(key, SPECS_BY_NAME)
+            value = generation_config.parse_flag_value(raw) if isinstance(raw, str) else raw
+            parsed[key] = generation_config.check_json_value(key, value)
+        except generation_config.GenerationConfigError as exc:
+            raise SettingsError(str(exc) if str(exc).startswith((key, "unknown")) else f"{key}: {exc}") from None
     return parsed
 
 

@@ -46,6 +46,9 @@ MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar st
 PREFILL_PAUSE_S = 0.6  # the user paused typing this long: the model reads their draft ahead
 
 
+NO_STREAM_NOTE = "num_beams={beams}: beam search cannot stream; the reply appears when it is done."
+
+
 def stats_text(stats: dict[str, Any] | None) -> str:
     if not stats or not stats.get("new_tokens"):
         return ""
@@ -248,6 +251,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         if message.turn_id == self._turn_id:
             self._live_prompt_tokens = message.prompt_tokens
             self.status.update_info(context_used=message.prompt_tokens)
+            if not message.streams:
+                self.notify(NO_STREAM_NOTE.format(beams=self.session.generation.values.get("num_beams")))
 
     async def on_reply_delta(self, message: ReplyDelta) -> None:
         if message.turn_id != self._turn_id or self._reply_view is None:

@@ -4,6 +4,7 @@ browser, `--conversation`), and saving to and importing from files. A mixin of C
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from textual import work
@@ -13,8 +14,7 @@ from tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import ImportFormatError, Library, StoreError, export_json, export_markdown, import_conversation
 from tui.engine import LoadSettings
 from tui.engine.settings import describe_load_difference
-from tui.store import write_file_atomic
-from tui.widgets.status_bar import AppState
+from tui.store import export_as, write_file_atomic
 
 class ConversationFlows:
     """Part of ChatScreen, which provides what these methods use (session, engine, state, views,
@@ -144,6 +144,23 @@ class ConversationFlows:
             self.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error")
             return
         self.notify(f"Saved to {path}")
+
+    def action_save_tf_chat(self, answer: str = "") -> None:
+        """`!save [NAME]`: transformers chat's JSON, where transformers chat puts it by default."""
+        conv = self.session.conversation
+        if conv is None or not conv.messages:
+            self.notify("Nothing to save yet.", severity="warning")
+            return
+        model = (conv.model or "model").replace("/", "--")
+        path = Path(answer).expanduser() if answer else (
+            Path("chat_history") / model / f"chat_{time.strftime('%Y-%m-%d_%H-%M-%S')}.json")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_file_atomic(path, export_as(conv, "tf-chat"))
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"Chat saved to {path.resolve()}")
 
     @work
     async def action_open_file(self, answer: str = "") -> None:

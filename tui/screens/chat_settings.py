@@ -46,6 +46,11 @@ class SettingsHandlers:
             for name in message.updates:
                 self.settings_panel.show_field_error(name, str(exc))
 
+    def on_settings_panel_generation_reset(self, message: SettingsPanel.GenerationReset) -> None:
+        self.session.generation = self.session.generation.without(message.key)
+        self.settings_panel.show_generation(self.session.generation)
+        self.notify(f"{message.key} is back to its default.")
+
     def set_system_prompt(self, text: str) -> None:
         self.session.system_prompt = text
         self.settings_panel.show_system_prompt(text)

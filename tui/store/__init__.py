@@ -10,8 +10,10 @@ from tui.store.autosave import AutoSaver
 from tui.store.conversations import Library
 from tui.store.files import (
     ImportFormatError,
+    export_as,
     export_json,
     export_markdown,
+    export_tf_chat,
     import_conversation,
     write_file_atomic,
 )
@@ -28,5 +30,5 @@ from tui.store.model import (
 __all__ = [
     "AutoSaver", "Library", "Conversation", "ConversationSummary", "Message", "StoreError",
     "NotFoundError", "UNCHANGED", "DEFAULT_TITLE", "ImportFormatError",
-    "export_json", "export_markdown", "import_conversation", "write_file_atomic",
+    "export_as", "export_json", "export_markdown", "export_tf_chat", "import_conversation", "write_file_atomic",
 ]

@@ -50,8 +50,9 @@ class Config:
     def load_settings(self, overrides: dict[str, Any]) -> LoadSettings:
         return LoadSettings(**{**self.load, **overrides})
 
-    def generation_settings(self, overrides: dict[str, Any]) -> GenerationSettings:
-        return GenerationSettings().with_updates(self.generation).with_updates(overrides)
+    def generation_settings(self, overrides: dict[str, Any], base: dict[str, Any] | None = None) -> GenerationSettings:
+        """chatui's defaults < `base` (a --generation-config file) < config.toml < `overrides`."""
+        return GenerationSettings().with_updates(base or {}).with_updates(self.generation).with_updates(overrides)
 
 
 def config_path() -> Path:

@@ -32,12 +32,6 @@ FORMAT = "chatui.conversation"
 VERSION = 1
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
-# GenerationConfig keys kept from a `transformers chat` save (scalar values only): the ones
-# chatui's settings know (tui.engine.settings.PARAM_SPECS); the app still validates values.
-GENERATION_KEYS = frozenset({
-    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p",
-    "repetition_penalty", "no_repeat_ngram_size", "seed", "prompt_lookup_num_tokens",
-})
 
 _C1 = re.compile("[\x7f-\x9f]")
 
@@ -77,6 +71,32 @@ def export_json(conv: Conversation) -> str:
     }
     text = json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
+
+
+EXPORT_FORMATS = ("json", "md", "tf-chat")
+
+
+def export_as(conv: Conversation, fmt: str) -> str:
+    """`conv` as chatui JSON ("json"), Markdown ("md") or `transformers chat`'s JSON ("tf-chat")."""
+    if fmt == "tf-chat":
+        from tui.engine.generation_config import config_dict  # imports transformers: only for this format
+        from tui.engine.settings import GenerationSettings, SettingsError
+
+        try:
+            settings = GenerationSettings().with_updates(conv.generation_settings or {})
+        except SettingsError:
+            settings = GenerationSettings()
+        return export_tf_chat(conv, config_dict(settings.generate_kwargs()))
+    return export_json(conv) if fmt == "json" else export_markdown(conv)
+
+
+def export_tf_chat(conv: Conversation, config: dict[str, Any]) -> str:
+    """The JSON `transformers chat` writes with `!save`: `{"settings": {...}, "chat_history":
+    [...]}`, `config` being the whole GenerationConfig dict (tui.engine.generation_config)."""
+    history = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
+    history += [{"role": m.role, "content": m.content} for m in conv.messages if m.status != "failed"]
+    data = {"settings": {"base_url": None, "model_id": conv.model, "config": config}, "chat_history": history}
+    return json.dumps(_finite(data), ensure_ascii=False, indent=4) + "\n"
 
 
 def _comment_json(value: Any) -> str:
@@ -331,8 +351,10 @@ def _from_transformers(data: dict[str, Any]) -> Conversation:
     # transformers 5 keeps GenerationConfig.to_dict() under "config"; older releases kept the
     # generation flags beside "model_name_or_path".
     config = settings.get("config") if isinstance(settings.get("config"), dict) else settings
-    generation = {key: value for key, value in config.items()
-                  if key in GENERATION_KEYS and (value is None or isinstance(value, (bool, int, float)))}
+    from tui.engine.generation_config import settings_of  # imports transformers: only for these files
+    from tui.engine.settings import SPECS_BY_NAME
+
+    generation = settings_of(config, keep=SPECS_BY_NAME)
     model = next((value for key in ("model_id", "model_name_or_path")
                   if isinstance(value := settings.get(key), str) and value), None)
     system_prompt = settings.get("system_prompt")

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
@@ -37,6 +37,12 @@ class SettingsPanel(VerticalScroll):
         """The user changed generation values (each valid on its own)."""
 
         updates: dict[str, Any]
+
+    @dataclass
+    class GenerationReset(Message):
+        """The user removed a setting: back to its default."""
+
+        key: str
 
     @dataclass
     class SystemPromptChanged(Message):
@@ -99,6 +105,11 @@ class SettingsPanel(VerticalScroll):
         with Horizontal(classes="preset-row"):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")
+        changed = Static("Changed from the defaults", classes="section-title", id="changed-title")
+        changed.tooltip = ("Every setting in effect that is not chatui's default, including GenerationConfig "
+                           "fields without a field above (/set num_beams=2): × puts one back to its default.")
+        yield changed
+        yield Vertical(id="changed-settings")
 
     def _model_section(self) -> ComposeResult:
         yield Static("Model", classes="section-title")
@@ -156,6 +167,20 @@ class SettingsPanel(VerticalScroll):
                 if self._parsed(spec.name, field.value) != value:
                     field.value = format_value(value)
             self.show_field_error(spec.name, "")
+        self._show_changed(settings)
+
+    def _show_changed(self, settings: GenerationSettings) -> None:
+        box = self.query_one("#changed-settings", Vertical)
+        box.remove_children()
+        rows = [Horizontal(Label(f"{key} = {format_value(value)}", classes="changed-label", markup=False),
+                           Button("×", name=key, classes="remove-setting"), classes="changed-row")
+                for key, value in settings.changed().items()]
+        box.mount_all(rows or [Static("none", classes="muted")])
+
+    @on(Button.Pressed, ".remove-setting")
+    def remove_setting(self, event: Button.Pressed) -> None:
+        if event.button.name:
+            self.post_message(self.GenerationReset(event.button.name))
 
     def show_system_prompt(self, text: str) -> None:
         self.system_prompt = text
