@@ -1,5 +1,5 @@
-"""A long chat on the default SmolLM2-135M (fp32, greedy): TTFT over 20 turns, and decode speed at
-long context. Figures and ratios from one run; no pass/fail.
+"""A long chat on the default SmolLM2-135M (greedy, the default dtype): TTFT over 20 turns, and
+decode speed at long context. Figures and ratios from one run; no pass/fail.
 
 - ttft: a scripted 20-turn chat (~100-token user messages, 60-token replies), with the engine's
   KV cache reuse (the default; per-turn median of 3 chats) and without it (one chat); TTFT at
@@ -10,11 +10,16 @@ long context. Figures and ratios from one run; no pass/fail.
 - long-context decode: decode tok/s of a 64-token reply after a ~100-token and a ~4,000-token
   prompt, and their ratio; with chatui's in-place growing KV cache and CPU GQA attention, and
   with what bare `generate` uses (transformers' DynamicCache and SDPA).
+- dtype at every turn: the same 20-turn chat and the ~4,000-token decode in fp32 and in bf16, each
+  in its own process; TTFT and decode tok/s per turn and bf16/fp32 at each, so `--dtype auto`
+  (bf16 on a CPU with bf16 instructions) is shown to be the faster at every turn, or not.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +40,8 @@ def user_message(turn: int) -> str:
             f"one thing about {topic} that connects to everyday life, so I can tell my friends about it later.")
 
 
-def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = False) -> list[float]:
+def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = False,
+               decode_rates: list[float] | None = None) -> list[float]:
     engine.reuse_cache = reuse
     engine._drop_cache()
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
@@ -50,6 +56,8 @@ def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = Fals
         if isinstance(final, Failed):
             raise SystemExit(final.error)
         ttfts.append(final.metrics.ttft_s)
+        if decode_rates is not None:
+            decode_rates.append(final.metrics.decode_tok_s)
         messages.append({"role": "assistant", "content": final.text})
     context = final.metrics.prompt_tokens + final.metrics.new_tokens
     name = ("reuse + typed ahead" if typed_ahead else "reuse") if reuse else "no reuse"
@@ -70,7 +78,45 @@ def decode_rate(engine: Engine, filler_words: int) -> tuple[float, int]:
     return statistics.median(rates), final.metrics.prompt_tokens
 
 
+def dtype_chat(dtype: str) -> dict:
+    """One dtype's 20-turn chat (KV reuse, as the app runs) and its ~4,000-token decode."""
+    engine = Engine()
+    engine.load(LoadSettings(dtype=dtype)).result()
+    engine.generate([{"role": "user", "content": "Hi"}],
+                    GenerationSettings().with_updates({"max_new_tokens": 4})).wait()  # warm-up
+    decode: list[float] = []
+    ttft = chat_ttfts(engine, 20, True, decode_rates=decode)
+    long, long_ctx = decode_rate(engine, 2830)
+    engine.shutdown()
+    return {"ttft": ttft, "decode": decode, "long": long, "long_ctx": long_ctx}
+
+
+def compare_dtypes() -> None:
+    figures = {}
+    for dtype in ("float32", "bfloat16"):
+        out = subprocess.run([sys.executable, __file__, "--dtype-chat", dtype], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"dtype {dtype}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+            return
+        figures[dtype] = json.loads(out.stdout.strip().splitlines()[-1])
+    fp32, bf16 = figures["float32"], figures["bfloat16"]
+    print("dtype per turn (20-turn chat, KV reuse): turn  ttft fp32/bf16 s  decode fp32/bf16 tok/s  bf16/fp32 speed")
+    for turn in (1, 2, 5, 10, 15, 20):
+        i = turn - 1
+        print(f"  turn {turn:2}  {fp32['ttft'][i]:.3f}/{bf16['ttft'][i]:.3f}  {fp32['decode'][i]:5.1f}/"
+              f"{bf16['decode'][i]:5.1f}  ttft {fp32['ttft'][i] / bf16['ttft'][i]:.2f}x decode "
+              f"{bf16['decode'][i] / fp32['decode'][i]:.2f}x", flush=True)
+    ttft_wins = sum(b <= f for f, b in zip(fp32["ttft"], bf16["ttft"]))
+    decode_wins = sum(b >= f for f, b in zip(fp32["decode"], bf16["decode"]))
+    print(f"dtype bf16 faster: ttft at {ttft_wins}/20 turns, decode at {decode_wins}/20 turns; "
+          f"decode at ctx={bf16['long_ctx']}: fp32 {fp32['long']:.2f} bf16 {bf16['long']:.2f} tok/s "
+          f"bf16/fp32={bf16['long'] / fp32['long']:.2f}x", flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--dtype-chat"]:
+        print(json.dumps(dtype_chat(sys.argv[2])))
+        return
     engine = Engine()
     engine.load(LoadSettings()).result()
     engine.generate([{"role": "user", "content": "Hi"}],
@@ -100,6 +146,7 @@ def main() -> None:
               f"ratio={long / short:.2f} (goal >= 0.8)", flush=True)
     engine.grow_cache_in_place = True
     engine.shutdown()
+    compare_dtypes()
 
 
 if __name__ == "__main__":

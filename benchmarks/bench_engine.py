@@ -4,11 +4,16 @@ Each measurement runs in its own fresh process (so one measurement's threads can
 next), on the default SmolLM2-135M-Instruct, greedy, the same story prompt, medians of
 `--repeats` runs after a warm-up. Prints figures and ratios; no pass/fail.
 
-  bare:   `model.generate` called on the main thread, no streamer; decode rate =
-          (n - 1) / (time for n tokens - time for 1 token)
-  engine: chatui's Engine (torch thread + streamer + events consumed by the main thread);
-          decode rate from the first to the last streamed token
-  app:    the whole app, headless, streaming the reply into the chat pane (fp32, the CPU default)
+  bare:   plain transformers: `model.generate` called on the main thread, no streamer, the
+          model's own nn.Linear layers; decode rate = (n - 1) / (time for n tokens - time for 1)
+  engine: chatui's Engine (torch thread + streamer + events consumed by the main thread, linear
+          layers packed for oneDNN); decode rate from the first to the last streamed token
+  token probabilities: the engine recording each token's top 10 before and after the sampling
+          filters (the token view, --logprobs); the issue-20 goal is a cost <= 15% of decode speed
+  app:    the whole app, headless, streaming the reply into the chat pane, in fp32 (the CPU
+          default before `auto` meant the checkpoint's dtype) and bf16 (auto on a CPU with bf16
+          instructions): the issue-16 goals are app_bf16 >= 1.7 x the app's fp32 before (measured
+          here with packing turned off) and >= 0.95 x bare bf16
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def measure_bare(dtype: str, new_tokens: int, repeats: int) -> dict:
     return {"decode_tok_s": statistics.median(rates), "tokens": n}
 
 
-def measure_engine(dtype: str, new_tokens: int, repeats: int) -> dict:
+def measure_engine(dtype: str, new_tokens: int, repeats: int, logprobs: int = 0) -> dict:
     from tui.engine import Engine, GenerationSettings, LoadSettings
 
     engine = Engine(reuse_cache=False)
@@ -58,7 +63,7 @@ def measure_engine(dtype: str, new_tokens: int, repeats: int) -> dict:
     engine.generate(PROMPT, settings.with_updates({"max_new_tokens": 8})).wait()  # warm-up
     rates, ttfts = [], []
     for _ in range(repeats):
-        final = engine.generate(PROMPT, settings).wait()
+        final = engine.generate(PROMPT, settings, logprobs=logprobs).wait()
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
     engine.shutdown()
@@ -116,6 +121,20 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
     return asyncio.run(scenario())
 
 
+def measure_engine_logprobs(dtype: str, new_tokens: int, repeats: int) -> dict:
+    """The engine recording token probabilities (top 10 before and after the filters), as the
+    token view and --logprobs do."""
+    return measure_engine(dtype, new_tokens, repeats, logprobs=10)
+
+
+def measure_app_unpacked(dtype: str, new_tokens: int, repeats: int) -> dict:
+    """The app as it ran before packed linear layers: plain nn.Linear weights."""
+    import tui.engine.loading
+
+    tui.engine.loading.can_pack = lambda device, dtype: False
+    return measure_app(dtype, new_tokens, repeats)
+
+
 def in_subprocess(mode: str, dtype: str, new_tokens: int, repeats: int) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--dtype", dtype, "--tokens", str(new_tokens),
@@ -127,24 +146,26 @@ def in_subprocess(mode: str, dtype: str, new_tokens: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=["bare", "engine", "app"])
+    parser.add_argument("--child", choices=["bare", "engine", "engine-logprobs", "app", "app-unpacked"])
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.child:
-        fn = {"bare": measure_bare, "engine": measure_engine, "app": measure_app}[args.child]
+        fn = {"bare": measure_bare, "engine": measure_engine, "engine-logprobs": measure_engine_logprobs,
+              "app": measure_app, "app-unpacked": measure_app_unpacked}[args.child]
         print(json.dumps(fn(args.dtype, args.tokens, args.repeats)))
         return
+    app_rates = {}
     for dtype in ([args.dtype] if args.dtype else ["float32", "bfloat16"]):
-        # Alternate the two, a fresh process each, so slow drifts of a shared machine hit both.
-        bares, engines, apps = [], [], []
+        # Alternate the three, a fresh process each, so slow drifts of a shared machine hit all.
+        bares, engines, recording, apps = [], [], [], []
         for _ in range(args.rounds):
             bares.append(in_subprocess("bare", dtype, args.tokens, args.repeats))
             engines.append(in_subprocess("engine", dtype, args.tokens, args.repeats))
-            if dtype == "float32":  # the app's default dtype on CPU
-                apps.append(in_subprocess("app", dtype, args.tokens, args.repeats))
+            recording.append(in_subprocess("engine-logprobs", dtype, args.tokens, args.repeats))
+            apps.append(in_subprocess("app", dtype, args.tokens, args.repeats))
         bare = statistics.median(b["decode_tok_s"] for b in bares)
         engine = statistics.median(e["decode_tok_s"] for e in engines)
         ttft = statistics.median(e["ttft_s"] for e in engines)
@@ -153,11 +174,19 @@ def main() -> None:
             f"engine_tok_s={engine:.2f} ratio={engine / bare:.3f} (goal >= 0.97) engine_ttft_ms={ttft * 1000:.0f}",
             flush=True,
         )
-        if apps:
-            app = statistics.median(a["decode_tok_s"] for a in apps)
-            print(f"in-app-vs-bare dtype={dtype} tokens={apps[0]['tokens']} rounds={args.rounds} bare_tok_s={bare:.2f} "
-                  f"app_tok_s={app:.2f} ratio={app / bare:.3f} (goal >= 0.97; streamed into the chat pane)",
-                  flush=True)
+        with_probs = statistics.median(r["decode_tok_s"] for r in recording)
+        print(f"token-probabilities dtype={dtype} engine_tok_s={engine:.2f} recording_top10_tok_s={with_probs:.2f} "
+              f"cost={1 - with_probs / engine:.1%} (goal <= 15%)", flush=True)
+        app = app_rates[dtype] = statistics.median(a["decode_tok_s"] for a in apps)
+        print(f"in-app-vs-bare dtype={dtype} tokens={apps[0]['tokens']} rounds={args.rounds} bare_tok_s={bare:.2f} "
+              f"app_tok_s={app:.2f} ratio={app / bare:.3f} (goal >= 0.95; streamed into the chat pane)", flush=True)
+    if len(app_rates) == 2:
+        # The app's fp32 path before issue 16 (no packed linear layers), in its own processes.
+        before = statistics.median(in_subprocess("app-unpacked", "float32", args.tokens, args.repeats)["decode_tok_s"]
+                                   for _ in range(args.rounds))
+        print(f"app fp32 unpacked (the path before) = {before:.2f} tok/s", flush=True)
+        print(f"app bf16 / app fp32 unpacked = {app_rates['bfloat16'] / before:.2f} x (goal >= 1.7); "
+              f"app bf16 / app fp32 packed = {app_rates['bfloat16'] / app_rates['float32']:.2f} x", flush=True)
 
 
 if __name__ == "__main__":

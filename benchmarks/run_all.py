@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["bench_engine.py", "bench_speed.py", "bench_chat.py", "bench_render.py", "bench_startup.py", "bench_library.py"]
+SCRIPTS = [
+    "bench_engine.py",
+    "bench_sizes.py",
+    "bench_quality.py",
+    "bench_speed.py",
+    "bench_chat.py",
+    "bench_render.py",
+    "bench_startup.py",
+    "bench_library.py",
+]
 
 if __name__ == "__main__":
     failed = 0

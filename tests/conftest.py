@@ -78,3 +78,44 @@ def smollm2_engine(smollm2_dir: Path):
     engine.load(LoadSettings()).result()
     yield engine
     engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def transformers_serve(tiny_model_dir: Path):
+    """A real `transformers serve` on 127.0.0.1 with the tiny model, started once and stopped at
+    the end (its /health answers first)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("transformers")), "serve", str(tiny_model_dir), "--host",
+               "127.0.0.1", "--port", str(port), "--dtype", "float32", "--device", "cpu", "--log-level", "warning"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"transformers serve ended: {process.stderr.read()[-2000:]}")
+            try:
+                if httpx2.get(f"{root}/health", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("transformers serve did not come up in 180 s")
+            time.sleep(0.5)
+        yield f"{root}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -60,8 +60,9 @@ class ScriptedEngine:
         future.set_result(FIXED_INFO)
         return future
 
-    def generate(self, messages, settings) -> Turn:
+    def generate(self, messages, settings, logprobs: int = 0) -> Turn:
         self.calls.append(([dict(m) for m in messages], settings.copy()))
+        self.logprobs_asked = logprobs  # the scripted replies carry no token probabilities
         turn = Turn()
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         threading.Thread(target=self._play, args=(turn, reply), daemon=True).start()

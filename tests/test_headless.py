@@ -106,3 +106,52 @@ def test_a_normal_run_prints_no_library_warning_and_logs_it(tmp_path, tiny_model
     assert result.stderr == "" and "[transformers]" not in result.stdout
     log = tmp_path / "state" / "chatui" / "log" / "chatui.log"
     assert "length_penalty" in log.read_text(encoding="utf-8")
+
+
+def test_headless_on_a_remote_server_streams_and_a_cut_stream_exits_1_keeping_the_text(tmp_path):
+    from fake_openai import FakeOpenAI
+
+    env = subprocess_env(tmp_path)
+    with FakeOpenAI() as server:
+        result = run_cli("--endpoint", server.url, "fake/model-a", "--prompt", "hi", "--stats", env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "Hello there, how can I help?\n"
+        assert "turn=1 prompt_tokens=17 new_tokens=8" in result.stderr
+        server.behaviour = "cut"
+        result = run_cli("--endpoint", server.url, "fake/model-a", "--prompt", "again", env=env)
+        assert result.returncode == 1
+        assert result.stdout == "Hello there,\n"  # what came before the cut
+        assert "ended before the reply did" in result.stderr and "Traceback" not in result.stderr
+        server.behaviour = 404
+        result = run_cli("--endpoint", server.url, "no/such-model", "--prompt", "hi", env=env)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr  # one line
+
+
+def test_logprobs_file_has_one_json_line_per_token_and_the_library_keeps_them(tmp_path, tiny_model_dir):
+    env = subprocess_env(tmp_path)
+    out = tmp_path / "probs.jsonl"
+    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=6", "--prompt", "Hi",
+                     "--logprobs", "3", "--logprobs-file", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 6
+    for line in lines:
+        assert set(line) == {"token", "id", "logprob", "top"}
+        assert len(line["top"]) == 3 and set(line["top"][0]) == {"token", "id", "logprob"}
+        assert line["top"][0]["id"] == line["id"]  # greedy: the chosen token is the most likely one
+        assert line["logprob"] <= 0
+    exported = json.loads(run_cli("--export", "last", env=env).stdout)
+    reply = [m for m in exported["messages"] if m["role"] == "assistant"][0]
+    stored = reply["stats"]["logprobs"]
+    assert [token[0] for token in stored] == [line["id"] for line in lines]
+    markdown = run_cli("--export", "last", "--format", "md", env=env).stdout
+    assert "logprobs" not in markdown  # JSON only
+
+
+def test_logprobs_flags_are_checked(tiny_model_dir):
+    for args, message in ((["--logprobs", "3"], "go together"),
+                          (["--logprobs", "0", "--logprobs-file", "x.jsonl"], "from 1 to 20"),
+                          (["--logprobs", "3", "--logprobs-file", "/no/such/dir/x.jsonl"], "cannot write")):
+        result = run_cli(str(tiny_model_dir), "--prompt", "Hi", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

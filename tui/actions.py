@@ -60,6 +60,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.load_saved_model", "load_saved_model", "ctrl+l", "Load this chat's model",
            "Load the model and options the open conversation was made with (offered when they differ "
            "from the ones loaded now; opening a chat never reloads on its own)."),
+    Action("chat.token_probs", "toggle_token_probs", "f4", "Token probabilities",
+           "Record each token's probability and the 10 most likely tokens, before and after the sampling "
+           "filters, for the next replies (on/off; a little slower while on).", slash=("probs",), footer=False),
+    Action("chat.token_view", "token_view", "f5", "Token view",
+           "The focused or last reply as tokens coloured by probability, with the alternatives of each; "
+           "pick one to write the reply again from there.", slash=("tokens",), footer=False),
+    Action("chat.compare", "compare", None, "Compare settings",
+           "Answer the last prompt again under 2-4 settings side by side (current, a preset, or "
+           "key=value,...; by default current and the built-in presets), with the same seed; keep one.",
+           slash=("compare",), argument="[SETTINGS ...]"),
     Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
     Action("chat.set", "set", None, "Set generation settings",
            "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",

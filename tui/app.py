@@ -19,6 +19,7 @@ from tui.activity import UserActivity
 from tui.chat_session import ChatSession
 from tui.commands import ChatCommands
 from tui.engine import Engine
+from tui.engine.backends import Backends
 from tui.idle_gc import IdleCollector
 from tui.options import Options
 from tui.screens.chat import ChatScreen
@@ -40,7 +41,7 @@ class ChatApp(App[None]):
         self.options = options
         self.config = config
         self.keymap = Keymap(config.keys)
-        self.engine = engine or Engine()
+        self.engine = engine or Backends()
         # The library opens on the first write, after the first frame (opening checks integrity).
         self.saver = saver or AutoSaver(None, reopen=Library)
         self.activity = UserActivity()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
-from tui.engine.events import Failed, Finished
+from tui import token_probs
+from tui.engine.events import Alternative, Failed, Finished, TokenChoice
 from tui.engine.loading import ModelInfo
 from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
 from tui.engine.sources import DEFAULT_MODEL_NAME
@@ -45,19 +46,22 @@ class SessionError(Exception):
 class Reply:
     """A reply being written: the messages the model answers, and where the reply is saved."""
 
-    kind: str  # "send", "regenerate" or "continue"
+    kind: str  # "send", "regenerate", "continue" or "branch"
     messages: list[dict[str, str]]  # what the model is given
     parent_id: str | None  # the message the reply answers
     continues: Message | None = None  # the stored reply being continued, if any
     replaces: Message | None = None  # regenerate: the reply this one is a new version of
     message_id: str | None = None  # the stored reply, saved as it streams
+    prefix: str = ""  # a branch from a token: the reply's text up to and with the token picked
     text: str = ""  # what the model has added so far
     saved_at: float = 0.0  # time.monotonic() of the last save
+    choices: list[TokenChoice] = field(default_factory=list)  # token probabilities, when recorded
 
     @property
     def base(self) -> str:
-        """Text the reply starts from (a continued reply's), before what the model adds."""
-        return self.continues.content if self.continues else ""
+        """Text the reply starts from (a continued reply's, a branch's prefix), before what the
+        model adds."""
+        return self.continues.content if self.continues else self.prefix
 
     @property
     def content(self) -> str:
@@ -210,6 +214,27 @@ class ChatSession:
             return Reply(kind, self.history(messages), last.parent_id, continues=last)
         raise SessionError("The last message is a reply: write a message first.")
 
+    def plan_branch(self, message: Message, index: int, alternative: Alternative, prefix_text: str) -> Reply:
+        """A new version of the last reply that keeps its first `index` tokens, takes `alternative`
+        instead of token `index`, and lets the model go on from there (`prefix_text` is those
+        tokens as the tokenizer writes them)."""
+        messages = list(self.messages)
+        if not messages or messages[-1].id != message.id or message.role != "assistant":
+            raise SessionError("Branch from a token of the last reply.")
+        choices = token_probs.of_message(message.stats)
+        if not 0 <= index < len(choices):
+            raise SessionError("That reply has no recorded token there.")
+        picked = choices[index]
+        before = {a.id: a for a in picked.top_raw}
+        after = {a.id: a for a in picked.top}
+        raw = before[alternative.id].logprob if alternative.id in before else alternative.logprob
+        chosen = TokenChoice(alternative.id, alternative.token,
+                             after[alternative.id].logprob if alternative.id in after else -1e9, raw,
+                             picked.top, picked.top_raw)
+        history = self.history(messages[:-1]) + [{"role": "assistant", "content": prefix_text}]
+        return Reply("branch", history, message.parent_id, replaces=message, prefix=prefix_text,
+                     choices=[*choices[:index], chosen])
+
     def start_reply(self, reply: Reply) -> Reply:
         """The reply is being written: it is stored at once (as "interrupted" until it ends, so a
         crash leaves what it wrote), and the conversation records the settings it is written with."""
@@ -233,6 +258,11 @@ class ChatSession:
             reply.saved_at = now
             self.saver.update_message(reply.message_id, content=reply.content)
 
+    def reply_token_probs(self, choices: Sequence[TokenChoice]) -> None:
+        """Token probabilities of the reply being written (kept with it when it ends)."""
+        if self.reply is not None:
+            self.reply.choices.extend(choices)
+
     def end_reply(self, final: Finished | Failed) -> Message:
         """Save the reply that ended (as `final` says) and return the stored message."""
         reply, self.reply = self.reply, None
@@ -243,6 +273,9 @@ class ChatSession:
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
         stats = metrics.as_dict() if metrics is not None and metrics.new_tokens else None
+        if reply.choices:
+            before = token_probs.of_message(reply.continues.stats) if reply.continues is not None else []
+            stats = {**(stats or {}), token_probs.STATS_KEY: token_probs.encode(before + reply.choices)}
         return self.saver.update_message(reply.message_id, content=reply.base + final.text,
                                          status=reply_status(final), stats=stats)
 

@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from tui import __version__
+from tui.engine.events import MAX_LOGPROBS
 from tui.engine.generation_config import GenerationConfigError
 from tui.engine.generation_config import load_file as load_generation_file
 from tui.engine.settings import (
@@ -21,12 +22,14 @@ from tui.engine.settings import (
     DTYPES,
     LOAD_FIELDS,
     PARAM_SPECS,
+    QUANTIZATION_ALIASES,
     QUANTIZATIONS,
     GenerationSettings,
     LoadSettings,
     SettingsError,
     parse_key_values,
 )
+from tui.engine.remote_keys import KEY_FROM_CONFIG
 from tui.logs import route_library_logs
 from tui.options import Options
 from tui.store.config import Config, load_config
@@ -54,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: auto)")
     parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
-    parser.add_argument("--quantization", choices=QUANTIZATIONS, help="bitsandbytes quantization (default: none)")
+    parser.add_argument("--quantization", choices=(*QUANTIZATIONS, *QUANTIZATION_ALIASES),
+                        help="int4 (torchao weight-only, fast on CPU), bnb-8bit or bnb-4bit (bitsandbytes; "
+                        "8bit and 4bit are the same); default: none")
     parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS, help="attention kernel")
+    parser.add_argument("--endpoint", metavar="URL",
+                        help="chat with a model on an OpenAI-compatible server (transformers serve, vLLM, "
+                        "llama-server, Ollama) instead of loading one here; MODEL then names the server's model")
+    parser.add_argument("--api-key-env", metavar="NAME",
+                        help="the environment variable that holds the server's API key (e.g. OPENAI_API_KEY)")
     parser.add_argument("--draft-model", metavar="MODEL",
                         help="a small model with the same tokenizer that drafts tokens (assisted decoding)")
     parser.add_argument("--compile", action="store_true", default=None,
@@ -72,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stats", action="store_true", help="headless: print one stats line per turn to stderr")
     parser.add_argument("--no-save", action="store_true", help="headless: do not save the turns to the library")
+    parser.add_argument("--logprobs", type=int, metavar="N",
+                        help="headless: record each token's log-probability and the N most likely tokens "
+                        f"after the sampling filters (1-{MAX_LOGPROBS}); needs --logprobs-file")
+    parser.add_argument("--logprobs-file", metavar="PATH",
+                        help="headless: write one JSON line per generated token there")
     library = parser.add_argument_group("conversations")
     library.add_argument("--list", action="store_true", help="list saved conversations and exit")
     library.add_argument("--conversation", metavar="ID|last",
@@ -110,6 +125,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         load_overrides["trust_remote_code"] = True
     if ns.allow_pickle:
         load_overrides["allow_pickle"] = True
+    if (ns.logprobs is None) != (ns.logprobs_file is None):
+        parser.error("--logprobs N and --logprobs-file PATH go together")
+    if ns.logprobs is not None and not 1 <= ns.logprobs <= MAX_LOGPROBS:
+        parser.error(f"--logprobs: give a number from 1 to {MAX_LOGPROBS}, got {ns.logprobs}")
+    if ns.logprobs is not None and not ns.prompt:
+        parser.error("--logprobs works with --prompt (headless); in the app, use the token view")
     command: tuple[str, ...] | None = None
     if ns.list:
         command = ("list",)
@@ -123,6 +144,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         system_prompt=ns.system_prompt,
         prompts=list(ns.prompt or []),
         stats=ns.stats,
+        logprobs=ns.logprobs or 0,
+        logprobs_file=ns.logprobs_file,
         theme=ns.theme,
         load_overrides=load_overrides,
         generation_overrides=overrides,
@@ -158,6 +181,8 @@ def _run(argv: Sequence[str]) -> int:
 
         return run_library_command(options.library_command)
     config = load_config()
+    if config.api_key:  # the key stays out of the settings (and so of the library and exports)
+        os.environ.setdefault(KEY_FROM_CONFIG, config.api_key)
     try:
         options.apply_config(config)
     except SettingsError as exc:  # config.toml and the flags together are not a valid set

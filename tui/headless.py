@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from tui import token_probs
 from tui.chat_session import ChatSession
-from tui.engine import Engine, Failed, LoadError, Started, TokenDelta
+from tui.engine import Engine, Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine.backends import Backends
 from tui.options import Options
 from tui.store import AutoSaver, Library, StoreError
 
@@ -45,7 +47,7 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
     session = _open_session(options, stderr)
     if session is None:
         return EXIT_USAGE
-    engine = engine or Engine()
+    engine = engine or Backends()
     try:
         try:
             info = engine.load(options.load).result()
@@ -55,25 +57,37 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
         session.model_loaded(info.name, engine.load_settings or options.load)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
-        for number, prompt in enumerate(options.prompts, start=1):
-            if number > 1:
-                stdout.write("\n")  # a blank line between turns
-            code = _turn(session, engine, stdin.read().strip() if prompt == "-" else prompt, number, options,
-                         stdout, stderr)
-            if code:
-                return code
+        try:
+            logprobs_file = open(options.logprobs_file, "w", encoding="utf-8") if options.logprobs_file else None
+        except OSError as exc:
+            print(f"chatui: cannot write {options.logprobs_file}: {exc.strerror or exc}", file=stderr)
+            return EXIT_USAGE
+        try:
+            for number, prompt in enumerate(options.prompts, start=1):
+                if number > 1:
+                    stdout.write("\n")  # a blank line between turns
+                code = _turn(session, engine, stdin.read().strip() if prompt == "-" else prompt, number, options,
+                             stdout, stderr, logprobs_file)
+                if code:
+                    return code
+        finally:
+            if logprobs_file is not None:
+                logprobs_file.close()
         return 0
     finally:
         engine.shutdown()
 
 
 def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, options: Options,
-          stdout: TextIO, stderr: TextIO) -> int:
+          stdout: TextIO, stderr: TextIO, logprobs_file: TextIO | None = None) -> int:
     session.add_user_message(prompt)
     reply = session.start_reply(session.plan_reply("send"))
-    turn = engine.generate(reply.messages, session.generation)
+    turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0)
     try:
         for event in turn:
+            if isinstance(event, TokenProbs) and logprobs_file is not None:
+                logprobs_file.writelines(token_probs.json_line(choice) + "\n" for choice in event.choices)
+                session.reply_token_probs(event.choices)
             if isinstance(event, Started) and not event.streams:
                 print(f"chatui: num_beams={session.generation.values.get('num_beams')}: beam search cannot "
                       "stream; the reply comes when it is done", file=stderr)

@@ -44,9 +44,18 @@ def route_library_logs() -> Path | None:
 
 
 def quiet_transformers() -> None:
-    """Take away transformers' own stderr handler, once logs are routed to the file."""
+    """Take away transformers' own stderr handler, and torch's (torch._logging adds one to the
+    "torch" logger when torch is imported; torchao's import warns through it), once logs are
+    routed to the file."""
     if _handler is None:
         return
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_default_handler()
+    torch_logger = logging.getLogger("torch")
+    for handler in list(torch_logger.handlers):
+        if handler is not _handler:
+            torch_logger.removeHandler(handler)
+    if _handler not in torch_logger.handlers:
+        torch_logger.addHandler(_handler)
+    torch_logger.propagate = False

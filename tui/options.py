@@ -17,6 +17,8 @@ class Options:
     system_prompt: str | None = None
     prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
     stats: bool = False
+    logprobs: int = 0  # headless: top tokens recorded per step (0: none)
+    logprobs_file: str | None = None  # headless: where each token's JSON line goes
     theme: str | None = None
     save: bool = True
     conversation: str | None = None  # id, id prefix or "last"

@@ -142,11 +142,11 @@ def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_al
             await pilot.pause()
             assert len(engine.loads) == 1  # no reload on its own
             offer = next(n for n in notes(app) if n.startswith("This chat was made with"))
-            assert "dtype bfloat16 (now auto)" in offer and "quantization 8bit (now none)" in offer
+            assert "dtype bfloat16 (now auto)" in offer and "quantization bnb-8bit (now none)" in offer
             assert "ctrl+l" in offer and "ctrl+l" in footer_keys()
             await pilot.press("ctrl+l")
             await wait_for(pilot, lambda: len(engine.loads) == 2 and chat.state == "ready")
-            assert (engine.loads[-1].dtype, engine.loads[-1].quantization) == ("bfloat16", "8bit")
+            assert (engine.loads[-1].dtype, engine.loads[-1].quantization) == ("bfloat16", "bnb-8bit")
             assert "ctrl+l" not in footer_keys()  # offered no more: it is loaded
 
     run(scenario())

@@ -86,3 +86,19 @@ def test_save_defaults_is_atomic_and_keeps_presets_and_keys(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]  # no temp files left
     reloaded = load_config(path)
     assert reloaded.errors == [] and reloaded.keys == {"chat.new": "ctrl+x"}
+
+
+def test_an_api_key_is_used_only_from_a_private_file_and_kept_by_save_defaults(tmp_path):
+    import os
+
+    path = write(tmp_path / "config.toml", '[model]\nendpoint = "http://127.0.0.1:8000"\napi_key = "sk-in-config"\n')
+    os.chmod(path, 0o644)
+    config = load_config(path)
+    assert config.api_key is None and any("chmod 600" in error for error in config.errors)
+    os.chmod(path, 0o600)
+    config = load_config(path)
+    assert config.api_key == "sk-in-config" and config.errors == []
+    assert "sk-in-config" not in repr(config) and "sk-in-config" not in repr(config.load_settings({}))
+    save_defaults(LoadSettings(endpoint="http://127.0.0.1:8000"), GenerationSettings(), "", None, path=path)
+    assert load_config(path).api_key == "sk-in-config"  # saving defaults does not drop the key
+    assert os.stat(path).st_mode & 0o777 == 0o600

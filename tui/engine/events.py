@@ -26,6 +26,40 @@ class TokenDelta:
     tokens: int
 
 
+MAX_LOGPROBS = 20  # the most alternatives recorded per token (OpenAI's top_logprobs limit too)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A token the model could have written at one step, and its log-probability."""
+
+    id: int
+    token: str
+    logprob: float
+    kept: bool = True  # False: the sampling filters (temperature, top_k, top_p, ...) removed it
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """One generated token and why: its log-probability under the distribution it was drawn from
+    (after the sampling filters) and under the model's own (before them), with the most likely
+    alternatives on each side."""
+
+    id: int
+    token: str
+    logprob: float  # after the filters: what sampling saw
+    raw_logprob: float  # before the filters: the model's own distribution
+    top: tuple[Alternative, ...]  # the most likely after the filters (only tokens they kept)
+    top_raw: tuple[Alternative, ...]  # the most likely before the filters, each marked kept or removed
+
+
+@dataclass(frozen=True)
+class TokenProbs:
+    """Log-probabilities of the tokens just generated (only when asked for), sent before their text."""
+
+    choices: tuple[TokenChoice, ...]
+
+
 @dataclass(frozen=True)
 class Finished:
     """The reply ended: `reason` is "stop" (end of turn), "length" (max_new_tokens) or "stopped"."""
@@ -49,4 +83,4 @@ class Failed:
     metrics: TurnMetrics | None = None
 
 
-Event = Started | TokenDelta | Finished | Failed
+Event = Started | TokenDelta | TokenProbs | Finished | Failed

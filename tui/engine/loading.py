@@ -7,12 +7,17 @@ thread; imports torch and transformers lazily so the UI's first frame never wait
 from __future__ import annotations
 
 import gc
-import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tui.engine import int4_cache
+from tui.engine.errors import LoadError
+from tui.engine.hardware import pick_device, pick_dtype, unavailable_options
+from tui.engine.packed_linear import can_pack, pack_linear_layers
+from tui.engine.quantization import (INT4_GROUP_SIZE, bytes_per_parameter, check_quantization, quantize_int4,
+                                     transformers_config, weight_bytes)
 from tui.engine.settings import LoadSettings
 from tui.logs import quiet_transformers
 from tui.engine.sources import (
@@ -29,10 +34,6 @@ Progress = Callable[[int, int, str], None]
 
 # Stages of a load, each a share of the progress bar (weights loading gets the live sub-steps).
 _STEPS = 100
-
-
-class LoadError(Exception):
-    """The model could not be loaded; str() is one clear line for the user."""
 
 
 @dataclass
@@ -52,6 +53,11 @@ class ModelInfo:
     draft: str | None = None  # the draft model for assisted decoding, when one is loaded
     # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
     unavailable: dict[str, str] = field(default_factory=dict)
+    available_models: list[str] = field(default_factory=list)  # a server's models (remote only)
+
+    @property
+    def remote(self) -> bool:
+        return self.device == "remote"
 
 
 @dataclass
@@ -60,75 +66,6 @@ class LoadedModel:
     tokenizer: Any
     info: ModelInfo
     settings: LoadSettings
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise LoadError("device cuda: no CUDA GPU is available to torch on this machine")
-    if requested == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise LoadError("device mps: Apple Metal (MPS) is not available on this machine")
-    return requested
-
-
-def unavailable_options() -> dict[str, str]:
-    """Load options that cannot work on this machine, each with the reason."""
-    import torch
-
-    reasons: dict[str, str] = {}
-    if not torch.cuda.is_available():
-        reasons["device:cuda"] = "no CUDA GPU"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is None or not mps.is_available():
-        reasons["device:mps"] = "no Apple GPU"
-    # find_spec, not import: importing bitsandbytes costs ~1.5 s, paid only when quantizing
-    if importlib.util.find_spec("bitsandbytes") is None:
-        reasons["quantization:8bit"] = reasons["quantization:4bit"] = "bitsandbytes is not installed"
-    if importlib.util.find_spec("flash_attn") is None:
-        reasons["attn_implementation:flash_attention_2"] = "flash-attn is not installed"
-    return reasons
-
-
-def pick_dtype(requested: str, device: str) -> str:
-    """`auto`: fp32 on CPU (bf16 prefill is 3–5× slower without bf16 hardware), bf16 on CUDA
-    when supported, else fp16."""
-    import torch
-
-    if requested != "auto":
-        return requested
-    if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device == "mps":
-        return "float16"
-    return "float32"
-
-
-def quantization_config(quantization: str, dtype: str) -> Any:
-    if quantization == "none":
-        return None
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as exc:  # ImportError, or a backend that fails to initialise
-        raise LoadError(
-            f"quantization {quantization} needs bitsandbytes, which is not usable here: {one_line(exc)}"
-        ) from exc
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    compute = getattr(torch, dtype) if dtype != "auto" else torch.float32
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute, bnb_4bit_quant_type="nf4")
 
 
 class _WeightsProgress:
@@ -206,12 +143,7 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
         empty = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
     params = sum(p.numel() for p in empty.parameters())
     del empty
-    bytes_per = {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
-    if settings.quantization == "8bit":
-        bytes_per = 1
-    elif settings.quantization == "4bit":
-        bytes_per = 0.5
-    need = int(params * bytes_per)
+    need = int(params * bytes_per_parameter(settings.quantization, dtype))
     if device == "cuda":
         free, _total = torch.cuda.mem_get_info()
         where = "free GPU memory"
@@ -224,6 +156,15 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
             f"({params / 1e9:.1f}B parameters, {dtype}) but only {free / 2**30:.1f} GiB of {where} is left"
         )
     return params
+
+
+def checkpoint_dtype(model_path: str, trust: bool) -> str | None:
+    """The dtype a checkpoint's weights are stored in (its config says), or None if it does not say."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return str(value).removeprefix("torch.") if value is not None else None
 
 
 def find_source(model: str | None) -> ModelSource:
@@ -257,14 +198,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     quiet_transformers()
 
     device = pick_device(settings.device)
-    dtype = pick_dtype(settings.dtype, device)
-    if settings.quantization != "none" and device == "mps":
-        raise LoadError("bitsandbytes quantization does not run on mps; choose cpu or cuda")
-    quant_config = quantization_config(settings.quantization, dtype)
-    warnings: list[str] = []
-    if device == "cpu" and dtype == "float16":
-        warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")
-
+    check_quantization(settings.quantization, device)
     model_path = source.location
     if source.is_gguf:
         if not is_converted(Path(source.location)):
@@ -284,6 +218,8 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     trust = settings.trust_remote_code
     report(65, _STEPS, f"loading {source.name}")
     try:
+        dtype = pick_dtype(settings.dtype, device, None if source.is_gguf else checkpoint_dtype(model_path, trust))
+        quant_config = transformers_config(settings.quantization, dtype)
         params = check_memory(model_path, settings, dtype, device, trust)
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         kwargs: dict[str, Any] = {
@@ -297,7 +233,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         if settings.attn_implementation != "auto":
             kwargs["attn_implementation"] = settings.attn_implementation
         previous = hf_logging.set_tqdm_hook(
-            lambda factory, args, kwargs: _WeightsProgress(report, 65, 30, f"loading {source.name}", *args, **kwargs)
+            lambda factory, args, kwargs: _WeightsProgress(report, 65, 25, f"loading {source.name}", *args, **kwargs)
         )
         try:
             model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
@@ -306,6 +242,11 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         if quant_config is None:
             model.to(device)
         model.eval()
+        parameters = int(model.num_parameters()) or params
+        if settings.quantization == "int4":
+            _quantize_int4_cached(model, model_path, dtype, report)
+        elif settings.quantization == "none" and not settings.compile and can_pack(device, dtype):
+            pack_linear_layers(model)
     except LoadError:
         raise
     except BaseException as exc:
@@ -314,6 +255,9 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         gc.collect()
         raise LoadError(_explain(exc, source, settings)) from exc
 
+    warnings: list[str] = []
+    if device == "cpu" and dtype == "float16":
+        warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")
     context = context_size_of(model, tokenizer)
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if not has_template:
@@ -327,8 +271,8 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         quantization=settings.quantization,
         attn_implementation=str(attn),
         context_size=context,
-        parameters=int(model.num_parameters()) or params,
-        footprint_bytes=int(model.get_memory_footprint()),
+        parameters=parameters,
+        footprint_bytes=weight_bytes(model),
         has_chat_template=has_template,
         load_seconds=time.perf_counter() - started,
         warnings=warnings,
@@ -336,6 +280,20 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     )
     report(_STEPS, _STEPS, "ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings)
+
+
+def _quantize_int4_cached(model: Any, model_path: str, dtype: str, report: Callable[[int, int, str], None]) -> None:
+    """int4 weights from the cache when this checkpoint was quantized before, else quantize (and
+    keep the result for the next load)."""
+    path = int4_cache.cache_file(model_path, dtype, INT4_GROUP_SIZE)
+    if path is not None:
+        report(90, _STEPS, "reading cached int4 weights")
+        if int4_cache.load(model, path):
+            return
+    names = quantize_int4(model, lambda done, total: report(90 + 8 * done // total, _STEPS, "quantizing to int4"))
+    if path is not None:
+        report(98, _STEPS, "caching int4 weights for the next load")
+        int4_cache.save(model, names, path)
 
 
 def context_size_of(model: Any, tokenizer: Any) -> int:

@@ -9,7 +9,7 @@ was built on (SmolLM2-135M, fp32, decode tok/s):
 - 2 OpenMP threads: 19-21 tok/s; 1 thread (leaving a core to the UI): 16. Hence all cores.
 - OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of spinning, which would leave CPU
   to the UI): 12-13 tok/s with 2 threads. Hence the default (spinning) policy.
-So the UI has to stay out of decode's way instead: it redraws at most ~30 times a second, slows
+So the UI has to stay out of decode's way instead: it redraws at most ~20 times a second, slows
 its updates down when frames get expensive (tui/bridge.py) and never collects garbage mid-reply
 (tui/idle_gc.py).
 
@@ -22,13 +22,12 @@ invalidate exactly the part that changed.
 
 from __future__ import annotations
 
-import queue
-import threading
+import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from tui.engine.compiled import CompileJob
-from tui.engine.events import Event, Failed, Finished, Started, TokenDelta
+from tui.engine.events import Failed, Finished, Started, TokenDelta, TokenProbs
 from tui.engine.loading import (
     LoadedModel,
     LoadError,
@@ -36,79 +35,16 @@ from tui.engine.loading import (
     find_source,
     free_model,
     load_model,
-    pick_device,
-    quantization_config,
 )
+from tui.engine.hardware import pick_device
+from tui.engine.quantization import check_quantization
 from tui.engine.metrics import TokenClock, TurnMetrics
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import one_line
+from tui.engine.turn import Turn
 
 Progress = Callable[[int, int, str], None]
-
-
-class Turn:
-    """One reply being generated. Iterate it for events; `stop()` ends it within one token."""
-
-    def __init__(self) -> None:
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._stop = threading.Event()
-        self.final: Finished | Failed | None = None
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def _emit(self, event: Event) -> None:
-        self._events.put(event)
-
-    def __iter__(self) -> Iterator[Event]:
-        while self.final is None:
-            event = self._events.get()
-            if isinstance(event, (Finished, Failed)):
-                self.final = event
-            yield event
-
-    def events(self, give_up: Callable[[], bool], poll_s: float = 0.2) -> Iterator[Event]:
-        """Like iterating the turn, but ends early once `give_up()` (asked every `poll_s` while no
-        event comes): for a consumer that may be told to stop listening."""
-        while self.final is None:
-            try:
-                event = self._events.get(timeout=poll_s)
-            except queue.Empty:
-                if give_up():
-                    return
-                continue
-            if isinstance(event, (Finished, Failed)):
-                self.final = event
-            yield event
-
-    def end_is_waiting(self) -> bool:
-        """Whether the final event is already queued (a consumer can stop pacing itself)."""
-        with self._events.mutex:
-            return any(isinstance(e, (Finished, Failed)) for e in self._events.queue)
-
-    def drain(self) -> list[Event]:
-        """Every event waiting now, without blocking (for consumers that batch per frame)."""
-        events: list[Event] = []
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return events
-            if isinstance(event, (Finished, Failed)):
-                self.final = event
-            events.append(event)
-
-    def wait(self) -> Finished | Failed:
-        """Block until the reply ends and return the final event."""
-        for _ in self:
-            pass
-        assert self.final is not None
-        return self.final
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -152,8 +88,7 @@ class Engine:
     def _preflight(self, settings: LoadSettings) -> None:
         """Cheap checks that can fail before the current model is freed."""
         find_source(settings.model)
-        pick_device(settings.device)
-        quantization_config(settings.quantization, "float32" if settings.dtype == "auto" else settings.dtype)
+        check_quantization(settings.quantization, pick_device(settings.device))
 
     def _load_job(self, settings: LoadSettings, progress: Progress | None) -> ModelInfo:
         previous = self._loaded.settings if self._loaded else None
@@ -227,17 +162,25 @@ class Engine:
         with torch.inference_mode():
             model(input_ids=torch.tensor([[model.config.bos_token_id or 0] * 4], device=model.device))
 
+    def unload(self) -> "Future[None]":
+        """Free the model (a server took over); a later load brings one back."""
+        return self._executor.submit(self._unload)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings) -> Turn:
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
         """Start a reply to `messages` (ending with a user message, or an assistant reply to
-        continue). Returns at once; events arrive on the Turn."""
+        continue). Returns at once; events arrive on the Turn. `logprobs=N` adds a TokenProbs
+        event before each piece of text: every token's probability and the N most likely
+        alternatives, before and after the sampling filters (prompt lookup and a draft model are
+        not used meanwhile: they choose several tokens per step)."""
         turn = Turn()
         try:
-            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy())
+            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
+                                           logprobs)
         except RuntimeError:  # the engine was shut down
             turn._emit(Failed("the engine is shut down", ""))
             return turn
@@ -304,6 +247,21 @@ class Engine:
             future.set_result(0)
             return future
 
+    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
+        """The text of `token_ids` as the model's tokenizer writes it (a branch from a token starts
+        from this); runs on the torch thread, after anything queued before it."""
+        def job() -> str:
+            if self._loaded is None:
+                raise PromptError("no model is loaded")
+            return self._loaded.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+        try:
+            return self._executor.submit(job)
+        except RuntimeError:  # shut down
+            future: Future[str] = Future()
+            future.set_exception(PromptError("the engine is shut down"))
+            return future
+
     def _drop_cache(self) -> None:
         self._cache = None
         self._cache_ids = []
@@ -335,7 +293,8 @@ class Engine:
                 return None, 0
         return self._cache, keep
 
-    def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings) -> None:
+    def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
+                      logprobs: int = 0) -> None:
         clock = TokenClock()
         streamer = None
         prompt_tokens = prefill = 0
@@ -356,8 +315,14 @@ class Engine:
             prompt_tokens = len(prompt.ids)
             kwargs = settings.generate_kwargs()
             streams = settings.streams  # beam search cannot stream: its reply comes whole, at the end
+            recorder = None
+            if logprobs and streams:
+                from tui.engine.token_recorder import TokenRecorder
+
+                recorder = TokenRecorder(tokenizer, logprobs)
+                kwargs.pop("prompt_lookup_num_tokens", None)  # one token per step, one record per token
             static = None
-            if (self.compile is not None and self._draft is None and streams
+            if (self.compile is not None and self._draft is None and streams and recorder is None
                     and not kwargs.get("prompt_lookup_num_tokens")):
                 static = self.compile.generate_kwargs(prompt_tokens, settings.max_new_tokens)
             if static is not None:  # compiled: a static cache, filled from the start
@@ -375,18 +340,23 @@ class Engine:
             prefill = prompt_tokens - reused
             turn._emit(Started(prompt_tokens, prefill, context, streams))
             if streams:
+                def record(ids: list[int]) -> None:
+                    choices = recorder.take(ids)
+                    if choices:
+                        turn._emit(TokenProbs(tuple(choices)))
+
                 streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)),
-                                         clock.tick)
+                                         clock.tick, record if recorder is not None else None)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
-            if self._draft is not None:  # assisted decoding: the draft proposes, the model checks
+            if self._draft is not None and recorder is None:  # assisted decoding: the draft proposes, the model checks
                 kwargs.pop("prompt_lookup_num_tokens", None)
                 kwargs["assistant_model"] = self._draft.model
                 if not self._draft_same_vocab:
                     kwargs.update(tokenizer=tokenizer, assistant_tokenizer=self._draft.tokenizer)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            with torch.inference_mode():
+            with torch.inference_mode(), (recorder.attached(model) if recorder else contextlib.nullcontext()):
                 out = model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),

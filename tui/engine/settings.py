@@ -29,6 +29,7 @@ class ParamSpec:
     min_exclusive: bool = False
     optional: bool = False  # None ("off") is allowed
     sampling_only: bool = False  # only meaningful with do_sample=True
+    remote_only: bool = False  # an OpenAI request field, not a GenerationConfig one
 
     def range_text(self) -> str:
         if self.type is bool:
@@ -119,8 +120,15 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("prompt_lookup_num_tokens", int, 0,
               "Prompt lookup: guess up to this many next tokens from earlier text and let the model check "
               "them; much faster when a reply repeats the conversation (adaptive; 0 = off, 10 is good).", 0, 64),
+    # OpenAI's penalties, sent to remote servers; transformers' own is repetition_penalty.
+    ParamSpec("frequency_penalty", float, 0.0, "Remote servers only: penalise tokens by how often they appeared "
+              "(0 = off; in-process, use repetition_penalty).", -2.0, 2.0, remote_only=True),
+    ParamSpec("presence_penalty", float, 0.0, "Remote servers only: penalise tokens that appeared at all "
+              "(0 = off; in-process, use repetition_penalty).", -2.0, 2.0, remote_only=True),
 )
 SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
+# The sidebar's form: the settings every backend honours.
+FORM_SPECS: tuple[ParamSpec, ...] = tuple(spec for spec in PARAM_SPECS if not spec.remote_only)
 
 
 @dataclass
@@ -180,7 +188,7 @@ class GenerationSettings:
         kwargs: dict[str, Any] = {}
         sampling = bool(self.values["do_sample"])
         for spec in PARAM_SPECS:
-            if spec.name == "seed":
+            if spec.name == "seed" or spec.remote_only:
                 continue
             if spec.sampling_only and not sampling:
                 continue
@@ -253,7 +261,9 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-QUANTIZATIONS = ("none", "8bit", "4bit")
+# As `transformers serve` names them; "8bit" and "4bit" (chatui's older names) still mean bitsandbytes.
+QUANTIZATIONS = ("none", "int4", "bnb-8bit", "bnb-4bit")
+QUANTIZATION_ALIASES = {"8bit": "bnb-8bit", "4bit": "bnb-4bit"}
 ATTENTION_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2")
 # The load options with a fixed set of choices (the sidebar's dropdowns, the flags' choices).
 LOAD_CHOICES: dict[str, tuple[str, ...]] = {
@@ -264,7 +274,7 @@ LOAD_CHOICES: dict[str, tuple[str, ...]] = {
 }
 # The load options a user sets, in the command line, config.toml, the sidebar and a saved
 # conversation (the two safety switches are command-line only and never restored from a file).
-LOAD_FIELDS = ("model", *LOAD_CHOICES, "draft_model", "compile")
+LOAD_FIELDS = ("model", *LOAD_CHOICES, "draft_model", "compile", "endpoint", "api_key_env")
 
 
 @dataclass(frozen=True)
@@ -278,8 +288,12 @@ class LoadSettings:
     allow_pickle: bool = False  # load pickle `.bin` weights (off: safetensors only)
     draft_model: str | None = None  # a small model that drafts tokens for assisted decoding
     compile: bool = False  # static KV cache + torch.compile, compiled in the background after load
+    endpoint: str | None = None  # an OpenAI-compatible server (its URL) instead of the in-process model
+    api_key_env: str | None = None  # the environment variable that holds the server's API key (not the key)
 
     def __post_init__(self) -> None:
+        if self.quantization in QUANTIZATION_ALIASES:
+            object.__setattr__(self, "quantization", QUANTIZATION_ALIASES[self.quantization])
         if not isinstance(self.compile, bool):
             raise SettingsError(f"compile: {self.compile!r} is not true or false")
         for name, allowed in LOAD_CHOICES.items():

@@ -33,15 +33,19 @@ class EventStreamer(TextStreamer):
     """Decodes on the torch thread (word by word, as transformers' streamers do) and hands each
     piece of text to `emit(text, tokens_so_far)`. `on_token(n)` is told of every new token."""
 
-    def __init__(self, tokenizer: Any, emit: Callable[[str], None], on_token: Callable[[int], None]) -> None:
+    def __init__(self, tokenizer: Any, emit: Callable[[str], None], on_token: Callable[[int], None],
+                 on_ids: Callable[[list[int]], None] | None = None) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self._emit = emit
         self._on_token = on_token
+        self._on_ids = on_ids  # told the ids of each new token (for the token recorder)
         self.parts: list[str] = []
 
     def put(self, value: Any) -> None:
         if not self.next_tokens_are_prompt:
             self._on_token(int(value.numel()))
+            if self._on_ids is not None:
+                self._on_ids(value.reshape(-1).tolist())
         super().put(value)
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:

@@ -24,13 +24,14 @@ from textual.worker import get_current_worker
 from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
 from tui.bridge import ContextCounted, ReplyDelta, ReplyEnded, ReplyStarted, count_context, pump_turn
-from tui.chat_session import ChatSession, SessionError, added_nothing
+from tui.chat_session import ChatSession, Reply, SessionError, added_nothing
 from tui.engine import Engine, Failed, LoadSettings, ModelInfo
 from tui.idle_gc import IdleCollector
 from tui.screens.chat_files import ConversationFlows
 from tui.screens.chat_messages import MessageActions
 from tui.screens.chat_model import ModelLoading
 from tui.screens.chat_settings import SettingsHandlers
+from tui.screens.chat_tokens import TOKEN_VIEW_TOP, TokenActions
 from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
@@ -56,7 +57,7 @@ def stats_text(stats: dict[str, Any] | None) -> str:
     return f"{tokens} token{'' if tokens == 1 else 's'} · {stats['decode_tok_s']:.1f} tok/s · TTFT {stats['ttft_s']:.2f} s"
 
 
-class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, Screen[None]):
+class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, TokenActions, Screen[None]):
     BINDINGS = bindings("chat")
     # (not `bindings=True`: the footer is rebuilt on a refresh of bindings, ~50 ms of the UI thread
     # and memory churn at every reply's start and end; what the footer shows does not change with it)
@@ -205,11 +206,12 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             return True
         return False
 
-    async def generate_reply(self, kind: str) -> None:
-        """The one streaming path: send, regenerate and continue all come here."""
+    async def generate_reply(self, kind: str, plan: Reply | None = None) -> None:
+        """The one streaming path: send, regenerate, continue and a branch from a token (planned
+        by the caller) all come here."""
         self.pending_send = False
         try:
-            reply = self.session.start_reply(self.session.plan_reply(kind))
+            reply = self.session.start_reply(plan or self.session.plan_reply(kind))
         except SessionError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -218,13 +220,14 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         else:
             if reply.replaces is not None and reply.replaces.id in self.views:
                 await self.views.pop(reply.replaces.id).remove()
-            view = await self.chat.add(MessageView("assistant", ""))
+            view = await self.chat.add(MessageView("assistant", reply.base))
         self._reply_view = view
         view.set_status("ok")
         view.set_stats("")
         view.start_stream()
         self._turn_id += 1
-        self._turn = self.engine.generate(reply.messages, self.session.generation)
+        self._turn = self.engine.generate(reply.messages, self.session.generation,
+                                          TOKEN_VIEW_TOP if self.record_token_probs else 0)
         self.state = AppState.GENERATING
         self._live_tokens, self._live_first_at, self._live_prompt_tokens = 0, None, 0
         self._context_request += 1  # a count asked for before this reply is out of date
@@ -259,6 +262,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             message.shown.set()
             return
         self._live_tokens, self._live_first_at = message.tokens, message.first_token_at
+        if message.choices:
+            self.session.reply_token_probs(message.choices)
         self.session.reply_progress(message.text)
         self._reply_view.append_later(message.text, shown=message.shown)
 
@@ -270,6 +275,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.collector.reply_ended()
         view, final = self._reply_view, message.final
         self._turn, self._reply_view = None, None
+        if message.choices:
+            self.session.reply_token_probs(message.choices)
         if self.session.reply is not None and added_nothing(self.session.reply, final):
             self.notify("The model had nothing to add to this reply.")
         stored = self.session.end_reply(final)

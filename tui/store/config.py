@@ -46,6 +46,7 @@ class Config:
     theme: str | None = None
     system_prompt: str | None = None
     errors: list[str] = field(default_factory=list)  # what was wrong, for the user
+    api_key: str | None = field(default=None, repr=False)  # [model] api_key: a server's key, never in settings
 
     def load_settings(self, overrides: dict[str, Any]) -> LoadSettings:
         return LoadSettings(**{**self.load, **overrides})
@@ -83,6 +84,9 @@ def load_config(path: Path | None = None) -> Config:
 
     model = table("model")
     for key, value in model.items():
+        if key == "api_key":
+            config.api_key = _private_key(path, value, config.errors)
+            continue
         if key not in LOAD_FIELDS:
             config.errors.append(f"{path}: [model] unknown key {key!r}")
             continue
@@ -118,6 +122,22 @@ def load_config(path: Path | None = None) -> Config:
     return config
 
 
+def _private_key(path: Path, value: Any, errors: list[str]) -> str | None:
+    """config.toml's API key, if the file is readable by its owner only (0600)."""
+    if not isinstance(value, str) or not value:
+        errors.append(f"{path}: [model] api_key must be a string")
+        return None
+    try:
+        mode = path.stat().st_mode & 0o077
+    except OSError:
+        mode = 0
+    if mode:
+        errors.append(f"{path}: holds an API key but others can read it; the key is not used until you run "
+                      f"chmod 600 {path}")
+        return None
+    return value
+
+
 def _raw(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -146,7 +166,10 @@ def save_defaults(load: LoadSettings, generation: GenerationSettings, system_pro
                   path: Path | None = None) -> Path:
     path = path or config_path()
     data = _raw(path)
+    key = data.get("model", {}).get("api_key") if isinstance(data.get("model"), dict) else None
     data["model"] = _clean({k: getattr(load, k) for k in LOAD_FIELDS})
+    if key is not None:
+        data["model"]["api_key"] = key  # the user's, kept where it was (the file stays 0600)
     data["generation"] = _clean(generation.as_dict())
     data["system_prompt"] = system_prompt
     if theme:

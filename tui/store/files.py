@@ -136,8 +136,11 @@ def export_markdown(conv: Conversation) -> str:
         lf = message.content.replace("\r\n", "\n")
         text, breaks = _with_hard_breaks(lf)
         shown = inert(text)
+        stats = message.stats
+        if stats and "logprobs" in stats:  # token probabilities go to the JSON export only
+            stats = {key: value for key, value in stats.items() if key != "logprobs"}
         meta = {"role": message.role, "status": message.status, "created": message.created,
-                "stats": message.stats, "chars": len(shown), "breaks": breaks}
+                "stats": stats, "chars": len(shown), "breaks": breaks}
         if shown != text or lf != message.content:  # control characters were changed: keep the exact text
             meta["content"] = message.content
         parts.append(f"\n{MARKDOWN_MARK}message {_comment_json(meta)} -->\n## {message.role.capitalize()}\n\n")

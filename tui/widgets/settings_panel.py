@@ -18,8 +18,8 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch, TextAr
 
 from tui.engine.loading import ModelInfo
 from tui.engine.settings import (
+    FORM_SPECS,
     LOAD_CHOICES,
-    PARAM_SPECS,
     SPECS_BY_NAME,
     GenerationSettings,
     LoadSettings,
@@ -89,7 +89,7 @@ class SettingsPanel(VerticalScroll):
         with Horizontal(classes="preset-row"):
             yield Select([(n, n) for n in self.preset_names], prompt="preset", id="preset")
         values = self.generation.values  # built with the values in use: no change events at mount
-        for spec in PARAM_SPECS:
+        for spec in FORM_SPECS:
             tooltip = f"{spec.help} Range: {spec.range_text()}. Default: {format_value(spec.default)}."
             with Horizontal(classes="param-row"):
                 label = Label(spec.name, classes="param-label")
@@ -114,6 +114,11 @@ class SettingsPanel(VerticalScroll):
     def _model_section(self) -> ComposeResult:
         yield Static("Model", classes="section-title")
         yield Static("loading…", id="model-info", markup=False)
+        endpoint = Input(placeholder="server URL (optional)", id="load-endpoint")
+        endpoint.tooltip = ("An OpenAI-compatible server (transformers serve, vLLM, llama-server, Ollama), e.g. "
+                            "http://localhost:8000/v1; empty: the model runs here.")
+        yield endpoint
+        yield Select([], prompt="served models", id="load-served")
         model = Input(placeholder="Hub id, folder or .gguf", id="load-model")
         model.tooltip = f"The model to load; empty: the bundled {DEFAULT_MODEL_NAME}."
         yield model
@@ -149,6 +154,8 @@ class SettingsPanel(VerticalScroll):
         self.set_busy(self.busy)
         for field in self.query(".field-error"):
             field.display = False
+        if self.model_info is None or not self.model_info.available_models:
+            self.query_one("#load-served", Select).display = False
 
     # -- showing values (the screen calls these; before mounting they only remember) ------------
 
@@ -156,7 +163,7 @@ class SettingsPanel(VerticalScroll):
         self.generation = settings
         if not self.ready:
             return
-        for spec in PARAM_SPECS:
+        for spec in FORM_SPECS:
             value = settings.values[spec.name]
             if spec.type is bool:
                 switch = self.query_one(f"#param-{spec.name}", Switch)
@@ -194,6 +201,7 @@ class SettingsPanel(VerticalScroll):
         if not self.ready:
             return
         self.query_one("#load-model", Input).value = settings.model or ""
+        self.query_one("#load-endpoint", Input).value = settings.endpoint or ""
         self.query_one("#load-draft", Input).value = settings.draft_model or ""
         self.query_one("#load-compile", Switch).value = settings.compile
         for name in LOAD_CHOICES:
@@ -203,12 +211,19 @@ class SettingsPanel(VerticalScroll):
         self.model_info, self.load_settings = info, settings
         if not self.ready:
             return
-        lines = [
-            info.name,
-            f"{info.parameters / 1e6:,.0f}M params · {info.footprint_bytes / 2**20:,.0f} MB",
-            f"{info.device} · {info.dtype} · {info.quantization} · {info.attn_implementation}",
-            f"context {info.context_size:,} · loaded in {info.load_seconds:.1f} s",
-        ]
+        if info.remote:
+            lines = [info.name, f"on {info.source}", f"{len(info.available_models)} models served · "
+                     f"connected in {info.load_seconds:.1f} s"]
+        else:
+            lines = [
+                info.name,
+                f"{info.parameters / 1e6:,.0f}M params · {info.footprint_bytes / 2**20:,.0f} MB",
+                f"{info.device} · {info.dtype} · {info.quantization} · {info.attn_implementation}",
+                f"context {info.context_size:,} · loaded in {info.load_seconds:.1f} s",
+            ]
+        served = self.query_one("#load-served", Select)
+        served.set_options([(name, name) for name in info.available_models])
+        served.display = bool(info.available_models)
         if info.draft:
             lines.append(f"draft: {info.draft} (assisted decoding)")
         self.query_one("#model-info", Static).update("\n".join(lines))
@@ -285,6 +300,11 @@ class SettingsPanel(VerticalScroll):
             self.system_prompt = event.text_area.text
             self.post_message(self.SystemPromptChanged(self.system_prompt))
 
+    @on(Select.Changed, "#load-served")
+    def served_model_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.query_one("#load-model", Input).value = event.value  # Apply connects to it
+
     @on(Select.Changed, "#preset")
     def preset_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
@@ -306,6 +326,7 @@ class SettingsPanel(VerticalScroll):
     @on(Button.Pressed, "#apply")
     def apply_load(self) -> None:
         values: dict[str, Any] = {"model": self.query_one("#load-model", Input).value.strip() or None,
+                                  "endpoint": self.query_one("#load-endpoint", Input).value.strip() or None,
                                   "draft_model": self.query_one("#load-draft", Input).value.strip() or None,
                                   "compile": self.query_one("#load-compile", Switch).value}
         for name in LOAD_CHOICES:

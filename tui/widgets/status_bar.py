@@ -45,23 +45,31 @@ class StatusInfo:
     rss_bytes: int | None = None
     cuda_allocated: int | None = None
     cuda_reserved: int | None = None
+    probs: bool = False  # token probabilities are recorded for the next replies
 
     def render(self) -> str:
         parts = [f"{STATE_ICONS[self.state]} {self.state}"]
         if self.detail:
             parts[0] += f": {self.detail}"
+        remote = self.device == "remote"
         if self.model:
-            load = " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
+            load = "remote" if remote else " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
             parts.append(f"{self.model} ({load})" if load else self.model)
         if self.compile:
             parts.append(self.compile)
+        if self.probs:
+            parts.append("token probs")
         if self.tok_s is not None:
             parts.append(f"{self.tok_s:.1f} tok/s")
         if self.ttft_s is not None:
             parts.append(f"TTFT {self.ttft_s:.2f} s")
         if self.context_size:
             parts.append(f"ctx {self.context_used:,}/{self.context_size:,}")
-        if self.rss_bytes is not None:
+        elif self.context_used:  # a server that does not say its context size
+            parts.append(f"ctx {self.context_used:,}")
+        if remote:
+            parts.append("memory: remote")
+        elif self.rss_bytes is not None:
             parts.append(f"RSS {mb(self.rss_bytes)}")
         if self.cuda_allocated is not None:
             parts.append(f"CUDA {mb(self.cuda_allocated)}/{mb(self.cuda_reserved)}")

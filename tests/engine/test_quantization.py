@@ -1,0 +1,107 @@
+"""Quantization named as transformers serve names it: int4 (torchao) quantizes on the torch
+thread with the load's progress bar; 8bit and 4bit still mean bitsandbytes."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tui.engine import Engine, Finished, GenerationSettings, LoadError, LoadSettings
+from tui.engine.quantization import INT4_GROUP_SIZE
+
+
+def test_names_and_aliases():
+    assert LoadSettings(quantization="8bit").quantization == "bnb-8bit"
+    assert LoadSettings(quantization="4bit").quantization == "bnb-4bit"
+    assert LoadSettings(quantization="int4").quantization == "int4"
+    with pytest.raises(ValueError, match="not one of none, int4, bnb-8bit, bnb-4bit"):
+        LoadSettings(quantization="int3")
+
+
+def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_dir):
+    from tui.engine import int4_cache
+
+    int4_cache.cache_file(str(tiny_model_dir), "float32", INT4_GROUP_SIZE).unlink(missing_ok=True)
+    progress: list[tuple[int, str]] = []
+    engine = Engine()
+    try:
+        info = engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="float32"),
+                           lambda done, total, label: progress.append((done, label))).result()
+        assert info.quantization == "int4"
+        model = engine._loaded.model
+        weights = {name: type(module.weight).__name__ for name, module in model.named_modules()
+                   if type(module).__name__ == "Linear"}
+        assert weights and all("Int4" in kind for kind in weights.values()), weights  # the output layer too
+        steps = [done for done, label in progress if label == "quantizing to int4"]
+        assert steps and steps == sorted(steps) and steps[-1] >= 98
+        settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 6})
+        final = engine.generate([{"role": "user", "content": "hi"}], settings).wait()
+        assert isinstance(final, Finished) and final.metrics.new_tokens == 6
+    finally:
+        engine.shutdown()
+    assert 64 % INT4_GROUP_SIZE == 0  # the tiny model's width: every layer could be quantized
+
+
+def test_int4_without_torchao_names_it(monkeypatch, tiny_model_dir):
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    engine = Engine()
+    try:
+        with pytest.raises(LoadError, match="quantization int4 needs torchao"):
+            engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4")).result()
+    finally:
+        engine.shutdown()
+
+
+def test_weight_bytes_counts_packed_int4_and_tied_weights_once():
+    import torch
+
+    from tui.engine.quantization import quantize_int4, weight_bytes
+
+    embedding = torch.nn.Embedding(512, 256, dtype=torch.bfloat16)
+    head = torch.nn.Linear(256, 512, bias=False, dtype=torch.bfloat16)
+    head.weight = embedding.weight  # tied, as most small chat models are
+    model = torch.nn.ModuleDict({"embed": embedding, "head": head})
+    assert weight_bytes(model) == 512 * 256 * 2
+    quantize_int4(model)
+    # the head is now its own int4 copy: 4 bits a weight plus a bf16 scale and zero per group
+    int4_head = 512 * 256 // 2 + 512 * (256 // INT4_GROUP_SIZE) * 2 * 2
+    assert weight_bytes(model) == 512 * 256 * 2 + int4_head
+
+
+def _greedy_reply(settings: LoadSettings, labels: list[str] | None = None) -> str:
+    engine = Engine()
+    try:
+        engine.load(settings, lambda done, total, label: labels.append(label) if labels is not None else None).result()
+        generation = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 8})
+        final = engine.generate([{"role": "user", "content": "hi"}], generation).wait()
+        assert isinstance(final, Finished)
+        return final.text
+    finally:
+        engine.shutdown()
+
+
+def test_int4_weights_are_cached_and_the_next_load_does_not_quantize(tiny_model_dir, monkeypatch):
+    from tui.engine import int4_cache, loading
+
+    settings = LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="bfloat16")
+    path = int4_cache.cache_file(str(tiny_model_dir), "bfloat16", INT4_GROUP_SIZE)
+    path.unlink(missing_ok=True)
+    first = _greedy_reply(settings)
+    assert path.is_file()
+
+    def quantize_again(*args, **kwargs):
+        raise AssertionError("quantized although the cache holds the weights")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loading, "quantize_int4", quantize_again)
+        labels: list[str] = []
+        assert _greedy_reply(settings, labels) == first  # the same weights, the same reply
+        assert "reading cached int4 weights" in labels
+
+    path.write_bytes(b"not a torch file")  # a broken cache file is replaced, never an error
+    labels = []
+    assert _greedy_reply(settings, labels) == first
+    assert "quantizing to int4" in labels and path.stat().st_size > 1000
+    # another dtype is another file; the key follows the checkpoint's files
+    assert int4_cache.cache_file(str(tiny_model_dir), "float32", INT4_GROUP_SIZE) != path

@@ -1,0 +1,170 @@
+"""The remote backend against a scripted OpenAI-compatible server on 127.0.0.1: streaming, usage,
+reasoning, stop, API keys, and every fault a user meets, each one clear line that keeps the
+partial reply."""
+
+from __future__ import annotations
+
+import time
+
+import httpx2
+import pytest
+
+from fake_openai import FakeOpenAI
+from tui.engine import Failed, Finished, GenerationSettings, LoadError, LoadSettings, Started, TokenDelta
+from tui.engine import remote
+from tui.engine.remote import RemoteBackend, api_base, request_body
+from tui.engine.remote_keys import KEY_FROM_CONFIG
+
+SETTINGS = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 30})
+ASK = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def backend():
+    made = RemoteBackend()
+    yield made
+    made.shutdown()
+
+
+def connect(backend, server, **settings) -> object:
+    return backend.load(LoadSettings(endpoint=server.url, **settings)).result(timeout=30)
+
+
+def test_the_api_root_is_found_from_what_users_type():
+    assert api_base("http://localhost:8000") == api_base("http://localhost:8000/v1/") == "http://localhost:8000/v1"
+    with pytest.raises(LoadError, match="http:// or https://"):
+        api_base("localhost:8000")
+
+
+def test_it_lists_the_models_streams_and_reports_usage(backend, server):
+    info = connect(backend, server)
+    assert info.name == "fake/model-a" and info.available_models == ["fake/model-a", "fake/model-b"]
+    assert info.remote and info.device == "remote"
+    turn = backend.generate(ASK, SETTINGS)
+    events = list(turn)
+    assert isinstance(events[0], Started)
+    deltas = [e for e in events if isinstance(e, TokenDelta)]
+    assert "".join(d.text for d in deltas) == "Hello there, how can I help?" and len(deltas) == 8
+    final = turn.final
+    assert isinstance(final, Finished) and final.reason == "stop" and final.text == "Hello there, how can I help?"
+    assert (final.metrics.prompt_tokens, final.metrics.new_tokens) == (17, 8)  # from the final usage chunk
+    body = server.requests[-1]["body"]
+    assert body["model"] == "fake/model-a" and body["stream"] and body["max_tokens"] == 30
+    assert body["temperature"] == 0.0 and body["stream_options"] == {"include_usage": True}
+    assert "generation_config" not in body  # only transformers serve takes it
+
+
+def test_a_model_the_server_does_not_serve_is_one_clear_line(backend, server):
+    with pytest.raises(LoadError, match="does not serve 'nope'; it serves: fake/model-a, fake/model-b"):
+        connect(backend, server, model="nope")
+
+
+def test_settings_map_to_openai_fields():
+    settings = GenerationSettings().with_updates({"temperature": 0.3, "top_p": 0.8, "seed": 7, "max_new_tokens": 64,
+                                                 "stop_strings": ["###"]})
+    body = request_body("m", ASK, settings, send_generation_config=True)
+    assert (body["temperature"], body["top_p"], body["seed"], body["max_tokens"], body["stop"]) == (0.3, 0.8, 7, 64, ["###"])
+    assert '"top_p": 0.8' in body["generation_config"]  # transformers serve gets the whole config
+
+
+def test_reasoning_deltas_show_as_thinking(backend, server):
+    connect(backend, server)
+    server.behaviour = "reasoning"
+    final = backend.generate(ASK, SETTINGS).wait()
+    assert final.text == "<think>Let me think. Yes.</think>Hello there, how can I help?"
+
+
+def test_stop_closes_the_stream_and_keeps_the_text(backend, server):
+    connect(backend, server)
+    server.behaviour = "slow"
+    turn = backend.generate(ASK, SETTINGS.with_updates({"max_new_tokens": 1000}))
+    seen = 0
+    for event in turn:
+        if isinstance(event, TokenDelta):
+            seen += 1
+            if seen == 5:
+                turn.stop()
+    final = turn.final
+    assert isinstance(final, Finished) and final.reason == "stopped" and final.text.startswith("Hello there")
+    sent_at_stop = server.chunks_sent
+    time.sleep(0.3)
+    assert server.chunks_sent <= sent_at_stop + 1  # the server saw the stream close and stopped
+
+
+def test_the_api_key_comes_from_the_variable_named_and_goes_only_in_the_header(backend, server, monkeypatch):
+    monkeypatch.setenv("MY_SERVER_KEY", "sk-secret-123")
+    connect(backend, server, api_key_env="MY_SERVER_KEY")
+    backend.generate(ASK, SETTINGS).wait()
+    assert {r["headers"].get("Authorization") for r in server.requests} == {"Bearer sk-secret-123"}
+    assert "sk-secret-123" not in repr(backend.load_settings)  # the settings name the variable, not the key
+    monkeypatch.delenv("MY_SERVER_KEY")
+    monkeypatch.setenv(KEY_FROM_CONFIG, "from-config")
+    connect(backend, server)
+    assert server.requests[-1]["headers"].get("Authorization") == "Bearer from-config"
+
+
+@pytest.mark.parametrize("status, message", [
+    (401, "refused the request (401): check the API key"),
+    (403, "refused the request (403): check the API key"),
+    (404, "not found (404)"),
+    (429, "busy or you sent too much (429): try again"),
+    (500, "the server failed (500): scripted 500"),
+])
+def test_http_errors_are_one_clear_line(backend, server, status, message):
+    connect(backend, server)
+    server.behaviour = status
+    final = backend.generate(ASK, SETTINGS).wait()
+    assert isinstance(final, Failed) and message in final.error and "\n" not in final.error
+
+
+@pytest.mark.parametrize("behaviour, message", [
+    ("cut", "ended before the reply did"),
+    ("malformed", "malformed event"),
+])
+def test_a_broken_stream_keeps_the_partial_reply(backend, server, behaviour, message):
+    connect(backend, server)
+    server.behaviour = behaviour
+    final = backend.generate(ASK, SETTINGS).wait()
+    assert isinstance(final, Failed) and message in final.error and final.text == "Hello there,"
+
+
+def test_a_server_that_stalls_times_out(backend, server, monkeypatch):
+    monkeypatch.setattr(remote, "READ_TIMEOUT_S", 0.5)
+    connect(backend, server)
+    server.behaviour = "stall"
+    final = backend.generate(ASK, SETTINGS).wait()
+    assert isinstance(final, Failed) and "did not answer in time" in final.error and final.text == "Hello"
+
+
+def test_connection_refused_and_dns_failure_are_clear(backend):
+    with pytest.raises(LoadError, match="connection refused"):
+        backend.load(LoadSettings(endpoint="http://127.0.0.1:9/v1")).result(timeout=30)
+
+    def no_such_host(request):
+        raise httpx2.ConnectError("[Errno -2] Name or service not known", request=request)
+
+    offline = RemoteBackend(transport=httpx2.MockTransport(no_such_host))  # no lookup leaves the machine
+    try:
+        with pytest.raises(LoadError, match="DNS lookup failed"):
+            offline.load(LoadSettings(endpoint="http://no-such-host.example/v1")).result(timeout=30)
+    finally:
+        offline.shutdown()
+
+
+def test_logprobs_come_from_servers_that_return_them(backend, server):
+    from tui.engine import TokenProbs
+
+    connect(backend, server)
+    turn = backend.generate(ASK, SETTINGS, logprobs=5)
+    choices = [c for event in turn if isinstance(event, TokenProbs) for c in event.choices]
+    assert server.requests[-1]["body"]["logprobs"] is True and server.requests[-1]["body"]["top_logprobs"] == 5
+    assert [c.token for c in choices] == server.words
+    assert all(c.id == -1 and c.logprob == -0.25 and [a.token for a in c.top][1] == " else" for c in choices)
+    backend.generate(ASK, SETTINGS).wait()
+    assert "logprobs" not in server.requests[-1]["body"]  # only when asked

@@ -1,0 +1,81 @@
+"""The model chatui talks to: the in-process engine, or an OpenAI-compatible server
+(`RemoteBackend`), chosen by the load settings (`endpoint`). The app and headless mode hold one
+`Backends` and never ask which: it has the engine's API and hands each call to the one in use.
+
+A load that fails leaves the one in use as it was (the in-process engine keeps its model). When a
+server takes over, the in-process model is unloaded, to give its memory back.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence
+
+from tui.engine.loading import ModelInfo
+from tui.engine.prompt import Message
+from tui.engine.session import Engine
+from tui.engine.turn import Turn
+from tui.engine.settings import GenerationSettings, LoadSettings
+
+Progress = Callable[[int, int, str], None]
+
+
+class Backends:
+    def __init__(self, local: Engine | None = None) -> None:
+        self.local = local or Engine()
+        self.remote: Any = None  # a RemoteBackend, made on the first load with an endpoint
+        self.current: Any = self.local
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self.current.info
+
+    @property
+    def load_settings(self) -> LoadSettings | None:
+        return self.current.load_settings
+
+    @property
+    def compile(self) -> Any:
+        return self.current.compile
+
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
+        if settings.endpoint:
+            if self.remote is None:
+                from tui.engine.remote import RemoteBackend  # httpx2: only when a server is used
+
+                self.remote = RemoteBackend()
+            target = self.remote
+        else:
+            target = self.local
+        future = target.load(settings, progress)
+
+        def switched(f: "Future[ModelInfo]") -> None:
+            if not f.cancelled() and f.exception() is None and self.current is not target:
+                previous, self.current = self.current, target
+                if previous is self.local:
+                    self.local.unload()
+
+        future.add_done_callback(switched)
+        return future
+
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
+        return self.current.generate(messages, settings, logprobs)
+
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+        return self.current.prefill(messages, settings)
+
+    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+        return self.current.count_tokens(messages)
+
+    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
+        """Token ids to text: only the in-process model has them (a server's tokens come as text)."""
+        if self.current is not self.local:
+            future: Future[str] = Future()
+            future.set_exception(NotImplementedError("a remote server's tokens come without ids"))
+            return future
+        return self.local.decode(token_ids)
+
+    def shutdown(self) -> None:
+        self.local.shutdown()
+        if self.remote is not None:
+            self.remote.shutdown()

@@ -1,0 +1,111 @@
+"""Quantization, named as `transformers serve` names it: `int4` (torchao weight-only int4, on CPU
+and CUDA), `bnb-8bit` and `bnb-4bit` (bitsandbytes; they run on CPU too, slowly).
+
+int4 is applied after the load, on the torch thread, one decoder layer at a time so the load's
+progress bar moves: torchao's `PrototypeInt4WeightOnlyConfig` packs the weights for its CPU
+kernel (and tinygemm's on CUDA). Measured on SmolLM2-1.7B's shape on the 2-core machine this was
+built on: 24 tok/s against 7 in bf16 and 2.5 in fp32 (shared/docs/BASELINES.md). torchao's int8
+paths are slower than bf16 there, so they are not offered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tui.engine.errors import LoadError
+from tui.engine.sources import one_line
+
+# Weights per scale in int4. Chosen by measured quality (benchmarks/bench_quality.py: perplexity
+# of the real SmolLM2-135M on a fixed text, and agreement with fp32 over 200 greedy tokens): 32
+# keeps the most, at a little more memory than 64 or 128. It divides the hidden sizes of the
+# usual chat models (576, 1536, 2048, 3072, 4096, 8960 ...), so every linear layer is quantized.
+INT4_GROUP_SIZE = 32
+
+Progress = Callable[[int, int], None]
+
+
+def check_quantization(quantization: str, device: str) -> None:
+    """Raise LoadError, with the reason, when `quantization` cannot run here."""
+    if quantization == "none":
+        return
+    if device == "mps":
+        raise LoadError(f"quantization {quantization} does not run on mps; choose cpu or cuda")
+    if quantization == "int4":
+        try:
+            import torchao  # noqa: F401
+            from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig  # noqa: F401
+        except Exception as exc:  # ImportError, or a build that does not match torch
+            raise LoadError(f"quantization int4 needs torchao, which is not usable here: {one_line(exc)} "
+                            "(pip install torchao)") from exc
+        return
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:  # ImportError, or a backend that fails to initialise
+        raise LoadError(f"quantization {quantization} needs bitsandbytes, which is not usable here: "
+                        f"{one_line(exc)}") from exc
+
+
+def transformers_config(quantization: str, dtype: str) -> Any:
+    """The quantization_config for from_pretrained (bitsandbytes), or None (none, or int4: applied
+    after the load)."""
+    if not quantization.startswith("bnb-"):
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "bnb-8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=getattr(torch, dtype),
+                              bnb_4bit_quant_type="nf4")
+
+
+def bytes_per_parameter(quantization: str, dtype: str) -> float:
+    """Memory a weight takes at its peak during the load: int4 is quantized from the loaded
+    dtype, so the load needs that much first."""
+    if quantization == "bnb-8bit":
+        return 1
+    if quantization == "bnb-4bit":
+        return 0.5
+    return {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
+
+
+def quantize_int4(model: Any, progress: Progress | None = None) -> list[str]:
+    """Quantize every linear layer of `model` (the output layer too) to torchao int4, a group of
+    layers at a time so `progress(done, total)` moves; returns the quantized layers' names."""
+    import torch
+    from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
+    from torchao.quantization import quantize_
+
+    config = PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE)
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module.in_features % INT4_GROUP_SIZE == 0]
+    step = max(1, len(names) // 20)
+    for start in range(0, len(names), step):
+        chunk = set(names[start:start + step])
+        quantize_(model, config, filter_fn=lambda module, fqn: fqn in chunk)
+        if progress is not None:
+            progress(min(start + step, len(names)), len(names))
+    return names
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes the model's parameters and buffers hold, each storage once (tied weights share one).
+    transformers' get_memory_footprint counts a quantized tensor subclass (torchao int4) as if it
+    held its logical shape in bf16; this looks inside it to the packed data and scales."""
+    seen: set[tuple[int, int]] = set()
+
+    def count(tensor: Any) -> int:
+        if hasattr(tensor, "__tensor_flatten__") and type(tensor).__name__ not in ("Parameter", "Tensor"):
+            names, _ = tensor.__tensor_flatten__()
+            return sum(count(getattr(tensor, name)) for name in names)
+        if tensor.is_mkldnn:  # packed for oneDNN (packed_linear.py): no storage to look at
+            return tensor.numel() * tensor.element_size()
+        storage = tensor.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes())
+        if tensor.device.type == "meta" or key in seen:
+            return 0
+        seen.add(key)
+        return storage.nbytes()
+
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(count(tensor) for tensor in tensors)

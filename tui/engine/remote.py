@@ -1,0 +1,327 @@
+"""A model served elsewhere, over the OpenAI chat-completions API: `transformers serve`, vLLM,
+llama.cpp's llama-server, Ollama, or any compatible server.
+
+`RemoteBackend` has the in-process engine's API (load → Future[ModelInfo], generate → Turn of the
+same events, stop, metrics), so the app and headless mode do not know which one they talk to.
+Requests run on a thread of the backend's own (no torch here); replies stream over SSE. Stopping
+closes the stream, and the server stops generating. The HTTP client is httpx2 (the maintained
+successor of httpx, by its author), which huggingface_hub already brings in. The API key is read
+from the environment (or config.toml) when a request is made, and only sent in the header: it
+is never stored in a conversation, an export or the log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Sequence
+
+import httpx2
+
+from tui.engine.errors import LoadError
+from tui.engine.events import MAX_LOGPROBS, Alternative, Failed, Finished, Started, TokenChoice, TokenDelta, TokenProbs
+from tui.engine.loading import ModelInfo
+from tui.engine.metrics import TokenClock, TurnMetrics
+from tui.engine.prompt import Message
+from tui.engine.remote_keys import api_key
+from tui.engine.turn import Turn
+from tui.engine.settings import GenerationSettings, LoadSettings
+from tui.engine.sources import one_line
+
+Progress = Callable[[int, int, str], None]
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 120.0  # between two chunks of a reply (a long prefill on a busy server)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"  # reasoning deltas are shown as the app shows <think>
+
+
+class RemoteError(Exception):
+    """A request that failed; str() is one line for the user."""
+
+
+def api_base(endpoint: str) -> str:
+    """The OpenAI API root of `endpoint`: "http://host:8000" and "http://host:8000/v1/" both give
+    "http://host:8000/v1"."""
+    base = endpoint.strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise LoadError(f"endpoint {endpoint!r}: give a URL starting with http:// or https://")
+    return base if base.endswith("/v1") else f"{base}/v1"
+
+
+def describe_http_error(status: int, body: str, model: str | None) -> str:
+    detail = _error_detail(body)
+    if status in (401, 403):
+        return f"the server refused the request ({status}): check the API key{detail}"
+    if status == 404:
+        return f"not found (404): the server has no model {model!r} or no chat API here{detail}"
+    if status == 429:
+        return f"the server is busy or you sent too much (429): try again in a moment{detail}"
+    if status >= 500:
+        return f"the server failed ({status}){detail}"
+    return f"the server answered {status}{detail}"
+
+
+def _error_detail(body: str) -> str:
+    try:
+        data = json.loads(body)
+        message = data.get("error", data)
+        message = message.get("message", message) if isinstance(message, dict) else message
+    except (ValueError, AttributeError):
+        message = body
+    text = " ".join(str(message).split())[:200]
+    return f": {text}" if text else ""
+
+
+def describe_transport_error(exc: Exception, base: str) -> str:
+    text = one_line(exc)
+    if isinstance(exc, httpx2.TimeoutException):
+        return f"{base} did not answer in time ({type(exc).__name__})"
+    if isinstance(exc, httpx2.ConnectError):
+        lowered = text.lower()
+        if "name or service" in lowered or "nodename" in lowered or "getaddrinfo" in lowered or "resolve" in lowered:
+            return f"cannot find the host of {base} (DNS lookup failed)"
+        if "refused" in lowered:
+            return f"cannot connect to {base}: connection refused (is the server running?)"
+        return f"cannot connect to {base}: {text}"
+    if isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError)):
+        return f"the connection to {base} was cut mid-reply ({text})"
+    return f"request to {base} failed: {type(exc).__name__}: {text}"
+
+
+def request_body(model: str, messages: Sequence[Message], settings: GenerationSettings,
+                 send_generation_config: bool) -> dict[str, Any]:
+    """The chat-completions request for `settings`, mapped to OpenAI fields (and, for `transformers
+    serve`, the whole generation config, as `transformers chat` sends it)."""
+    values = settings.values
+    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": True,
+                            "stream_options": {"include_usage": True}, "max_tokens": values["max_new_tokens"]}
+    if values.get("do_sample", True):
+        body["temperature"] = values["temperature"]
+        body["top_p"] = values["top_p"]
+    else:
+        body["temperature"] = 0.0
+    for ours, theirs in (("seed", "seed"), ("frequency_penalty", "frequency_penalty"),
+                         ("presence_penalty", "presence_penalty")):
+        if values.get(ours):
+            body[theirs] = values[ours]
+    stop = values.get("stop_strings")
+    if stop:
+        body["stop"] = stop
+    if send_generation_config:
+        from tui.engine.generation_config import config_dict
+
+        body["generation_config"] = json.dumps(config_dict(settings.generate_kwargs()))
+    return body
+
+
+class RemoteBackend:
+    """An OpenAI-compatible server behind the engine's API."""
+
+    def __init__(self, transport: httpx2.BaseTransport | None = None) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-remote")
+        self._transport = transport  # tests may give one
+        self.info: ModelInfo | None = None
+        self.load_settings: LoadSettings | None = None
+        self.compile = None  # no torch.compile here
+        self._base = ""
+        self._transformers_serve = False
+
+    def _client(self, settings: LoadSettings, read_timeout: float | None = None) -> httpx2.Client:
+        headers = {"Accept": "application/json"}
+        key = api_key(settings)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        read = READ_TIMEOUT_S if read_timeout is None else read_timeout
+        timeout = httpx2.Timeout(connect=CONNECT_TIMEOUT_S, read=read, write=30.0, pool=10.0)
+        # trust_env: HTTPS_PROXY / NO_PROXY and SSL_CERT_FILE are honoured, as users expect of a client
+        return httpx2.Client(headers=headers, timeout=timeout, transport=self._transport, verify=True,
+                             trust_env=True)
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
+        return self._executor.submit(self._connect, settings, progress)
+
+    def _connect(self, settings: LoadSettings, progress: Progress | None) -> ModelInfo:
+        started = time.perf_counter()
+        base = api_base(settings.endpoint or "")
+        if progress is not None:
+            progress(20, 100, f"connecting to {base}")
+        try:
+            with self._client(settings, read_timeout=30.0) as client:
+                response = client.get(f"{base}/models")
+        except httpx2.HTTPError as exc:
+            raise LoadError(describe_transport_error(exc, base)) from None
+        if response.status_code != 200:
+            raise LoadError(describe_http_error(response.status_code, response.text, settings.model))
+        try:
+            entries = [entry for entry in response.json().get("data", []) if isinstance(entry, dict)]
+        except ValueError:
+            raise LoadError(f"{base}/models did not answer with JSON: is it an OpenAI-compatible server?") from None
+        models = [str(entry.get("id")) for entry in entries if entry.get("id")]
+        model = settings.model or (models[0] if models else None)
+        if model is None:
+            raise LoadError(f"{base} serves no model (its /v1/models list is empty)")
+        if models and model not in models:
+            raise LoadError(f"{base} does not serve {model!r}; it serves: {', '.join(models[:10])}")
+        entry = next((e for e in entries if e.get("id") == model), {})
+        # `status` is not an OpenAI field: transformers serve adds it (and takes a generation config).
+        self._transformers_serve = any("status" in e for e in entries)
+        self._base = base
+        context = next((entry[key] for key in ("max_model_len", "context_length", "max_context_length")
+                        if isinstance(entry.get(key), int)), 0)
+        self.load_settings = settings
+        self.info = ModelInfo(
+            name=model, source=base, device="remote", dtype="remote", quantization="remote",
+            attn_implementation="remote", context_size=context, parameters=0, footprint_bytes=0,
+            has_chat_template=True, load_seconds=time.perf_counter() - started, available_models=models)
+        if progress is not None:
+            progress(100, 100, "ready")
+        return self.info
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
+        """As the engine's; `logprobs=N` asks the server for OpenAI's `top_logprobs` (servers that
+        return them give the sampled distribution only: before and after are the same)."""
+        turn = Turn()
+        try:
+            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
+                                           logprobs)
+        except RuntimeError:  # shut down
+            turn._emit(Failed("the backend is shut down", ""))
+            return turn
+        future.add_done_callback(lambda f: f.cancelled() and turn._emit(Finished("", "stopped", TurnMetrics())))
+        return turn
+
+    def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
+                      logprobs: int = 0) -> None:
+        clock = TokenClock()
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        finish: str | None = None
+        info, load = self.info, self.load_settings
+        context = info.context_size if info else 0
+
+        def metrics() -> TurnMetrics:
+            result = clock.finish(int(usage.get("prompt_tokens") or 0), int(usage.get("prompt_tokens") or 0), context)
+            if usage.get("completion_tokens"):
+                result.new_tokens = int(usage["completion_tokens"])
+            result.rss_bytes = 0
+            return result
+
+        try:
+            if info is None or load is None:
+                raise RemoteError("not connected to a server")
+            body = request_body(info.name, messages, settings, self._transformers_serve)
+            if logprobs:
+                body.update(logprobs=True, top_logprobs=min(int(logprobs), MAX_LOGPROBS))
+            turn._emit(Started(0, 0, context))
+            with self._client(load) as client, client.stream("POST", f"{self._base}/chat/completions",
+                                                             json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise RemoteError(describe_http_error(response.status_code, response.text, info.name))
+                for event in sse_events(response.iter_lines()):
+                    if turn.stop_requested:
+                        break  # leaving the block closes the stream: the server stops generating
+                    if event.get("usage"):
+                        usage = event["usage"]
+                    for choice in event.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        if logprobs:
+                            choices = _token_choices(choice.get("logprobs"))
+                            if choices:
+                                turn._emit(TokenProbs(choices))
+                        text = _delta_text(delta, parts)
+                        if text:
+                            clock.tick(1)
+                            parts.append(text)
+                            turn._emit(TokenDelta(text, clock.count))
+                        finish = choice.get("finish_reason") or finish
+            if _in_reasoning(parts):
+                parts.append(THINK_CLOSE)
+            if turn.stop_requested:
+                reason = "stopped"
+            elif finish is None:
+                raise RemoteError("the stream ended before the reply did (no finish reason)")
+            else:
+                reason = "length" if finish == "length" else "stop"
+            turn._emit(Finished("".join(parts), reason, metrics()))
+        except (RemoteError, ValueError) as exc:
+            turn._emit(Failed(str(exc) if isinstance(exc, RemoteError) else f"the server sent a malformed "
+                              f"event: {one_line(exc)}", "".join(parts), metrics()))
+        except httpx2.HTTPError as exc:
+            turn._emit(Failed(describe_transport_error(exc, self._base), "".join(parts), metrics()))
+        except BaseException as exc:  # anything: the consumer must never hang
+            turn._emit(Failed(f"generation failed: {type(exc).__name__}: {one_line(exc)}", "".join(parts), metrics()))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+        return _done(0)  # the server keeps its own cache
+
+    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+        return _done(0)  # unknown here: the status bar takes the server's usage figures
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _done(value: int) -> "Future[int]":
+    future: Future[int] = Future()
+    future.set_result(value)
+    return future
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The JSON events of an SSE stream (`data: {...}` lines, ending at `data: [DONE]`); a data line
+    that is not JSON raises ValueError."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # comments (": keep-alive"), event names, blank separators
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        if payload:
+            event = json.loads(payload)
+            if not isinstance(event, dict):
+                raise ValueError(f"expected a JSON object, got {payload[:60]!r}")
+            if "error" in event and not event.get("choices"):
+                error = event["error"]
+                raise RemoteError(f"the server failed mid-reply: {error.get('message', error) if isinstance(error, dict) else error}")
+            yield event
+
+
+def _in_reasoning(parts: list[str]) -> bool:
+    text = "".join(parts)
+    return text.count(THINK_OPEN) > text.count(THINK_CLOSE)
+
+
+def _delta_text(delta: dict[str, Any], parts: list[str]) -> str:
+    """The text a delta adds, reasoning (`reasoning_content`, `reasoning`) shown as <think>."""
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+    content = delta.get("content") or ""
+    text = ""
+    if reasoning:
+        text += ("" if _in_reasoning(parts) else THINK_OPEN) + reasoning
+    if content:
+        if _in_reasoning(parts) or reasoning:
+            text += THINK_CLOSE
+        text += content
+    return text
+
+
+def _token_choices(logprobs: Any) -> tuple[TokenChoice, ...]:
+    """OpenAI's `logprobs.content` entries as TokenChoices (no ids: -1; one distribution)."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    choices = []
+    for entry in content or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("logprob"), (int, float)):
+            continue
+        top = tuple(Alternative(-1, str(alt.get("token", "")), float(alt["logprob"]))
+                    for alt in entry.get("top_logprobs") or []
+                    if isinstance(alt, dict) and isinstance(alt.get("logprob"), (int, float)))
+        logprob = float(entry["logprob"])
+        choices.append(TokenChoice(-1, str(entry.get("token", "")), logprob, logprob, top, top))
+    return tuple(choices)

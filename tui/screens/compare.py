@@ -1,0 +1,122 @@
+"""Compare settings: the last prompt answered again under 2-4 named settings, side by side in
+columns, each with its tokens, tok/s and perplexity (from the model's own probability of each
+token written); a digit keeps that column's reply as a new version of the last reply.
+
+The replies are written one after another on the engine's torch thread (one model, one thread);
+every column uses the same seed, so when sampling the differences come from the settings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.engine import Failed, Finished, GenerationSettings, TokenDelta, TokenProbs
+from tui.engine.settings import format_value
+from tui.text import inert
+
+MAX_COLUMNS = 4
+
+
+@dataclass
+class Column:
+    name: str
+    settings: GenerationSettings
+    text: str = ""
+    logprobs: list[float] = field(default_factory=list)  # the model's own, of each token written
+    final: Finished | Failed | None = None
+
+    def stats(self) -> str:
+        if self.final is None:
+            return "writing…" if self.text else "waiting"
+        if isinstance(self.final, Failed):
+            return f"failed: {self.final.error}"
+        metrics = self.final.metrics
+        parts = [f"{metrics.new_tokens} tokens", f"{metrics.decode_tok_s:.1f} tok/s"]
+        if self.logprobs:
+            mean = sum(self.logprobs) / len(self.logprobs)
+            parts += [f"mean logprob {mean:.2f}", f"perplexity {math.exp(-mean):.2f}"]
+        return " · ".join(parts)
+
+
+def describe(settings: GenerationSettings) -> str:
+    changed = settings.changed()
+    return " ".join(f"{key}={format_value(value)}" for key, value in changed.items()) or "chatui's defaults"
+
+
+class CompareScreen(ModalScreen["Column | None"]):
+    BINDINGS = [Binding("escape,q", "close", "Close"),
+                *[Binding(str(n), f"keep({n - 1})", show=False) for n in range(1, MAX_COLUMNS + 1)]]
+
+    def __init__(self, engine, messages: list[dict[str, str]], columns: list[Column]) -> None:
+        super().__init__()
+        self.engine = engine
+        self.messages = messages
+        self.columns = columns[:MAX_COLUMNS]
+        self._turn = None
+        self.done = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="compare-dialog"):
+            yield Static("Compare settings: the last prompt, answered under each", classes="section-title")
+            with Horizontal(id="compare-columns"):
+                for index, column in enumerate(self.columns):
+                    with Vertical(classes="compare-column"):
+                        yield Static(f"{index + 1}. {column.name}", classes="section-title", markup=False)
+                        yield Static(describe(column.settings), classes="muted", markup=False)
+                        with VerticalScroll():
+                            yield Static(id=f"compare-text-{index}", markup=False)
+                        yield Static(column.stats(), id=f"compare-stats-{index}", classes="muted", markup=False)
+            yield Static("1-4: keep that reply (a new version of the last reply) · esc: close", classes="muted")
+
+    def on_mount(self) -> None:
+        self.run_columns()
+
+    @work(thread=True, exclusive=True)
+    def run_columns(self) -> None:
+        """Each column's reply in turn (a thread worker: it only reads the engine's event queue)."""
+        for index, column in enumerate(self.columns):
+            if self.done:
+                return
+            self._turn = turn = self.engine.generate(self.messages, column.settings, 1)
+            shown_at = 0.0
+            for event in turn:
+                if isinstance(event, TokenProbs):
+                    column.logprobs.extend(choice.raw_logprob for choice in event.choices)
+                elif isinstance(event, TokenDelta):
+                    column.text += event.text
+                    if len(column.text) - shown_at > 40:  # a few updates a second are enough here
+                        shown_at = len(column.text)
+                        self.app.call_from_thread(self.show, index)
+            column.final = turn.final
+            if isinstance(turn.final, (Finished, Failed)) and turn.final.text and not column.text:
+                column.text = turn.final.text  # beam search: the reply comes whole at the end
+            self.app.call_from_thread(self.show, index)
+        self._turn = None
+
+    def show(self, index: int) -> None:
+        column = self.columns[index]
+        self.query_one(f"#compare-text-{index}", Static).update(inert(column.text))
+        self.query_one(f"#compare-stats-{index}", Static).update(column.stats())
+
+    def action_keep(self, index: int) -> None:
+        if index >= len(self.columns):
+            return
+        column = self.columns[index]
+        if not isinstance(column.final, Finished):
+            self.notify("That reply is not finished yet.", severity="warning")
+            return
+        self.action_close(column)
+
+    def action_close(self, kept: Column | None = None) -> None:
+        self.done = True
+        if self._turn is not None:
+            self._turn.stop()  # the worker ends with it
+        self.dismiss(kept)

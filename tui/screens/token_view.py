@@ -1,0 +1,152 @@
+"""The token view: a reply as the tokens the model wrote, each coloured by its probability, and
+for the token under the cursor the 10 most likely tokens before and after the sampling filters
+(temperature, top_k, top_p, min_p, repetition penalty): what each setting removed shows.
+
+←/→ (and Home/End, PageUp/PageDown by 10) move between tokens; `c` turns the colours off and on;
+a digit picks an alternative of the token under the cursor (1-9, 0 for the 10th) and dismisses
+with (index, alternative): the chat screen then writes a new version of the reply from there.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.engine.events import Alternative, TokenChoice
+from tui.text import inert
+
+# Probability bands and the theme colour each is drawn in (likely to unlikely).
+BANDS = ((0.9, None), (0.5, "success"), (0.2, "warning"), (0.0, "error"))
+BAR_WIDTH = 12
+
+
+def band_colour(probability: float) -> str | None:
+    """The theme variable a token of this probability is drawn in (None: plain text)."""
+    for floor, colour in BANDS:
+        if probability >= floor:
+            return colour
+    return BANDS[-1][1]
+
+
+def shown_piece(token: str) -> str:
+    """A token as it can be seen: control characters made visible, a newline as ⏎ (then a break)."""
+    return inert(token).replace("\n", "⏎\n").replace("\t", "⇥")
+
+
+def alternative_rows(choice: TokenChoice, before: bool) -> Text:
+    """The alternatives of one side as lines: key, token, probability bar, probability."""
+    alternatives: tuple[Alternative, ...] = choice.top_raw if before else choice.top
+    text = Text()
+    for number, alt in enumerate(alternatives, start=1):
+        probability = math.exp(alt.logprob)
+        key = str(number % 10) if before and number <= 10 else " "  # the digit that branches from it
+        filled = round(probability * BAR_WIDTH)
+        style = "bold" if alt.id == choice.id else ""
+        if not alt.kept:
+            style = "dim strike"
+        text.append(f"{key} ", style="dim")
+        text.append(f"{shown_piece(alt.token).replace(chr(10), ''):<14.14}", style=style)
+        text.append(" " + "█" * filled + "·" * (BAR_WIDTH - filled) + " ", style="dim" if not alt.kept else "")
+        text.append(f"{probability:7.2%}", style=style)
+        if not alt.kept:
+            text.append("  removed", style="italic")
+        text.append("\n")
+    return text
+
+
+class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "Close"),
+        Binding("left", "move(-1)", "Previous token", show=False),
+        Binding("right", "move(1)", "Next token", show=False),
+        Binding("pageup", "move(-10)", show=False),
+        Binding("pagedown", "move(10)", show=False),
+        Binding("home", "move(-1000000)", show=False),
+        Binding("end", "move(1000000)", show=False),
+        Binding("c", "toggle_colours", "Colours"),
+        *[Binding(str(n % 10), f"branch({n - 1})", show=False) for n in range(1, 11)],
+    ]
+    AUTO_FOCUS = "#token-text"
+
+    def __init__(self, choices: list[TokenChoice], branch_possible: bool = True) -> None:
+        super().__init__()
+        self.choices = choices
+        self.cursor = 0
+        self.colours = True
+        self.branch_possible = branch_possible
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="token-dialog"):
+            yield Static("Token view", classes="section-title")
+            with VerticalScroll(id="token-scroll"):
+                yield Static(id="token-text")
+            yield Static(id="token-detail", classes="muted")
+            with Horizontal(id="token-alternatives"):
+                with Vertical():
+                    yield Static("Before the filters (the model)", classes="section-title")
+                    yield Static(id="token-before")
+                with Vertical():
+                    yield Static("After the filters (sampled from)", classes="section-title")
+                    yield Static(id="token-after")
+            keys = "←/→ token · c colours · esc close"
+            if self.branch_possible:
+                keys = "←/→ token · 1-9, 0: write the reply again from that alternative · c colours · esc close"
+            yield Static(keys, classes="muted")
+
+    def on_mount(self) -> None:
+        self.query_one("#token-text").can_focus = True
+        self.refresh_view()
+
+    def tokens_text(self) -> Text:
+        text = Text()
+        variables = self.app.theme_variables
+        for index, choice in enumerate(self.choices):
+            style = ""
+            colour = band_colour(math.exp(choice.logprob)) if self.colours else None
+            if colour:
+                style = variables.get(colour, "")
+            if index == self.cursor:
+                style = f"{style} reverse".strip()
+            text.append(shown_piece(choice.token) or "∅", style=style)
+        return text
+
+    def refresh_view(self) -> None:
+        if not self.choices:
+            self.query_one("#token-text", Static).update("This reply has no recorded token probabilities.")
+            return
+        choice = self.choices[self.cursor]
+        self.query_one("#token-text", Static).update(self.tokens_text())
+        after, before = math.exp(choice.logprob), math.exp(choice.raw_logprob)
+        rank = next((n for n, alt in enumerate(choice.top_raw, start=1) if alt.id == choice.id), None)
+        self.query_one("#token-detail", Static).update(Text(
+            f"token {self.cursor + 1} of {len(self.choices)}: {shown_piece(choice.token).strip() or repr(choice.token)}"
+            f" · p = {after:.2%} after the filters, {before:.2%} before"
+            + (f" · rank {rank} of the model's" if rank else " · outside the model's top 10")))
+        self.query_one("#token-before", Static).update(alternative_rows(choice, before=True))
+        self.query_one("#token-after", Static).update(alternative_rows(choice, before=False))
+
+    def action_move(self, step: int) -> None:
+        if self.choices:
+            self.cursor = max(0, min(len(self.choices) - 1, self.cursor + step))
+            self.refresh_view()
+
+    def action_toggle_colours(self) -> None:
+        self.colours = not self.colours
+        self.refresh_view()
+
+    def action_branch(self, number: int) -> None:
+        if not self.choices:
+            return
+        if not self.branch_possible:
+            self.notify("A remote server's tokens come without ids: branching needs the in-process model.",
+                        severity="warning")
+            return
+        alternatives = self.choices[self.cursor].top_raw
+        if number < len(alternatives):
+            self.dismiss((self.cursor, alternatives[number]))
