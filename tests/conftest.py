@@ -15,6 +15,9 @@ _TMP_HOME = Path(tempfile.mkdtemp(prefix="chatui-tests-"))
 os.environ["XDG_CONFIG_HOME"] = str(_TMP_HOME / "config")
 os.environ["XDG_DATA_HOME"] = str(_TMP_HOME / "data")
 os.environ["XDG_STATE_HOME"] = str(_TMP_HOME / "state")  # the log file
+# The remote backend honours HTTPS_PROXY/NO_PROXY, as users expect; the tests' servers are on
+# 127.0.0.1 and their requests must never go through a proxy.
+os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
 
 import pytest  # noqa: E402
 

@@ -92,3 +92,13 @@ def test_the_api_key_goes_in_the_header_and_nowhere_else(tmp_path, server, monke
         assert SECRET.encode() not in path.read_bytes(), path
     assert any(server.url.encode() in p.read_bytes() for p in written if "library" in p.name)
     assert SECRET not in caplog.text
+
+
+def test_a_remote_chat_reopened_offers_to_reconnect_to_its_server():
+    from tui.engine import LoadSettings
+    from tui.engine.settings import describe_load_difference
+
+    saved = LoadSettings(model="fake/model-a", endpoint="http://gpu-box:8000/v1", api_key_env="TEAM_KEY")
+    difference = describe_load_difference(saved, LoadSettings())
+    assert "endpoint http://gpu-box:8000/v1 (now none)" in difference and "model fake/model-a" in difference
+    assert describe_load_difference(saved, saved) == ""
