@@ -96,3 +96,18 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
             assert len([m for m in chat.messages if m.role == "user"]) == 1
 
     run(scenario())
+
+
+def test_alternative_rows_fit_their_column_and_mark_what_the_filters_removed():
+    from tui.engine.events import Alternative, TokenChoice
+    from tui.screens.token_view import alternative_rows
+
+    top_raw = (Alternative(1, " Paris", -0.1), Alternative(2, " a-very-long-token-indeed", -2.5, kept=False))
+    choice = TokenChoice(1, " Paris", -0.05, -0.1, (Alternative(1, " Paris", -0.05),), top_raw)
+    for width in (24, 30, 50, 60):
+        lines = alternative_rows(choice, before=True, width=width).plain.splitlines()
+        assert len(lines) == 2 and all(len(line) <= width for line in lines), (width, lines)
+        assert lines[0].startswith("1 ") and "90.48%" in lines[0]
+        assert ("removed" if width >= 44 else "✗") in lines[1]
+    after = alternative_rows(choice, before=False, width=50).plain.splitlines()
+    assert len(after) == 1 and not after[0].startswith("1")  # digits pick from the model's list only

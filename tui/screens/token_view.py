@@ -39,23 +39,27 @@ def shown_piece(token: str) -> str:
     return inert(token).replace("\n", "⏎\n").replace("\t", "⇥")
 
 
-def alternative_rows(choice: TokenChoice, before: bool) -> Text:
-    """The alternatives of one side as lines: key, token, probability bar, probability."""
+def alternative_rows(choice: TokenChoice, before: bool, width: int = 50) -> Text:
+    """The alternatives of one side as lines of at most `width` cells: key, token, probability
+    bar (when there is room), probability, and "removed" for those the filters took away."""
     alternatives: tuple[Alternative, ...] = choice.top_raw if before else choice.top
+    bar = BAR_WIDTH if width >= 44 else 0
+    token_width = max(4, min(14, width - 2 - 8 - (bar + 2 if bar else 0) - (9 if width >= 44 else 2)))
     text = Text()
     for number, alt in enumerate(alternatives, start=1):
         probability = math.exp(alt.logprob)
         key = str(number % 10) if before and number <= 10 else " "  # the digit that branches from it
-        filled = round(probability * BAR_WIDTH)
         style = "bold" if alt.id == choice.id else ""
         if not alt.kept:
             style = "dim strike"
         text.append(f"{key} ", style="dim")
-        text.append(f"{shown_piece(alt.token).replace(chr(10), ''):<14.14}", style=style)
-        text.append(" " + "█" * filled + "·" * (BAR_WIDTH - filled) + " ", style="dim" if not alt.kept else "")
-        text.append(f"{probability:7.2%}", style=style)
+        text.append(f"{shown_piece(alt.token).replace(chr(10), ''):<{token_width}.{token_width}}", style=style)
+        if bar:
+            filled = round(probability * bar)
+            text.append(" " + "█" * filled + "·" * (bar - filled), style="dim" if not alt.kept else "")
+        text.append(f" {probability:7.2%}", style=style)
         if not alt.kept:
-            text.append("  removed", style="italic")
+            text.append("  removed" if width >= 44 else " ✗", style="italic")
         text.append("\n")
     return text
 
@@ -89,14 +93,14 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
             yield Static(id="token-detail", classes="muted")
             with Horizontal(id="token-alternatives"):
                 with Vertical():
-                    yield Static("Before the filters (the model)", classes="section-title")
+                    yield Static("Before the filters", classes="section-title")
                     yield Static(id="token-before")
                 with Vertical():
-                    yield Static("After the filters (sampled from)", classes="section-title")
+                    yield Static("After (sampled from)", classes="section-title")
                     yield Static(id="token-after")
             keys = "←/→ token · c colours · esc close"
             if self.branch_possible:
-                keys = "←/→ token · 1-9, 0: write the reply again from that alternative · c colours · esc close"
+                keys = "←/→ token · 1-9, 0: the reply again from there · c colours · esc close"
             yield Static(keys, classes="muted")
 
     def on_mount(self) -> None:
@@ -128,8 +132,12 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
             f"token {self.cursor + 1} of {len(self.choices)}: {shown_piece(choice.token).strip() or repr(choice.token)}"
             f" · p = {after:.2%} after the filters, {before:.2%} before"
             + (f" · rank {rank} of the model's" if rank else " · outside the model's top 10")))
-        self.query_one("#token-before", Static).update(alternative_rows(choice, before=True))
-        self.query_one("#token-after", Static).update(alternative_rows(choice, before=False))
+        width = max(20, (self.query_one("#token-alternatives").size.width or 100) // 2 - 1)
+        self.query_one("#token-before", Static).update(alternative_rows(choice, before=True, width=width))
+        self.query_one("#token-after", Static).update(alternative_rows(choice, before=False, width=width))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_view)
 
     def action_move(self, step: int) -> None:
         if self.choices:
