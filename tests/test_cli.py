@@ -1,4 +1,7 @@
 
+import re
+from pathlib import Path
+
 import pytest
 from processes import run_cli
 
@@ -73,3 +76,25 @@ def test_generation_config_file_comes_before_config_toml_and_flags(tmp_path):
     options.apply_config(Config(path=tmp_path / "config.toml", generation={"temperature": 0.6}))
     values = options.generation.values
     assert (values["temperature"], values["top_k"], values["num_beams"]) == (0.6, 9, 3)
+
+
+def test_list_tools_prints_each_server_its_state_and_tools(tmp_path):
+    import sys
+
+    from processes import run_cli, subprocess_env
+
+    env = subprocess_env(tmp_path)
+    config = tmp_path / "config" / "chatui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    script = (Path(__file__).parent / "tools" / "mcp_test_server.py").as_posix()
+    config.write_text(f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{script}"]\n'
+                      f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["{script}", "--crash"]\n')
+    result = run_cli("--list-tools", env=env)
+    assert result.returncode == 1  # one server failed
+    assert "calc: ready" in result.stdout
+    assert re.search(r"^  add +Add two whole numbers\.$", result.stdout, re.M), result.stdout
+    assert "broken: failed (" in result.stdout and "crashing on purpose" in result.stdout
+    assert "Traceback" not in result.stderr
+    config.write_text("")
+    result = run_cli("--list-tools", env=env)
+    assert result.returncode == 1 and "no MCP servers are configured" in result.stderr

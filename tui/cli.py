@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="headless: write one JSON line per generated token there")
     library = parser.add_argument_group("conversations")
     library.add_argument("--list", action="store_true", help="list saved conversations and exit")
+    parser.add_argument("--list-tools", action="store_true",
+                        help="list the configured MCP servers, their state and their tools, and exit")
     library.add_argument("--conversation", metavar="ID|last",
                          help="open a saved conversation (headless: continue it)")
     library.add_argument("--export", metavar="ID|last", help="export a conversation and exit")
@@ -144,6 +146,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         system_prompt=ns.system_prompt,
         prompts=list(ns.prompt or []),
         stats=ns.stats,
+        list_tools=ns.list_tools,
         logprobs=ns.logprobs or 0,
         logprobs_file=ns.logprobs_file,
         theme=ns.theme,
@@ -181,6 +184,10 @@ def _run(argv: Sequence[str]) -> int:
 
         return run_library_command(options.library_command)
     config = load_config()
+    if options.list_tools:
+        from tui.tools.listing import run_list_tools
+
+        return run_list_tools(config)
     if config.api_key:  # the key stays out of the settings (and so of the library and exports)
         os.environ.setdefault(KEY_FROM_CONFIG, config.api_key)
     try:

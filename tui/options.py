@@ -17,6 +17,7 @@ class Options:
     system_prompt: str | None = None
     prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
     stats: bool = False
+    list_tools: bool = False  # `--list-tools`: the MCP servers and their tools, then exit
     logprobs: int = 0  # headless: top tokens recorded per step (0: none)
     logprobs_file: str | None = None  # headless: where each token's JSON line goes
     theme: str | None = None

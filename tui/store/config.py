@@ -47,6 +47,7 @@ class Config:
     system_prompt: str | None = None
     errors: list[str] = field(default_factory=list)  # what was wrong, for the user
     api_key: str | None = field(default=None, repr=False)  # [model] api_key: a server's key, never in settings
+    mcp: dict[str, Any] = field(default_factory=dict, repr=False)  # [mcp]: read by tui.tools.servers
 
     def load_settings(self, overrides: dict[str, Any]) -> LoadSettings:
         return LoadSettings(**{**self.load, **overrides})
@@ -108,6 +109,7 @@ def load_config(path: Path | None = None) -> Config:
             config.presets[name] = parse_updates(values)
         except SettingsError as exc:
             config.errors.append(f"{path}: [presets.{name}] {exc}")
+    config.mcp = table("mcp")
     for key, value in table("keys").items():
         if isinstance(value, str):
             config.keys[key] = value
