@@ -133,6 +133,11 @@ class ChatSession:
             generation = None
             problems.append(f"the saved generation settings are invalid ({exc})")
         wanted = {k: v for k, v in (conv.load_settings or {}).items() if k in LOAD_FIELDS}
+        # Which variable holds a key is never taken from a file (it could name any secret for any
+        # server): the current one stays for the current server, a saved other server gets none.
+        wanted.pop("api_key_env", None)
+        if wanted.get("endpoint") != self.load_settings.endpoint:
+            wanted["api_key_env"] = None
         try:
             load = self.load_settings.replace(**wanted) if wanted else None
         except (SettingsError, TypeError) as exc:
@@ -273,8 +278,11 @@ class ChatSession:
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
         stats = metrics.as_dict() if metrics is not None and metrics.new_tokens else None
-        if reply.choices:
-            before = token_probs.of_message(reply.continues.stats) if reply.continues is not None else []
+        before = token_probs.of_message(reply.continues.stats) if reply.continues is not None else []
+        # A continued reply written without them keeps none: part of a reply's tokens would be
+        # read as the whole reply (the token view, a branch's prefix).
+        unrecorded_start = reply.continues is not None and bool(reply.continues.content) and not before
+        if reply.choices and not unrecorded_start:
             stats = {**(stats or {}), token_probs.STATS_KEY: token_probs.encode(before + reply.choices)}
         return self.saver.update_message(reply.message_id, content=reply.base + final.text,
                                          status=reply_status(final), stats=stats)

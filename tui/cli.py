@@ -29,7 +29,7 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
-from tui.engine.remote_keys import KEY_FROM_CONFIG
+from tui.engine.remote_keys import KEY_ENDPOINT, KEY_FROM_CONFIG
 from tui.logs import route_library_logs
 from tui.options import Options
 from tui.store.config import Config, load_config
@@ -188,13 +188,14 @@ def _run(argv: Sequence[str]) -> int:
         from tui.tools.listing import run_list_tools
 
         return run_list_tools(config)
-    if config.api_key:  # the key stays out of the settings (and so of the library and exports)
-        os.environ.setdefault(KEY_FROM_CONFIG, config.api_key)
     try:
         options.apply_config(config)
     except SettingsError as exc:  # config.toml and the flags together are not a valid set
         print(f"chatui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if config.api_key:  # the key stays out of the settings (and so of the library and exports)
+        os.environ.setdefault(KEY_FROM_CONFIG, config.api_key)
+        os.environ[KEY_ENDPOINT] = options.load.endpoint or ""  # and goes to this server only
     if options.prompts:
         from tui.headless import run_headless
 

@@ -168,3 +168,55 @@ def test_logprobs_come_from_servers_that_return_them(backend, server):
     assert all(c.id == -1 and c.logprob == -0.25 and [a.token for a in c.top][1] == " else" for c in choices)
     backend.generate(ASK, SETTINGS).wait()
     assert "logprobs" not in server.requests[-1]["body"]  # only when asked
+
+
+def test_the_config_key_goes_only_to_the_server_it_was_configured_for(monkeypatch):
+    from tui.engine.remote_keys import KEY_ENDPOINT, api_key
+
+    monkeypatch.setenv(KEY_FROM_CONFIG, "sk-config")
+    monkeypatch.setenv(KEY_ENDPOINT, "http://team-server:8000")
+    assert api_key(LoadSettings(endpoint="http://team-server:8000/v1")) == "sk-config"
+    assert api_key(LoadSettings(endpoint="http://evil.example:8000")) is None  # named by a chat file
+    monkeypatch.setenv("CHATUI_TEST_OTHER", "sk-other")
+    assert api_key(LoadSettings(endpoint="http://evil.example", api_key_env="CHATUI_TEST_OTHER")) == "sk-other"
+
+
+def test_a_saved_chat_never_chooses_which_variable_holds_a_key(tmp_path):
+    from tui.chat_session import ChatSession
+    from tui.store import AutoSaver, Library
+    from tui.store.model import Conversation
+
+    session = ChatSession(AutoSaver(Library(tmp_path / "library.sqlite3")))
+    session.model_loaded("m", LoadSettings(endpoint="http://mine:8000", api_key_env="MY_KEY"))
+    crafted = Conversation("c1", "t", 0.0, 0.0, "m", {"endpoint": "http://evil.example", "api_key_env": "GITHUB_TOKEN"},
+                           {}, None)
+    load = session.saved_settings(crafted).load
+    assert load.endpoint == "http://evil.example" and load.api_key_env is None
+    same = Conversation("c2", "t", 0.0, 0.0, "m", {"endpoint": "http://mine:8000", "api_key_env": "GITHUB_TOKEN"}, {}, None)
+    assert session.saved_settings(same).load.api_key_env == "MY_KEY"
+
+
+def test_think_tags_the_model_writes_in_its_content_are_left_as_they_are():
+    from tui.engine.remote import _Reasoning
+
+    plain = _Reasoning()
+    streamed = "".join(plain.text({"content": piece}) for piece in ["<think>", "Okay so", "</think>", "Answer"])
+    assert streamed + plain.close() == "<think>Okay so</think>Answer"
+    fields = _Reasoning()
+    streamed = "".join(fields.text(d) for d in [{"reasoning_content": "Hmm."}, {"reasoning_content": " Yes."},
+                                                {"content": "Answer"}])
+    assert streamed + fields.close() == "<think>Hmm. Yes.</think>Answer"
+
+
+def test_stop_ends_a_reply_at_once_while_the_server_is_silent(backend, server):
+    connect(backend, server)
+    server.behaviour = "stall"  # one chunk, then nothing for 5 s
+    turn = backend.generate(ASK, SETTINGS)
+    for event in turn:
+        if isinstance(event, TokenDelta):
+            break
+    started = time.perf_counter()
+    turn.stop()
+    final = turn.wait()
+    assert time.perf_counter() - started < 2.0  # not the read timeout (120 s), not the stall
+    assert isinstance(final, Finished) and final.reason == "stopped" and final.text == "Hello"

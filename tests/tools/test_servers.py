@@ -61,3 +61,14 @@ def test_a_name_defined_twice_keeps_the_first(tmp_path):
     servers, errors = configured_servers({"servers": {"files": {"command": "first"}}, "import": "more.json"},
                                          tmp_path / "config.toml", ENV)
     assert [s.command for s in servers] == ["first"] and "defined twice" in errors[0]
+
+
+def test_what_is_shown_of_a_server_keeps_its_variables_unexpanded(tmp_path):
+    table = {"servers": {"s": {"command": "run", "args": ["--api-key", "${NOTES_TOKEN}"]},
+                         "h": {"url": "https://x.example/mcp?key=${NOTES_TOKEN}"}}}
+    servers, _ = configured_servers(table, tmp_path / "config.toml", ENV)
+    assert [s.describe() for s in servers] == ["run --api-key ${NOTES_TOKEN}",
+                                               "https://x.example/mcp?key=${NOTES_TOKEN} (http)"]
+    assert servers[0].args[-1] == "tok-123"  # the server itself gets the value
+    _, errors = configured_servers({"servers": [{"command": "x"}]}, tmp_path / "config.toml", ENV)
+    assert "write each server as [mcp.servers.NAME]" in errors[0]

@@ -47,16 +47,27 @@ class Backends:
             target = self.remote
         else:
             target = self.local
-        future = target.load(settings, progress)
+        inner = target.load(settings, progress)
+        outer: "Future[ModelInfo]" = Future()
 
         def switched(f: "Future[ModelInfo]") -> None:
-            if not f.cancelled() and f.exception() is None and self.current is not target:
+            # The switch happens before anyone waiting on the returned future wakes up: a
+            # generate() right after load().result() goes to the backend just loaded.
+            if f.cancelled():
+                outer.cancel()
+                return
+            error = f.exception()
+            if error is None and self.current is not target:
                 previous, self.current = self.current, target
                 if previous is self.local:
                     self.local.unload()
+            if error is not None:
+                outer.set_exception(error)
+            else:
+                outer.set_result(f.result())
 
-        future.add_done_callback(switched)
-        return future
+        inner.add_done_callback(switched)
+        return outer
 
     def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
         return self.current.generate(messages, settings, logprobs)

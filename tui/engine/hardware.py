@@ -85,6 +85,8 @@ def unavailable_options() -> dict[str, str]:
         reasons["quantization:bnb-8bit"] = reasons["quantization:bnb-4bit"] = "bitsandbytes is not installed"
     if importlib.util.find_spec("torchao") is None:
         reasons["quantization:int4"] = "torchao is not installed (pip install torchao)"
+    elif torch.cuda.is_available():
+        reasons["quantization:int4"] = "int4 is torchao's CPU kernel: on CUDA use bnb-4bit"
     if importlib.util.find_spec("flash_attn") is None:
         reasons["attn_implementation:flash_attention_2"] = "flash-attn is not installed"
     return reasons

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ def save(model: Any, names: list[str], path: Path) -> None:
     except OSError:
         return
     stem = path.stem.rsplit("-", 1)[0]
+    same_model = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.pt")  # not SmolLM2-135M-Instruct for SmolLM2-135M
     for old in path.parent.glob(f"{stem}-*.pt"):
-        if old != path:
+        if old != path and same_model.fullmatch(old.name):
             old.unlink(missing_ok=True)

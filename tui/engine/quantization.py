@@ -31,6 +31,9 @@ def check_quantization(quantization: str, device: str) -> None:
     if device == "mps":
         raise LoadError(f"quantization {quantization} does not run on mps; choose cpu or cuda")
     if quantization == "int4":
+        if device != "cpu":
+            raise LoadError(f"quantization int4 is torchao's CPU kernel here; on {device} use bnb-4bit "
+                            "(or bnb-8bit)")
         try:
             import torchao  # noqa: F401
             from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig  # noqa: F401

@@ -12,7 +12,10 @@ is never stored in a conversation, an export or the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
@@ -100,10 +103,11 @@ def request_body(model: str, messages: Sequence[Message], settings: GenerationSe
         body["top_p"] = values["top_p"]
     else:
         body["temperature"] = 0.0
-    for ours, theirs in (("seed", "seed"), ("frequency_penalty", "frequency_penalty"),
-                         ("presence_penalty", "presence_penalty")):
-        if values.get(ours):
-            body[theirs] = values[ours]
+    if values.get("seed") is not None:  # 0 is a seed too
+        body["seed"] = values["seed"]
+    for name in ("frequency_penalty", "presence_penalty"):
+        if values.get(name):
+            body[name] = values[name]
     stop = values.get("stop_strings")
     if stop:
         body["stop"] = stop
@@ -152,12 +156,17 @@ class RemoteBackend:
                 response = client.get(f"{base}/models")
         except httpx2.HTTPError as exc:
             raise LoadError(describe_transport_error(exc, base)) from None
+        except (httpx2.InvalidURL, ValueError) as exc:  # a malformed URL (a bad port, a bad host)
+            raise LoadError(f"endpoint {base!r} is not a usable URL: {one_line(exc)}") from None
         if response.status_code != 200:
             raise LoadError(describe_http_error(response.status_code, response.text, settings.model))
         try:
-            entries = [entry for entry in response.json().get("data", []) if isinstance(entry, dict)]
+            listing = response.json()
         except ValueError:
-            raise LoadError(f"{base}/models did not answer with JSON: is it an OpenAI-compatible server?") from None
+            listing = None
+        if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
+            raise LoadError(f"{base}/models did not answer with a model list: is it an OpenAI-compatible server?")
+        entries = [entry for entry in listing["data"] if isinstance(entry, dict)]
         models = [str(entry.get("id")) for entry in entries if entry.get("id")]
         model = settings.model or (models[0] if models else None)
         if model is None:
@@ -198,6 +207,7 @@ class RemoteBackend:
                       logprobs: int = 0) -> None:
         clock = TokenClock()
         parts: list[str] = []
+        reasoning = _Reasoning()
         usage: dict[str, Any] = {}
         finish: str | None = None
         info, load = self.info, self.load_settings
@@ -218,7 +228,7 @@ class RemoteBackend:
                 body.update(logprobs=True, top_logprobs=min(int(logprobs), MAX_LOGPROBS))
             turn._emit(Started(0, 0, context))
             with self._client(load) as client, client.stream("POST", f"{self._base}/chat/completions",
-                                                             json=body) as response:
+                                                             json=body) as response, _closed_on_stop(turn, response):
                 if response.status_code != 200:
                     response.read()
                     raise RemoteError(describe_http_error(response.status_code, response.text, info.name))
@@ -233,14 +243,13 @@ class RemoteBackend:
                             choices = _token_choices(choice.get("logprobs"))
                             if choices:
                                 turn._emit(TokenProbs(choices))
-                        text = _delta_text(delta, parts)
+                        text = reasoning.text(delta)
                         if text:
                             clock.tick(1)
                             parts.append(text)
                             turn._emit(TokenDelta(text, clock.count))
                         finish = choice.get("finish_reason") or finish
-            if _in_reasoning(parts):
-                parts.append(THINK_CLOSE)
+            parts.append(reasoning.close())
             if turn.stop_requested:
                 reason = "stopped"
             elif finish is None:
@@ -248,11 +257,15 @@ class RemoteBackend:
             else:
                 reason = "length" if finish == "length" else "stop"
             turn._emit(Finished("".join(parts), reason, metrics()))
-        except (RemoteError, ValueError) as exc:
-            turn._emit(Failed(str(exc) if isinstance(exc, RemoteError) else f"the server sent a malformed "
-                              f"event: {one_line(exc)}", "".join(parts), metrics()))
-        except httpx2.HTTPError as exc:
-            turn._emit(Failed(describe_transport_error(exc, self._base), "".join(parts), metrics()))
+        except (RemoteError, ValueError, httpx2.HTTPError, httpx2.StreamError) as exc:
+            if turn.stop_requested:  # the stream was closed under a read (Stop while the server was silent)
+                turn._emit(Finished("".join(parts) + reasoning.close(), "stopped", metrics()))
+            elif isinstance(exc, RemoteError):
+                turn._emit(Failed(str(exc), "".join(parts), metrics()))
+            elif isinstance(exc, ValueError):
+                turn._emit(Failed(f"the server sent a malformed event: {one_line(exc)}", "".join(parts), metrics()))
+            else:
+                turn._emit(Failed(describe_transport_error(exc, self._base), "".join(parts), metrics()))
         except BaseException as exc:  # anything: the consumer must never hang
             turn._emit(Failed(f"generation failed: {type(exc).__name__}: {one_line(exc)}", "".join(parts), metrics()))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -266,6 +279,32 @@ class RemoteBackend:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _closed_on_stop(turn: Turn, response: httpx2.Response) -> Iterator[None]:
+    """Shut the connection down as soon as the turn is stopped, even while a read waits on a
+    silent server (a long prefill, a stall): Stop and quitting never wait for the read timeout.
+    (Closing the response from another thread does not wake a blocked read; shutting the socket
+    down does.)"""
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if turn._stop.wait(0.1):
+                stream = response.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="chatui-remote-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
 
 
 def _done(value: int) -> "Future[int]":
@@ -293,23 +332,30 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def _in_reasoning(parts: list[str]) -> bool:
-    text = "".join(parts)
-    return text.count(THINK_OPEN) > text.count(THINK_CLOSE)
+class _Reasoning:
+    """Whether a <think> block that chatui opened for the server's reasoning fields is open.
+    Tags the model writes in its content are its own text: left as they are."""
 
+    def __init__(self) -> None:
+        self.open = False
 
-def _delta_text(delta: dict[str, Any], parts: list[str]) -> str:
-    """The text a delta adds, reasoning (`reasoning_content`, `reasoning`) shown as <think>."""
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-    content = delta.get("content") or ""
-    text = ""
-    if reasoning:
-        text += ("" if _in_reasoning(parts) else THINK_OPEN) + reasoning
-    if content:
-        if _in_reasoning(parts) or reasoning:
-            text += THINK_CLOSE
-        text += content
-    return text
+    def text(self, delta: dict[str, Any]) -> str:
+        """The text a delta adds, reasoning (`reasoning_content`, `reasoning`) shown as <think>."""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        content = delta.get("content") or ""
+        text = ""
+        if reasoning:
+            text += ("" if self.open else THINK_OPEN) + reasoning
+            self.open = True
+        if content:
+            text += self.close() + content
+        return text
+
+    def close(self) -> str:
+        if not self.open:
+            return ""
+        self.open = False
+        return THINK_CLOSE
 
 
 def _token_choices(logprobs: Any) -> tuple[TokenChoice, ...]:

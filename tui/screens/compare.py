@@ -86,6 +86,8 @@ class CompareScreen(ModalScreen["Column | None"]):
             if self.done:
                 return
             self._turn = turn = self.engine.generate(self.messages, column.settings, 1)
+            if self.done:  # closed while this reply was being asked for
+                turn.stop()
             shown_at = 0.0
             for event in turn:
                 if isinstance(event, TokenProbs):

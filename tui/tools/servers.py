@@ -35,11 +35,10 @@ class ServerConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     transport: str = "stdio"  # "stdio", "http" or "sse"
     origin: str = ""  # where it was configured, for messages
+    written: str = ""  # the command line or URL as configured, ${VAR}s unexpanded (safe to show)
 
     def describe(self) -> str:
-        if self.transport == "stdio":
-            return " ".join([self.command or "", *self.args]).strip()
-        return f"{self.url} ({self.transport})"
+        return self.written or (self.url or self.command or "")
 
 
 class ServerConfigError(ValueError):
@@ -86,6 +85,7 @@ def server_from_entry(name: str, entry: Any, origin: str, environ: Mapping[str, 
             raise ServerConfigError(f"{where}: command must be a string")
         return ServerConfig(
             name=name, transport="stdio", origin=origin,
+            written=" ".join([entry["command"], *_strings(entry.get("args"), "args", where)]),
             command=expand(entry["command"], environ, where),
             args=tuple(expand(a, environ, where) for a in _strings(entry.get("args"), "args", where)),
             env={k: expand(v, environ, where) for k, v in _table(entry.get("env"), "env", where).items()})
@@ -94,7 +94,8 @@ def server_from_entry(name: str, entry: Any, origin: str, environ: Mapping[str, 
             raise ServerConfigError(f"{where}: url must be a string")
         transport = "sse" if kind == "sse" else "http"
         return ServerConfig(
-            name=name, transport=transport, origin=origin, url=expand(entry["url"], environ, where),
+            name=name, transport=transport, origin=origin, written=f"{entry['url']} ({transport})",
+            url=expand(entry["url"], environ, where),
             headers={k: expand(v, environ, where) for k, v in _table(entry.get("headers"), "headers", where).items()})
     raise ServerConfigError(f"{where}: give a command (a stdio server) or a url (an HTTP server)")
 
@@ -148,7 +149,11 @@ def configured_servers(mcp_table: Any, config_path: Path, environ: Mapping[str, 
     if not isinstance(mcp_table, dict):
         return servers, [f"{config_path}: [mcp] must be a table"]
     origin = str(config_path)
-    for name, entry in (mcp_table.get("servers") or {}).items():
+    table = mcp_table.get("servers") or {}
+    if not isinstance(table, dict):  # [[mcp.servers]]: the tiny-agents list form belongs in a JSON import
+        errors.append(f"{config_path}: write each server as [mcp.servers.NAME] (or import a JSON file)")
+        table = {}
+    for name, entry in table.items():
         try:
             servers.append(server_from_entry(name, entry, origin, environ))
         except ServerConfigError as exc:
