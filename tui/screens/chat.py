@@ -32,6 +32,7 @@ from tui.screens.chat_messages import MessageActions
 from tui.screens.chat_model import ModelLoading
 from tui.screens.chat_settings import SettingsHandlers
 from tui.screens.chat_tokens import TOKEN_VIEW_TOP, TokenActions
+from tui.screens.tools import ToolActions
 from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
@@ -57,7 +58,8 @@ def stats_text(stats: dict[str, Any] | None) -> str:
     return f"{tokens} token{'' if tokens == 1 else 's'} · {stats['decode_tok_s']:.1f} tok/s · TTFT {stats['ttft_s']:.2f} s"
 
 
-class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, TokenActions, Screen[None]):
+class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, TokenActions, ToolActions,
+                 Screen[None]):
     BINDINGS = bindings("chat")
     # (not `bindings=True`: the footer is rebuilt on a refresh of bindings, ~50 ms of the UI thread
     # and memory churn at every reply's start and end; what the footer shows does not change with it)

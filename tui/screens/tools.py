@@ -1,0 +1,65 @@
+"""`/tools`: the configured MCP servers, each with its state and its tools (names and
+descriptions), probed when asked. `ToolActions` is the chat screen's part (a mixin)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown, Static
+
+from tui.text import inert
+from tui.tools.client import ServerStatus, probe
+from tui.tools.servers import configured_servers
+
+
+def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
+    lines = []
+    for status in statuses:
+        server = status.server
+        state = "ready" if status.state == "ready" else f"**failed**: {inert(status.detail)}"
+        lines.append(f"### {inert(server.name)}\n\n`{inert(server.describe())}` · {state}\n")
+        for tool in status.tools:
+            summary = inert(tool.description.splitlines()[0]) if tool.description else ""
+            lines.append(f"- `{inert(tool.name)}` {summary}".rstrip())
+        lines.append("")
+    if problems:
+        lines.append("### Configuration problems\n")
+        lines += [f"- {inert(problem)}" for problem in problems]
+    return "\n".join(lines)
+
+
+class ToolsScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    AUTO_FOCUS = "#tools-dialog"
+
+    def __init__(self, statuses: list[ServerStatus], problems: list[str]) -> None:
+        super().__init__()
+        self.statuses, self.problems = statuses, problems
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="tools-dialog"):
+            yield Static("Tools (MCP servers)", classes="section-title")
+            yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
+            yield Static("Calling tools from a chat (each call approved by you) comes next. Esc closes.",
+                         classes="muted")
+
+
+class ToolActions:
+    """Part of ChatScreen, which provides `config` and `notify`."""
+
+    @work(exclusive=True, group="tools")
+    async def action_tools(self) -> None:
+        """The configured MCP servers, their state and their tools (probed now)."""
+        servers, problems = configured_servers(self.config.mcp, self.config.path)
+        if not servers and not problems:
+            self.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.config.path} "
+                        "(see the README's Tools section).", severity="warning", timeout=10)
+            return
+        self.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
+        statuses = list(await asyncio.gather(*(probe(server) for server in servers)))
+        await self.app.push_screen(ToolsScreen(statuses, problems))
