@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+Message = dict[str, Any]  # {"role": "system"|"user"|"assistant"|"tool", "content": str, "tool_calls"?: [...]}
 
 
 class PromptError(Exception):
@@ -48,7 +48,8 @@ class PromptBuilder:
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self._system_ok: bool | None = None
 
-    def _render(self, messages: Sequence[Message], continue_reply: bool) -> list[int]:
+    def _render(self, messages: Sequence[Message], continue_reply: bool,
+                tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
         tok = self.tokenizer
         if not self.has_template:
             return list(tok(_plain_format(messages, continue_reply), add_special_tokens=True)["input_ids"])
@@ -58,6 +59,8 @@ class PromptBuilder:
             continue_final_message=continue_reply,
             return_dict=False,
         )
+        if tools:  # JSON schemas, rendered by the template (tools the model may call)
+            kwargs["tools"] = list(tools)
         has_system = any(m["role"] == "system" for m in messages)
         if has_system and self._system_ok is not False:
             try:
@@ -76,7 +79,8 @@ class PromptBuilder:
         counted as it stands, one ending with the user's message with the reply's header."""
         return len(self._render(messages, messages[-1]["role"] == "assistant")) if messages else 0
 
-    def build(self, messages: Sequence[Message], context_size: int, max_new_tokens: int) -> Prompt:
+    def build(self, messages: Sequence[Message], context_size: int, max_new_tokens: int,
+              tools: Sequence[dict[str, Any]] | None = None) -> Prompt:
         """Render `messages`; drop the oldest turns (never the system prompt, never the last
         message) until the prompt plus `max_new_tokens` fits the context."""
         if not messages:
@@ -91,7 +95,7 @@ class PromptBuilder:
         rest = [m for m in messages if m["role"] != "system"]
         dropped = 0
         while True:
-            ids = self._render(system + rest, continue_reply)
+            ids = self._render(system + rest, continue_reply, tools)
             if len(ids) <= budget:
                 return Prompt(ids=ids, dropped_messages=dropped, continue_reply=continue_reply)
             # Keep the newest turn: the last user message (and a reply being continued).

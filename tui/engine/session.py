@@ -171,16 +171,18 @@ class Engine:
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
+                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         """Start a reply to `messages` (ending with a user message, or an assistant reply to
         continue). Returns at once; events arrive on the Turn. `logprobs=N` adds a TokenProbs
         event before each piece of text: every token's probability and the N most likely
         alternatives, before and after the sampling filters (prompt lookup and a draft model are
-        not used meanwhile: they choose several tokens per step)."""
+        not used meanwhile: they choose several tokens per step). `tools` (JSON schemas) go to the
+        chat template, for models that can call them."""
         turn = Turn()
         try:
             future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
-                                           logprobs)
+                                           logprobs, list(tools or []))
         except RuntimeError:  # the engine was shut down
             turn._emit(Failed("the engine is shut down", ""))
             return turn
@@ -294,7 +296,7 @@ class Engine:
         return self._cache, keep
 
     def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
-                      logprobs: int = 0) -> None:
+                      logprobs: int = 0, tools: list[dict[str, Any]] | None = None) -> None:
         clock = TokenClock()
         streamer = None
         prompt_tokens = prefill = 0
@@ -311,7 +313,7 @@ class Engine:
 
             model, tokenizer = self._loaded.model, self._loaded.tokenizer
             context = self._loaded.info.context_size
-            prompt = self._builder.build(messages, context, settings.max_new_tokens)
+            prompt = self._builder.build(messages, context, settings.max_new_tokens, tools)
             prompt_tokens = len(prompt.ids)
             kwargs = settings.generate_kwargs()
             streams = settings.streams  # beam search cannot stream: its reply comes whole, at the end
