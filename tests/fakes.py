@@ -60,13 +60,19 @@ class ScriptedEngine:
         future.set_result(FIXED_INFO)
         return future
 
-    def generate(self, messages, settings, logprobs: int = 0) -> Turn:
+    def generate(self, messages, settings, logprobs: int = 0, tools=None) -> Turn:
         self.calls.append(([dict(m) for m in messages], settings.copy()))
         self.logprobs_asked = logprobs  # the scripted replies carry no token probabilities
+        self.tools_given = tools
         turn = Turn()
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         threading.Thread(target=self._play, args=(turn, reply), daemon=True).start()
         return turn
+
+    def parse_response(self, text, tools=None) -> Future:
+        future: Future = Future()
+        future.set_result(None)  # no response template: the common formats are read instead
+        return future
 
     def prefill(self, messages, settings) -> Future:
         self.prefills.append([dict(m) for m in messages])

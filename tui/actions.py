@@ -71,7 +71,9 @@ ACTIONS: tuple[Action, ...] = (
            "key=value,...; by default current and the built-in presets), with the same seed; keep one.",
            slash=("compare",), argument="[SETTINGS ...]"),
     Action("chat.tools", "tools", None, "Tools",
-           "The configured MCP servers (config.toml [mcp]), each with its state and its tools.", slash=("tools",)),
+           "The configured MCP servers (config.toml [mcp]), each with its state and its tools; `/tools off "
+           "[NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat.", slash=("tools",),
+           argument="[on|off NAME ...]"),
     Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
     Action("chat.set", "set", None, "Set generation settings",
            "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",

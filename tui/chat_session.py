@@ -19,6 +19,19 @@ from tui.engine.loading import ModelInfo
 from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
+from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
+
+def model_message(message: Message) -> dict[str, Any]:
+    """A stored message as the chat template takes it: a reply's tool calls and a tool result's
+    call id go with them."""
+    turn: dict[str, Any] = {"role": message.role, "content": message.content}
+    stats = message.stats or {}
+    if message.role == "assistant" and stats.get("tool_calls"):
+        turn["tool_calls"] = stats["tool_calls"]
+    if message.role == "tool":
+        turn.update(tool_call_id=stats.get("tool_call_id", ""), name=stats.get("name", ""))
+    return turn
+
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
 REPLY_STATUS = {"stop": "ok", "length": "length", "stopped": "stopped"}
@@ -149,7 +162,7 @@ class ChatSession:
         """What the model sees: the system prompt, then every message but failed replies."""
         turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
         source = self.messages if messages is None else messages
-        return turns + [{"role": m.role, "content": m.content} for m in source if m.status != "failed"]
+        return turns + [model_message(m) for m in source if m.status != "failed"]
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -208,7 +221,7 @@ class ChatSession:
         if last is None:
             raise SessionError("There is nothing to reply to yet." if kind == "send" else
                                f"There is no reply to {'regenerate' if kind == 'regenerate' else 'continue'}.")
-        if last.role == "user":  # unanswered: whatever was asked, answer it
+        if last.role in ("user", "tool"):  # unanswered (a tool's result: the model goes on from it)
             return Reply("send", self.history(messages), last.id)
         if kind == "regenerate":
             parent = messages[-2].id if len(messages) > 1 else None
@@ -286,6 +299,25 @@ class ChatSession:
             stats = {**(stats or {}), token_probs.STATS_KEY: token_probs.encode(before + reply.choices)}
         return self.saver.update_message(reply.message_id, content=reply.base + final.text,
                                          status=reply_status(final), stats=stats)
+
+    # -- tool calls -------------------------------------------------------------------------------
+
+    def take_tool_calls(self, reply: Message, parsed: dict[str, Any] | None = None) -> list[ToolCall]:
+        """The tool calls written in `reply` (the last reply): stored with it (its content is then
+        what it said around them), ready for the user to approve. [] when there are none.
+        `parsed` is the tokenizer's own parse of it, when it has a response template."""
+        content, calls = calls_from_parsed(parsed) or parse_tool_calls(reply.content)
+        if not calls or reply.status == "failed":
+            return []
+        stats = {**(reply.stats or {}), "tool_calls": [call.as_message_part() for call in calls]}
+        self.saver.update_message(reply.id, content=content, stats=stats)
+        return calls
+
+    def add_tool_result(self, call: ToolCall, server: str, text: str, outcome: str) -> Message:
+        """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees next."""
+        stats = {"tool_call_id": call.id, "name": call.name, "server": server, "outcome": outcome,
+                 "arguments": call.arguments}
+        return self.saver.tool_message(text, stats, status="ok" if outcome in ("ok", "error", "denied") else "stopped")
 
     def leave_reply(self) -> Message | None:
         """The user leaves a reply being written (quit, a new chat, another chat): what it wrote

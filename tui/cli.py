@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     library.add_argument("--list", action="store_true", help="list saved conversations and exit")
     parser.add_argument("--list-tools", action="store_true",
                         help="list the configured MCP servers, their state and their tools, and exit")
+    parser.add_argument("--approve-tools", metavar="NAME,...",
+                        help="headless: let calls of these tools run (any other call is refused, and says so)")
+    parser.add_argument("--approve-all-tools", action="store_true", help="headless: let every tool call run")
     library.add_argument("--conversation", metavar="ID|last",
                          help="open a saved conversation (headless: continue it)")
     library.add_argument("--export", metavar="ID|last", help="export a conversation and exit")
@@ -147,6 +150,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         prompts=list(ns.prompt or []),
         stats=ns.stats,
         list_tools=ns.list_tools,
+        approve_tools=tuple(n.strip() for n in (ns.approve_tools or "").split(",") if n.strip()),
+        approve_all_tools=ns.approve_all_tools,
         logprobs=ns.logprobs or 0,
         logprobs_file=ns.logprobs_file,
         theme=ns.theme,
@@ -199,7 +204,10 @@ def _run(argv: Sequence[str]) -> int:
     if options.prompts:
         from tui.headless import run_headless
 
-        for error in config.errors:
+        from tui.tools.servers import configured_servers
+
+        options.tool_servers, problems = configured_servers(config.mcp, config.path)
+        for error in [*config.errors, *problems]:
             print(f"chatui: warning: {error}", file=sys.stderr)
         return run_headless(options)
     return run_app(options, config)

@@ -7,6 +7,8 @@ turn failed, 2 a bad argument, 130 interrupted (the partial reply is saved, mark
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from typing import TextIO
 
@@ -15,11 +17,15 @@ from tui.chat_session import ChatSession
 from tui.engine import Engine, Failed, LoadError, Started, TokenDelta, TokenProbs
 from tui.engine.backends import Backends
 from tui.options import Options
+from tui.store import Message
+from tui.tools.calls import ToolCall, function_schemas
+from tui.tools.client import ServerStatus, call_tool, list_all
 from tui.store import AutoSaver, Library, StoreError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+MAX_TOOL_ROUNDS = 5  # tool calls answered in one turn before chatui stops the model
 
 
 def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
@@ -62,12 +68,13 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
         except OSError as exc:
             print(f"chatui: cannot write {options.logprobs_file}: {exc.strerror or exc}", file=stderr)
             return EXIT_USAGE
+        tools = _tools(options, stderr)
         try:
             for number, prompt in enumerate(options.prompts, start=1):
                 if number > 1:
                     stdout.write("\n")  # a blank line between turns
-                code = _turn(session, engine, stdin.read().strip() if prompt == "-" else prompt, number, options,
-                             stdout, stderr, logprobs_file)
+                session.add_user_message(stdin.read().strip() if prompt == "-" else prompt)
+                code = _turn(session, engine, number, options, stdout, stderr, logprobs_file, tools)
                 if code:
                     return code
         finally:
@@ -78,11 +85,68 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
         engine.shutdown()
 
 
-def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, options: Options,
-          stdout: TextIO, stderr: TextIO, logprobs_file: TextIO | None = None) -> int:
-    session.add_user_message(prompt)
+class _Tools:
+    """The configured MCP servers' tools for this run, and which calls may run."""
+
+    def __init__(self, statuses: list[ServerStatus], options: Options) -> None:
+        self.schemas = function_schemas(statuses)
+        self.server_of = {tool.name: status.server for status in statuses if status.state == "ready"
+                          for tool in status.tools}
+        self.approve_all = options.approve_all_tools
+        self.approved = set(options.approve_tools)
+
+    def run(self, session: ChatSession, call: ToolCall, stderr: TextIO) -> None:
+        """Run `call` if the command line allowed it, else refuse it; either way the model is told."""
+        server = self.server_of.get(call.name)
+        shown = f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
+        if server is None:
+            text, outcome = f"There is no tool named {call.name}.", "error"
+        elif self.approve_all or call.name in self.approved:
+            result = asyncio.run(call_tool(server, call.name, call.arguments))
+            text, outcome = result.text, "error" if result.is_error else "ok"
+        else:
+            text, outcome = "The user did not allow this tool call.", "denied"
+            print(f"chatui: tool call {shown} refused: not approved (allow it with --approve-tools {call.name} "
+                  "or --approve-all-tools)", file=stderr)
+        if outcome != "denied":
+            first = (text.splitlines() or [""])[0][:120]
+            print(f"chatui: tool call {shown} on {server.name if server else '?'}: {outcome}: {first}", file=stderr)
+        session.add_tool_result(call, server.name if server else "", text, outcome)
+
+
+def _tools(options: Options, stderr: TextIO) -> _Tools | None:
+    if not options.tool_servers:
+        return None
+    statuses = list_all(options.tool_servers)
+    for status in statuses:
+        if status.state != "ready":
+            print(f"chatui: warning: MCP server {status.server.name}: {status.detail}", file=stderr)
+    tools = _Tools(statuses, options)
+    return tools if tools.schemas else None
+
+
+def _turn(session: ChatSession, engine: Engine, number: int, options: Options, stdout: TextIO,
+          stderr: TextIO, logprobs_file: TextIO | None = None, tools: _Tools | None = None) -> int:
+    """One user turn: the reply, and while it calls tools, their results and the next reply
+    (up to MAX_TOOL_ROUNDS)."""
+    for _round in range(MAX_TOOL_ROUNDS + 1):
+        code, stored = _reply(session, engine, number, options, stdout, stderr, logprobs_file, tools)
+        if code or tools is None or stored is None:
+            return code
+        calls = session.take_tool_calls(stored, engine.parse_response(stored.content, tools.schemas).result())
+        if not calls:
+            return 0
+        for call in calls:
+            tools.run(session, call, stderr)
+    print(f"chatui: the model still calls tools after {MAX_TOOL_ROUNDS} rounds; stopped there", file=stderr)
+    return EXIT_FAILURE
+
+
+def _reply(session: ChatSession, engine: Engine, number: int, options: Options, stdout: TextIO, stderr: TextIO,
+           logprobs_file: TextIO | None, tools: _Tools | None) -> tuple[int, Message | None]:
     reply = session.start_reply(session.plan_reply("send"))
-    turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0)
+    turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0,
+                           tools.schemas if tools else None)
     try:
         for event in turn:
             if isinstance(event, TokenProbs) and logprobs_file is not None:
@@ -100,16 +164,16 @@ def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, option
         session.end_reply(turn.wait())
         stdout.write("\n")
         print("chatui: stopped", file=stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, None
     final = turn.final
     assert final is not None
     stdout.write("\n")
     stdout.flush()
-    session.end_reply(final)
+    stored = session.end_reply(final)
     saver = session.saver
     if isinstance(final, Failed):
         print(f"chatui: {final.error}", file=stderr)
-        return EXIT_FAILURE
+        return EXIT_FAILURE, None
     if final.dropped_messages:
         print(f"chatui: {final.dropped_messages} oldest messages left out to fit the context", file=stderr)
     if options.save and saver.last_error:
@@ -118,4 +182,4 @@ def _turn(session: ChatSession, engine: Engine, prompt: str, number: int, option
         info = engine.info
         print(final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
               file=stderr, flush=True)
-    return 0
+    return 0, stored

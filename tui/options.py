@@ -18,6 +18,9 @@ class Options:
     prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
     stats: bool = False
     list_tools: bool = False  # `--list-tools`: the MCP servers and their tools, then exit
+    approve_tools: tuple[str, ...] = ()  # headless: tools whose calls may run (`--approve-tools`)
+    approve_all_tools: bool = False  # headless: every call may run
+    tool_servers: list[Any] = field(default_factory=list)  # the configured MCP servers (ServerConfig)
     logprobs: int = 0  # headless: top tokens recorded per step (0: none)
     logprobs_file: str | None = None  # headless: where each token's JSON line goes
     theme: str | None = None

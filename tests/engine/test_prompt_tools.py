@@ -42,3 +42,30 @@ def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_
         assert final.metrics.prompt_tokens == len(builder.build(rounds, 512, 4, [ADD]).ids)
     finally:
         engine.shutdown()
+
+
+def test_the_tokenizers_own_response_template_is_used_when_it_has_one(tiny_engine, monkeypatch):
+    from tui.tools.calls import calls_from_parsed
+
+    tokenizer = tiny_engine._loaded.tokenizer
+    assert tiny_engine.parse_response('<tool_call>{"name": "add"}</tool_call>').result() is None  # no template
+    parsed = {"role": "assistant", "content": "Sure. ",
+              "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]}
+    seen = {}
+
+    def parse_response(text, tools=None):
+        seen.update(text=text, tools=tools)
+        return parsed
+
+    monkeypatch.setattr(tokenizer, "response_template", {"type": "object"}, raising=False)
+    monkeypatch.setattr(tokenizer, "parse_response", parse_response, raising=False)
+    assert tiny_engine.parse_response("raw reply", [ADD]).result() == parsed
+    assert seen == {"text": "raw reply", "tools": [ADD]}
+    content, calls = calls_from_parsed(parsed)
+    assert content == "Sure." and [(c.name, c.arguments) for c in calls] == [("add", {"a": 1, "b": 2})]
+
+    def broken(text, tools=None):
+        raise ValueError("the template does not fit")
+
+    monkeypatch.setattr(tokenizer, "parse_response", broken, raising=False)
+    assert tiny_engine.parse_response("raw reply").result() is None  # the common formats are read instead

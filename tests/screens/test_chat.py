@@ -241,9 +241,9 @@ def test_generation_failure_mid_stream_on_the_tiny_model(tmp_path, tiny_model_di
     sent: list[list[dict]] = []
     real_generate = engine.generate
 
-    def recording_generate(messages, settings, logprobs=0):
+    def recording_generate(messages, settings, logprobs=0, tools=None):
         sent.append([dict(m) for m in messages])
-        return real_generate(messages, settings, logprobs)
+        return real_generate(messages, settings, logprobs, tools)
 
     engine.generate = recording_generate
 

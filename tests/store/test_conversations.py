@@ -85,7 +85,7 @@ def test_create_add_get_list(lib: Library) -> None:
 def test_invalid_role_and_unknown_ids(lib: Library) -> None:
     conv = lib.create()
     with pytest.raises(ValueError, match="unknown role"):
-        lib.add_message(conv.id, "tool", "x")
+        lib.add_message(conv.id, "function", "x")  # "tool" is a role now (tool results)
     with pytest.raises(ValueError, match="unknown status"):
         lib.add_message(conv.id, "assistant", "x", status="weird")
     assert lib.get(conv.id).messages == []

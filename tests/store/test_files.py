@@ -139,7 +139,7 @@ def test_import_openai_lists(tmp_path: Path) -> None:
     (b'[{"role": "user", "content": NaN}]', "NaN"),
     (b'"just a string"', "not a conversation"),
     (b'{"hello": "world"}', "not a conversation"),
-    (b'[{"role": "tool", "content": "x"}]', "unknown role 'tool'"),
+    (b'[{"role": "function", "content": "x"}]', "unknown role 'function'"),
     (b'[{"role": "user", "content": null}]', "content must be a string"),
     (b'[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]', "content must be a string"),
     (b'[{"role": "user"}]', "content must be a string"),

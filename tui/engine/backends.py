@@ -81,6 +81,13 @@ class Backends:
     def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
         return self.current.count_tokens(messages)
 
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
+        if self.current is self.local:
+            return self.local.parse_response(text, tools)
+        future: Future[dict | None] = Future()
+        future.set_result(None)
+        return future
+
     def decode(self, token_ids: Sequence[int]) -> "Future[str]":
         """Token ids to text: only the in-process model has them (a server's tokens come as text)."""
         if self.current is not self.local:

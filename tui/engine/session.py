@@ -264,6 +264,27 @@ class Engine:
             future.set_exception(PromptError("the engine is shut down"))
             return future
 
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
+        """The reply parsed by the tokenizer's own response template (transformers'
+        `parse_response`: content and tool calls), or None where the tokenizer has none or it
+        cannot parse this text (the caller then reads the common formats itself)."""
+        def job() -> dict | None:
+            tokenizer = self._loaded.tokenizer if self._loaded is not None else None
+            if tokenizer is None or getattr(tokenizer, "response_template", None) is None:
+                return None
+            try:
+                parsed = tokenizer.parse_response(text, tools=list(tools) if tools else None)
+            except Exception:  # a template that does not fit this reply: the fallback reads it
+                return None
+            return parsed if isinstance(parsed, dict) else None
+
+        try:
+            return self._executor.submit(job)
+        except RuntimeError:  # shut down
+            future: Future[dict | None] = Future()
+            future.set_result(None)
+            return future
+
     def _drop_cache(self) -> None:
         self._cache = None
         self._cache_ids = []

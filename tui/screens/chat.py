@@ -25,13 +25,14 @@ from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
 from tui.bridge import ContextCounted, ReplyDelta, ReplyEnded, ReplyStarted, count_context, pump_turn
 from tui.chat_session import ChatSession, Reply, SessionError, added_nothing
-from tui.engine import Engine, Failed, LoadSettings, ModelInfo
+from tui.engine import Engine, Failed, Finished, LoadSettings, ModelInfo
 from tui.idle_gc import IdleCollector
 from tui.screens.chat_files import ConversationFlows
 from tui.screens.chat_messages import MessageActions
 from tui.screens.chat_model import ModelLoading
 from tui.screens.chat_settings import SettingsHandlers
 from tui.screens.chat_tokens import TOKEN_VIEW_TOP, TokenActions
+from tui.screens.chat_tools import ToolCalls, tool_card
 from tui.screens.tools import ToolActions
 from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.store import Message as StoredMessage
@@ -59,7 +60,7 @@ def stats_text(stats: dict[str, Any] | None) -> str:
 
 
 class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, TokenActions, ToolActions,
-                 Screen[None]):
+                 ToolCalls, Screen[None]):
     BINDINGS = bindings("chat")
     # (not `bindings=True`: the footer is rebuilt on a refresh of bindings, ~50 ms of the UI thread
     # and memory churn at every reply's start and end; what the footer shows does not change with it)
@@ -134,6 +135,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.prompt_input.focus()
         self.session.new()
         self.load_model(self.load_settings)
+        self.start_tools()
         self.set_interval(10, self.retry_saves)
 
     def watch_state(self, state: AppState) -> None:
@@ -196,6 +198,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             if self.state is AppState.LOADING:
                 self.notify("The model is loading: your message will be sent when it is ready.")
             return
+        self.new_user_turn()
         await self.generate_reply("send")
 
     def busy(self) -> bool:
@@ -229,7 +232,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         view.start_stream()
         self._turn_id += 1
         self._turn = self.engine.generate(reply.messages, self.session.generation,
-                                          TOKEN_VIEW_TOP if self.record_token_probs else 0)
+                                          TOKEN_VIEW_TOP if self.record_token_probs else 0, self.tools_for_next_reply())
         self.state = AppState.GENERATING
         self._live_tokens, self._live_first_at, self._live_prompt_tokens = 0, None, 0
         self._context_request += 1  # a count asked for before this reply is out of date
@@ -298,6 +301,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.status.update_info(detail="")
         self.show_chat_figures()
         self.refresh_memory()
+        if isinstance(final, Finished):
+            await self.after_reply(stored)
 
     def leave_reply(self) -> None:
         """The conversation is being left (quit, a new chat, another chat) while a reply is
@@ -318,6 +323,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
     # -- rendering the conversation -------------------------------------------------------------
 
     def _view_for(self, message: StoredMessage) -> MessageView:
+        if message.role == "tool":  # a short card: the call, its outcome, the first lines
+            return MessageView("tool", tool_card(message), message_id=message.id)
         return MessageView(message.role, message.content, stats=stats_text(message.stats), status=message.status,
                            version=self.session.version_label(message), message_id=message.id)
 
@@ -385,6 +392,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
     # -- actions of the whole chat (the rest: chat_messages.py, chat_settings.py, chat_files.py) --
 
     def action_stop(self) -> None:
+        if self.stop_tool():
+            return
         if self._turn is not None:
             self._turn.stop()
         elif self.editing is not None:
@@ -398,6 +407,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.editing = None
         self.saved_load = None
         self.session.new()
+        self.chat_changed()
         await self.render_conversation()
         self.prompt_input.focus()
 

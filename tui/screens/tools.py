@@ -53,8 +53,13 @@ class ToolActions:
     """Part of ChatScreen, which provides `config` and `notify`."""
 
     @work(exclusive=True, group="tools")
-    async def action_tools(self) -> None:
-        """The configured MCP servers, their state and their tools (probed now)."""
+    async def action_tools(self, argument: str = "") -> None:
+        """The configured MCP servers, their state and their tools (probed now); `/tools off
+        [NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat."""
+        words = argument.split()
+        if words and words[0] in ("on", "off"):
+            self.switch_tools(words[0] == "on", words[1:])
+            return
         servers, problems = configured_servers(self.config.mcp, self.config.path)
         if not servers and not problems:
             self.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.config.path} "

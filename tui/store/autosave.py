@@ -135,6 +135,10 @@ class AutoSaver:
         """Add a reply after the active leaf, or under `parent_id` (a regeneration: a new version)."""
         return self._add("assistant", content, parent_id, status, stats)
 
+    def tool_message(self, content: str, stats: dict[str, Any], status: str = "ok") -> Message:
+        """Add a tool's result after the active leaf (`stats` holds its call's id, name, server)."""
+        return self._add("tool", content, CURRENT_LEAF, status, stats)
+
     def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
                        stats: dict[str, Any] | None = None) -> Message:
         """Change a message in place (None leaves a field as it is)."""

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")  # tool: a tool's result (its call is in the reply's stats)
 # length: cut off at max_new_tokens; interrupted: saved while it streamed, and never ended (the
 # process was killed, the machine lost power): what was written up to ~2 s before is there.
 STATUSES = ("ok", "stopped", "length", "failed", "interrupted")

@@ -65,6 +65,20 @@ def _call_from(data: Any) -> ToolCall | None:
     return ToolCall(data["name"], arguments)
 
 
+def calls_from_parsed(parsed: dict[str, Any] | None) -> tuple[str, list[ToolCall]] | None:
+    """Content and calls from transformers' `parse_response` output; None when it found no call."""
+    if not parsed or not parsed.get("tool_calls"):
+        return None
+    calls = []
+    for entry in parsed["tool_calls"]:
+        function = entry.get("function", entry) if isinstance(entry, dict) else None
+        call = _call_from(function)
+        if call is not None:
+            calls.append(call)
+    content = parsed.get("content")
+    return (content if isinstance(content, str) else "").strip(), calls
+
+
 def _json_prefix(text: str) -> tuple[Any, str]:
     """The JSON value at the start of `text` and what follows it; (None, text) if there is none."""
     try:

@@ -26,7 +26,8 @@ from tui.text import ThinkSplitter, inert, markdown_parser, split_think
 from tui.widgets.markdown_stream import InputFirstStream
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
-ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui"}
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui",
+               "tool": "Tool"}
 
 
 LIST_ITEM = re.compile(r"(?:([-*+])|\d{1,9}([.)]))[ \t]")  # a list item's marker at the start of a line
