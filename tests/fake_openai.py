@@ -78,6 +78,15 @@ class FakeOpenAI:
         if behaviour == "reasoning":
             send(chunk({"reasoning_content": "Let me think."}))
             send(chunk({"reasoning_content": " Yes."}))
+        if behaviour == "tool_call":  # OpenAI's tool_calls deltas: the arguments come in pieces
+            send(chunk({"content": "Let me add."}))
+            send(chunk({"tool_calls": [{"index": 0, "id": "call_srv1", "type": "function",
+                                        "function": {"name": "add", "arguments": ""}}]}))
+            for piece in ('{"a": 2', ', "b": 40}'):
+                send(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+            send(chunk({}, "tool_calls"))
+            send("[DONE]")
+            return
         words = self.words * 50 if behaviour == "slow" else self.words
         for index, word in enumerate(words):
             if behaviour == "cut" and index == 3:

@@ -220,3 +220,22 @@ def test_stop_ends_a_reply_at_once_while_the_server_is_silent(backend, server):
     final = turn.wait()
     assert time.perf_counter() - started < 2.0  # not the read timeout (120 s), not the stall
     assert isinstance(final, Finished) and final.reason == "stopped" and final.text == "Hello"
+
+
+def test_tool_calls_stream_as_openai_deltas_and_read_as_a_local_models_calls(backend, server):
+    from tui.tools.calls import parse_tool_calls
+
+    connect(backend, server)
+    server.behaviour = "tool_call"
+    tools = [{"type": "function", "function": {"name": "add", "description": "Add.", "parameters": {}}}]
+    final = backend.generate(ASK, SETTINGS, tools=tools).wait()
+    assert isinstance(final, Finished)
+    assert server.requests[-1]["body"]["tools"] == tools
+    content, calls = parse_tool_calls(final.text)
+    assert content == "Let me add." and [(c.name, c.arguments) for c in calls] == [("add", {"a": 2, "b": 40})]
+    follow_up = ASK + [{"role": "assistant", "content": content, "tool_calls": [calls[0].as_message_part()]},
+                       {"role": "tool", "tool_call_id": calls[0].id, "name": "add", "content": "42"}]
+    server.behaviour = "ok"
+    backend.generate(follow_up, SETTINGS, tools=tools).wait()
+    sent = server.requests[-1]["body"]["messages"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "add" and sent[-1]["role"] == "tool"

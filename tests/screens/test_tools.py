@@ -41,7 +41,8 @@ def test_tools_without_servers_says_how_to_add_one(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+            # the sidebar mounts lazily: leaving before it is done races Textual's Select mount
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             app.chat_screen.action_tools()
             await wait_for(pilot, lambda: any("No MCP servers are configured" in n for n in notes(app)))
             assert not isinstance(app.screen, ToolsScreen)

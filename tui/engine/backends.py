@@ -71,8 +71,8 @@ class Backends:
 
     def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
                  tools: Sequence[dict[str, Any]] | None = None) -> Turn:
-        if tools and self.current is self.local:  # a server's tool_calls deltas: with the approval loop
-            return self.local.generate(messages, settings, logprobs, tools)
+        if tools:
+            return self.current.generate(messages, settings, logprobs, tools)
         return self.current.generate(messages, settings, logprobs)
 
     def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":

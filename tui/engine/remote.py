@@ -190,13 +190,14 @@ class RemoteBackend:
 
     # -- replies --------------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0) -> Turn:
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
+                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         """As the engine's; `logprobs=N` asks the server for OpenAI's `top_logprobs` (servers that
         return them give the sampled distribution only: before and after are the same)."""
         turn = Turn()
         try:
             future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
-                                           logprobs)
+                                           logprobs, list(tools or []))
         except RuntimeError:  # shut down
             turn._emit(Failed("the backend is shut down", ""))
             return turn
@@ -204,7 +205,7 @@ class RemoteBackend:
         return turn
 
     def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
-                      logprobs: int = 0) -> None:
+                      logprobs: int = 0, tools: list[dict[str, Any]] | None = None) -> None:
         clock = TokenClock()
         parts: list[str] = []
         reasoning = _Reasoning()
@@ -226,6 +227,9 @@ class RemoteBackend:
             body = request_body(info.name, messages, settings, self._transformers_serve)
             if logprobs:
                 body.update(logprobs=True, top_logprobs=min(int(logprobs), MAX_LOGPROBS))
+            if tools:
+                body["tools"] = tools
+            calls: dict[int, dict[str, Any]] = {}  # tool_calls deltas, joined by index
             turn._emit(Started(0, 0, context))
             with self._client(load) as client, client.stream("POST", f"{self._base}/chat/completions",
                                                              json=body) as response, _closed_on_stop(turn, response):
@@ -243,6 +247,8 @@ class RemoteBackend:
                             choices = _token_choices(choice.get("logprobs"))
                             if choices:
                                 turn._emit(TokenProbs(choices))
+                        for piece in delta.get("tool_calls") or []:
+                            _join_tool_call(calls, piece)
                         text = reasoning.text(delta)
                         if text:
                             clock.tick(1)
@@ -250,6 +256,10 @@ class RemoteBackend:
                             turn._emit(TokenDelta(text, clock.count))
                         finish = choice.get("finish_reason") or finish
             parts.append(reasoning.close())
+            if calls:  # written as the common <tool_call> form, which the chat reads like a local model's
+                written = "".join(_tool_call_text(calls[i]) for i in sorted(calls))
+                parts.append(written)
+                turn._emit(TokenDelta(written, clock.count))
             if turn.stop_requested:
                 reason = "stopped"
             elif finish is None:
@@ -356,6 +366,24 @@ class _Reasoning:
             return ""
         self.open = False
         return THINK_CLOSE
+
+
+def _join_tool_call(calls: dict[int, dict[str, Any]], piece: Any) -> None:
+    """Add one `tool_calls` delta: the name comes first, the arguments in pieces of a JSON string."""
+    if not isinstance(piece, dict):
+        return
+    call = calls.setdefault(int(piece.get("index") or 0), {"name": "", "arguments": ""})
+    function = piece.get("function") or {}
+    call["name"] += function.get("name") or ""
+    call["arguments"] += function.get("arguments") or ""
+
+
+def _tool_call_text(call: dict[str, Any]) -> str:
+    try:
+        arguments = json.loads(call["arguments"] or "{}")
+    except ValueError:
+        arguments = {}
+    return "<tool_call>" + json.dumps({"name": call["name"], "arguments": arguments}, ensure_ascii=False) + "</tool_call>"
 
 
 def _token_choices(logprobs: Any) -> tuple[TokenChoice, ...]:
