@@ -110,6 +110,27 @@ def test_tools_switch_off_and_on_for_a_chat(tmp_path):
             await chat.action_new_chat()  # a new chat starts with every tool
             await send(pilot, app, "new chat")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["Back."])
-            assert {t["function"]["name"] for t in engine.tools_given} == {"add", "env_value", "sleep"}
+            assert {t["function"]["name"] for t in engine.tools_given} == {"add", "echo", "env_value", "sleep"}
+
+    run(scenario())
+
+
+def test_tool_output_is_shown_inert(tmp_path):
+    echo = '<tool_call>{"name": "echo", "arguments": {"text": "\\u001b[2J\\u001b]0;pwned\\u0007boom"}}</tool_call>'
+
+    async def scenario():
+        app, engine = tools_app(tmp_path, [echo, "Done."])
+        async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_schemas, 30)
+            await send(pilot, app, "Echo something.")
+            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
+            await pilot.press("o")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "Done.", 30)
+            stored = [m for m in chat.messages if m.role == "tool"][0]
+            assert stored.content == "\x1b[2J\x1b]0;pwned\x07boom"  # kept exactly, for the model
+            view = next(v for v in chat.chat.messages() if v.role == "tool")
+            shown = view.query_one(".message-body").source
+            assert "\x1b" not in shown and "\x07" not in shown and "␛[2J" in shown and "boom" in shown
 
     run(scenario())

@@ -22,6 +22,12 @@ def env_value(name: str) -> str:
 
 
 @server.tool()
+def echo(text: str) -> str:
+    """Say `text` back, as it is (control characters too)."""
+    return text
+
+
+@server.tool()
 def sleep(seconds: float) -> str:
     """Wait, then say so (for timeouts)."""
     time.sleep(seconds)
