@@ -31,15 +31,15 @@ class ToolCalls:
     _tool_rounds = 0
 
     def start_tools(self) -> None:
-        self.always_allowed: set[str] = set()  # "always run this tool in this chat"
-        self.tools_off: set[str] = set()  # tools switched off in this chat ("*": all)
-        if configured_servers(self.config.mcp, self.config.path)[0]:
-            self.probe_tools()
+        self.chat_changed()
+        servers, problems = configured_servers(self.config.mcp, self.config.path)  # read once, at start
+        if servers or problems:
+            self.probe_tools(servers, problems)
 
     @work(group="tools-probe")
-    async def probe_tools(self) -> None:
-        """Ask the configured MCP servers for their tools (in the background, at start)."""
-        servers, problems = configured_servers(self.config.mcp, self.config.path)
+    async def probe_tools(self, servers: list[Any], problems: list[str]) -> None:
+        """Ask the configured MCP servers for their tools (in the background, at start); say what
+        is wrong with the configuration."""
         statuses = list(await asyncio.gather(*(probe(server) for server in servers)))
         for status in statuses:
             if status.state != "ready":
@@ -75,8 +75,8 @@ class ToolCalls:
         self._tool_rounds = 0
 
     def chat_changed(self) -> None:
-        self.always_allowed = set()
-        self.tools_off = set()
+        self.always_allowed: set[str] = set()  # "always run this tool in this chat"
+        self.tools_off: set[str] = set()  # tools switched off in this chat ("*": all)
         self._tool_rounds = 0
 
     def stop_tool(self) -> bool:
