@@ -1,7 +1,6 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.text import ThinkSplitter, inert, split_think
 
 
@@ -34,15 +33,3 @@ def test_think_splitter_gives_the_same_result_however_the_stream_is_cut(cuts):
     think = "".join(p.text for p in pieces if p.kind == "think")
     answer = "".join(p.text for p in pieces if p.kind == "answer")
     assert (think, answer) == ("step one < two", "The answer </thin is <b>4</b>.")
-
-
-def test_slash_parsing():
-    assert is_slash_command("/set a=1") and not is_slash_command("//not a command") and not is_slash_command("hi")
-    command = parse_slash("/SET temperature=0.5  top_k=3")
-    assert command.name == "set" and command.words() == ["temperature=0.5", "top_k=3"]
-    try:
-        parse_slash("/frobnicate")
-    except SlashError as exc:
-        assert "unknown command /frobnicate" in str(exc)
-    else:
-        raise AssertionError("an unknown command must be refused")

@@ -19,19 +19,8 @@ from tui.engine.loading import ModelInfo
 from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
+from tui.store.model import model_history
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
-
-def model_message(message: Message) -> dict[str, Any]:
-    """A stored message as the chat template takes it: a reply's tool calls and a tool result's
-    call id go with them."""
-    turn: dict[str, Any] = {"role": message.role, "content": message.content}
-    stats = message.stats or {}
-    if message.role == "assistant" and stats.get("tool_calls"):
-        turn["tool_calls"] = stats["tool_calls"]
-    if message.role == "tool":
-        turn.update(tool_call_id=stats.get("tool_call_id", ""), name=stats.get("name", ""))
-    return turn
-
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
 REPLY_STATUS = {"stop": "ok", "length": "length", "stopped": "stopped"}
@@ -160,9 +149,7 @@ class ChatSession:
 
     def history(self, messages: list[Message] | None = None) -> list[dict[str, str]]:
         """What the model sees: the system prompt, then every message but failed replies."""
-        turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
-        source = self.messages if messages is None else messages
-        return turns + [model_message(m) for m in source if m.status != "failed"]
+        return model_history(self.system_prompt, self.messages if messages is None else messages)
 
     # -- changes --------------------------------------------------------------------------------
 

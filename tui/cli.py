@@ -30,6 +30,7 @@ from tui.engine.settings import (
     parse_key_values,
 )
 from tui.engine.remote_keys import KEY_ENDPOINT, KEY_FROM_CONFIG
+from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.logs import route_library_logs
 from tui.options import Options
 from tui.store.config import Config, load_config
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "args", nargs="*", metavar="[MODEL] [key=value ...]",
-        help="a Hub id, a model directory or a .gguf file (default: the bundled SmolLM2-135M-Instruct), "
+        help=f"a Hub id, a model directory or a .gguf file (default: the bundled {DEFAULT_MODEL_NAME}), "
         "then generation settings",
     )
     parser.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: auto)")
@@ -190,7 +191,7 @@ def _run(argv: Sequence[str]) -> int:
         return run_library_command(options.library_command)
     config = load_config()
     if options.list_tools:
-        from tui.tools.listing import run_list_tools
+        from tui.tools_cli import run_list_tools
 
         return run_list_tools(config)
     try:

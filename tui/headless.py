@@ -17,15 +17,13 @@ from tui.chat_session import ChatSession
 from tui.engine import Engine, Failed, LoadError, Started, TokenDelta, TokenProbs
 from tui.engine.backends import Backends
 from tui.options import Options
-from tui.store import Message
-from tui.tools.calls import ToolCall, function_schemas
+from tui.store import AutoSaver, Library, Message, StoreError
+from tui.tools.calls import MAX_TOOL_ROUNDS, ToolCall, ToolSet, no_such_tool
 from tui.tools.client import ServerStatus, call_tool, list_all
-from tui.store import AutoSaver, Library, StoreError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-MAX_TOOL_ROUNDS = 5  # tool calls answered in one turn before chatui stops the model
 
 
 def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
@@ -89,18 +87,17 @@ class _Tools:
     """The configured MCP servers' tools for this run, and which calls may run."""
 
     def __init__(self, statuses: list[ServerStatus], options: Options) -> None:
-        self.schemas = function_schemas(statuses)
-        self.server_of = {tool.name: status.server for status in statuses if status.state == "ready"
-                          for tool in status.tools}
+        self.toolset = ToolSet.of(statuses)
+        self.schemas = self.toolset.schemas
         self.approve_all = options.approve_all_tools
         self.approved = set(options.approve_tools)
 
     def run(self, session: ChatSession, call: ToolCall, stderr: TextIO) -> None:
         """Run `call` if the command line allowed it, else refuse it; either way the model is told."""
-        server = self.server_of.get(call.name)
+        server = self.toolset.server_of.get(call.name)
         shown = f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
         if server is None:
-            text, outcome = f"There is no tool named {call.name}.", "error"
+            text, outcome = no_such_tool(call.name), "error"
         elif self.approve_all or call.name in self.approved:
             result = asyncio.run(call_tool(server, call.name, call.arguments))
             text, outcome = result.text, "error" if result.is_error else "ok"

@@ -34,7 +34,6 @@ class IdleCollector:
         self._reply_event_at = time.monotonic()  # a reply started or ended then
         self.streaming = False
         self.collections = 0
-        self.last_pause_s = 0.0
 
     def freeze_long_lived(self) -> None:
         """After a model load: what exists now (modules, the model) lives until the next load."""
@@ -71,9 +70,7 @@ class IdleCollector:
         idle = not self.streaming and now - last >= IDLE_S
         if not idle and now - self.pending_since < MAX_DEFER_S:
             return False
-        started = time.perf_counter()
         gc.collect()
-        self.last_pause_s = time.perf_counter() - started
         self.collections += 1
         self.pending_since = time.monotonic() if self.streaming else None
         if not self.streaming:

@@ -66,7 +66,8 @@ def test_a_model_that_keeps_calling_is_stopped_after_five_rounds(tmp_path):
 
 
 def test_a_chat_with_tool_calls_exports_imports_and_continues(tmp_path):
-    from tui.chat_session import ChatSession, model_message
+    from tui.chat_session import ChatSession
+    from tui.store.model import model_message
     from tui.store import AutoSaver, export_json, export_markdown, import_conversation
 
     code, _, err, _, _ = run(tmp_path, "--approve-tools", "add", replies=[CALL, "The sum is 42."])

@@ -12,13 +12,11 @@ usual. No torch import at module level.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from tui.paths import cache_dir
+from tui.paths import cache_dir, write_atomic
 
 FORMAT_VERSION = 1
 
@@ -96,13 +94,7 @@ def save(model: Any, names: list[str], path: Path) -> None:
     weights = {name: modules[name].weight.detach().to("cpu") for name in names}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(weights, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, lambda file: torch.save(weights, file))
     except OSError:
         return
     stem = path.stem.rsplit("-", 1)[0]

@@ -15,28 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import math
 from typing import Any, Iterator
 
 from tui.engine.events import MAX_LOGPROBS, Alternative, TokenChoice
-
-
-@functools.cache
-def _tap_class() -> type:
-    """A logits processor that remembers the scores it is given and passes them on untouched
-    (made on first use: importing this module must not import torch)."""
-    from transformers import LogitsProcessor
-
-    class Tap(LogitsProcessor):
-        def __init__(self, keep: Any) -> None:
-            self.keep = keep
-
-        def __call__(self, input_ids: Any, scores: Any) -> Any:
-            self.keep(scores)
-            return scores
-
-    return Tap
 
 
 class TokenRecorder:
@@ -51,13 +33,14 @@ class TokenRecorder:
     def attached(self, model: Any) -> Iterator[None]:
         """While inside, `model.generate` records every step (the model's method is wrapped for
         this call only, on the torch thread, the only one that uses the model)."""
+        from tui.engine.torch_parts import ScoresTap  # torch and transformers, on the torch thread
+
         original = model._get_logits_processor
 
         def with_taps(*args: Any, **kwargs: Any) -> Any:
             processors = original(*args, **kwargs)
-            tap = _tap_class()
-            processors.insert(0, tap(self._on_raw))
-            processors.append(tap(self._on_final))
+            processors.insert(0, ScoresTap(self._on_raw))
+            processors.append(ScoresTap(self._on_final))
             return processors
 
         model._get_logits_processor = with_taps

@@ -6,6 +6,7 @@ first frame never waits for torch. The pieces:
 
 - `EventStreamer`: decodes new tokens on the torch thread and queues them as events.
 - `StopOnEvent`: ends `generate` within one token of `Turn.stop()`.
+- `ScoresTap`: hands each step's scores to the token recorder (token_recorder.py).
 - `growing_cache` / `GrowingLayer`: a KV cache that grows in place instead of being copied at
   every token.
 - `AdaptivePromptLookup`: prompt lookup decoding that backs off where text does not repeat.
@@ -19,7 +20,7 @@ import types
 from typing import Any, Callable
 
 import torch
-from transformers import AttentionInterface, DynamicCache, StoppingCriteria, TextStreamer
+from transformers import AttentionInterface, DynamicCache, LogitsProcessor, StoppingCriteria, TextStreamer
 from transformers.cache_utils import DynamicLayer
 from transformers.generation.candidate_generator import CandidateGenerator
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -86,6 +87,18 @@ class StopOnEvent(StoppingCriteria):
 # other DynamicLayer operation keep working.
 
 MIN_CAPACITY = 256  # tokens
+
+
+class ScoresTap(LogitsProcessor):
+    """A logits processor that hands the scores it is given to `keep` and passes them on
+    untouched (token_recorder.py puts one first and one last in generate's list)."""
+
+    def __init__(self, keep: Callable[[torch.Tensor], None]) -> None:
+        self.keep = keep
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.keep(scores)
+        return scores
 
 
 class GrowingLayer(DynamicLayer):

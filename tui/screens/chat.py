@@ -39,7 +39,7 @@ from tui.store import Message as StoredMessage
 from tui.store.config import Config
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import MessageView
-from tui.widgets.prompt_input import PromptInput
+from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY, PromptInput
 from tui.widgets.settings_panel import SettingsPanel
 from tui.widgets.status_bar import AppState, StatusBar
 
@@ -95,7 +95,6 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self._save_error: str | None = None
         self._sidebar_hidden_by_user = False
         self._sidebar_forced = False
-        MessageView.keymap, MessageView.activity = keymap, activity
         self.settings_panel = SettingsPanel(session.generation, session.system_prompt, load_settings,
                                             self.preset_names(), id="sidebar")
 
@@ -105,7 +104,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
-                yield PromptInput(id="prompt", placeholder="Message (Enter sends · Shift+Enter/Ctrl+J newline · /help)")
+                yield PromptInput(id="prompt",
+                                  placeholder=f"Message ({SEND_KEY} sends · {'/'.join(NEWLINE_KEYS)} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")
         yield Footer()
@@ -179,7 +179,8 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             await self.run_slash(text)
             return
         if self.state is AppState.GENERATING:
-            self.notify("A reply is being written: press Esc to stop it first.", severity="warning")
+            self.notify(f"A reply is being written: press {self.keymap.key('chat.stop')} to stop it first.",
+                        severity="warning")
             self.prompt_input.load_text(text)
             return
         await self.send(text)
@@ -201,16 +202,6 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.new_user_turn()
         await self.generate_reply("send")
 
-    def busy(self) -> bool:
-        """Say why a reply cannot start now (and return True), or return False."""
-        if self.state is AppState.GENERATING:
-            self.notify("Wait for the reply or press Esc to stop it.", severity="warning")
-            return True
-        if self.state is not AppState.READY:
-            self.notify("No model is ready yet.", severity="warning")
-            return True
-        return False
-
     async def generate_reply(self, kind: str, plan: Reply | None = None) -> None:
         """The one streaming path: send, regenerate, continue and a branch from a token (planned
         by the caller) all come here."""
@@ -225,7 +216,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         else:
             if reply.replaces is not None and reply.replaces.id in self.views:
                 await self.views.pop(reply.replaces.id).remove()
-            view = await self.chat.add(MessageView("assistant", reply.base))
+            view = await self.chat.add(self.message_view("assistant", reply.base))
         self._reply_view = view
         view.set_status("ok")
         view.set_stats("")
@@ -322,11 +313,15 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
 
     # -- rendering the conversation -------------------------------------------------------------
 
+    def message_view(self, role: str, text: str, **kwargs: Any) -> MessageView:
+        return MessageView(role, text, keymap=self.keymap, activity=self.activity, **kwargs)
+
     def _view_for(self, message: StoredMessage) -> MessageView:
         if message.role == "tool":  # a short card: the call, its outcome, the first lines
-            return MessageView("tool", tool_card(message), message_id=message.id)
-        return MessageView(message.role, message.content, stats=stats_text(message.stats), status=message.status,
-                           version=self.session.version_label(message), message_id=message.id)
+            return self.message_view("tool", tool_card(message), message_id=message.id)
+        return self.message_view(message.role, message.content, stats=stats_text(message.stats),
+                                 status=message.status, version=self.session.version_label(message),
+                                 message_id=message.id)
 
     async def _mount_message(self, message: StoredMessage) -> MessageView:
         view = await self.chat.add(self._view_for(message))
@@ -387,7 +382,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
                                       len(self.messages)))
 
     async def add_note(self, text: str, role: str = "note") -> None:
-        await self.chat.add(MessageView(role, text))
+        await self.chat.add(self.message_view(role, text))
 
     # -- actions of the whole chat (the rest: chat_messages.py, chat_settings.py, chat_files.py) --
 

@@ -15,6 +15,23 @@ class MessageActions:
     """Part of ChatScreen, which provides what these methods use (session, engine, state, views,
     the widgets)."""
 
+    def generating(self) -> bool:
+        """Say that a reply is being written (and return True), or return False."""
+        if self.state is AppState.GENERATING:
+            self.notify(f"Wait for the reply or press {self.keymap.key('chat.stop')} to stop it.",
+                        severity="warning")
+            return True
+        return False
+
+    def busy(self) -> bool:
+        """Say why a reply cannot start now (and return True), or return False."""
+        if self.generating():
+            return True
+        if self.state is not AppState.READY:
+            self.notify("No model is ready yet.", severity="warning")
+            return True
+        return False
+
     async def action_regenerate(self) -> None:
         if not self.busy():
             await self.generate_reply("regenerate")
@@ -31,8 +48,7 @@ class MessageActions:
             self.edit_message(last_user)
 
     def edit_message(self, message: StoredMessage) -> None:
-        if self.state is AppState.GENERATING:
-            self.notify("Wait for the reply or press Esc to stop it.", severity="warning")
+        if self.generating():
             return
         self.editing = message
         self.prompt_input.load_text(message.content)
@@ -81,8 +97,7 @@ class MessageActions:
 
     @work
     async def delete_message(self, message: StoredMessage) -> None:
-        if self.state is AppState.GENERATING:
-            self.notify("Wait for the reply or press Esc to stop it.", severity="warning")
+        if self.generating():
             return
         later = self.session.later_count(message)
         question = "Delete this message" + (f" and the {later} after it?" if later else "?")
@@ -92,8 +107,7 @@ class MessageActions:
             await self.render_conversation()
 
     async def switch_version(self, message: StoredMessage, step: int) -> None:
-        if self.state is AppState.GENERATING:
-            self.notify("Wait for the reply or press Esc to stop it.", severity="warning")
+        if self.generating():
             return
         try:
             shown = self.session.switch_version(message, step)

@@ -77,8 +77,7 @@ class ModelLoading:
         self.reload(message.settings)
 
     def reload(self, settings: LoadSettings) -> None:
-        if self.state is AppState.GENERATING:
-            self.notify("Stop the reply before reloading the model.", severity="warning")
+        if self.generating():
             return
         self.model_info = None
         self.load_model(settings)

@@ -15,18 +15,15 @@ from textual import work
 from tui.screens.dialogs import TextPromptScreen
 from tui.screens.tool_approval import ToolApprovalScreen
 from tui.store import Message as StoredMessage
-from tui.tools.calls import ToolCall, function_schemas
+from tui.tools.calls import MAX_TOOL_ROUNDS, ToolCall, ToolSet, no_such_tool
 from tui.tools.client import call_tool, probe
 from tui.tools.servers import configured_servers
-
-MAX_TOOL_ROUNDS = 5
 
 
 class ToolCalls:
     """Part of ChatScreen, which provides session, config, notify, generate_reply, _mount_message."""
 
-    tool_schemas: list[dict[str, Any]] = []
-    tool_server_of: dict[str, Any] = {}
+    tools: ToolSet = ToolSet()
     _tool_task: "asyncio.Future | None" = None
     _tool_rounds = 0
 
@@ -46,18 +43,16 @@ class ToolCalls:
                 self.notify(f"MCP server {status.server.name}: {status.detail}", title="Tools", severity="warning")
         for problem in problems:
             self.notify(problem, title="Tools", severity="warning")
-        self.tool_server_of = {tool.name: status.server for status in statuses if status.state == "ready"
-                               for tool in status.tools}
-        self.tool_schemas = function_schemas(statuses)
+        self.tools = ToolSet.of(statuses)
 
     def tools_for_next_reply(self) -> list[dict[str, Any]] | None:
         off = self.tools_off
-        schemas = [] if "*" in off else [s for s in self.tool_schemas if s["function"]["name"] not in off]
+        schemas = [] if "*" in off else [s for s in self.tools.schemas if s["function"]["name"] not in off]
         return schemas or None
 
     def switch_tools(self, on: bool, names: list[str]) -> None:
         """Tools on or off for this chat: all of them, or the ones named."""
-        known = {schema["function"]["name"] for schema in self.tool_schemas}
+        known = {schema["function"]["name"] for schema in self.tools.schemas}
         unknown = [name for name in names if name not in known]
         if unknown:
             self.notify(f"No tool named {', '.join(unknown)} (/tools lists them).", severity="warning")
@@ -104,10 +99,10 @@ class ToolCalls:
     @work(exclusive=True, group="tool-calls")
     async def run_tool_calls(self, calls: list[ToolCall]) -> None:
         for call in calls:
-            server = self.tool_server_of.get(call.name)
+            server = self.tools.server_of.get(call.name)
             name = server.name if server is not None else ""
             if server is None:
-                text, outcome = f"There is no tool named {call.name}.", "error"
+                text, outcome = no_such_tool(call.name), "error"
             else:
                 decision = "always" if call.name in self.always_allowed else \
                     await self.app.push_screen_wait(ToolApprovalScreen(call, name))
@@ -131,7 +126,7 @@ class ToolCalls:
         await self.generate_reply("send")
 
     async def _run_tool(self, server: Any, call: ToolCall) -> tuple[str, str]:
-        self.status.update_info(detail=f"running tool {call.name} on {server.name} (esc stops it)")
+        self.status.update_info(detail=f"running tool {call.name} on {server.name} ({self.keymap.key('chat.stop')} stops it)")
         self._tool_task = asyncio.ensure_future(call_tool(server, call.name, call.arguments))
         try:
             result = await self._tool_task

@@ -18,7 +18,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.engine import Failed, Finished, GenerationSettings, TokenDelta, TokenProbs
+from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
+from tui.engine import Failed, Finished, GenerationSettings
 from tui.engine.settings import format_value
 from tui.text import inert
 
@@ -81,27 +82,33 @@ class CompareScreen(ModalScreen["Column | None"]):
 
     @work(thread=True, exclusive=True)
     def run_columns(self) -> None:
-        """Each column's reply in turn (a thread worker: it only reads the engine's event queue)."""
+        """Each column's reply in turn, read through the bridge (the worker only reads the
+        engine's event queue; the column index is the turn id)."""
         for index, column in enumerate(self.columns):
             if self.done:
                 return
             self._turn = turn = self.engine.generate(self.messages, column.settings, 1)
             if self.done:  # closed while this reply was being asked for
                 turn.stop()
-            shown_at = 0.0
-            for event in turn:
-                if isinstance(event, TokenProbs):
-                    column.logprobs.extend(choice.raw_logprob for choice in event.choices)
-                elif isinstance(event, TokenDelta):
-                    column.text += event.text
-                    if len(column.text) - shown_at > 40:  # a few updates a second are enough here
-                        shown_at = len(column.text)
-                        self.app.call_from_thread(self.show, index)
-            column.final = turn.final
-            if isinstance(turn.final, (Finished, Failed)) and turn.final.text and not column.text:
-                column.text = turn.final.text  # beam search: the reply comes whole at the end
-            self.app.call_from_thread(self.show, index)
+            pump_turn(self, turn, index, cancelled=lambda: self.done)
         self._turn = None
+
+    def on_reply_delta(self, message: ReplyDelta) -> None:
+        message.stop()
+        column = self.columns[message.turn_id]
+        column.text += message.text
+        column.logprobs.extend(choice.raw_logprob for choice in message.choices)
+        self.show(message.turn_id)
+        message.shown.set()
+
+    def on_reply_ended(self, message: ReplyEnded) -> None:
+        message.stop()
+        column = self.columns[message.turn_id]
+        column.logprobs.extend(choice.raw_logprob for choice in message.choices)
+        column.final = message.final
+        if message.final.text and not column.text:
+            column.text = message.final.text  # beam search: the reply comes whole at the end
+        self.show(message.turn_id)
 
     def show(self, index: int) -> None:
         column = self.columns[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -9,15 +10,19 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown, Static
 
 from tui.actions import ACTIONS, Keymap, in_scope
-
-# Keys of the prompt itself (a TextArea), not actions of the table.
-PROMPT_KEYS = [("enter", "Send the message"), ("shift+enter / ctrl+j", "New line in the message"),
-               ("up / down", "Earlier prompts (when the input is empty)"), ("ctrl+p", "Command palette")]
+from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY
 
 
-def key_rows(keymap: Keymap) -> list[tuple[str, str]]:
+
+def prompt_keys(palette_key: str) -> list[tuple[str, str]]:
+    """Keys of the prompt itself (a TextArea) and the palette's, not actions of the table."""
+    return [(SEND_KEY, "Send the message"), (" / ".join(NEWLINE_KEYS), "New line in the message"),
+            ("up / down", "Earlier prompts (when the input is empty)"), (palette_key, "Command palette")]
+
+
+def key_rows(keymap: Keymap, palette_key: str) -> list[tuple[str, str]]:
     rows = [(keymap.shown(a.id), a.title) for a in in_scope("chat", "app") if keymap.keys(a.id)]
-    rows += PROMPT_KEYS
+    rows += prompt_keys(palette_key)
     rows += [(f"{keymap.shown(a.id)} (on a message)", a.title) for a in in_scope("message") if keymap.keys(a.id)]
     return rows
 
@@ -34,7 +39,7 @@ def command_lines() -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
     AUTO_FOCUS = "#help-dialog"
 
     def __init__(self, keymap: Keymap) -> None:
@@ -47,9 +52,14 @@ class HelpScreen(ModalScreen[None]):
             table = DataTable(show_cursor=False, zebra_stripes=True, id="help-keys")
             table.can_focus = False  # the dialog scrolls (PageDown, End, the wheel), not the table
             table.add_columns("Key", "Action")
-            for key, title in key_rows(self.keymap):
+            for key, title in key_rows(self.keymap, self.app.COMMAND_PALETTE_BINDING):
                 table.add_row(key, title)
             yield table
             yield Static("Slash commands", classes="section-title")
             yield Markdown(command_lines(), id="help-commands")
-            yield Static("Esc closes this screen.", classes="muted")
+            yield Static(f"Esc or {self.keymap.key('app.help')} closes this screen.", classes="muted")
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in self.keymap.keys("app.help").split(","):  # the user's help key closes help too
+            event.stop()
+            self.dismiss()

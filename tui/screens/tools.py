@@ -45,8 +45,8 @@ class ToolsScreen(ModalScreen[None]):
         with VerticalScroll(id="tools-dialog"):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
-            yield Static("Calling tools from a chat (each call approved by you) comes next. Esc closes.",
-                         classes="muted")
+            yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
+                         "each call waits for your approval. Esc closes.", classes="muted")
 
 
 class ToolActions:

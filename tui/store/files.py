@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,9 +20,11 @@ from tui.store.model import (
     STATUSES,
     Conversation,
     Message,
+    model_history,
     new_id,
     title_from,
 )
+from tui.paths import write_atomic
 from tui.text import inert, soft_break_lines
 
 FORMAT = "chatui.conversation"
@@ -93,8 +92,7 @@ def export_as(conv: Conversation, fmt: str) -> str:
 def export_tf_chat(conv: Conversation, config: dict[str, Any]) -> str:
     """The JSON `transformers chat` writes with `!save`: `{"settings": {...}, "chat_history":
     [...]}`, `config` being the whole GenerationConfig dict (tui.engine.generation_config)."""
-    history = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
-    history += [{"role": m.role, "content": m.content} for m in conv.messages if m.status != "failed"]
+    history = model_history(conv.system_prompt or "", conv.messages)
     data = {"settings": {"base_url": None, "model_id": conv.model, "config": config}, "chat_history": history}
     return json.dumps(_finite(data), ensure_ascii=False, indent=4) + "\n"
 
@@ -197,18 +195,7 @@ def _marker_json(found: re.Match[str]) -> dict[str, Any]:
 def write_file_atomic(path: Path, text: str) -> None:
     """Write `text` as UTF-8 to `path` through a temporary file in the same folder and
     `os.replace`, so readers see the old file or the whole new one; the file gets mode 0o600."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(Path(path), lambda file: file.write(text.encode("utf-8")))
 
 
 # ---------------------------------------------------------------------------------------------

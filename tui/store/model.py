@@ -161,3 +161,22 @@ def subtree_ids(messages: Sequence[Message], message_id: str) -> set[str]:
             found.add(current)
             stack.extend(children.get(current, ()))
     return found
+
+
+def model_message(message: Message) -> dict[str, Any]:
+    """A stored message as the chat template takes it: a reply's tool calls and a tool result's
+    call id go with them."""
+    turn: dict[str, Any] = {"role": message.role, "content": message.content}
+    stats = message.stats or {}
+    if message.role == "assistant" and stats.get("tool_calls"):
+        turn["tool_calls"] = stats["tool_calls"]
+    if message.role == "tool":
+        turn.update(tool_call_id=stats.get("tool_call_id", ""), name=stats.get("name", ""))
+    return turn
+
+
+def model_history(system_prompt: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """What the model sees of a conversation: the system prompt, then every message but failed
+    replies (the history given to a model and the one `transformers chat` saves)."""
+    turns: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    return turns + [model_message(m) for m in messages if m.status != "failed"]

@@ -38,6 +38,26 @@ class ToolCall:
                 "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
 
 
+MAX_TOOL_ROUNDS = 5  # rounds of tool calls answered for one message before the model is stopped
+
+
+@dataclass(frozen=True)
+class ToolSet:
+    """The tools of the ready servers: their schemas for the model, and the server of each."""
+    schemas: list[dict[str, Any]] = field(default_factory=list)
+    server_of: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, statuses: list[ServerStatus]) -> "ToolSet":
+        return cls(function_schemas(statuses), {tool.name: status.server for status in statuses
+                                                if status.state == "ready" for tool in status.tools})
+
+
+def no_such_tool(name: str) -> str:
+    """The result the model gets for a call to a tool that is not there."""
+    return f"There is no tool named {name}."
+
+
 def function_schemas(statuses: list[ServerStatus]) -> list[dict[str, Any]]:
     """The tools of the ready servers as `apply_chat_template(tools=...)` takes them."""
     schemas = []

@@ -149,10 +149,6 @@ class MessageView(Vertical, can_focus=True):
         Binding("up", "move(-1)", "Previous message", show=False),
         Binding("down", "move(1)", "Next message", show=False),
     ]
-    # Set by the chat screen (the same for every message): the keys named in hints, and the
-    # user's input, which a streaming reply lets draw first.
-    keymap = Keymap()
-    activity: UserActivity | None = None
 
     @dataclass
     class Action(Message):
@@ -180,8 +176,11 @@ class MessageView(Vertical, can_focus=True):
         stats: str
 
     def __init__(self, role: str, text: str = "", *, stats: str = "", status: str = "ok",
-                 version: str = "", message_id: str | None = None, **kwargs) -> None:
+                 version: str = "", message_id: str | None = None, keymap: Keymap | None = None,
+                 activity: UserActivity | None = None, **kwargs) -> None:
         super().__init__(classes=f"message {role}", **kwargs)
+        self.keymap = keymap or Keymap()  # the keys named in hints
+        self.activity = activity  # the user's input, which a streaming reply lets draw first
         self.message_id = message_id
         self.role = role
         self.text = text

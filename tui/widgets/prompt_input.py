@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import TextArea
 
 NEWLINE_KEYS = ("shift+enter", "ctrl+j")
+SEND_KEY = "enter"
 
 
 class PromptInput(TextArea):
@@ -29,7 +30,7 @@ class PromptInput(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
-        if key == "enter":
+        if key == SEND_KEY:
             event.stop()
             event.prevent_default()
             self._submit()
@@ -38,7 +39,8 @@ class PromptInput(TextArea):
             event.stop()
             event.prevent_default()
             start, end = self.selection
-            self._replace_via_keyboard("\n", start, end)
+            if not self.read_only:
+                self.replace("\n", start, end, maintain_selection_offset=False)
             return
         if key in ("up", "down") and (not self.text or self._history_index is not None):
             if self._recall(-1 if key == "up" else 1):
