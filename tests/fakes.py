@@ -66,7 +66,7 @@ class ScriptedEngine:
         self.tools_given = tools
         turn = Turn()
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
-        threading.Thread(target=self._play, args=(turn, reply), daemon=True).start()
+        threading.Thread(target=self._play, args=(turn, reply, settings.streams), daemon=True).start()
         return turn
 
     def parse_response(self, text, tools=None) -> Future:
@@ -85,8 +85,11 @@ class ScriptedEngine:
         future.set_result(sum(len(m["content"].split()) + 4 for m in messages))  # a stand-in count
         return future
 
-    def _play(self, turn: Turn, reply: str) -> None:
-        turn._emit(Started(42, 42, 4096))
+    def _play(self, turn: Turn, reply: str, streams: bool = True) -> None:
+        turn._emit(Started(42, 42, 4096, streams=streams))
+        if not streams:  # beam search: the reply comes whole at the end, as the engine sends it
+            turn._emit(Finished(reply, "stop", fixed_metrics(len(reply.split(" ")))))
+            return
         words = reply.split(" ")
         sent: list[str] = []
         for index, word in enumerate(words):

@@ -78,6 +78,22 @@ def test_generation_config_file_comes_before_config_toml_and_flags(tmp_path):
     assert (values["temperature"], values["top_k"], values["num_beams"]) == (0.6, 9, 3)
 
 
+def test_config_toml_generation_takes_any_generation_config_field(tmp_path):
+    from tui.store.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text('[generation]\nmin_new_tokens = 12\neos_token_id = [2, 17]\nstop_strings = ["###"]\n')
+    config = load_config(path)
+    assert config.errors == []
+    options = parse_args(["num_beams=2"])
+    options.apply_config(config)
+    values = options.generation.values
+    assert (values["min_new_tokens"], values["eos_token_id"], values["stop_strings"], values["num_beams"]) == (
+        12, [2, 17], ["###"], 2)
+    path.write_text('[generation]\ntemprature = 0.5\n')
+    assert any("did you mean temperature?" in error for error in load_config(path).errors)
+
+
 def test_list_tools_prints_each_server_its_state_and_tools(tmp_path):
     import sys
 

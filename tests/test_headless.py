@@ -84,6 +84,17 @@ def test_headless_streams_replies_and_stats(tiny_model_dir):
 
 
 
+def test_headless_beam_search_says_it_cannot_stream_and_prints_the_whole_reply(tiny_model_dir, tmp_path):
+    env = subprocess_env(tmp_path)
+    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=6", "num_beams=2", "--prompt", "Hi",
+                     "--stats", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "num_beams=2: beam search cannot stream" in result.stderr and "new_tokens=6" in result.stderr
+    exported = json.loads(run_cli("--export", "last", env=env).stdout)
+    reply = next(m["content"] for m in exported["messages"] if m["role"] == "assistant")
+    assert reply and result.stdout == reply + "\n"  # the whole reply, printed once it is done
+
+
 def test_headless_default_model_answers_paris_and_turns_are_a_blank_line_apart(smollm2_dir, tmp_path):
     env = subprocess_env(tmp_path)
     result = run_cli("--prompt", "What is the capital of France?", "--prompt", "And of Italy?", "do_sample=false",

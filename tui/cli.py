@@ -24,6 +24,7 @@ from tui.engine.settings import (
     PARAM_SPECS,
     QUANTIZATION_ALIASES,
     QUANTIZATIONS,
+    SPECS_BY_NAME,
     GenerationSettings,
     LoadSettings,
     SettingsError,
@@ -120,7 +121,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     if stray:
         parser.error(f"unexpected argument {stray[0]!r}: give the model first, then key=value settings")
     try:
-        file_settings = load_generation_file(ns.generation_config) if ns.generation_config else {}
+        file_settings = load_generation_file(ns.generation_config, keep=SPECS_BY_NAME) if ns.generation_config else {}
         overrides = parse_key_values(words)
         generation = GenerationSettings().with_updates(file_settings).with_updates(overrides)
     except (SettingsError, GenerationConfigError) as exc:

@@ -20,6 +20,18 @@ def test_values_are_typed_as_transformers_chat_types_them(raw, value):
     assert parse_flag_value(raw) == value and type(parse_flag_value(raw)) is type(value)
 
 
+def test_none_for_a_form_setting_means_its_default_as_in_transformers():
+    settings = GenerationSettings().with_updates(parse_key_values(["temperature=0.2", "top_k=5"]))
+    settings = settings.with_updates(parse_key_values(["temperature=None", "top_k=none"]))
+    assert settings.temperature == 0.7 and settings.top_k == 50 and settings.changed() == {}
+
+
+def test_token_id_lists_are_checked_before_any_generation():
+    with pytest.raises(SettingsError, match="bad_words_ids: expected a list of token id lists"):
+        GenerationSettings().with_updates(parse_key_values(["bad_words_ids=[1,2]"]))
+    assert GenerationSettings().with_updates(parse_key_values(["bad_words_ids=[[1,2],[3]]"])).bad_words_ids == [[1, 2], [3]]
+
+
 def test_any_generation_config_field_is_taken():
     updates = parse_key_values(["min_new_tokens=20", "num_beams=2", "eos_token_id=[2,3]", "stop_strings=###",
                                 "length_penalty=-0.5", "do_sample=False"])
@@ -54,6 +66,19 @@ def test_a_generation_config_file_or_folder_gives_its_settings(tmp_path):
         "temperature": 0.6, "top_p": 0.95, "repetition_penalty": 1.1}  # defaults and chatui's own keys left out
     with pytest.raises(ValueError, match="--generation-config"):
         load_file(str(tmp_path / "missing.json"))
+
+
+def test_a_generation_config_file_keeps_chatuis_settings_it_sets_to_transformers_defaults(tmp_path):
+    """temperature=1.0 and do_sample=false are transformers' defaults but not chatui's (0.7, true):
+    a file that sets them must get them, as it does in `transformers chat`."""
+    from tui.cli import parse_args
+
+    path = tmp_path / "greedy.json"
+    path.write_text(json.dumps({"max_new_tokens": 5, "do_sample": False, "temperature": 1.0, "top_p": 1.0}))
+    options = parse_args(["--generation-config", str(path)])
+    assert (options.generation.do_sample, options.generation.temperature, options.generation.top_p) == (False, 1.0, 1.0)
+    assert options.generation.max_new_tokens == 5
+    assert options.generation.top_k == 50 and options.generation.repetition_penalty == 1.0  # not in the file: chatui's
 
 
 def test_a_saved_transformers_chat_config_keeps_what_it_changed():

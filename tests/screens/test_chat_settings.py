@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes import ScriptedEngine
 from pilot import make_app, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
@@ -134,6 +135,21 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
             await send(pilot, app, "/set temprature=1")
             await pilot.pause()
             assert any("did you mean temperature?" in n for n in notes(app))
+
+    run(scenario())
+
+
+def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(tmp_path):
+    async def scenario():
+        app = make_app(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]))
+        async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "Capital of France?")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app), 10)
+            assert reply_texts(app) == ["The capital of France is Paris."]
+            assert any("num_beams=2: beam search cannot stream; the reply appears when it is done" in n
+                       for n in notes(app))
 
     run(scenario())
 

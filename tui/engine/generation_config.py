@@ -97,6 +97,8 @@ def check_name(key: str, also_known: Iterable[str] = ()) -> None:
 
 
 # Bounds transformers checks only when generate runs (a failed reply), checked here up front.
+# Fields whose shape transformers checks only when generate builds its processors.
+_LISTS_OF_TOKEN_LISTS = ("bad_words_ids", "force_words_ids")
 _AT_LEAST = {"num_beams": 1, "num_beam_groups": 1, "min_new_tokens": 0, "min_length": 0, "max_length": 1}
 
 
@@ -109,6 +111,12 @@ def validate(values: dict[str, Any]) -> None:
         value = values.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
             raise GenerationConfigError(f"{key}: expected a whole number ≥ {least}, got {value!r}")
+    for key in _LISTS_OF_TOKEN_LISTS:
+        value = values.get(key)
+        if value is not None and not (isinstance(value, list) and value and all(
+                isinstance(ids, list) and ids and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                                      for i in ids) for ids in value)):
+            raise GenerationConfigError(f"{key}: expected a list of token id lists, e.g. [[1,2],[3]], got {value!r}")
     try:
         GenerationConfig(**values).validate(strict=False, user_set_attributes=set(values))
     except (ValueError, TypeError) as exc:
@@ -145,9 +153,11 @@ def _storable(value: Any) -> bool:
     return True
 
 
-def load_file(path: str) -> dict[str, Any]:
+def load_file(path: str, keep: Iterable[str] = ()) -> dict[str, Any]:
     """`--generation-config FILE_OR_DIR`: a generation_config.json (or a folder with one), as
-    settings; raises GenerationConfigError with one line."""
+    settings; raises GenerationConfigError with one line. Keys in `keep` (chatui's form settings,
+    whose defaults are not transformers') count whenever the file sets them, even to
+    transformers' default: temperature=1.0 in the file is not chatui's 0.7."""
     from transformers import GenerationConfig
 
     location = Path(path).expanduser()
@@ -162,7 +172,7 @@ def load_file(path: str) -> dict[str, Any]:
         raise
     except Exception as exc:  # OSError, JSON errors, ...: one line
         raise GenerationConfigError(f"--generation-config {path}: {one_line(exc)}") from None
-    return settings_of(config.to_dict())
+    return settings_of(config.to_dict(), keep=keep)
 
 
 def config_dict(values: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class ParamSpec:
             text = raw.strip()
             if self.optional and text.lower() in ("", "none", "null", "off"):
                 return None
+            if text.lower() in ("none", "null"):  # as in transformers: not set here, the default applies
+                return self.default
             if self.type is bool:
                 lowered = text.lower()
                 if lowered in ("true", "1", "yes", "on"):
@@ -66,10 +68,8 @@ class ParamSpec:
                 except ValueError:
                     raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
         else:
-            if raw is None:
-                if self.optional:
-                    return None
-                raise SettingsError(f"{name}: a value is required")
+            if raw is None:  # not set here: the default applies
+                return None if self.optional else self.default
             if self.type is bool:
                 if isinstance(raw, bool):
                     return raw
