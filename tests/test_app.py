@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 from fakes import ScriptedEngine
@@ -225,3 +226,23 @@ def test_help_lists_every_binding(tmp_path):
                 assert binding.key in keys
 
     run(scenario())
+
+
+def test_screenshot_goes_to_the_current_folder_when_there_is_no_downloads_folder(tmp_path, monkeypatch):
+    import platformdirs
+
+    monkeypatch.setattr(platformdirs, "user_downloads_dir", lambda: str(tmp_path / "no-such-Downloads"))
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+            app.action_screenshot()
+            await wait_for(pilot, lambda: any(n.startswith("Screenshot saved to ") for n in notes(app)), 10)
+            saved = [n.removeprefix("Screenshot saved to ") for n in notes(app) if n.startswith("Screenshot saved")]
+            assert Path(saved[0]).parent == here and Path(saved[0]).is_file()
+
+    asyncio.run(scenario())

@@ -114,3 +114,12 @@ def test_list_tools_prints_each_server_its_state_and_tools(tmp_path):
     config.write_text("")
     result = run_cli("--list-tools", env=env)
     assert result.returncode == 1 and "no MCP servers are configured" in result.stderr
+
+
+def test_the_app_without_a_terminal_says_so_instead_of_drawing_into_a_pipe(tmp_path):
+    from processes import subprocess_env
+
+    result = run_cli("--conversation", "last", env=subprocess_env(tmp_path))  # stdout is a pipe
+    assert result.returncode == 2
+    assert "the app needs a terminal" in result.stderr and "--prompt" in result.stderr and "--export" in result.stderr
+    assert result.stdout == ""

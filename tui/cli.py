@@ -167,6 +167,11 @@ def parse_args(argv: Sequence[str]) -> Options:
 
 
 def run_app(options: Options, config: Config) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would draw into the pipe and wait for keys that never come.
+        print("chatui: the app needs a terminal; use --prompt TEXT for turns without one, or "
+              "--export ID to print a conversation", file=sys.stderr)
+        return EXIT_USAGE
     from tui.app import ChatApp  # Textual is imported only when the app runs
 
     ChatApp(options, config).run()

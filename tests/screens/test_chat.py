@@ -379,8 +379,9 @@ def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
 
 def test_single_line_breaks_show_as_written(tmp_path):
     """"Red: Red\nBlue: Blue" is three lines on screen (Markdown would join them into one), in
-    replies and in the user's own ctrl+j lines; lists and code blocks render as before."""
-    reply = "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green\n\n- one\n- two\n\n```\na\nb\n```"
+    replies and in the user's own ctrl+j lines; lists, code blocks and tables render as before."""
+    reply = ("Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green\n\n- one\n- two\n\n```\na\nb\n```"
+             "\n\n| colour | hex |\n|---|---|\n| red | #f00 |\n| blue | #00f |")
 
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine([reply]))
@@ -399,6 +400,8 @@ def test_single_line_breaks_show_as_written(tmp_path):
             colours = next(p for p in paragraphs if p.size.height > 1)
             assert colours.size.height == 3
             assert len(reply_view.query("MarkdownBullet")) == 2 and len(reply_view.query("MarkdownFence")) == 1
+            [table] = reply_view.query("MarkdownTable")  # one table: no hard break was put into its rows
+            assert table.size.height >= 3  # the header and both rows
 
     run(scenario())
 
@@ -461,5 +464,26 @@ def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
             await pilot.press("ctrl+b")  # asked for at 60 columns: shown all the same
             await pilot.pause()
             assert panel.display
+
+    run(scenario())
+
+
+def test_context_is_counted_live_while_an_edited_message_is_answered(tmp_path):
+    async def scenario():
+        reply = " ".join(f"w{i}" for i in range(300))
+        app = make_app(tmp_path, engine=ScriptedEngine(["short answer", reply], token_delay=0.01))
+        async with app.run_test() as pilot:
+            chat, info = app.chat_screen, app.chat_screen.status.info
+            await wait_for(pilot, lambda: chat.state == "ready")
+            await send(pilot, app, "first question")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["short answer"])
+            await pilot.press("ctrl+g")  # edit the last message: its answer is written again
+            await wait_for(pilot, lambda: chat.prompt_input.text == "first question")
+            chat.prompt_input.load_text("an edited question")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: chat.state == "generating" and info.context_used >= 42 + 30)
+            assert info.ttft_s is None  # live figures of this reply, not 0 or the old turn's
+            await wait_for(pilot, lambda: chat.state == "ready")
+            assert info.context_used == 42 + 300
 
     run(scenario())

@@ -120,5 +120,9 @@ def test_typing_on_a_focused_message_goes_to_the_prompt_and_runs_nothing(tmp_pat
             await wait_for(pilot, lambda: app.screen is not chat)
             await pilot.press("y")
             await wait_for(pilot, lambda: [m.role for m in chat.messages] == ["user"])
+            await wait_for(pilot, lambda: chat.prompt_input.has_focus, 5)  # the deleted message had it
+            chat.prompt_input.clear()
+            await pilot.press(*"after")
+            assert chat.prompt_input.text == "after"  # typing after a delete is not lost
 
     run(scenario())

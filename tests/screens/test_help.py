@@ -19,6 +19,8 @@ def test_help_fits_and_scrolls_in_small_terminals(tmp_path):
                 await pilot.pause()
                 dialog = app.screen.query_one("#help-dialog")
                 assert dialog.region.right <= size[0] and dialog.region.bottom <= size[1]
+                table = app.screen.query_one("#help-keys")
+                assert table.size.height == table.row_count + 1  # every row (and the header), none cut off
                 assert dialog.max_scroll_y > 0 and dialog.scroll_y == 0  # more than fits: it scrolls
                 await pilot.press("pagedown")
                 await pilot.pause(0.3)

@@ -105,6 +105,7 @@ class MessageActions:
             self.session.delete_message(message)
             self.report_saves()
             await self.render_conversation()
+            self.prompt_input.focus()  # the focused message is gone: typing goes to the prompt
 
     async def switch_version(self, message: StoredMessage, step: int) -> None:
         if self.generating():

@@ -17,7 +17,7 @@ from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY
 def prompt_keys(palette_key: str) -> list[tuple[str, str]]:
     """Keys of the prompt itself (a TextArea) and the palette's, not actions of the table."""
     return [(SEND_KEY, "Send the message"), (" / ".join(NEWLINE_KEYS), "New line in the message"),
-            ("up / down", "Earlier prompts (when the input is empty)"), (palette_key, "Command palette")]
+            ("up / down", "Earlier prompts (empty input)"), (palette_key, "Command palette")]
 
 
 def key_rows(keymap: Keymap, palette_key: str) -> list[tuple[str, str]]:
@@ -54,6 +54,10 @@ class HelpScreen(ModalScreen[None]):
             table.add_columns("Key", "Action")
             for key, title in key_rows(self.keymap, self.app.COMMAND_PALETTE_BINDING):
                 table.add_row(key, title)
+            # Every row, the header too: DataTable caps itself at its container's height (100%),
+            # which cut rows off in a small terminal; the dialog scrolls instead.
+            table.styles.height = table.styles.max_height = table.row_count + 1
+            table.styles.overflow_x = "hidden"  # a scrollbar would take the last row's line
             yield table
             yield Static("Slash commands", classes="section-title")
             yield Markdown(command_lines(), id="help-commands")
