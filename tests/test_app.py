@@ -118,7 +118,7 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
     effect, the old file is left whole, and saving works once the dir does."""
     import errno
 
-    from tui.store import files
+    from tui import paths  # the one atomic writer
 
     blocker = tmp_path / "config"
     blocker.write_text("a regular file where the config folder should be\n")
@@ -152,7 +152,7 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
             def no_space(*_args, **_kwargs):
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-            monkeypatch.setattr(files.os, "fsync", no_space)
+            monkeypatch.setattr(paths.os, "fsync", no_space)
             await send(pilot, app, "/set temperature=0.9")
             await pilot.pause()
             app.action_save_defaults()

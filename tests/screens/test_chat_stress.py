@@ -38,7 +38,7 @@ class PacedEngine(ScriptedEngine):
         super().__init__(replies)
         self.tokens_per_s = tokens_per_s
 
-    def _play(self, turn, reply: str) -> None:
+    def _play(self, turn, reply: str, streams: bool = True) -> None:
         from fakes import fixed_metrics
 
         from tui.engine import Finished, TokenDelta
