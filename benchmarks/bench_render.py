@@ -64,7 +64,17 @@ class StreamingEngine:
         future.set_result(self.info)
         return future
 
-    def generate(self, messages, settings) -> Turn:
+    def count_tokens(self, messages) -> Future:
+        future: Future = Future()
+        future.set_result(0)
+        return future
+
+    def parse_response(self, text, tools=None) -> Future:
+        future: Future = Future()
+        future.set_result(None)
+        return future
+
+    def generate(self, messages, settings, logprobs: int = 0, tools=None) -> Turn:
         turn = Turn()
 
         def play() -> None:

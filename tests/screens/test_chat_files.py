@@ -144,6 +144,8 @@ def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_al
             offer = next(n for n in notes(app) if n.startswith("This chat was made with"))
             assert "dtype bfloat16 (now auto)" in offer and "quantization bnb-8bit (now none)" in offer
             assert "ctrl+l" in offer and "ctrl+l" in footer_keys()
+            titles = [n.title for n in app._notifications if n.message.startswith("This chat was made with")]
+            assert titles == ["Other model options"]  # the same model, loaded otherwise
             await pilot.press("ctrl+l")
             await wait_for(pilot, lambda: len(engine.loads) == 2 and chat.state == "ready")
             assert (engine.loads[-1].dtype, engine.loads[-1].quantization) == ("bfloat16", "bnb-8bit")

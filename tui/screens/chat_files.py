@@ -108,8 +108,9 @@ class ConversationFlows:
         self.saved_load = saved if differences else None
         if differences:
             key = self.keymap.key("chat.load_saved_model")
+            other_model = saved.model != self.load_settings.model or saved.endpoint != self.load_settings.endpoint
             self.notify(f"This chat was made with {differences}. Press {key} to load that.",
-                        title="Another model", timeout=20)
+                        title="Another model" if other_model else "Other model options", timeout=20)
 
     def action_load_saved_model(self) -> None:
         if self.saved_load is None:
