@@ -88,9 +88,12 @@ class _Tools:
 
     def __init__(self, statuses: list[ServerStatus], options: Options) -> None:
         self.toolset = ToolSet.of(statuses)
-        self.schemas = self.toolset.schemas
         self.approve_all = options.approve_all_tools
         self.approved = set(options.approve_tools)
+
+    @property
+    def schemas(self) -> list[dict]:
+        return self.toolset.schemas
 
     def run(self, session: ChatSession, call: ToolCall, stderr: TextIO) -> None:
         """Run `call` if the command line allowed it, else refuse it; either way the model is told."""

@@ -77,18 +77,21 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
             with pytest.raises(SettingsError, match="compare 2 to 4"):
                 chat.compare_columns("current")
 
-            chat.action_compare("current do_sample=false,max_new_tokens=4 creative")
+            chat.action_compare("current do_sample=false,max_new_tokens=4 creative prompt_lookup_num_tokens=10")
             await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
             screen = app.screen
             await wait_for(pilot, lambda: all(isinstance(c.final, Finished) for c in screen.columns), 60)
             columns = screen.columns
-            assert [c.name for c in columns] == ["current", "do_sample=false,max_new_tokens=4", "creative"]
+            assert [c.name for c in columns] == ["current", "do_sample=false,max_new_tokens=4", "creative",
+                                                 "prompt_lookup_num_tokens=10"]
             seeds = {c.settings.seed for c in columns}
             assert len(seeds) == 1 and None not in seeds  # sampling: one seed for every column
-            assert [c.final.metrics.new_tokens for c in columns] == [6, 4, 6]
-            assert all(len(c.logprobs) == c.final.metrics.new_tokens for c in columns)
+            assert [c.final.metrics.new_tokens for c in columns] == [6, 4, 6, 6]
+            assert all(len(c.logprobs) == c.final.metrics.new_tokens for c in columns[:3])
+            assert columns[3].logprobs == []  # recording would have turned that column's prompt lookup off
             await pilot.pause()
             assert "perplexity" in str(screen.query_one("#compare-stats-1").render())
+            assert "no perplexity with prompt lookup" in str(screen.query_one("#compare-stats-3").render())
             kept_text = columns[1].text
             await pilot.press("2")
             await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen) and reply_texts(app)[-1] == kept_text)

@@ -71,9 +71,7 @@ class Backends:
 
     def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
                  tools: Sequence[dict[str, Any]] | None = None) -> Turn:
-        if tools:
-            return self.current.generate(messages, settings, logprobs, tools)
-        return self.current.generate(messages, settings, logprobs)
+        return self.current.generate(messages, settings, logprobs, tools)
 
     def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
         return self.current.prefill(messages, settings)

@@ -113,14 +113,20 @@ def validate(values: dict[str, Any]) -> None:
             raise GenerationConfigError(f"{key}: expected a whole number ≥ {least}, got {value!r}")
     for key in _LISTS_OF_TOKEN_LISTS:
         value = values.get(key)
-        if value is not None and not (isinstance(value, list) and value and all(
-                isinstance(ids, list) and ids and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
-                                                      for i in ids) for ids in value)):
+        if value is not None and not _token_id_lists(value):
             raise GenerationConfigError(f"{key}: expected a list of token id lists, e.g. [[1,2],[3]], got {value!r}")
     try:
         GenerationConfig(**values).validate(strict=False, user_set_attributes=set(values))
     except (ValueError, TypeError) as exc:
         raise GenerationConfigError(f"{_key_of(exc, values)}: {one_line(exc)}") from None
+
+
+def _token_id_lists(value: Any) -> bool:
+    def token_ids(ids: Any) -> bool:
+        return isinstance(ids, list) and bool(ids) and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+
+    return isinstance(value, list) and bool(value) and all(token_ids(ids) for ids in value)
 
 
 def _key_of(exc: BaseException, values: dict[str, Any]) -> str:

@@ -131,14 +131,13 @@ def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) ->
     return f"cannot load {source.name}: {one_line(exc)}"
 
 
-def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: str, trust: bool) -> int:
+def check_memory(config: Any, settings: LoadSettings, dtype: str, device: str, trust: bool) -> int:
     """Estimate the weights' size from the config on the meta device; refuse a load that cannot fit."""
     import psutil
     import torch
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
     with init_empty_weights(include_buffers=True):  # buffers too: nothing is allocated
         empty = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
     params = sum(p.numel() for p in empty.parameters())
@@ -158,11 +157,8 @@ def check_memory(model_path: str, settings: LoadSettings, dtype: str, device: st
     return params
 
 
-def checkpoint_dtype(model_path: str, trust: bool) -> str | None:
+def checkpoint_dtype(config: Any) -> str | None:
     """The dtype a checkpoint's weights are stored in (its config says), or None if it does not say."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
     value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     return str(value).removeprefix("torch.") if value is not None else None
 
@@ -191,7 +187,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
 
     try:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
     except Exception as exc:  # a broken install must not become a traceback
         raise LoadError(f"cannot import torch/transformers: {one_line(exc)}") from exc
@@ -218,9 +214,10 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     trust = settings.trust_remote_code
     report(65, _STEPS, f"loading {source.name}")
     try:
-        dtype = pick_dtype(settings.dtype, device, None if source.is_gguf else checkpoint_dtype(model_path, trust))
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)  # read once, for both
+        dtype = pick_dtype(settings.dtype, device, None if source.is_gguf else checkpoint_dtype(config))
         quant_config = transformers_config(settings.quantization, dtype)
-        params = check_memory(model_path, settings, dtype, device, trust)
+        params = check_memory(config, settings, dtype, device, trust)
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         kwargs: dict[str, Any] = {
             "dtype": getattr(torch, dtype),

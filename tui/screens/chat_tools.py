@@ -16,7 +16,7 @@ from tui.screens.dialogs import TextPromptScreen
 from tui.screens.tool_approval import ToolApprovalScreen
 from tui.store import Message as StoredMessage
 from tui.tools.calls import MAX_TOOL_ROUNDS, ToolCall, ToolSet, no_such_tool
-from tui.tools.client import call_tool, probe
+from tui.tools.client import ServerStatus, call_tool, probe
 from tui.tools.servers import configured_servers
 
 
@@ -24,26 +24,34 @@ class ToolCalls:
     """Part of ChatScreen, which provides session, config, notify, generate_reply, _mount_message."""
 
     tools: ToolSet = ToolSet()
+    tool_servers: list[Any] = []  # config.toml's [mcp] servers, read at start
+    tool_problems: list[str] = []  # what is wrong with that configuration
     _tool_task: "asyncio.Future | None" = None
     _tool_rounds = 0
 
     def start_tools(self) -> None:
         self.chat_changed()
-        servers, problems = configured_servers(self.config.mcp, self.config.path)  # read once, at start
-        if servers or problems:
-            self.probe_tools(servers, problems)
+        # Read once, at start; /tools probes these servers again and keeps what it finds.
+        self.tool_servers, self.tool_problems = configured_servers(self.config.mcp, self.config.path)
+        if self.tool_servers or self.tool_problems:
+            self.probe_tools()
+
+    async def probe_servers(self) -> list[ServerStatus]:
+        """Ask the configured MCP servers for their tools; what they offer now is what the model
+        is offered from the next reply on."""
+        statuses = list(await asyncio.gather(*(probe(server) for server in self.tool_servers)))
+        self.tools = ToolSet.of(statuses)
+        return statuses
 
     @work(group="tools-probe")
-    async def probe_tools(self, servers: list[Any], problems: list[str]) -> None:
-        """Ask the configured MCP servers for their tools (in the background, at start); say what
-        is wrong with the configuration."""
-        statuses = list(await asyncio.gather(*(probe(server) for server in servers)))
-        for status in statuses:
+    async def probe_tools(self) -> None:
+        """At start, in the background: the servers' tools, and what is wrong with any of them or
+        with the configuration."""
+        for status in await self.probe_servers():
             if status.state != "ready":
                 self.notify(f"MCP server {status.server.name}: {status.detail}", title="Tools", severity="warning")
-        for problem in problems:
+        for problem in self.tool_problems:
             self.notify(problem, title="Tools", severity="warning")
-        self.tools = ToolSet.of(statuses)
 
     def tools_for_next_reply(self) -> list[dict[str, Any]] | None:
         off = self.tools_off
@@ -83,9 +91,10 @@ class ToolCalls:
 
     async def after_reply(self, stored: StoredMessage) -> None:
         """A reply ended: if it calls tools, each call is put to the user."""
-        if not self.tools_for_next_reply():
+        offered = self.tools_for_next_reply()
+        if not offered:
             return
-        parsed = await asyncio.wrap_future(self.engine.parse_response(stored.content, self.tools_for_next_reply()))
+        parsed = await asyncio.wrap_future(self.engine.parse_response(stored.content, offered))
         calls = self.session.take_tool_calls(stored, parsed)
         if calls:
             self._tool_rounds += 1
@@ -126,7 +135,8 @@ class ToolCalls:
         await self.generate_reply("send")
 
     async def _run_tool(self, server: Any, call: ToolCall) -> tuple[str, str]:
-        self.status.update_info(detail=f"running tool {call.name} on {server.name} ({self.keymap.key('chat.stop')} stops it)")
+        stop = self.keymap.key("chat.stop")
+        self.status.update_info(detail=f"running tool {call.name} on {server.name} ({stop} stops it)")
         self._tool_task = asyncio.ensure_future(call_tool(server, call.name, call.arguments))
         try:
             result = await self._tool_task

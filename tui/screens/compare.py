@@ -44,6 +44,8 @@ class Column:
         if self.logprobs:
             mean = sum(self.logprobs) / len(self.logprobs)
             parts += [f"mean logprob {mean:.2f}", f"perplexity {math.exp(-mean):.2f}"]
+        elif self.settings.prompt_lookup_num_tokens:
+            parts.append("no perplexity with prompt lookup")
         return " · ".join(parts)
 
 
@@ -87,7 +89,10 @@ class CompareScreen(ModalScreen["Column | None"]):
         for index, column in enumerate(self.columns):
             if self.done:
                 return
-            self._turn = turn = self.engine.generate(self.messages, column.settings, 1)
+            # The model's probability of each token (for perplexity), except where recording would
+            # change how the reply is decoded: prompt lookup checks several tokens a step.
+            record = 0 if column.settings.prompt_lookup_num_tokens else 1
+            self._turn = turn = self.engine.generate(self.messages, column.settings, record)
             if self.done:  # closed while this reply was being asked for
                 turn.stop()
             pump_turn(self, turn, index, cancelled=lambda: self.done)

@@ -3,7 +3,6 @@ descriptions), probed when asked. `ToolActions` is the chat screen's part (a mix
 
 from __future__ import annotations
 
-import asyncio
 
 from textual import work
 from textual.app import ComposeResult
@@ -13,8 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
 from tui.text import inert
-from tui.tools.client import ServerStatus, probe
-from tui.tools.servers import configured_servers
+from tui.tools.client import ServerStatus
 
 
 def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
@@ -50,7 +48,8 @@ class ToolsScreen(ModalScreen[None]):
 
 
 class ToolActions:
-    """Part of ChatScreen, which provides `config` and `notify`."""
+    """Part of ChatScreen, which provides `config`, `notify` and (ToolCalls) the configured
+    servers and `probe_servers`."""
 
     @work(exclusive=True, group="tools")
     async def action_tools(self, argument: str = "") -> None:
@@ -60,11 +59,11 @@ class ToolActions:
         if words and words[0] in ("on", "off"):
             self.switch_tools(words[0] == "on", words[1:])
             return
-        servers, problems = configured_servers(self.config.mcp, self.config.path)
+        servers, problems = self.tool_servers, self.tool_problems
         if not servers and not problems:
             self.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.config.path} "
                         "(see the README's Tools section).", severity="warning", timeout=10)
             return
         self.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
-        statuses = list(await asyncio.gather(*(probe(server) for server in servers)))
+        statuses = await self.probe_servers()  # the model is offered what they offer now
         await self.app.push_screen(ToolsScreen(statuses, problems))
