@@ -87,7 +87,7 @@ def dtype_chat(dtype: str) -> dict:
     decode: list[float] = []
     ttft = chat_ttfts(engine, 20, True, decode_rates=decode)
     long, long_ctx = decode_rate(engine, 2830)
-    engine.shutdown()
+    engine.close()
     return {"ttft": ttft, "decode": decode, "long": long, "long_ctx": long_ctx}
 
 
@@ -145,7 +145,7 @@ def main() -> None:
         print(f"long-context decode {name}: ctx={short_ctx} tok_s={short:.2f} ctx={long_ctx} tok_s={long:.2f} "
               f"ratio={long / short:.2f} (goal >= 0.8)", flush=True)
     engine.grow_cache_in_place = True
-    engine.shutdown()
+    engine.close()
     compare_dtypes()
 
 

@@ -66,7 +66,7 @@ def measure_engine(dtype: str, new_tokens: int, repeats: int, logprobs: int = 0)
         final = engine.generate(PROMPT, settings, logprobs=logprobs).wait()
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
-    engine.shutdown()
+    engine.close()
     return {"decode_tok_s": statistics.median(rates), "ttft_s": statistics.median(ttfts),
             "tokens": final.metrics.new_tokens}
 

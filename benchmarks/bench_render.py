@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -22,7 +23,11 @@ from tui.app import ChatApp  # noqa: E402
 from tui.bridge import ReplyDelta  # noqa: E402
 from tui.cli import parse_args  # noqa: E402
 from tui.screens.chat import ChatScreen  # noqa: E402
-from tui.engine import Finished, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
+from tui.engine import Finished, GenerationSettings, LoadSettings, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
+from tui.engine.backend import Capabilities, Progress  # noqa: E402
+from tui.engine.compiled import CompileJob  # noqa: E402
+from tui.engine.jobs import done, failed  # noqa: E402
+from tui.engine.prompt import Message  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 
@@ -49,32 +54,31 @@ def markdown_tokens(count: int) -> list[str]:
 
 
 class StreamingEngine:
+    """A Backend that streams Markdown at a fixed rate (no model): what the UI alone costs."""
+
     info = ModelInfo("bench", "bench", "cpu", "float32", "none", "sdpa", 32768, 1, 1, True, 0.0)
-    load_settings = None
-    compile = None  # no background torch.compile
+    load_settings: LoadSettings | None = None
+    compile: CompileJob | None = None  # no background torch.compile
+    capabilities = Capabilities()
 
-    def prefill(self, messages, settings) -> Future:
-        future: Future = Future()
-        future.set_result(0)
-        return future
-
-    def load(self, settings, progress=None) -> Future:
-        future: Future = Future()
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> Future[ModelInfo]:
         self.load_settings = settings
-        future.set_result(self.info)
-        return future
+        return done(self.info)
 
-    def count_tokens(self, messages) -> Future:
-        future: Future = Future()
-        future.set_result(0)
-        return future
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:
+        return done(0)
 
-    def parse_response(self, text, tools=None) -> Future:
-        future: Future = Future()
-        future.set_result(None)
-        return future
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
+        return done(0)
 
-    def generate(self, messages, settings, logprobs: int = 0, tools=None) -> Turn:
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> Future[dict | None]:
+        return done(None)
+
+    def decode(self, token_ids: Sequence[int]) -> Future[str]:
+        return failed(NotImplementedError("no token ids here"))
+
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
+                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         turn = Turn()
 
         def play() -> None:
@@ -84,14 +88,14 @@ class StreamingEngine:
                 delay = start + index / RATE - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                turn._emit(TokenDelta(token, index))
+                turn.emit(TokenDelta(token, index))
             metrics = TurnMetrics(new_tokens=TOKENS, decode_tok_s=RATE)
-            turn._emit(Finished("".join(tokens), "length", metrics))
+            turn.emit(Finished("".join(tokens), "length", metrics))
 
         threading.Thread(target=play, daemon=True).start()
         return turn
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         pass
 
 

@@ -111,7 +111,7 @@ def run_one(name: str, setup: str) -> dict:
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
     weights = weight_bytes(engine._loaded.model)
-    engine.shutdown()
+    engine.close()
     return {"dtype": info.dtype, "quantization": info.quantization, "load_s": load_s,
             "rss_mb": psutil.Process().memory_info().rss / 2**20, "ttft_s": min(ttfts), "decode_tok_s": max(rates),
             "prompt_tokens": final.metrics.prompt_tokens, "bytes_per_token": weights}

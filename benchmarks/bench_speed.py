@@ -136,7 +136,7 @@ def llama_cpp_line() -> None:
     engine.load(LoadSettings()).result()
     final = engine.generate(messages, GenerationSettings().with_updates(
         {"do_sample": False, "max_new_tokens": NEW_TOKENS})).wait()
-    engine.shutdown()
+    engine.close()
     ours = final.metrics.decode_tok_s
     print(f"llama.cpp tok_s={llama:.2f} chatui tok_s={ours:.2f} ratio={ours / llama:.2f} (goal >= 0.5)", flush=True)
 

@@ -70,7 +70,7 @@ def tiny_engine(tiny_model_dir: Path):
     engine = Engine()
     engine.load(LoadSettings(model=str(tiny_model_dir))).result()
     yield engine
-    engine.shutdown()
+    engine.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def smollm2_engine(smollm2_dir: Path):
     engine = Engine()
     engine.load(LoadSettings()).result()
     yield engine
-    engine.shutdown()
+    engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,30 @@
-"""A scripted stand-in for the engine: the same small API (load → Future[ModelInfo],
-generate → Turn of events, stop), no torch. It gives the UI fixed replies and fixed timings,
-so snapshots are deterministic; it records every generate call for the tests to check."""
+"""A scripted stand-in for the engine: a `Backend` (tui/engine/backend.py; the type checker holds
+it to the contract), no torch. It gives the UI fixed replies and fixed timings, so snapshots are
+deterministic; it records every generate call for the tests to check."""
 
 from __future__ import annotations
 
 import threading
 import time
 from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tui.engine import (
     Failed,
     Finished,
+    GenerationSettings,
     LoadError,
+    LoadSettings,
     ModelInfo,
     Started,
     TokenDelta,
     Turn,
     TurnMetrics,
 )
+from tui.engine.backend import Capabilities, Progress
+from tui.engine.compiled import CompileJob
+from tui.engine.jobs import done, failed
+from tui.engine.prompt import Message
 
 FIXED_INFO = ModelInfo(
     name="scripted-model", source="/models/scripted", device="cpu", dtype="float32", quantization="none",
@@ -32,6 +39,8 @@ def fixed_metrics(tokens: int) -> TurnMetrics:
 
 
 class ScriptedEngine:
+    capabilities = Capabilities(tools=True, prefill=True)  # replies carry no token probabilities or ids
+
     def __init__(self, replies: list[str] | None = None, *, token_delay: float = 0.0,
                  load_error: str | None = None, hold_load: bool = False, fail_after: int | None = None) -> None:
         self.replies = list(replies or ["Hello! How can I help?"])
@@ -39,15 +48,17 @@ class ScriptedEngine:
         self.load_error = load_error
         self.hold_load = hold_load
         self.fail_after = fail_after
-        self.calls: list[tuple[list[dict], object]] = []
+        self.calls: list[tuple[list[dict], GenerationSettings]] = []
         self.prefills: list[list[dict]] = []
-        self.compile = None  # no background compile
-        self.loads: list[object] = []
+        self.compile: CompileJob | None = None  # no background compile
+        self.loads: list[LoadSettings] = []
         self.info: ModelInfo | None = None
-        self.load_settings = None
+        self.load_settings: LoadSettings | None = None
+        self.logprobs_asked = 0
+        self.tools_given: Sequence[dict[str, Any]] | None = None
 
-    def load(self, settings, progress=None) -> Future:
-        future: Future = Future()
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> Future[ModelInfo]:
+        future: Future[ModelInfo] = Future()
         self.loads.append(settings)
         if progress:
             progress(40, 100, "loading weights")
@@ -60,7 +71,8 @@ class ScriptedEngine:
         future.set_result(FIXED_INFO)
         return future
 
-    def generate(self, messages, settings, logprobs: int = 0, tools=None) -> Turn:
+    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
+                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         self.calls.append(([dict(m) for m in messages], settings.copy()))
         self.logprobs_asked = logprobs  # the scripted replies carry no token probabilities
         self.tools_given = tools
@@ -69,42 +81,45 @@ class ScriptedEngine:
         threading.Thread(target=self._play, args=(turn, reply, settings.streams), daemon=True).start()
         return turn
 
-    def parse_response(self, text, tools=None) -> Future:
-        future: Future = Future()
-        future.set_result(None)  # no response template: the common formats are read instead
-        return future
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> Future[dict | None]:
+        return done(None)  # no response template: the common formats are read instead
 
-    def prefill(self, messages, settings) -> Future:
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:
         self.prefills.append([dict(m) for m in messages])
-        future: Future = Future()
-        future.set_result(0)
-        return future
+        return done(0)
 
-    def count_tokens(self, messages) -> Future:
-        future: Future = Future()
-        future.set_result(sum(len(m["content"].split()) + 4 for m in messages))  # a stand-in count
-        return future
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
+        return done(sum(len(str(m["content"]).split()) + 4 for m in messages))  # a stand-in count
+
+    def decode(self, token_ids: Sequence[int]) -> Future[str]:
+        return failed(NotImplementedError("scripted replies have no token ids"))
 
     def _play(self, turn: Turn, reply: str, streams: bool = True) -> None:
-        turn._emit(Started(42, 42, 4096, streams=streams))
+        turn.emit(Started(42, 42, 4096, streams=streams))
         if not streams:  # beam search: the reply comes whole at the end, as the engine sends it
-            turn._emit(Finished(reply, "stop", fixed_metrics(len(reply.split(" ")))))
+            turn.emit(Finished(reply, "stop", fixed_metrics(len(reply.split(" ")))))
             return
         words = reply.split(" ")
         sent: list[str] = []
         for index, word in enumerate(words):
             if turn.stop_requested:
-                turn._emit(Finished("".join(sent), "stopped", fixed_metrics(len(sent))))
+                turn.emit(Finished("".join(sent), "stopped", fixed_metrics(len(sent))))
                 return
             if self.fail_after is not None and index >= self.fail_after:
-                turn._emit(Failed("generation failed: RuntimeError: simulated", "".join(sent), fixed_metrics(len(sent))))
+                turn.emit(Failed("generation failed: RuntimeError: simulated", "".join(sent), fixed_metrics(len(sent))))
                 return
             piece = word + (" " if index < len(words) - 1 else "")
             sent.append(piece)
-            turn._emit(TokenDelta(piece, len(sent)))
+            turn.emit(TokenDelta(piece, len(sent)))
             if self.token_delay:
                 time.sleep(self.token_delay)
-        turn._emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
+        turn.emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         pass
+
+
+if TYPE_CHECKING:  # the type checker holds the fake to the contract the app is typed against
+    from tui.engine.backend import Backend
+
+    _scripted_engine_is_a_backend: Backend = ScriptedEngine()

@@ -67,7 +67,7 @@ def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path
 
 def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_model_dir):
     """Quit (ctrl+q) while the reply just sent waits behind other work on the torch thread (the
-    last token of a reply stopped a moment before): on_unmount shuts the engine down, which
+    last token of a reply stopped a moment before): on_unmount closes the engine, which
     cancels that reply's job. Its reply worker, an event-loop executor thread, must end: the UI
     closes either way, but asyncio.run() then joins the executor threads, so a worker blocked
     forever on the turn leaves the process hanging after the terminal is given back."""
@@ -75,13 +75,13 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
 
     engine = Engine()
     blocker = threading.Event()
-    real_shutdown = engine.shutdown
+    real_close = engine.close
 
-    def shutdown() -> None:
-        real_shutdown()
+    def close() -> None:
+        real_close()
         blocker.set()  # the job ahead of the reply ends just after, as a last token would
 
-    engine.shutdown = shutdown
+    engine.close = close
     state: dict = {}
 
     async def scenario():
@@ -105,7 +105,7 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
             await asyncio.sleep(0.02)
         ended = turn_ended()
         if not ended:  # release the worker ourselves, or asyncio.run() would hang this test too
-            turn._emit(Failed("released by the test", ""))
+            turn.emit(Failed("released by the test", ""))
             await asyncio.sleep(0.2)
         assert ended, "after quitting, the reply worker is blocked forever on a turn that never ends"
 

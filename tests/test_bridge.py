@@ -29,9 +29,9 @@ def batch_spacing(active: bool) -> float:
 
     def produce() -> None:
         for i in range(400):
-            turn._emit(TokenDelta("x ", i + 1))
+            turn.emit(TokenDelta("x ", i + 1))
             time.sleep(0.002)
-        turn._emit(Finished("x " * 400, "stop", None))
+        turn.emit(Finished("x " * 400, "stop", None))
 
     producer = threading.Thread(target=produce)
     producer.start()

@@ -18,7 +18,7 @@ from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
 from tui.chat_session import ChatSession
 from tui.commands import ChatCommands
-from tui.engine import Engine
+from tui.engine.backend import Backend
 from tui.engine.backends import Backends
 from tui.idle_gc import IdleCollector
 from tui.options import Options
@@ -35,13 +35,13 @@ class ChatApp(App[None]):
     BINDINGS = bindings("app")
     COMMANDS = App.COMMANDS | {ChatCommands}
 
-    def __init__(self, options: Options, config: Config, *, engine: Engine | None = None,
+    def __init__(self, options: Options, config: Config, *, engine: Backend | None = None,
                  saver: AutoSaver | None = None) -> None:
         super().__init__()
         self.options = options
         self.config = config
         self.keymap = Keymap(config.keys)
-        self.engine = engine or Backends()
+        self.engine: Backend = engine or Backends()
         # The library opens on the first write, after the first frame (opening checks integrity).
         self.saver = saver or AutoSaver(None, reopen=Library)
         self.activity = UserActivity()
@@ -115,7 +115,7 @@ class ChatApp(App[None]):
     async def on_unmount(self) -> None:
         self.chat_screen.leave_reply()
         self.collector.restore()  # the interpreter's usual thresholds, for whatever runs next
-        self.engine.shutdown()
+        self.engine.close()
         self.saver.retry()
         if self.theme != self._theme_at_start:
             try:

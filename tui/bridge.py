@@ -1,5 +1,6 @@
 """The one adapter between the engine's plain Python (futures, callbacks, event queues) and
-Textual messages: model loads, background compiles and streamed replies all reach the UI here.
+Textual: model loads, background compiles and streamed replies reach the UI here as messages,
+and a backend's small answers (`answer`) as awaitables.
 
 Replies: a Textual thread worker reads a Turn's queue (it never touches torch), batches every
 delta that arrived since the last read into one message, and posts it (`post_message` is
@@ -15,19 +16,29 @@ and a keypress never queues behind a backlog.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from tui.engine import (Engine, Failed, Finished, LoadError, LoadSettings, ModelInfo, Started, TokenChoice, TokenDelta,
+from tui.engine import (Failed, Finished, LoadError, LoadSettings, ModelInfo, Started, TokenChoice, TokenDelta,
                         TokenProbs, Turn)
+from tui.engine.backend import Backend
 from tui.engine.compiled import CompileJob
 from tui.engine.sources import one_line
+
+T = TypeVar("T")
+
+
+async def answer(future: Future[T]) -> T:
+    """A backend's answer awaited on Textual's event loop (which never blocks on it)."""
+    return await asyncio.wrap_future(future)
+
 
 # -- model loads --------------------------------------------------------------------------------
 
@@ -55,7 +66,7 @@ class CompileDone(Message):
     job: CompileJob
 
 
-def start_load(target: MessagePump, engine: Engine, settings: LoadSettings) -> None:
+def start_load(target: MessagePump, engine: Backend, settings: LoadSettings) -> None:
     """Load on the engine's thread; progress and the end arrive at `target` as messages."""
     future = engine.load(settings, lambda done, total, label: target.post_message(LoadProgress(done, total, label)))
 
@@ -82,7 +93,7 @@ class ContextCounted(Message):
     request: int
 
 
-def count_context(target: MessagePump, engine: Engine, messages: list[dict[str, str]], request: int) -> None:
+def count_context(target: MessagePump, engine: Backend, messages: list[dict[str, str]], request: int) -> None:
     def counted(future: Future[int]) -> None:
         if not future.cancelled() and future.exception() is None:
             target.post_message(ContextCounted(future.result(), request))

@@ -14,7 +14,8 @@ from typing import TextIO
 
 from tui import token_probs
 from tui.chat_session import ChatSession
-from tui.engine import Engine, Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine.backend import Backend
 from tui.engine.backends import Backends
 from tui.options import Options
 from tui.store import AutoSaver, Library, Message, StoreError
@@ -46,19 +47,19 @@ def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
     return session
 
 
-def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO = sys.stdin,
+def run_headless(options: Options, engine: Backend | None = None, stdin: TextIO = sys.stdin,
                  stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     session = _open_session(options, stderr)
     if session is None:
         return EXIT_USAGE
-    engine = engine or Backends()
+    backend: Backend = engine or Backends()
     try:
         try:
-            info = engine.load(options.load).result()
+            info = backend.load(options.load).result()
         except LoadError as exc:
             print(f"chatui: {exc}", file=stderr)
             return EXIT_FAILURE
-        session.model_loaded(info.name, engine.load_settings or options.load)
+        session.model_loaded(info.name, backend.load_settings or options.load)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
         try:
@@ -72,7 +73,7 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
                 if number > 1:
                     stdout.write("\n")  # a blank line between turns
                 session.add_user_message(stdin.read().strip() if prompt == "-" else prompt)
-                code = _turn(session, engine, number, options, stdout, stderr, logprobs_file, tools)
+                code = _turn(session, backend, number, options, stdout, stderr, logprobs_file, tools)
                 if code:
                     return code
         finally:
@@ -80,7 +81,7 @@ def run_headless(options: Options, engine: Engine | None = None, stdin: TextIO =
                 logprobs_file.close()
         return 0
     finally:
-        engine.shutdown()
+        backend.close()
 
 
 class _Tools:
@@ -125,7 +126,7 @@ def _tools(options: Options, stderr: TextIO) -> _Tools | None:
     return tools if tools.schemas else None
 
 
-def _turn(session: ChatSession, engine: Engine, number: int, options: Options, stdout: TextIO,
+def _turn(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO,
           stderr: TextIO, logprobs_file: TextIO | None = None, tools: _Tools | None = None) -> int:
     """One user turn: the reply, and while it calls tools, their results and the next reply
     (up to MAX_TOOL_ROUNDS)."""
@@ -142,7 +143,7 @@ def _turn(session: ChatSession, engine: Engine, number: int, options: Options, s
     return EXIT_FAILURE
 
 
-def _reply(session: ChatSession, engine: Engine, number: int, options: Options, stdout: TextIO, stderr: TextIO,
+def _reply(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO, stderr: TextIO,
            logprobs_file: TextIO | None, tools: _Tools | None) -> tuple[int, Message | None]:
     reply = session.start_reply(session.plan_reply("send"))
     turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0,

@@ -1,4 +1,5 @@
-"""Library warnings go to a log file, not the terminal: a normal run prints none (they land in
+"""chatui's own log records (the "tui" loggers: what went wrong and was handled) and library
+warnings go to a log file, not the terminal: a normal run prints none (they land in
 the middle of a streamed reply, or under the app's screen). The file is chatui.log in the
 platformdirs log dir (~/.local/state/chatui/log on Linux).
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import platformdirs
 
 LIBRARIES = ("transformers", "huggingface_hub", "torch", "torchao", "accelerate", "bitsandbytes", "py.warnings")
+CHATUI = "tui"  # the package's loggers: logging.getLogger(__name__) in every module that logs
 _handler: logging.Handler | None = None
 
 
@@ -35,10 +37,11 @@ def route_library_logs() -> Path | None:
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.captureWarnings(True)
-    for name in LIBRARIES:
+    for name in (CHATUI, *LIBRARIES):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.propagate = False
+    logging.getLogger(CHATUI).setLevel(logging.INFO)
     _handler = handler
     return path
 

@@ -43,7 +43,7 @@ def test_compiled_replies_use_the_static_cache_and_match(tiny_model_dir, plain_r
         assert calls  # decode steps ran through the compiled forward
         assert type(job._cache).__name__ == "StaticCache" and engine._cache is None  # not kept for reuse
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_a_failed_compile_is_reported_and_replies_still_work(tiny_model_dir, plain_reply, monkeypatch):
@@ -61,7 +61,7 @@ def test_a_failed_compile_is_reported_and_replies_still_work(tiny_model_dir, pla
         final = engine.generate(ASK, GREEDY).wait()
         assert isinstance(final, Finished) and final.text == plain_reply
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_a_reply_too_long_for_the_static_cache_uses_the_usual_path(tiny_model_dir):

@@ -48,7 +48,7 @@ def test_the_engine_packs_a_cpu_model_and_it_generates_the_same_tokens(tiny_mode
         greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 12})
         final = engine.generate(messages, greedy).wait()
     finally:
-        engine.shutdown()
+        engine.close()
     assert isinstance(final, Finished)
     assert final.text == tokenizer.decode(expected, skip_special_tokens=True)
 

@@ -41,7 +41,7 @@ def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_
         assert isinstance(final, Finished) and final.metrics.new_tokens == 4
         assert final.metrics.prompt_tokens == len(builder.build(rounds, 512, 4, [ADD]).ids)
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_the_tokenizers_own_response_template_is_used_when_it_has_one(tiny_engine, monkeypatch):

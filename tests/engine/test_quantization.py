@@ -39,7 +39,7 @@ def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_
         final = engine.generate([{"role": "user", "content": "hi"}], settings).wait()
         assert isinstance(final, Finished) and final.metrics.new_tokens == 6
     finally:
-        engine.shutdown()
+        engine.close()
     assert 64 % INT4_GROUP_SIZE == 0  # the tiny model's width: every layer could be quantized
 
 
@@ -50,7 +50,7 @@ def test_int4_without_torchao_names_it(monkeypatch, tiny_model_dir):
         with pytest.raises(LoadError, match="quantization int4 needs torchao"):
             engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4")).result()
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_weight_bytes_counts_packed_int4_and_tied_weights_once():
@@ -78,7 +78,7 @@ def _greedy_reply(settings: LoadSettings, labels: list[str] | None = None) -> st
         assert isinstance(final, Finished)
         return final.text
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_int4_weights_are_cached_and_the_next_load_does_not_quantize(tiny_model_dir, monkeypatch):

@@ -29,7 +29,7 @@ def server():
 def backend():
     made = RemoteBackend()
     yield made
-    made.shutdown()
+    made.close()
 
 
 def connect(backend, server, **settings) -> object:
@@ -154,7 +154,7 @@ def test_connection_refused_and_dns_failure_are_clear(backend):
         with pytest.raises(LoadError, match="DNS lookup failed"):
             offline.load(LoadSettings(endpoint="http://no-such-host.example/v1")).result(timeout=30)
     finally:
-        offline.shutdown()
+        offline.close()
 
 
 def test_logprobs_come_from_servers_that_return_them(backend, server):

@@ -16,7 +16,7 @@ def served(transformers_serve):
     backend = RemoteBackend()
     info = backend.load(LoadSettings(endpoint=transformers_serve)).result(timeout=60)
     yield backend, info
-    backend.shutdown()
+    backend.close()
 
 
 def test_the_model_list_names_the_served_model(served, tiny_model_dir):

@@ -226,7 +226,7 @@ def test_load_without_template_warns(tiny_model_dir, tmp_path):
         assert not info.has_chat_template and any("chat template" in w for w in info.warnings)
         assert isinstance(engine.generate(ask("Hi"), GREEDY).wait(), Finished)
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_bad_sources_fail_with_one_clear_line(model, fragment):
             engine.load(LoadSettings(model=model)).result()
         assert "\n" not in str(info.value)
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_dir_that_is_not_a_model(tmp_path):
@@ -254,7 +254,7 @@ def test_dir_that_is_not_a_model(tmp_path):
         with pytest.raises(LoadError, match="not a model directory"):
             engine.load(LoadSettings(model=str(tmp_path))).result()
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_remote_code_needs_the_flag(tmp_path):
@@ -270,7 +270,7 @@ def test_remote_code_needs_the_flag(tmp_path):
         with pytest.raises(LoadError, match="--trust-remote-code"):
             engine.load(LoadSettings(model=str(tmp_path))).result()
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_cuda_request_without_gpu_is_refused(monkeypatch):
@@ -282,7 +282,7 @@ def test_cuda_request_without_gpu_is_refused(monkeypatch):
         with pytest.raises(LoadError, match="no CUDA GPU"):
             engine.load(LoadSettings(device="cuda")).result()
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_failed_reload_keeps_the_previous_model(tiny_model_dir):
@@ -294,7 +294,7 @@ def test_failed_reload_keeps_the_previous_model(tiny_model_dir):
         assert engine.info is not None and engine.info.source == str(tiny_model_dir)
         assert isinstance(engine.generate(ask("Hi"), GREEDY).wait(), Finished)
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_progress_reaches_the_end(tiny_model_dir):
@@ -303,7 +303,7 @@ def test_progress_reaches_the_end(tiny_model_dir):
     try:
         engine.load(LoadSettings(model=str(tiny_model_dir)), lambda d, t, label: seen.append((d, t, label))).result()
     finally:
-        engine.shutdown()
+        engine.close()
     assert seen[-1][0] == seen[-1][1] and all(0 <= d <= t for d, t, _ in seen)
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
 
@@ -347,7 +347,7 @@ def test_a_draft_model_assists_and_the_greedy_text_is_the_same(tiny_model_dir):
         assert calls, "the draft model was not used"
         assert assisted.text == plain.text and assisted.metrics.new_tokens == plain.metrics.new_tokens
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_a_draft_model_that_cannot_load_is_a_warning_not_a_failure(tiny_model_dir, tmp_path):
@@ -362,25 +362,25 @@ def test_a_draft_model_that_cannot_load_is_a_warning_not_a_failure(tiny_model_di
                                 GenerationSettings().with_updates({"max_new_tokens": 4})).wait()
         assert final.metrics.new_tokens == 4
     finally:
-        engine.shutdown()
+        engine.close()
 
 
 def test_a_turn_queued_when_the_engine_shuts_down_still_ends():
-    """Every Turn that generate() returns must end, even when shutdown() cancels its job before
+    """Every Turn that generate() returns must end, even when close() cancels its job before
     it ran: a reader blocked on it forever is a hang (see the app test below)."""
     engine = Engine()  # no model needed: the job never runs
     blocker = threading.Event()
     engine._executor.submit(blocker.wait)  # the torch thread is busy (a previous reply's last token)
     turn = engine.generate([{"role": "user", "content": "hi"}], GenerationSettings())
-    engine.shutdown()
+    engine.close()
     blocker.set()
     ended = threading.Event()
     threading.Thread(target=lambda: (turn.wait(), ended.set()), daemon=True).start()
     if not ended.wait(5):
         from tui.engine import Failed
 
-        turn._emit(Failed("released by the test", ""))  # let the waiting thread go
-        raise AssertionError("a turn whose job was cancelled by shutdown() never ends")
+        turn.emit(Failed("released by the test", ""))  # let the waiting thread go
+        raise AssertionError("a turn whose job was cancelled by close() never ends")
     assert turn.final.text == ""
 
 
@@ -426,7 +426,7 @@ def test_the_models_generation_config_is_the_base_under_chatuis_defaults(tiny_mo
             engine.load(LoadSettings(model=str(model_dir))).result()
             final = engine.generate(messages, settings).wait()
         finally:
-            engine.shutdown()
+            engine.close()
         if name == "eos":
             assert (final.reason, final.metrics.new_tokens) == ("stop", 1)  # the model's own end of turn
         else:

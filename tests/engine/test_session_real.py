@@ -25,7 +25,7 @@ def test_cached_conversion_loads_fast(smollm2_dir):
         info = engine.load(LoadSettings()).result()
         elapsed = time.perf_counter() - started
     finally:
-        engine.shutdown()
+        engine.close()
     assert info.name == "SmolLM2-135M-Instruct" and info.context_size == 8192
     print(f"default model load from the safetensors cache: {elapsed:.2f} s")
 
@@ -110,7 +110,7 @@ def test_reload_with_other_dtypes_and_quantizations_shrinks_and_still_answers(sm
             print(f"{info.dtype}/{info.quantization:9} footprint={info.footprint_bytes / 2**20:.0f} MB "
                   f"rss={rss_bytes() / 2**20:.0f} MB")
     finally:
-        engine.shutdown()
+        engine.close()
     assert figures["bfloat16"] <= figures["float32"] // 2 + 2**20  # bf16 halves the weights
     assert figures["bnb-4bit"] < figures["bnb-8bit"] < figures["bfloat16"]
     assert figures["int4"] < figures["bfloat16"]

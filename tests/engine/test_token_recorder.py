@@ -65,7 +65,7 @@ def test_the_probabilities_after_the_filters_are_transformers_own(tiny_model_dir
                 output_scores=True, output_logits=True, return_dict_in_generate=True,
                 pad_token_id=loaded.tokenizer.pad_token_id, **settings.generate_kwargs())
     finally:
-        engine.shutdown()
+        engine.close()
     assert out.sequences[0, len(prompt):].tolist() == [c.id for c in choices]  # the same draws
     for step, choice in enumerate(choices):
         final_lp = torch.log_softmax(out.scores[step][0].float(), -1)

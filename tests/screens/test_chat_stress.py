@@ -48,14 +48,14 @@ class PacedEngine(ScriptedEngine):
         started = time.perf_counter()
         for index, word in enumerate(words):
             if turn.stop_requested:
-                turn._emit(Finished("".join(sent), "stopped", fixed_metrics(len(sent))))
+                turn.emit(Finished("".join(sent), "stopped", fixed_metrics(len(sent))))
                 return
             due = started + index / self.tokens_per_s
             if due > time.perf_counter():
                 time.sleep(max(0.0, due - time.perf_counter()))
             sent.append(word + (" " if index < len(words) - 1 else ""))
-            turn._emit(TokenDelta(sent[-1], len(sent)))
-        turn._emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
+            turn.emit(TokenDelta(sent[-1], len(sent)))
+        turn.emit(Finished("".join(sent), "stop", fixed_metrics(len(sent))))
 
 
 def long_markdown_reply(tokens: int) -> str:

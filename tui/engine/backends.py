@@ -1,9 +1,9 @@
-"""The model chatui talks to: the in-process engine, or an OpenAI-compatible server
-(`RemoteBackend`), chosen by the load settings (`endpoint`). The app and headless mode hold one
-`Backends` and never ask which: it has the engine's API and hands each call to the one in use.
+"""The backend in use: the in-process engine, or another kind chosen by the load settings (an
+OpenAI-compatible server for `endpoint`). The app and headless mode hold one `Backends` and never
+ask which: it is a `Backend` itself and hands each call to the one in use.
 
-A load that fails leaves the one in use as it was (the in-process engine keeps its model). When a
-server takes over, the in-process model is unloaded, to give its memory back.
+A load that fails leaves the one in use as it was (the in-process engine keeps its model). When
+another backend takes over, the in-process model is unloaded, to give its memory back.
 """
 
 from __future__ import annotations
@@ -11,20 +11,41 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any, Callable, Sequence
 
+from tui.engine.backend import Backend, Capabilities, Progress
+from tui.engine.compiled import CompileJob
 from tui.engine.loading import ModelInfo
 from tui.engine.prompt import Message
 from tui.engine.session import Engine
-from tui.engine.turn import Turn
 from tui.engine.settings import GenerationSettings, LoadSettings
+from tui.engine.turn import Turn
 
-Progress = Callable[[int, int, str], None]
+
+def _remote() -> Backend:
+    from tui.engine.remote import RemoteBackend  # httpx2: only when a server is used
+
+    return RemoteBackend()
+
+
+# The backends besides the in-process engine: a name, which load settings it serves, and how to
+# make one (made on the first load it serves). The first that matches a load takes it.
+KINDS: tuple[tuple[str, Callable[[LoadSettings], bool], Callable[[], Backend]], ...] = (
+    ("remote", lambda settings: bool(settings.endpoint), _remote),
+)
 
 
 class Backends:
     def __init__(self, local: Engine | None = None) -> None:
         self.local = local or Engine()
-        self.remote: Any = None  # a RemoteBackend, made on the first load with an endpoint
-        self.current: Any = self.local
+        self.others: dict[str, Backend] = {}  # by kind, made on first use
+        self.current: Backend = self.local
+
+    def _serving(self, settings: LoadSettings) -> Backend:
+        for name, serves, make in KINDS:
+            if serves(settings):
+                if name not in self.others:
+                    self.others[name] = make()
+                return self.others[name]
+        return self.local
 
     @property
     def info(self) -> ModelInfo | None:
@@ -35,22 +56,19 @@ class Backends:
         return self.current.load_settings
 
     @property
-    def compile(self) -> Any:
+    def capabilities(self) -> Capabilities:
+        return self.current.capabilities
+
+    @property
+    def compile(self) -> CompileJob | None:
         return self.current.compile
 
-    def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
-        if settings.endpoint:
-            if self.remote is None:
-                from tui.engine.remote import RemoteBackend  # httpx2: only when a server is used
-
-                self.remote = RemoteBackend()
-            target = self.remote
-        else:
-            target = self.local
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> Future[ModelInfo]:
+        target = self._serving(settings)
         inner = target.load(settings, progress)
-        outer: "Future[ModelInfo]" = Future()
+        outer: Future[ModelInfo] = Future()
 
-        def switched(f: "Future[ModelInfo]") -> None:
+        def switched(f: Future[ModelInfo]) -> None:
             # The switch happens before anyone waiting on the returned future wakes up: a
             # generate() right after load().result() goes to the backend just loaded.
             if f.cancelled():
@@ -73,28 +91,19 @@ class Backends:
                  tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         return self.current.generate(messages, settings, logprobs, tools)
 
-    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:
         return self.current.prefill(messages, settings)
 
-    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
         return self.current.count_tokens(messages)
 
-    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
-        if self.current is self.local:
-            return self.local.parse_response(text, tools)
-        future: Future[dict | None] = Future()
-        future.set_result(None)
-        return future
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> Future[dict | None]:
+        return self.current.parse_response(text, tools)
 
-    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
-        """Token ids to text: only the in-process model has them (a server's tokens come as text)."""
-        if self.current is not self.local:
-            future: Future[str] = Future()
-            future.set_exception(NotImplementedError("a remote server's tokens come without ids"))
-            return future
-        return self.local.decode(token_ids)
+    def decode(self, token_ids: Sequence[int]) -> Future[str]:
+        return self.current.decode(token_ids)
 
-    def shutdown(self) -> None:
-        self.local.shutdown()
-        if self.remote is not None:
-            self.remote.shutdown()
+    def close(self) -> None:
+        self.local.close()
+        for backend in self.others.values():
+            backend.close()

@@ -22,9 +22,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import httpx2
 
+from tui.engine.backend import Capabilities
+from tui.engine.compiled import CompileJob
 from tui.engine.errors import LoadError
 from tui.engine.events import MAX_LOGPROBS, Alternative, Failed, Finished, Started, TokenChoice, TokenDelta, TokenProbs
 from tui.engine.loading import ModelInfo
+from tui.engine.jobs import done, failed, start_turn, submit
 from tui.engine.metrics import TokenClock, TurnMetrics
 from tui.engine.prompt import Message
 from tui.engine.remote_keys import api_key
@@ -119,14 +122,17 @@ def request_body(model: str, messages: Sequence[Message], settings: GenerationSe
 
 
 class RemoteBackend:
-    """An OpenAI-compatible server behind the engine's API."""
+    """An OpenAI-compatible server, as a `Backend` (tui/engine/backend.py). Servers send text,
+    not token ids; token probabilities come where the server gives OpenAI's `logprobs`."""
+
+    capabilities = Capabilities(token_probs=True, tools=True)
 
     def __init__(self, transport: httpx2.BaseTransport | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-remote")
         self._transport = transport  # tests may give one
         self.info: ModelInfo | None = None
         self.load_settings: LoadSettings | None = None
-        self.compile = None  # no torch.compile here
+        self.compile: CompileJob | None = None  # no torch.compile here
         self._base = ""
         self._transformers_serve = False
 
@@ -144,7 +150,8 @@ class RemoteBackend:
     # -- connecting ---------------------------------------------------------------------------------
 
     def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
-        return self._executor.submit(self._connect, settings, progress)
+        return submit(self._executor, self._connect, settings, progress,
+                      when_closed=LoadError("the remote backend is shut down"))
 
     def _connect(self, settings: LoadSettings, progress: Progress | None) -> ModelInfo:
         started = time.perf_counter()
@@ -194,15 +201,8 @@ class RemoteBackend:
                  tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         """As the engine's; `logprobs=N` asks the server for OpenAI's `top_logprobs` (servers that
         return them give the sampled distribution only: before and after are the same)."""
-        turn = Turn()
-        try:
-            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
-                                           logprobs, list(tools or []))
-        except RuntimeError:  # shut down
-            turn._emit(Failed("the backend is shut down", ""))
-            return turn
-        future.add_done_callback(lambda f: f.cancelled() and turn._emit(Finished("", "stopped", TurnMetrics())))
-        return turn
+        return start_turn(self._executor, self._generate_job, [dict(m) for m in messages], settings.copy(),
+                          logprobs, list(tools or []), closed="the backend is shut down")
 
     def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
                       logprobs: int = 0, tools: list[dict[str, Any]] | None = None) -> None:
@@ -230,7 +230,7 @@ class RemoteBackend:
             if tools:
                 body["tools"] = tools
             calls: dict[int, dict[str, Any]] = {}  # tool_calls deltas, joined by index
-            turn._emit(Started(0, 0, context))
+            turn.emit(Started(0, 0, context))
             with self._client(load) as client, client.stream("POST", f"{self._base}/chat/completions",
                                                              json=body) as response, _closed_on_stop(turn, response):
                 if response.status_code != 200:
@@ -246,48 +246,54 @@ class RemoteBackend:
                         if logprobs:
                             choices = _token_choices(choice.get("logprobs"))
                             if choices:
-                                turn._emit(TokenProbs(choices))
+                                turn.emit(TokenProbs(choices))
                         for piece in delta.get("tool_calls") or []:
                             _join_tool_call(calls, piece)
                         text = reasoning.text(delta)
                         if text:
                             clock.tick(1)
                             parts.append(text)
-                            turn._emit(TokenDelta(text, clock.count))
+                            turn.emit(TokenDelta(text, clock.count))
                         finish = choice.get("finish_reason") or finish
             parts.append(reasoning.close())
             if calls:  # written as the common <tool_call> form, which the chat reads like a local model's
                 written = "".join(_tool_call_text(calls[i]) for i in sorted(calls))
                 parts.append(written)
-                turn._emit(TokenDelta(written, clock.count))
+                turn.emit(TokenDelta(written, clock.count))
             if turn.stop_requested:
                 reason = "stopped"
             elif finish is None:
                 raise RemoteError("the stream ended before the reply did (no finish reason)")
             else:
                 reason = "length" if finish == "length" else "stop"
-            turn._emit(Finished("".join(parts), reason, metrics()))
+            turn.emit(Finished("".join(parts), reason, metrics()))
         except (RemoteError, ValueError, httpx2.HTTPError, httpx2.StreamError) as exc:
             if turn.stop_requested:  # the stream was closed under a read (Stop while the server was silent)
-                turn._emit(Finished("".join(parts) + reasoning.close(), "stopped", metrics()))
+                turn.emit(Finished("".join(parts) + reasoning.close(), "stopped", metrics()))
             elif isinstance(exc, RemoteError):
-                turn._emit(Failed(str(exc), "".join(parts), metrics()))
+                turn.emit(Failed(str(exc), "".join(parts), metrics()))
             elif isinstance(exc, ValueError):
-                turn._emit(Failed(f"the server sent a malformed event: {one_line(exc)}", "".join(parts), metrics()))
+                turn.emit(Failed(f"the server sent a malformed event: {one_line(exc)}", "".join(parts), metrics()))
             else:
-                turn._emit(Failed(describe_transport_error(exc, self._base), "".join(parts), metrics()))
+                turn.emit(Failed(describe_transport_error(exc, self._base), "".join(parts), metrics()))
         except BaseException as exc:  # anything: the consumer must never hang
-            turn._emit(Failed(f"generation failed: {type(exc).__name__}: {one_line(exc)}", "".join(parts), metrics()))
+            turn.emit(Failed(f"generation failed: {type(exc).__name__}: {one_line(exc)}", "".join(parts), metrics()))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
 
     def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
-        return _done(0)  # the server keeps its own cache
+        return done(0)  # the server keeps its own cache
 
     def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
-        return _done(0)  # unknown here: the status bar takes the server's usage figures
+        return done(0)  # unknown here: the status bar takes the server's usage figures
 
-    def shutdown(self) -> None:
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
+        return done(None)  # tool calls come as tool_calls deltas, written as text the chat reads
+
+    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
+        return failed(NotImplementedError("a remote server's tokens come without ids"))
+
+    def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -301,7 +307,7 @@ def _closed_on_stop(turn: Turn, response: httpx2.Response) -> Iterator[None]:
 
     def watch() -> None:
         while not finished.is_set():
-            if turn._stop.wait(0.1):
+            if turn.wait_for_stop(0.1):
                 stream = response.extensions.get("network_stream")
                 sock = stream.get_extra_info("socket") if stream is not None else None
                 if sock is not None:
@@ -315,12 +321,6 @@ def _closed_on_stop(turn: Turn, response: httpx2.Response) -> Iterator[None]:
         yield
     finally:
         finished.set()
-
-
-def _done(value: int) -> "Future[int]":
-    future: Future[int] = Future()
-    future.set_result(value)
-    return future
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

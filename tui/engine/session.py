@@ -23,9 +23,11 @@ invalidate exactly the part that changed.
 from __future__ import annotations
 
 import contextlib
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
+from tui.engine.backend import Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.events import Failed, Finished, Started, TokenDelta, TokenProbs
 from tui.engine.loading import (
@@ -38,13 +40,15 @@ from tui.engine.loading import (
 )
 from tui.engine.hardware import pick_device
 from tui.engine.quantization import check_quantization
-from tui.engine.metrics import TokenClock, TurnMetrics
+from tui.engine.jobs import start_turn, submit
+from tui.engine.metrics import TokenClock
 from tui.engine.prompt import Message, PromptBuilder, PromptError
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import one_line
 from tui.engine.turn import Turn
 
 Progress = Callable[[int, int, str], None]
+log = logging.getLogger(__name__)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -56,7 +60,10 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Engine:
-    """Load a model and generate replies; all torch work runs on one worker thread."""
+    """Load a model and generate replies; all torch work runs on one worker thread. A `Backend`
+    (tui/engine/backend.py)."""
+
+    capabilities = Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True)
 
     def __init__(self, reuse_cache: bool = True) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-torch")
@@ -74,16 +81,19 @@ class Engine:
 
     @property
     def info(self) -> ModelInfo | None:
-        return self._loaded.info if self._loaded else None
+        loaded = self._loaded  # read once: the torch thread may set it to None meanwhile
+        return loaded.info if loaded else None
 
     @property
     def load_settings(self) -> LoadSettings | None:
-        return self._loaded.settings if self._loaded else None
+        loaded = self._loaded
+        return loaded.settings if loaded else None
 
     def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
         """Load (or reload) a model on the torch thread. If it fails and a model was loaded
         before, that model is loaded back and the LoadError says why the new one failed."""
-        return self._executor.submit(self._load_job, settings, progress)
+        return submit(self._executor, self._load_job, settings, progress,
+                      when_closed=LoadError("the engine is shut down"))
 
     def _preflight(self, settings: LoadSettings) -> None:
         """Cheap checks that can fail before the current model is freed."""
@@ -164,9 +174,9 @@ class Engine:
 
     def unload(self) -> "Future[None]":
         """Free the model (a server took over); a later load brings one back."""
-        return self._executor.submit(self._unload)
+        return submit(self._executor, self._unload, when_closed=None)
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- generation -----------------------------------------------------------------------------
@@ -179,28 +189,16 @@ class Engine:
         alternatives, before and after the sampling filters (prompt lookup and a draft model are
         not used meanwhile: they choose several tokens per step). `tools` (JSON schemas) go to the
         chat template, for models that can call them."""
-        turn = Turn()
-        try:
-            future = self._executor.submit(self._generate_job, turn, [dict(m) for m in messages], settings.copy(),
-                                           logprobs, list(tools or []))
-        except RuntimeError:  # the engine was shut down
-            turn._emit(Failed("the engine is shut down", ""))
-            return turn
-        # shutdown() cancels jobs that have not started: their turn must still end.
-        future.add_done_callback(lambda f: f.cancelled() and turn._emit(Finished("", "stopped", TurnMetrics())))
-        return turn
+        return start_turn(self._executor, self._generate_job, [dict(m) for m in messages], settings.copy(),
+                          logprobs, list(tools or []), closed="the engine is shut down")
 
     def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
         """Bring the KV cache up to `messages` without replying: the app calls this with the
         conversation plus the user's unsent draft when they pause typing, so the reply to what
         they send has only the tokens they typed since (and the reply header) left to prefill.
         Returns how many tokens were prefilled; a generate() submitted meanwhile runs after it."""
-        try:
-            return self._executor.submit(self._prefill_job, [dict(m) for m in messages], settings.copy())
-        except RuntimeError:  # the engine was shut down
-            future: Future[int] = Future()
-            future.set_result(0)
-            return future
+        return submit(self._executor, self._prefill_job, [dict(m) for m in messages], settings.copy(),
+                      when_closed=0)
 
     def _prefill_job(self, messages: list[Message], settings: GenerationSettings) -> int:
         if not self.reuse_cache or self._loaded is None or self._builder is None or not messages:
@@ -227,7 +225,8 @@ class Engine:
             with torch.inference_mode():
                 model(input_ids=torch.tensor([new], device=model.device), cache=cache,
                       use_cache=True, logits_to_keep=1)
-        except Exception:  # e.g. out of memory: nothing is lost, the reply prefills it all
+        except Exception as exc:  # e.g. out of memory: nothing is lost, the reply prefills it all
+            log.warning("prefill of %d tokens failed (%s): the reply reads them instead", len(new), one_line(exc))
             self._drop_cache()
             return 0
         self._keep_cache(cache, ids)
@@ -238,31 +237,23 @@ class Engine:
         what the status bar shows as context used. Runs on the torch thread (the tokenizer is
         the engine's); 0 with no model or no messages."""
         def job() -> int:
-            if self._builder is None or not messages:
+            builder = self._builder
+            if builder is None or not messages:
                 return 0
-            return self._builder.token_count([dict(m) for m in messages])
+            return builder.token_count([dict(m) for m in messages])
 
-        try:
-            return self._executor.submit(job)
-        except RuntimeError:  # shut down
-            future: Future[int] = Future()
-            future.set_result(0)
-            return future
+        return submit(self._executor, job, when_closed=0)
 
     def decode(self, token_ids: Sequence[int]) -> "Future[str]":
         """The text of `token_ids` as the model's tokenizer writes it (a branch from a token starts
         from this); runs on the torch thread, after anything queued before it."""
         def job() -> str:
-            if self._loaded is None:
+            loaded = self._loaded
+            if loaded is None:
                 raise PromptError("no model is loaded")
-            return self._loaded.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+            return loaded.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
-        try:
-            return self._executor.submit(job)
-        except RuntimeError:  # shut down
-            future: Future[str] = Future()
-            future.set_exception(PromptError("the engine is shut down"))
-            return future
+        return submit(self._executor, job, when_closed=PromptError("the engine is shut down"))
 
     def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
         """The reply parsed by the tokenizer's own response template (transformers'
@@ -274,16 +265,13 @@ class Engine:
                 return None
             try:
                 parsed = tokenizer.parse_response(text, tools=list(tools) if tools else None)
-            except Exception:  # a template that does not fit this reply: the fallback reads it
+            except Exception as exc:  # a template that does not fit this reply: the fallback reads it
+                log.info("the tokenizer's response template could not parse a reply (%s); "
+                         "reading the common formats instead", one_line(exc))
                 return None
             return parsed if isinstance(parsed, dict) else None
 
-        try:
-            return self._executor.submit(job)
-        except RuntimeError:  # shut down
-            future: Future[dict | None] = Future()
-            future.set_result(None)
-            return future
+        return submit(self._executor, job, when_closed=None)
 
     def _drop_cache(self) -> None:
         self._cache = None
@@ -330,7 +318,7 @@ class Engine:
             import torch
             from transformers import StoppingCriteriaList
 
-            from tui.engine.torch_parts import EventStreamer, StopOnEvent
+            from tui.engine.torch_parts import EventStreamer, StopWhenAsked
 
             model, tokenizer = self._loaded.model, self._loaded.tokenizer
             context = self._loaded.info.context_size
@@ -361,14 +349,14 @@ class Engine:
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
-            turn._emit(Started(prompt_tokens, prefill, context, streams))
+            turn.emit(Started(prompt_tokens, prefill, context, streams))
             if streams:
                 def record(ids: list[int]) -> None:
                     choices = recorder.take(ids)
                     if choices:
-                        turn._emit(TokenProbs(tuple(choices)))
+                        turn.emit(TokenProbs(tuple(choices)))
 
-                streamer = EventStreamer(tokenizer, lambda text: turn._emit(TokenDelta(text, clock.count)),
+                streamer = EventStreamer(tokenizer, lambda text: turn.emit(TokenDelta(text, clock.count)),
                                          clock.tick, record if recorder is not None else None)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
@@ -384,7 +372,7 @@ class Engine:
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
                     streamer=streamer if streams else None,
-                    stopping_criteria=StoppingCriteriaList([StopOnEvent(turn._stop)]),
+                    stopping_criteria=StoppingCriteriaList([StopWhenAsked(lambda: turn.stop_requested)]),
                     cache=cache,
                     return_dict_in_generate=True,
                     pad_token_id=pad,
@@ -395,7 +383,7 @@ class Engine:
             if not streams:  # the whole reply at once
                 text = tokenizer.decode(new_ids, skip_special_tokens=True)
                 clock.tick(len(new_ids))
-                turn._emit(TokenDelta(text, clock.count))
+                turn.emit(TokenDelta(text, clock.count))
             else:
                 text = streamer.text
             if static is None and streams:
@@ -407,14 +395,14 @@ class Engine:
             else:
                 reason = "stop"
             metrics = clock.finish(prompt_tokens, prefill, context)
-            turn._emit(Finished(text, reason, metrics, prompt.dropped_messages))
+            turn.emit(Finished(text, reason, metrics, prompt.dropped_messages))
         except _StoppedBeforeStart:
-            turn._emit(Finished("", "stopped", clock.finish(0, 0, context)))
+            turn.emit(Finished("", "stopped", clock.finish(0, 0, context)))
         except BaseException as exc:  # anything, so the consumer never hangs
             self._drop_cache()
             text = streamer.text if streamer is not None else ""
             message = str(exc) if isinstance(exc, PromptError) else f"generation failed: {type(exc).__name__}: {one_line(exc)}"
-            turn._emit(Failed(message, text, clock.finish(prompt_tokens, prefill, context)))
+            turn.emit(Failed(message, text, clock.finish(prompt_tokens, prefill, context)))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
 

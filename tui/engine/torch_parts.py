@@ -5,7 +5,7 @@ on the engine's torch thread, the first time a model loads (`tui.engine.session`
 first frame never waits for torch. The pieces:
 
 - `EventStreamer`: decodes new tokens on the torch thread and queues them as events.
-- `StopOnEvent`: ends `generate` within one token of `Turn.stop()`.
+- `StopWhenAsked`: ends `generate` within one token of `Turn.stop()`.
 - `ScoresTap`: hands each step's scores to the token recorder (token_recorder.py).
 - `growing_cache` / `GrowingLayer`: a KV cache that grows in place instead of being copied at
   every token.
@@ -59,16 +59,16 @@ class EventStreamer(TextStreamer):
         return "".join(self.parts)
 
 
-class StopOnEvent(StoppingCriteria):
-    """Checked after every token: True once `event` is set. Returns cached tensors, so the hot
-    loop allocates nothing."""
+class StopWhenAsked(StoppingCriteria):
+    """Checked after every token: True once `asked()` is (a Turn's `stop_requested`). Returns
+    cached tensors, so the hot loop allocates nothing."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    def __init__(self, asked: Callable[[], bool]) -> None:
+        self.asked = asked
         self.answers: dict[tuple[bool, int, torch.device], torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        key = (self.event.is_set(), input_ids.shape[0], input_ids.device)
+        key = (self.asked(), input_ids.shape[0], input_ids.device)
         answer = self.answers.get(key)
         if answer is None:
             answer = self.answers[key] = torch.full(key[1:2], key[0], dtype=torch.bool, device=key[2])

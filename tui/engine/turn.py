@@ -1,5 +1,8 @@
-"""A reply being generated, as the consumer sees it: a queue of plain events and a stop flag.
-The in-process engine and the remote backend both hand one out."""
+"""A reply being generated: a queue of plain events and a stop flag. Every backend hands one out.
+
+Two sides: the consumer iterates the events and may `stop()`; the producer (a backend's job)
+`emit()`s events, ending with Finished or Failed, and checks `stop_requested` or
+`wait_for_stop()`."""
 
 from __future__ import annotations
 
@@ -21,12 +24,21 @@ class Turn:
     def stop(self) -> None:
         self._stop.set()
 
+    # -- the producer's side ----------------------------------------------------------------------
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
-    def _emit(self, event: Event) -> None:
+    def wait_for_stop(self, timeout_s: float) -> bool:
+        """Block up to `timeout_s` for `stop()`; True once it was called."""
+        return self._stop.wait(timeout_s)
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the consumer; the last one a producer emits is Finished or Failed."""
         self._events.put(event)
+
+    # -- the consumer's side ----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
         while self.final is None:

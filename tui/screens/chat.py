@@ -25,7 +25,8 @@ from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
 from tui.bridge import ContextCounted, ReplyDelta, ReplyEnded, ReplyStarted, count_context, pump_turn
 from tui.chat_session import ChatSession, Reply, SessionError, added_nothing
-from tui.engine import Engine, Failed, Finished, LoadSettings, ModelInfo
+from tui.engine import Failed, Finished, LoadSettings, ModelInfo
+from tui.engine.backend import Backend
 from tui.idle_gc import IdleCollector
 from tui.screens.chat_files import ConversationFlows
 from tui.screens.chat_messages import MessageActions
@@ -69,7 +70,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
     # what the open conversation was made with, when it differs from the loaded model (offered)
     saved_load: reactive[LoadSettings | None] = reactive(None, init=False, bindings=True)
 
-    def __init__(self, session: ChatSession, engine: Engine, config: Config, keymap: Keymap,
+    def __init__(self, session: ChatSession, engine: Backend, config: Config, keymap: Keymap,
                  activity: UserActivity, collector: IdleCollector, load_settings: LoadSettings) -> None:
         super().__init__()
         self.session = session

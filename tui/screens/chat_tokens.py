@@ -4,12 +4,12 @@ A mixin of ChatScreen (screens/chat.py), which holds the state these work on."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 from textual import work
 
 from tui import token_probs
+from tui.bridge import answer
 from tui.chat_session import SessionError
 from tui.engine import Finished, GenerationSettings, SettingsError, parse_key_values
 from tui.engine.events import Alternative
@@ -54,8 +54,8 @@ class TokenActions:
             self.notify(f"This reply was written without token probabilities: press {key} to record them, "
                         "then regenerate it.", severity="warning", timeout=10)
             return
-        remote = any(choice.id < 0 for choice in choices)
-        picked = await self.app.push_screen_wait(TokenViewScreen(choices, branch_possible=not remote))
+        with_ids = self.engine.capabilities.token_ids and all(choice.id >= 0 for choice in choices)
+        picked = await self.app.push_screen_wait(TokenViewScreen(choices, branch_possible=with_ids))
         if picked is not None:
             index, alternative = picked
             await self.branch_from_token(message, index, alternative)
@@ -67,7 +67,7 @@ class TokenActions:
             return
         choices = token_probs.of_message(message.stats)
         try:
-            prefix = await asyncio.wrap_future(self.engine.decode([c.id for c in choices[:index]] + [alternative.id]))
+            prefix = await answer(self.engine.decode([c.id for c in choices[:index]] + [alternative.id]))
             plan = self.session.plan_branch(message, index, alternative, prefix)
         except (SessionError, NotImplementedError) as exc:
             self.notify(str(exc), severity="warning")
