@@ -7,6 +7,7 @@ The first frame draws before torch is imported: the engine loads the model on it
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import platformdirs
@@ -27,6 +28,8 @@ from tui.screens.help import HelpScreen
 from tui.store import AutoSaver, Library
 from tui.store.config import Config, ConfigError, save_defaults, save_theme
 from tui.themes import DEFAULT_THEME, register_themes
+
+log = logging.getLogger(__name__)
 
 
 class ChatApp(App[None]):
@@ -120,5 +123,5 @@ class ChatApp(App[None]):
         if self.theme != self._theme_at_start:
             try:
                 save_theme(self.theme, self.config.path)  # the theme picked in the palette is the one next time
-            except ConfigError:
-                pass
+            except ConfigError as exc:  # quitting: no one to tell but the log
+                log.warning("theme not saved: %s", exc)

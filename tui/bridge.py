@@ -16,6 +16,7 @@ and a keypress never queues behind a backlog.
 
 from __future__ import annotations
 
+import logging
 import asyncio
 import threading
 import time
@@ -31,6 +32,8 @@ from tui.engine import (Failed, Finished, LoadError, LoadSettings, ModelInfo, St
 from tui.engine.backend import Backend
 from tui.engine.compiled import CompileJob
 from tui.engine.sources import one_line
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -95,8 +98,13 @@ class ContextCounted(Message):
 
 def count_context(target: MessagePump, engine: Backend, messages: list[dict[str, str]], request: int) -> None:
     def counted(future: Future[int]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            target.post_message(ContextCounted(future.result(), request))
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:  # the status bar keeps its last figure
+            log.warning("counting the context failed: %s", one_line(error))
+            return
+        target.post_message(ContextCounted(future.result(), request))
 
     engine.count_tokens(messages).add_done_callback(counted)
 

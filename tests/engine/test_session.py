@@ -148,7 +148,7 @@ def test_a_draft_prefilled_while_typing_leaves_only_the_rest_and_output_matches(
     assert tiny_engine.generate(sent, GREEDY).wait().metrics.prefill_tokens == 1
 
 
-def test_a_prefill_that_fails_loses_nothing(tiny_engine, monkeypatch):
+def test_a_prefill_that_fails_loses_nothing_and_is_logged(tiny_engine, monkeypatch, caplog):
     model = tiny_engine._loaded.model
     tiny_engine._drop_cache()
 
@@ -156,7 +156,9 @@ def test_a_prefill_that_fails_loses_nothing(tiny_engine, monkeypatch):
         raise RuntimeError("simulated out of memory")
 
     monkeypatch.setattr(model, "forward", out_of_memory)
-    assert tiny_engine.prefill(ask("Hello"), GREEDY).result() == 0
+    with caplog.at_level("WARNING", logger="tui"):
+        assert tiny_engine.prefill(ask("Hello"), GREEDY).result() == 0
+    assert any("prefill" in r.getMessage() and "simulated out of memory" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
     assert isinstance(tiny_engine.generate(ask("Hello"), GREEDY).wait(), Finished)
 

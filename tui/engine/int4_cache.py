@@ -11,12 +11,16 @@ usual. No torch import at module level.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 from tui.paths import cache_dir, write_atomic
+from tui.engine.sources import one_line
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -30,7 +34,8 @@ def checkpoint_dir(model_path: str) -> Path | None:
         from transformers.utils import cached_file
 
         config = cached_file(model_path, "config.json", local_files_only=True)
-    except Exception:
+    except Exception as exc:  # not a local or cached model: its int4 weights are not cached
+        log.info("int4 cache: no local config.json for %s (%s)", model_path, one_line(exc))
         return None
     return Path(config).parent if config else None
 
@@ -69,7 +74,9 @@ def load(model: Any, path: Path) -> bool:
         return False
     try:
         weights = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
-    except Exception:
+    except Exception as exc:
+        log.warning("int4 cache: %s is unreadable (%s); removed, the weights are quantized again", path,
+                    one_line(exc))
         path.unlink(missing_ok=True)
         return False
     modules = dict(model.named_modules())
@@ -95,7 +102,8 @@ def save(model: Any, names: list[str], path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda file: torch.save(weights, file))
-    except OSError:
+    except OSError as exc:
+        log.warning("int4 cache: cannot write %s (%s); the next load quantizes again", path, exc.strerror or exc)
         return
     stem = path.stem.rsplit("-", 1)[0]
     same_model = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.pt")  # not SmolLM2-135M-Instruct for SmolLM2-135M

@@ -6,6 +6,7 @@ thread; imports torch and transformers lazily so the UI's first frame never wait
 
 from __future__ import annotations
 
+import logging
 import gc
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from tui.engine.sources import (
     one_line,
     resolve_source,
 )
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -180,8 +183,8 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         if progress is not None:
             try:
                 progress(done, total, label)
-            except Exception:  # a broken progress display must never break a load
-                pass
+            except Exception as exc:  # a broken progress display must never break a load
+                log.warning("load progress display failed: %s", one_line(exc))
     started = time.perf_counter()
     source = find_source(settings.model)
 

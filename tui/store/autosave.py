@@ -8,6 +8,7 @@ Ids are made here (uuid4 hex), so a change can be queued before the database has
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from dataclasses import replace
@@ -35,6 +36,8 @@ from tui.store.model import (
 )
 
 _Change = Callable[[Library], object]
+
+log = logging.getLogger(__name__)
 
 
 def _json_copy(value: Any) -> Any:
@@ -221,8 +224,8 @@ class AutoSaver:
             except StoreError as error:
                 self.last_error = str(error)
                 return False
-            except NotFoundError:
-                pass
+            except NotFoundError as error:  # its conversation or message was deleted meanwhile
+                log.info("a queued write was dropped: %s", error)
             self._queue.popleft()
         self.last_error = None
         return True
