@@ -3,6 +3,7 @@ random-weight model with the real SmolLM2 tokenizer, built once per test session
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,16 @@ os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127
 import pytest  # noqa: E402
 
 TINY_CONTEXT = 512
+REAL_MODEL_FIXTURES = {"smollm2_dir", "smollm2_engine"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the real SmolLM2 is marked real_model (`-m "not real_model"` skips
+    them for a quick run)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and REAL_MODEL_FIXTURES & set(inspect.signature(function).parameters):
+            item.add_marker(pytest.mark.real_model)
 
 
 @pytest.fixture(scope="session")

@@ -28,11 +28,20 @@ def make_app(tmp_path: Path, *args: str, engine=None, config: Config | None = No
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "the app") -> None:
+    """Wait until `condition` holds once the app has handled what was queued when it first held
+    (as after `pilot.pause()`). Between polls it only sleeps: a pause waits for every widget on
+    screen to empty its queue (a call_later to each), which with a long reply's hundreds of
+    Markdown blocks cost the app more than the work waited for, and on a loaded machine starved
+    it past the deadline. So the pause comes only once the condition holds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        if condition():
+            await pilot.pause(0)
+            if condition():
+                return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.02)
 
 
 async def send(pilot, app: ChatApp, text: str) -> None:

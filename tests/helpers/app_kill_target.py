@@ -33,7 +33,7 @@ async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             print("TIMEOUT", flush=True)
             raise SystemExit(3)
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.02)  # not pilot.pause: see tests/pilot.py's wait_for
 
 
 async def main(library_path: Path, config_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes import ScriptedEngine
+from pilot import wait_for
 
 from tui.app import ChatApp
 from tui.cli import parse_args
@@ -49,12 +50,11 @@ def snapshot_app(tmp_path: Path, *args: str, engine=None, theme: str | None = No
 
 async def converse(pilot) -> None:
     app = pilot.app
-    while app.chat_screen.state != "ready":
-        await pilot.pause(0.02)
+    await wait_for(pilot, lambda: app.chat_screen.state == "ready")
     app.chat_screen.prompt_input.load_text("Write a Python function that adds two numbers.")
     await pilot.press("enter")
-    while not (app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages)):
-        await pilot.pause(0.02)
+    await wait_for(pilot, lambda: app.chat_screen.state == "ready"
+                   and any(m.role == "assistant" for m in app.chat_screen.messages), what="the reply")
     app.clear_notifications()
     await pilot.pause(0.1)
 
@@ -79,8 +79,7 @@ def test_load_error(snap_compare, tmp_path):
     engine = ScriptedEngine(load_error="model path not found: /models/missing")
 
     async def before(pilot):
-        while pilot.app.chat_screen.state != "error":
-            await pilot.pause(0.02)
+        await wait_for(pilot, lambda: pilot.app.chat_screen.state == "error")
         await pilot.pause(0.1)
 
     assert snap_compare(snapshot_app(tmp_path, "/models/missing", engine=engine), terminal_size=SIZE,
@@ -105,8 +104,7 @@ def test_conversations_browser(snap_compare, tmp_path):
     library.close()
 
     async def before(pilot):
-        while pilot.app.chat_screen.state != "ready":
-            await pilot.pause(0.02)
+        await wait_for(pilot, lambda: pilot.app.chat_screen.state == "ready")
         await pilot.press("ctrl+o")
         await pilot.pause(0.1)
         await pilot.press(*"bird")
