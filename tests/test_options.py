@@ -29,3 +29,18 @@ top_k = 10
     assert options.generation.top_p == 0.9  # default
     assert options.load.dtype == "float32" and options.load.model == "/models/from-config"
     assert options.system_prompt == "From config." and options.theme == "chatui-paper"
+
+
+def test_the_configured_tool_servers_and_their_problems_come_with_the_options(tmp_path):
+    path = write(tmp_path / "config.toml", """
+[mcp.servers.calc]
+command = "python"
+args = ["server.py"]
+[mcp.servers.nokey]
+command = "run"
+env = { K = "${CHATUI_TEST_UNSET_VARIABLE}" }
+""")
+    options = parse_args(["--prompt", "hi"])
+    options.apply_config(load_config(path))
+    assert [server.name for server in options.tool_servers] == ["calc"]
+    assert len(options.tool_problems) == 1 and "CHATUI_TEST_UNSET_VARIABLE" in options.tool_problems[0]

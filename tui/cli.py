@@ -211,10 +211,7 @@ def _run(argv: Sequence[str]) -> int:
     if options.prompts:
         from tui.headless import run_headless
 
-        from tui.tools.servers import configured_servers
-
-        options.tool_servers, problems = configured_servers(config.mcp, config.path)
-        for error in [*config.errors, *problems]:
+        for error in [*config.errors, *options.tool_problems]:
             print(f"chatui: warning: {error}", file=sys.stderr)
         return run_headless(options)
     return run_app(options, config)

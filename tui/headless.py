@@ -19,8 +19,8 @@ from tui.engine.backend import Backend
 from tui.engine.backends import Backends
 from tui.options import Options
 from tui.store import AutoSaver, Library, Message, StoreError
-from tui.tools.calls import MAX_TOOL_ROUNDS, ToolCall, ToolSet, no_such_tool
-from tui.tools.client import ServerStatus, call_tool, list_all
+from tui.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
+from tui.tools.calls import ToolCall
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -67,7 +67,7 @@ def run_headless(options: Options, engine: Backend | None = None, stdin: TextIO 
         except OSError as exc:
             print(f"chatui: cannot write {options.logprobs_file}: {exc.strerror or exc}", file=stderr)
             return EXIT_USAGE
-        tools = _tools(options, stderr)
+        tools = _tool_loop(options, stderr)
         try:
             for number, prompt in enumerate(options.prompts, start=1):
                 if number > 1:
@@ -84,70 +84,67 @@ def run_headless(options: Options, engine: Backend | None = None, stdin: TextIO 
         backend.close()
 
 
-class _Tools:
-    """The configured MCP servers' tools for this run, and which calls may run."""
+class CommandLineApproval:
+    """Headless approval: the calls of the tools --approve-tools names run (all of them with
+    --approve-all-tools); any other is refused, and the refusal is printed."""
 
-    def __init__(self, statuses: list[ServerStatus], options: Options) -> None:
-        self.toolset = ToolSet.of(statuses)
+    def __init__(self, options: Options, stderr: TextIO) -> None:
         self.approve_all = options.approve_all_tools
         self.approved = set(options.approve_tools)
+        self.stderr = stderr
 
-    @property
-    def schemas(self) -> list[dict]:
-        return self.toolset.schemas
-
-    def run(self, session: ChatSession, call: ToolCall, stderr: TextIO) -> None:
-        """Run `call` if the command line allowed it, else refuse it; either way the model is told."""
-        server = self.toolset.server_of.get(call.name)
-        shown = f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
-        if server is None:
-            text, outcome = no_such_tool(call.name), "error"
-        elif self.approve_all or call.name in self.approved:
-            result = asyncio.run(call_tool(server, call.name, call.arguments))
-            text, outcome = result.text, "error" if result.is_error else "ok"
-        else:
-            text, outcome = "The user did not allow this tool call.", "denied"
-            print(f"chatui: tool call {shown} refused: not approved (allow it with --approve-tools {call.name} "
-                  "or --approve-all-tools)", file=stderr)
-        if outcome != "denied":
-            first = (text.splitlines() or [""])[0][:120]
-            print(f"chatui: tool call {shown} on {server.name if server else '?'}: {outcome}: {first}", file=stderr)
-        session.add_tool_result(call, server.name if server else "", text, outcome)
+    async def decide(self, call: ToolCall, server: str) -> Decision:
+        if self.approve_all or call.name in self.approved:
+            return RUN_ONCE
+        print(f"chatui: tool call {_shown(call)} refused: not approved (allow it with --approve-tools {call.name} "
+              "or --approve-all-tools)", file=self.stderr)
+        return Decision(run=False)
 
 
-def _tools(options: Options, stderr: TextIO) -> _Tools | None:
-    if not options.tool_servers:
-        return None
-    statuses = list_all(options.tool_servers)
-    for status in statuses:
-        if status.state != "ready":
-            print(f"chatui: warning: MCP server {status.server.name}: {status.detail}", file=stderr)
-    tools = _Tools(statuses, options)
-    return tools if tools.schemas else None
+def _shown(call: ToolCall) -> str:
+    return f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
+
+
+def _tool_loop(options: Options, stderr: TextIO) -> ToolLoop:
+    """The run's tool loop, its servers probed (a server that is not ready is a warning)."""
+    tools = ToolLoop(CommandLineApproval(options, stderr), options.tool_servers, options.tool_problems)
+    if tools.servers:
+        for status in asyncio.run(tools.probe()):
+            if status.state != "ready":
+                print(f"chatui: warning: MCP server {status.server.name}: {status.detail}", file=stderr)
+    return tools
 
 
 def _turn(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO,
-          stderr: TextIO, logprobs_file: TextIO | None = None, tools: _Tools | None = None) -> int:
+          stderr: TextIO, logprobs_file: TextIO | None, tools: ToolLoop) -> int:
     """One user turn: the reply, and while it calls tools, their results and the next reply
-    (up to MAX_TOOL_ROUNDS)."""
-    for _round in range(MAX_TOOL_ROUNDS + 1):
+    (up to MAX_TOOL_ROUNDS rounds of calls)."""
+    async def answered(result: Answered) -> None:
+        if result.outcome != "denied":  # a refusal was printed as it was decided
+            first = (result.text.splitlines() or [""])[0][:120]
+            print(f"chatui: tool call {_shown(result.call)} on {result.server or '?'}: {result.outcome}: {first}",
+                  file=stderr)
+
+    tools.new_user_turn()
+    while True:
         code, stored = _reply(session, engine, number, options, stdout, stderr, logprobs_file, tools)
-        if code or tools is None or stored is None:
+        if code or stored is None:
             return code
-        calls = session.take_tool_calls(stored, engine.parse_response(stored.content, tools.schemas).result())
+        try:
+            calls = asyncio.run(tools.take_calls(engine, session, stored))
+        except ToolRoundLimit as exc:
+            print(f"chatui: {exc}", file=stderr)
+            return EXIT_FAILURE
         if not calls:
             return 0
-        for call in calls:
-            tools.run(session, call, stderr)
-    print(f"chatui: the model still calls tools after {MAX_TOOL_ROUNDS} rounds; stopped there", file=stderr)
-    return EXIT_FAILURE
+        asyncio.run(tools.answer(session, calls, answered))
 
 
 def _reply(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO, stderr: TextIO,
-           logprobs_file: TextIO | None, tools: _Tools | None) -> tuple[int, Message | None]:
+           logprobs_file: TextIO | None, tools: ToolLoop) -> tuple[int, Message | None]:
     reply = session.start_reply(session.plan_reply("send"))
     turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0,
-                           tools.schemas if tools else None)
+                           tools.offered())
     try:
         for event in turn:
             if isinstance(event, TokenProbs) and logprobs_file is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.store.config import Config
+from tui.tools.servers import configured_servers
 
 
 @dataclass
@@ -20,7 +21,8 @@ class Options:
     list_tools: bool = False  # `--list-tools`: the MCP servers and their tools, then exit
     approve_tools: tuple[str, ...] = ()  # headless: tools whose calls may run (`--approve-tools`)
     approve_all_tools: bool = False  # headless: every call may run
-    tool_servers: list[Any] = field(default_factory=list)  # the configured MCP servers (ServerConfig)
+    tool_servers: list[Any] = field(default_factory=list)  # config.toml's MCP servers (ServerConfig)
+    tool_problems: list[str] = field(default_factory=list)  # what is wrong with that configuration
     logprobs: int = 0  # headless: top tokens recorded per step (0: none)
     logprobs_file: str | None = None  # headless: where each token's JSON line goes
     theme: str | None = None
@@ -41,3 +43,4 @@ class Options:
             self.system_prompt = config.system_prompt
         if self.theme is None:
             self.theme = config.theme
+        self.tool_servers, self.tool_problems = configured_servers(config.mcp, config.path)

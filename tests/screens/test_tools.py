@@ -21,7 +21,9 @@ def test_tools_lists_each_server_its_state_and_tools(tmp_path):
                     '[mcp.servers.nokey]\ncommand = "run"\nenv = { K = "${CHATUI_TEST_UNSET_VARIABLE}" }\n')
 
     async def scenario():
-        app = make_app(tmp_path, config=load_config(path))
+        config = load_config(path)
+        app = make_app(tmp_path, config=config)
+        app.options.apply_config(config)  # as the command line does: the options carry the servers
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.chat_screen.state == "ready")
             app.chat_screen.action_tools()

@@ -33,11 +33,12 @@ from tui.screens.chat_messages import MessageActions
 from tui.screens.chat_model import ModelLoading
 from tui.screens.chat_settings import SettingsHandlers
 from tui.screens.chat_tokens import TOKEN_VIEW_TOP, TokenActions
-from tui.screens.chat_tools import ToolCalls, tool_card
+from tui.screens.chat_tools import CardApproval, ToolCalls, tool_card
 from tui.screens.tools import ToolActions
 from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
+from tui.tool_loop import ToolLoop
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import MessageView
 from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY, PromptInput
@@ -96,6 +97,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self._save_error: str | None = None
         self._sidebar_hidden_by_user = False
         self._sidebar_forced = False
+        self.tool_loop = ToolLoop(CardApproval(self))  # its servers come with the options, at start
         self.settings_panel = SettingsPanel(session.generation, session.system_prompt, load_settings,
                                             self.preset_names(), id="sidebar")
 
@@ -200,7 +202,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
             if self.state is AppState.LOADING:
                 self.notify("The model is loading: your message will be sent when it is ready.")
             return
-        self.new_user_turn()
+        self.tool_loop.new_user_turn()
         await self.generate_reply("send")
 
     async def generate_reply(self, kind: str, plan: Reply | None = None) -> None:
@@ -224,7 +226,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         view.start_stream()
         self._turn_id += 1
         self._turn = self.engine.generate(reply.messages, self.session.generation,
-                                          TOKEN_VIEW_TOP if self.record_token_probs else 0, self.tools_for_next_reply())
+                                          TOKEN_VIEW_TOP if self.record_token_probs else 0, self.tool_loop.offered())
         self.state = AppState.GENERATING
         self._live_tokens, self._live_first_at, self._live_prompt_tokens = 0, None, 0
         self._context_request += 1  # a count asked for before this reply is out of date
@@ -403,7 +405,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         self.editing = None
         self.saved_load = None
         self.session.new()
-        self.chat_changed()
+        self.tool_loop.new_chat()
         await self.render_conversation()
         self.prompt_input.focus()
 

@@ -81,7 +81,7 @@ class ConversationFlows:
 
     async def open_conversation(self, conv_id: str, flags: dict[str, Any] | None = None) -> None:
         self.leave_reply()
-        self.chat_changed()
+        self.tool_loop.new_chat()
         self.editing = None
         try:
             conv = self.session.open(conv_id)

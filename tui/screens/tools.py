@@ -48,8 +48,8 @@ class ToolsScreen(ModalScreen[None]):
 
 
 class ToolActions:
-    """Part of ChatScreen, which provides `config`, `notify` and (ToolCalls) the configured
-    servers and `probe_servers`."""
+    """Part of ChatScreen, which provides `config`, `notify`, `tool_loop` (the configured servers
+    and their probe) and (ToolCalls) `switch_tools`."""
 
     @work(exclusive=True, group="tools")
     async def action_tools(self, argument: str = "") -> None:
@@ -59,11 +59,11 @@ class ToolActions:
         if words and words[0] in ("on", "off"):
             self.switch_tools(words[0] == "on", words[1:])
             return
-        servers, problems = self.tool_servers, self.tool_problems
+        servers, problems = self.tool_loop.servers, self.tool_loop.problems
         if not servers and not problems:
             self.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.config.path} "
                         "(see the README's Tools section).", severity="warning", timeout=10)
             return
         self.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
-        statuses = await self.probe_servers()  # the model is offered what they offer now
+        statuses = await self.tool_loop.probe()  # the model is offered what they offer now
         await self.app.push_screen(ToolsScreen(statuses, problems))

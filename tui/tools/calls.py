@@ -53,11 +53,6 @@ class ToolSet:
                                                 if status.state == "ready" for tool in status.tools})
 
 
-def no_such_tool(name: str) -> str:
-    """The result the model gets for a call to a tool that is not there."""
-    return f"There is no tool named {name}."
-
-
 def function_schemas(statuses: list[ServerStatus]) -> list[dict[str, Any]]:
     """The tools of the ready servers as `apply_chat_template(tools=...)` takes them."""
     schemas = []
