@@ -278,7 +278,7 @@ class ChatSession:
             # A finished reply the model had nothing to add to stays as it was.
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
-        recorded = ReplyMetrics(**metrics.as_dict()) if metrics is not None and metrics.new_tokens else None
+        recorded = ReplyMetrics.from_dict(metrics.as_dict()) if metrics is not None and metrics.new_tokens else None
         before = token_probs.of_message(reply.continues.meta) if reply.continues is not None else []
         # A continued reply written without them keeps none: part of a reply's tokens would be
         # read as the whole reply (the token view, a branch's prefix).
