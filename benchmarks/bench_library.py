@@ -53,8 +53,10 @@ def fill(path: Path) -> None:
     # that fires the triggers, so row-by-row inserts would be several times slower.
     db.execute("CREATE TEMP TABLE staged (id, conversation_id, parent_id, role, content, created)")
     db.executemany("INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?)", messages)
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
-               "SELECT * FROM staged ORDER BY rowid")
+    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, created) "
+               "SELECT id, conversation_id, parent_id, role, created FROM staged ORDER BY rowid")
+    db.execute("INSERT INTO message_parts (message_id, position, kind, text) "
+               "SELECT id, 0, 'text', content FROM staged ORDER BY rowid")
     db.execute("COMMIT")
     db.close()
 

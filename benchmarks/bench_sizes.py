@@ -185,7 +185,7 @@ def run_app(name: str) -> dict:
                 while chat.state != "ready":
                     await asyncio.sleep(0.05)
                 if attempt:  # the first is a warm-up
-                    rates.append(chat.messages[-1].stats["decode_tok_s"])
+                    rates.append(chat.messages[-1].meta.metrics.decode_tok_s)
         return {"decode_tok_s": max(rates)}
 
     return asyncio.run(scenario())

@@ -23,12 +23,12 @@ def test_probabilities_are_kept_and_a_continue_of_an_unrecorded_reply_keeps_none
     session.reply_progress("Hello")
     session.reply_token_probs([choice(1, "Hello")])
     stored = session.end_reply(Finished("Hello", "length", TurnMetrics(new_tokens=1)))
-    assert [c.id for c in token_probs.of_message(stored.stats)] == [1]
+    assert [c.id for c in token_probs.of_message(stored.meta)] == [1]
 
     session.start_reply(session.plan_reply("continue"))  # recorded before: the lists join
     session.reply_token_probs([choice(2, " there")])
     stored = session.end_reply(Finished(" there", "length", TurnMetrics(new_tokens=1)))
-    assert [c.id for c in token_probs.of_message(stored.stats)] == [1, 2]
+    assert [c.id for c in token_probs.of_message(stored.meta)] == [1, 2]
 
     session.new()
     session.add_user_message("again")
@@ -37,4 +37,4 @@ def test_probabilities_are_kept_and_a_continue_of_an_unrecorded_reply_keeps_none
     session.start_reply(session.plan_reply("continue"))
     session.reply_token_probs([choice(3, " more")])
     stored = session.end_reply(Finished(" more", "length", TurnMetrics(new_tokens=1)))
-    assert stored.content == "Plain more" and token_probs.of_message(stored.stats) == []
+    assert stored.content == "Plain more" and token_probs.of_message(stored.meta) == []

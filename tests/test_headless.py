@@ -35,7 +35,8 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
     try:
         poll(lambda: "turn=1" in err.text(), 180, "the first turn to end", proc, err)
-        reply1 = raw_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY seq")[0][0]
+        reply1 = raw_rows(db_path, "SELECT p.text FROM message_parts p JOIN messages m ON m.id = p.message_id "
+                                   "WHERE m.role = 'assistant' ORDER BY m.seq")[0][0]
         first_turn_bytes = len(reply1.encode()) + 2  # the reply, its newline, the blank line between turns
         poll(lambda: len(out) > first_turn_bytes, 60, "the second reply to stream", proc, err)
         second_started = time.monotonic()

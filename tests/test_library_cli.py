@@ -16,6 +16,7 @@ from samples import shape, write
 
 from tui.library_cli import export_command, import_command, list_command
 from tui.store import Library
+from tui.store.meta import MessageMeta
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_import_command(tmp_path: Path, lib: Library) -> None:
 def test_export_then_import_command(tmp_path: Path, lib: Library) -> None:
     conv = lib.create(model="m", generation_settings={"top_k": 3})
     lib.add_message(conv.id, "user", "round")
-    lib.add_message(conv.id, "assistant", "trip", status="failed", stats={"error": "oom"})
+    lib.add_message(conv.id, "assistant", "trip", status="failed", meta=MessageMeta(extra={"error": "oom"}))
     target = tmp_path / "c.json"
     assert export_command(lib, "last", "json", target, io.StringIO(), io.StringIO()) == 0
     out = io.StringIO()

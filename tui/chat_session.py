@@ -10,7 +10,7 @@ sees, and saves a reply's end with the status its ending maps to. The app's chat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from tui import token_probs
@@ -19,6 +19,7 @@ from tui.engine.loading import ModelInfo
 from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
+from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
 from tui.store.model import model_history
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
 
@@ -226,7 +227,7 @@ class ChatSession:
         messages = list(self.messages)
         if not messages or messages[-1].id != message.id or message.role != "assistant":
             raise SessionError("Branch from a token of the last reply.")
-        choices = token_probs.of_message(message.stats)
+        choices = token_probs.of_message(message.meta)
         if not 0 <= index < len(choices):
             raise SessionError("That reply has no recorded token there.")
         picked = choices[index]
@@ -277,15 +278,15 @@ class ChatSession:
             # A finished reply the model had nothing to add to stays as it was.
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
-        stats = metrics.as_dict() if metrics is not None and metrics.new_tokens else None
-        before = token_probs.of_message(reply.continues.stats) if reply.continues is not None else []
+        recorded = ReplyMetrics.from_dict(metrics.as_dict()) if metrics is not None and metrics.new_tokens else None
+        before = token_probs.of_message(reply.continues.meta) if reply.continues is not None else []
         # A continued reply written without them keeps none: part of a reply's tokens would be
         # read as the whole reply (the token view, a branch's prefix).
         unrecorded_start = reply.continues is not None and bool(reply.continues.content) and not before
-        if reply.choices and not unrecorded_start:
-            stats = {**(stats or {}), token_probs.STATS_KEY: token_probs.encode(before + reply.choices)}
+        choices = token_probs.encode(before + reply.choices) if reply.choices and not unrecorded_start else None
+        meta = MessageMeta(recorded, choices) if recorded is not None or choices is not None else None
         return self.saver.update_message(reply.message_id, content=reply.base + final.text,
-                                         status=reply_status(final), stats=stats)
+                                         status=reply_status(final), meta=meta)
 
     # -- tool calls -------------------------------------------------------------------------------
 
@@ -296,15 +297,14 @@ class ChatSession:
         content, calls = calls_from_parsed(parsed) or parse_tool_calls(reply.content)
         if not calls or reply.status == "failed":
             return []
-        stats = {**(reply.stats or {}), "tool_calls": [call.as_message_part() for call in calls]}
-        self.saver.update_message(reply.id, content=content, stats=stats)
+        meta = replace(reply.meta, tool_calls=[call.as_message_part() for call in calls])
+        self.saver.update_message(reply.id, content=content, meta=meta)
         return calls
 
     def add_tool_result(self, call: ToolCall, server: str, text: str, outcome: str) -> Message:
         """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees next."""
-        stats = {"tool_call_id": call.id, "name": call.name, "server": server, "outcome": outcome,
-                 "arguments": call.arguments}
-        return self.saver.tool_message(text, stats, status="ok" if outcome in ("ok", "error", "denied") else "stopped")
+        meta = MessageMeta(tool_result=ToolResult(call.id, call.name, server, outcome, call.arguments))
+        return self.saver.tool_message(text, meta, status="ok" if outcome in ("ok", "error", "denied") else "stopped")
 
     def leave_reply(self) -> Message | None:
         """The user leaves a reply being written (quit, a new chat, another chat): what it wrote

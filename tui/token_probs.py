@@ -1,4 +1,4 @@
-"""Token probabilities outside the engine: stored with a message (compactly, in its stats), read
+"""Token probabilities outside the engine: stored with a message (compactly, in its meta), read
 back, and written as `--logprobs-file` JSON lines.
 
 Stored form, one list per token: `[id, token, logprob, raw_logprob, top, top_raw]`, where `top`
@@ -13,8 +13,7 @@ import math
 from typing import Any, Iterable
 
 from tui.engine.events import Alternative, TokenChoice
-
-STATS_KEY = "logprobs"
+from tui.store.meta import MessageMeta
 
 
 def _num(value: float) -> float:
@@ -41,8 +40,8 @@ def decode(stored: Any) -> list[TokenChoice]:
     return choices
 
 
-def of_message(stats: dict[str, Any] | None) -> list[TokenChoice]:
-    return decode((stats or {}).get(STATS_KEY))
+def of_message(meta: MessageMeta) -> list[TokenChoice]:
+    return decode(meta.token_probs)
 
 
 def json_line(choice: TokenChoice) -> str:

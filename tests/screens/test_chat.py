@@ -11,6 +11,7 @@ from pilot import make_app, notes, reply_texts, run, send, wait_for
 from tui.engine import Engine
 from tui.screens.help import HelpScreen
 from tui.store import Library
+from tui.store.meta import MessageMeta, ReplyMetrics
 
 
 def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
@@ -304,7 +305,7 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 120)
             assert "Paris" in reply_texts(app)[0]
-            assert app.chat_screen.messages[-1].stats["decode_tok_s"] > 0
+            assert app.chat_screen.messages[-1].meta.metrics.decode_tok_s > 0
             assert "tok/s" in app.chat_screen.status.info.render()
 
     run(scenario())
@@ -413,7 +414,7 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
         other = library.create(title="Other")
         user = library.add_message(other.id, "user", "old question")
         library.add_message(other.id, "assistant", "old answer", user.id,
-                            stats={"prompt_tokens": 30, "new_tokens": 12, "ttft_s": 0.9, "decode_tok_s": 7.5})
+                            meta=MessageMeta(ReplyMetrics(prompt_tokens=30, new_tokens=12, ttft_s=0.9, decode_tok_s=7.5)))
 
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
@@ -430,7 +431,7 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
             await pilot.press("ctrl+t")
             await wait_for(pilot, lambda: chat.state == "ready" and "The model had nothing to add to this reply."
                            in notes(app))
-            assert chat.messages[-1].status == "ok" and chat.messages[-1].stats["new_tokens"] == 300
+            assert chat.messages[-1].status == "ok" and chat.messages[-1].meta.metrics.new_tokens == 300
             chat.session.delete_message(chat.messages[-1])
             await chat.render_conversation()
             await wait_for(pilot, lambda: info.context_used == 2 + 4)  # the fake engine's count of "first turn"

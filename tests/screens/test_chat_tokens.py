@@ -18,7 +18,7 @@ def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_
             await wait_for(pilot, lambda: chat.state == "ready", 120)
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
-            assert token_probs.of_message(chat.messages[-1].stats) == []  # off by default
+            assert token_probs.of_message(chat.messages[-1].meta) == []  # off by default
             await pilot.press("f5")
             await pilot.pause()
             assert not isinstance(app.screen, TokenViewScreen)  # nothing to show: it says how to record
@@ -26,10 +26,10 @@ def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_
             await pilot.press("f4")
             assert "token probs" in chat.status.info.render()
             await chat.action_regenerate()
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.messages[-1].stats
-                           and token_probs.of_message(chat.messages[-1].stats), 60)
+            await wait_for(pilot, lambda: chat.state == "ready"
+                           and token_probs.of_message(chat.messages[-1].meta), 60)
             original = chat.messages[-1]
-            choices = token_probs.of_message(original.stats)
+            choices = token_probs.of_message(original.meta)
             assert len(choices) == 8 and all(c.top[0].id == c.id for c in choices)  # greedy
 
             await pilot.press("f5")
@@ -44,7 +44,7 @@ def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_
             await pilot.press("2")  # the model's second choice at token 3
             await wait_for(pilot, lambda: chat.state == "ready" and chat.messages[-1].id != original.id, 60)
             branched = chat.messages[-1]
-            new_choices = token_probs.of_message(branched.stats)
+            new_choices = token_probs.of_message(branched.meta)
             assert [c.id for c in new_choices[:2]] == [c.id for c in choices[:2]]
             assert new_choices[2].id == choices[2].top_raw[1].id != choices[2].id
             assert len(new_choices) == 3 + 8  # the kept tokens, the one picked, and 8 new

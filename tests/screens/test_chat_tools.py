@@ -69,7 +69,7 @@ def test_a_denied_call_tells_the_model_why(tmp_path):
             follow_up = engine.calls[1][0]
             assert follow_up[-1]["role"] == "tool"
             assert follow_up[-1]["content"] == "The user did not allow this tool call: do it in your head"
-            assert chat.messages[-2].stats["outcome"] == "denied"
+            assert chat.messages[-2].meta.tool_result.outcome == "denied"
 
     run(scenario())
 
@@ -87,7 +87,7 @@ def test_esc_stops_a_running_tool_and_the_model_does_not_go_on(tmp_path):
             await pilot.pause(0.5)
             await pilot.press("escape")
             await wait_for(pilot, lambda: chat.messages[-1].role == "tool", 10)
-            assert chat.messages[-1].stats["outcome"] == "stopped"
+            assert chat.messages[-1].meta.tool_result.outcome == "stopped"
             await pilot.pause(0.3)
             assert len(engine.calls) == 1  # no follow-up after a stop
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.store import AutoSaver, Conversation, Library, NotFoundError, StoreError
+from tui.store.meta import MessageMeta
 from tui.store.model import DEFAULT_TITLE
 from tui.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -58,7 +59,7 @@ def test_create_add_get_list(lib: Library) -> None:
     first = lib.create(model="org/model", load_settings={"dtype": "auto"},
                        generation_settings={"temperature": 0.5}, system_prompt="Be brief.")
     user = lib.add_message(first.id, "user", "What is 2+2?")
-    reply = lib.add_message(first.id, "assistant", "4", status="stopped", stats={"tokens": 1})
+    reply = lib.add_message(first.id, "assistant", "4", status="stopped", meta=MessageMeta(extra={"tokens": 1}))
     second = lib.create()
     lib.add_message(second.id, "user", "later")
 
@@ -67,7 +68,7 @@ def test_create_add_get_list(lib: Library) -> None:
         "org/model", {"dtype": "auto"}, {"temperature": 0.5}, "Be brief.")
     assert conv.messages == [user, reply]
     assert reply.parent_id == user.id and user.parent_id is None
-    assert (conv.messages[1].status, conv.messages[1].stats) == ("stopped", {"tokens": 1})
+    assert (conv.messages[1].status, conv.messages[1].meta.to_dict()) == ("stopped", {"tokens": 1})
     assert lib.branch_path(first.id) == [user, reply]
 
     summaries = lib.list()
@@ -76,9 +77,9 @@ def test_create_add_get_list(lib: Library) -> None:
     assert lib.count() == 2
     assert [s.id for s in lib.list(limit=1, offset=1)] == [first.id]
 
-    updated = lib.update_message(reply.id, content="Four.", status="ok", stats={"tokens": 2})
+    updated = lib.update_message(reply.id, content="Four.", status="ok", meta=MessageMeta(extra={"tokens": 2}))
     assert lib.get(first.id).messages[1] == updated
-    assert (updated.content, updated.status, updated.stats) == ("Four.", "ok", {"tokens": 2})
+    assert (updated.content, updated.status, updated.meta.to_dict()) == ("Four.", "ok", {"tokens": 2})
     assert lib.list()[0].id == first.id
 
 
@@ -307,7 +308,7 @@ def test_migrates_an_empty_version_0_database(db_path: Path) -> None:
     with Library(db_path) as library:
         assert library.count() == 0
         assert library.recovered_from is None
-    assert user_version(db_path) == SCHEMA_VERSION == 3
+    assert user_version(db_path) == SCHEMA_VERSION == 4
 
 
 def test_migrates_a_version_1_database_with_data(db_path: Path) -> None:
@@ -491,7 +492,7 @@ def test_autosaver_keeps_changes_until_the_library_opens(tmp_path: Path, how: st
 
     conv_id = saver.start(model="m", generation_settings={"temperature": 0.3})
     question = saver.user_message("Why is the sky blue?")
-    saver.assistant_message("Rayleigh scattering.", stats={"tokens": 3})
+    saver.assistant_message("Rayleigh scattering.", meta=MessageMeta(extra={"tokens": 3}))
     saver.assistant_message("Because of scattering.", parent_id=question.id)  # regenerate
     assert saver.pending == 4 and saver.last_error
     assert saver.conversation is not None
@@ -580,5 +581,5 @@ def test_autosaver_needs_a_conversation(lib: Library) -> None:
     with pytest.raises(KeyError):
         saver.user_message("hi", parent_id="missing")
     with pytest.raises(TypeError):
-        saver.assistant_message("x", stats={"bad": object()})
+        saver.assistant_message("x", meta=MessageMeta(extra={"bad": object()}))
     assert saver.pending == 0 and lib.count() == 0

@@ -21,6 +21,7 @@ from tui.store import (
     import_conversation,
     write_file_atomic,
 )
+from tui.store.meta import MessageMeta
 
 FUZZ = settings(max_examples=50, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -66,7 +67,7 @@ def test_export_json_round_trip_any_text(tmp_path: Path, lib: Library, title: st
 
 def test_export_json_is_strict_json_and_inert(tmp_path: Path) -> None:
     conv = sample(contents=("a\x1b[2J\x9b31m", "b"))
-    conv.messages[1].stats = {"tps": float("inf"), "nan": float("nan")}
+    conv.messages[1].meta = MessageMeta(extra={"tps": float("inf"), "nan": float("nan")})
     text = export_json(conv)
     assert "\x1b" not in text and "\x9b" not in text
     data = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in export"))

@@ -56,7 +56,7 @@ def test_without_approval_the_call_is_refused_and_the_refusal_is_shown(tmp_path)
     assert "refused: not approved (allow it with --approve-tools add or --approve-all-tools)" in err
     assert engine.calls[1][0][-1]["content"] == "The user did not allow this tool call."
     tool = [m for m in stored_messages() if m.role == "tool"][0]
-    assert tool.stats["outcome"] == "denied" and tool.stats["arguments"] == {"a": 2, "b": 40}
+    assert tool.meta.tool_result.outcome == "denied" and tool.meta.tool_result.arguments == {"a": 2, "b": 40}
 
 
 def test_a_model_that_keeps_calling_is_stopped_after_five_rounds(tmp_path):

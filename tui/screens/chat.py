@@ -39,6 +39,7 @@ from tui.slash import SlashError, is_slash_command, parse_slash
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
 from tui.tool_loop import ToolLoop
+from tui.store.meta import ReplyMetrics
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import MessageView
 from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY, PromptInput
@@ -54,11 +55,11 @@ PREFILL_PAUSE_S = 0.6  # the user paused typing this long: the model reads their
 NO_STREAM_NOTE = "num_beams={beams}: beam search cannot stream; the reply appears when it is done."
 
 
-def stats_text(stats: dict[str, Any] | None) -> str:
-    if not stats or not stats.get("new_tokens"):
+def stats_text(metrics: ReplyMetrics | None) -> str:
+    if metrics is None or not metrics.new_tokens:
         return ""
-    tokens = stats["new_tokens"]
-    return f"{tokens} token{'' if tokens == 1 else 's'} · {stats['decode_tok_s']:.1f} tok/s · TTFT {stats['ttft_s']:.2f} s"
+    tokens = metrics.new_tokens
+    return f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
 
 
 class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlows, TokenActions, ToolActions,
@@ -287,7 +288,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
                         severity="warning")
         view.message_id = stored.id
         self.views[stored.id] = view
-        view.finish_later(stored.content, status=stored.status, stats=stats_text(stored.stats))
+        view.finish_later(stored.content, status=stored.status, stats=stats_text(stored.meta.metrics))
         view.set_version(self.session.version_label(stored))
         if isinstance(final, Failed):
             await self.add_note(final.error, role="error")
@@ -322,7 +323,7 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
     def _view_for(self, message: StoredMessage) -> MessageView:
         if message.role == "tool":  # a short card: the call, its outcome, the first lines
             return self.message_view("tool", tool_card(message), message_id=message.id)
-        return self.message_view(message.role, message.content, stats=stats_text(message.stats),
+        return self.message_view(message.role, message.content, stats=stats_text(message.meta.metrics),
                                  status=message.status, version=self.session.version_label(message),
                                  message_id=message.id)
 
@@ -344,14 +345,14 @@ class ChatScreen(ModelLoading, MessageActions, SettingsHandlers, ConversationFlo
         """The status bar's figures of the open conversation: tok/s and TTFT of its last reply
         (none if it has none yet), and the context it fills (its last reply's figure while that
         is the last message, else counted by the engine)."""
-        replies = [m for m in self.messages if m.role == "assistant" and m.stats and m.stats.get("new_tokens")]
-        last = replies[-1].stats if replies else None
-        self.status.update_info(tok_s=last["decode_tok_s"] if last else None,
-                                ttft_s=last["ttft_s"] if last else None)
+        replies = [m.meta.metrics for m in self.messages
+                   if m.role == "assistant" and m.meta.metrics and m.meta.metrics.new_tokens]
+        last = replies[-1] if replies else None
+        self.status.update_info(tok_s=last.decode_tok_s if last else None, ttft_s=last.ttft_s if last else None)
         self._context_request += 1
-        if self.messages and self.messages[-1].stats and self.messages[-1].stats.get("new_tokens"):
-            stats = self.messages[-1].stats
-            self.status.update_info(context_used=stats["prompt_tokens"] + stats["new_tokens"])
+        metrics = self.messages[-1].meta.metrics if self.messages else None
+        if metrics is not None and metrics.new_tokens:
+            self.status.update_info(context_used=metrics.prompt_tokens + metrics.new_tokens)
         elif not self.messages or self.model_info is None:
             self.status.update_info(context_used=0)
         else:

@@ -48,7 +48,7 @@ class TokenActions:
         if message is None:
             self.notify("There is no reply to look at yet.", severity="warning")
             return
-        choices = token_probs.of_message(message.stats)
+        choices = token_probs.of_message(message.meta)
         if not choices:
             key = self.keymap.key("chat.token_probs")
             self.notify(f"This reply was written without token probabilities: press {key} to record them, "
@@ -65,7 +65,7 @@ class TokenActions:
         model goes on (recording token probabilities, so the new version can be looked at too)."""
         if self.busy():
             return
-        choices = token_probs.of_message(message.stats)
+        choices = token_probs.of_message(message.meta)
         try:
             prefix = await answer(self.engine.decode([c.id for c in choices[:index]] + [alternative.id]))
             plan = self.session.plan_branch(message, index, alternative, prefix)

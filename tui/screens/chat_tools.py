@@ -98,10 +98,11 @@ class ToolCalls:
 
 def tool_card(message: StoredMessage, max_lines: int = 6) -> str:
     """A tool result as a short card: the call, the outcome, the first lines of the result."""
-    stats = message.stats or {}
-    arguments = json.dumps(stats.get("arguments", {}), ensure_ascii=False)
+    result = message.meta.tool_result
+    arguments = json.dumps(result.arguments if result else {}, ensure_ascii=False)
     lines = message.content.splitlines() or [""]
     shown = "\n".join(lines[:max_lines])
     more = f"\n… {len(lines) - max_lines} more lines (in the library and the exports)" if len(lines) > max_lines else ""
-    return (f"`{stats.get('name', '?')}({arguments})` on {stats.get('server') or '?'} → **{stats.get('outcome', '?')}**"
+    name, server, outcome = (result.name, result.server, result.outcome) if result else ("?", None, "?")
+    return (f"`{name}({arguments})` on {server or '?'} → **{outcome}**"
             f"\n\n```\n{shown}\n```{more}")

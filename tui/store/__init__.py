@@ -1,8 +1,8 @@
 """Persistence: the conversation library (SQLite, message versions, full-text search;
-`conversations`), autosave that survives an unwritable disk (`autosave`), conversation files
+`conversations`; messages' typed parts and metadata: `parts`, `meta`), autosave that survives an unwritable disk (`autosave`), conversation files
 (JSON/Markdown export and import, the atomic writer; `files`) and config.toml (`config`).
 
-`conversations`, `autosave` and `files` use the standard library (and `tui.paths`, `tui.text`);
+`conversations`, `autosave`, `files`, `parts` and `meta` use the standard library (and `tui.paths`, `tui.text`);
 `config` also uses tomli-w, and the engine's setting specs (`tui.engine.settings`, no torch) to
 check values."""
 

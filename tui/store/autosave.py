@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tui.store.conversations import Library
+from tui.store.meta import MessageMeta
 from tui.store.model import (
     CURRENT_LEAF,
     DEFAULT_TITLE,
@@ -34,6 +35,7 @@ from tui.store.model import (
     subtree_ids,
     versions_of,
 )
+from tui.store.parts import text_parts
 
 _Change = Callable[[Library], object]
 
@@ -43,6 +45,11 @@ log = logging.getLogger(__name__)
 def _json_copy(value: Any) -> Any:
     """A plain-JSON copy (what the library will store); TypeError now rather than at save time."""
     return None if value is None else json.loads(json.dumps(value))
+
+
+def _meta_copy(meta: MessageMeta | None) -> MessageMeta | None:
+    """A copy of `meta` as the library will read it back; TypeError now rather than at save time."""
+    return None if meta is None else MessageMeta.from_dict(_json_copy(meta.to_dict()))
 
 
 class AutoSaver:
@@ -133,28 +140,28 @@ class AutoSaver:
         """Add a user message after the active leaf, or under `parent_id` (an edit: a new version)."""
         return self._add("user", content, parent_id, "ok", None)
 
-    def assistant_message(self, content: str, status: str = "ok", stats: dict[str, Any] | None = None,
+    def assistant_message(self, content: str, status: str = "ok", meta: MessageMeta | None = None,
                           parent_id: str | None | Default = CURRENT_LEAF) -> Message:
         """Add a reply after the active leaf, or under `parent_id` (a regeneration: a new version)."""
-        return self._add("assistant", content, parent_id, status, stats)
+        return self._add("assistant", content, parent_id, status, meta)
 
-    def tool_message(self, content: str, stats: dict[str, Any], status: str = "ok") -> Message:
-        """Add a tool's result after the active leaf (`stats` holds its call's id, name, server)."""
-        return self._add("tool", content, CURRENT_LEAF, status, stats)
+    def tool_message(self, content: str, meta: MessageMeta, status: str = "ok") -> Message:
+        """Add a tool's result after the active leaf (`meta.tool_result` says which call it answers)."""
+        return self._add("tool", content, CURRENT_LEAF, status, meta)
 
     def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
-                       stats: dict[str, Any] | None = None) -> Message:
+                       meta: MessageMeta | None = None) -> Message:
         """Change a message in place (None leaves a field as it is)."""
         conv, index = self._current(), self._index(message_id)
         old = self._tree[index]
-        stats = _json_copy(stats)
-        self._tree[index] = replace(old, content=old.content if content is None else content,
+        meta = _meta_copy(meta)
+        self._tree[index] = replace(old, parts=old.parts if content is None else text_parts(content),
                                     status=old.status if status is None else status,
-                                    stats=old.stats if stats is None else stats)
+                                    meta=old.meta if meta is None else meta)
         conv.updated = time.time()
         self._refresh()
         self._save(partial(Library.update_message, message_id=message_id, content=content,
-                           status=status, stats=stats))
+                           status=status, meta=meta))
         return self._tree[index]
 
     def delete_message(self, message_id: str) -> None:
@@ -233,12 +240,13 @@ class AutoSaver:
     # -- internals -----------------------------------------------------------------------------
 
     def _add(self, role: str, content: str, parent_id: str | None | Default, status: str,
-             stats: dict[str, Any] | None) -> Message:
+             meta: MessageMeta | None) -> Message:
         conv = self._current()
         parent = self._leaf if isinstance(parent_id, Default) else parent_id
         if parent is not None:
             self._index(parent)
-        message = Message(new_id(), role, content, time.time(), parent, status, _json_copy(stats))
+        message = Message(new_id(), role, text_parts(content), time.time(), parent, status,
+                          _meta_copy(meta) or MessageMeta())
         if not self._stored:
             self._save(partial(Library.create, model=conv.model, load_settings=conv.load_settings,
                                generation_settings=conv.generation_settings,
@@ -250,7 +258,7 @@ class AutoSaver:
         self._leaf, conv.updated = message.id, message.created
         self._refresh()
         self._save(partial(Library.add_message, conv_id=conv.id, role=role, content=content,
-                           parent_id=parent, status=status, stats=message.stats,
+                           parent_id=parent, status=status, meta=message.meta,
                            message_id=message.id, created=message.created))
         return message
 

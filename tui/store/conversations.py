@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tui.paths import data_dir
+from tui.store.meta import MessageMeta
 from tui.store.model import (
     CURRENT_LEAF,
     DEFAULT_TITLE,
@@ -31,6 +32,7 @@ from tui.store.model import (
     new_id,
     newest_leaf,
 )
+from tui.store.parts import Part, part_from_row, part_row, text_parts
 from tui.store.schema import (
     CorruptFile,
     connect,
@@ -47,9 +49,13 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _message(row: sqlite3.Row) -> Message:
-    return Message(row["id"], row["role"], row["content"], row["created"], row["parent_id"],
-                   row["status"], json.loads(row["stats"]) if row["stats"] is not None else None)
+def _meta_json(meta: MessageMeta) -> str | None:
+    return _json(meta.to_dict() or None)
+
+
+def _message(row: sqlite3.Row, parts: tuple[Part, ...]) -> Message:
+    meta = MessageMeta.from_dict(json.loads(row["meta"])) if row["meta"] is not None else MessageMeta()
+    return Message(row["id"], row["role"], parts, row["created"], row["parent_id"], row["status"], meta)
 
 
 def _summary(row: sqlite3.Row, snippet: str | None = None) -> ConversationSummary:
@@ -64,7 +70,7 @@ def fts_query(text: str) -> str | None:
     return " ".join(terms) + "*" if terms else None
 
 
-_MESSAGE_COLUMNS = "id, role, content, created, parent_id, status, stats"
+_MESSAGE_COLUMNS = "id, role, created, parent_id, status, meta"
 _SUMMARY_COLUMNS = """c.id, c.title, c.model, c.created, c.updated,
     (WITH RECURSIVE branch(id, parent_id) AS (
          SELECT id, parent_id FROM messages WHERE id = c.leaf_id
@@ -143,10 +149,19 @@ class Library:
         return row
 
     @staticmethod
-    def _all_messages(db: sqlite3.Connection, conv_id: str) -> builtins.list[Message]:
-        rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? "
-                          "ORDER BY seq", (conv_id,))
-        return [_message(row) for row in rows]
+    def _messages_where(db: sqlite3.Connection, condition: str, args: tuple[Any, ...]) -> builtins.list[Message]:
+        """The messages matching `condition` (on the messages table) with their parts, in
+        insertion order."""
+        parts: dict[str, builtins.list[Part]] = {}
+        for row in db.execute(f"SELECT p.message_id, p.kind, p.text FROM message_parts p JOIN messages "
+                              f"ON messages.id = p.message_id WHERE {condition} ORDER BY p.position", args):
+            parts.setdefault(row["message_id"], []).append(part_from_row(row["kind"], row["text"]))
+        rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {condition} ORDER BY seq", args)
+        return [_message(row, tuple(parts.get(row["id"], ()))) for row in rows]
+
+    @classmethod
+    def _all_messages(cls, db: sqlite3.Connection, conv_id: str) -> builtins.list[Message]:
+        return cls._messages_where(db, "conversation_id = ?", (conv_id,))
 
     @staticmethod
     def _insert_conversation(db: sqlite3.Connection, conv: Conversation, leaf_id: str | None) -> None:
@@ -156,13 +171,19 @@ class Library:
             (conv.id, conv.title, conv.created, conv.updated, conv.model, _json(conv.load_settings),
              _json(conv.generation_settings), conv.system_prompt, leaf_id))
 
-    @staticmethod
-    def _insert_message(db: sqlite3.Connection, conv_id: str, message: Message) -> None:
+    @classmethod
+    def _insert_message(cls, db: sqlite3.Connection, conv_id: str, message: Message) -> None:
         db.execute(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, created, status, "
-            "stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (message.id, conv_id, message.parent_id, message.role, message.content, message.created,
-             message.status, _json(message.stats)))
+            "INSERT INTO messages (id, conversation_id, parent_id, role, created, status, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (message.id, conv_id, message.parent_id, message.role, message.created, message.status,
+             _meta_json(message.meta)))
+        cls._insert_parts(db, message)
+
+    @staticmethod
+    def _insert_parts(db: sqlite3.Connection, message: Message) -> None:
+        db.executemany("INSERT INTO message_parts (message_id, position, kind, text) VALUES (?, ?, ?, ?)",
+                       [(message.id, position, *part_row(part)) for position, part in enumerate(message.parts)])
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -295,7 +316,7 @@ class Library:
 
     def add_message(self, conv_id: str, role: str, content: str,
                     parent_id: str | None | Default = CURRENT_LEAF, status: str = "ok",
-                    stats: dict[str, Any] | None = None, *, message_id: str | None = None,
+                    meta: MessageMeta | None = None, *, message_id: str | None = None,
                     created: float | None = None) -> Message:
         """Add a message under `parent_id` (the active leaf by default; a parent that already has
         children makes a new version) and make it the active leaf. A conversation still titled
@@ -306,7 +327,8 @@ class Library:
             parent = row["leaf_id"] if isinstance(parent_id, Default) else parent_id
             if parent is not None and self._message_row(db, parent)["conversation_id"] != conv_id:
                 raise NotFoundError(f"message {parent!r} is not in conversation {conv_id!r}")
-            message = Message(message_id or new_id(), role, content, now, parent, status, stats)
+            message = Message(message_id or new_id(), role, text_parts(content), now, parent, status,
+                              meta or MessageMeta())
             had_user = db.execute("SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'user' "
                                   "LIMIT 1", (conv_id,)).fetchone() is not None
             self._insert_message(db, conv_id, message)
@@ -315,16 +337,20 @@ class Library:
         return message
 
     def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
-                       stats: dict[str, Any] | None = None) -> Message:
-        """Change a message in place (None leaves a field as it is); return the new message."""
+                       meta: MessageMeta | None = None) -> Message:
+        """Change a message in place (None leaves a field as it is; new `content` makes it a
+        text-only message); return the new message."""
         with self._write() as db:
             row = self._message_row(db, message_id)
-            old = _message(row)
-            new = replace(old, content=old.content if content is None else content,
+            [old] = self._messages_where(db, "id = ?", (message_id,))
+            new = replace(old, parts=old.parts if content is None else text_parts(content),
                           status=old.status if status is None else status,
-                          stats=old.stats if stats is None else stats)
-            db.execute("UPDATE messages SET content = ?, status = ?, stats = ? WHERE id = ?",
-                       (new.content, new.status, _json(new.stats), message_id))
+                          meta=old.meta if meta is None else meta)
+            db.execute("UPDATE messages SET status = ?, meta = ? WHERE id = ?",
+                       (new.status, _meta_json(new.meta), message_id))
+            if content is not None:
+                db.execute("DELETE FROM message_parts WHERE message_id = ?", (message_id,))
+                self._insert_parts(db, new)
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
                        (time.time(), row["conversation_id"]))
         return new
@@ -344,9 +370,8 @@ class Library:
         """The versions of a message: it and its siblings, oldest first."""
         with self._read() as db:
             row = self._message_row(db, message_id)
-            rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? "
-                              "AND parent_id IS ? ORDER BY seq", (row["conversation_id"], row["parent_id"]))
-            return [_message(r) for r in rows]
+            return self._messages_where(db, "conversation_id = ? AND parent_id IS ?",
+                                        (row["conversation_id"], row["parent_id"]))
 
     def switch_version(self, conv_id: str, message_id: str) -> Conversation:
         """Make the branch through `message_id` active, down to its newest descendant."""

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tui.paths import write_atomic
+from tui.store.meta import TOKEN_PROBS_KEY, MessageMeta
 from tui.store.model import (
     DEFAULT_TITLE,
     ROLES,
@@ -24,7 +26,7 @@ from tui.store.model import (
     new_id,
     title_from,
 )
-from tui.paths import write_atomic
+from tui.store.parts import text_parts
 from tui.text import inert, soft_break_lines
 
 FORMAT = "chatui.conversation"
@@ -57,6 +59,11 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _stats(meta: MessageMeta) -> dict[str, Any] | None:
+    """A message's meta as the files' "stats" (null when there is none)."""
+    return meta.to_dict() or None
+
+
 def export_json(conv: Conversation) -> str:
     """The conversation (active branch) in chatui's JSON format. C1 control characters are
     written as \\u escapes, so the text is inert in a terminal too."""
@@ -66,7 +73,7 @@ def export_json(conv: Conversation) -> str:
         "load_settings": conv.load_settings, "generation_settings": conv.generation_settings,
         "system_prompt": conv.system_prompt,
         "messages": [{"role": m.role, "content": m.content, "created": m.created,
-                      "status": m.status, "stats": m.stats} for m in conv.messages],
+                      "status": m.status, "stats": _stats(m.meta)} for m in conv.messages],
     }
     text = json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
@@ -134,9 +141,9 @@ def export_markdown(conv: Conversation) -> str:
         lf = message.content.replace("\r\n", "\n")
         text, breaks = _with_hard_breaks(lf)
         shown = inert(text)
-        stats = message.stats
-        if stats and "logprobs" in stats:  # token probabilities go to the JSON export only
-            stats = {key: value for key, value in stats.items() if key != "logprobs"}
+        stats = _stats(message.meta)
+        if stats and TOKEN_PROBS_KEY in stats:  # token probabilities go to the JSON export only
+            stats = {key: value for key, value in stats.items() if key != TOKEN_PROBS_KEY}
         meta = {"role": message.role, "status": message.status, "created": message.created,
                 "stats": stats, "chars": len(shown), "breaks": breaks}
         if shown != text or lf != message.content:  # control characters were changed: keep the exact text
@@ -325,9 +332,9 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         status = _get(item, "status", str, "a string", "ok", where)
         if status not in STATUSES:
             _fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
-        messages.append(Message(new_id(), role, content, _timestamp(item, "created", created, where),
+        messages.append(Message(new_id(), role, text_parts(content), _timestamp(item, "created", created, where),
                                 messages[-1].id if messages else None, status,
-                                _get(item, "stats", dict, "an object", None, where)))
+                                MessageMeta.from_dict(_get(item, "stats", dict, "an object", None, where))))
     return Conversation(
         new_id(), _get(data, "title", str, "a string", DEFAULT_TITLE), created,
         _timestamp(data, "updated", created), _get(data, "model", str, "a string"),
@@ -377,7 +384,7 @@ def _foreign(raw_messages: Any, model: str | None, generation: dict[str, Any],
     now = time.time()
     messages: list[Message] = []
     for role, content in pairs:
-        messages.append(Message(new_id(), role, content, now, messages[-1].id if messages else None))
+        messages.append(Message(new_id(), role, text_parts(content), now, messages[-1].id if messages else None))
     title = next((t for role, content in pairs if role == "user" and (t := title_from(content))),
                  DEFAULT_TITLE)
     return Conversation(new_id(), title, now, now, model, {}, generation, system_prompt, messages)
@@ -385,4 +392,4 @@ def _foreign(raw_messages: Any, model: str | None, generation: dict[str, Any],
 
 def _strings_of(conv: Conversation) -> list[Any]:
     return [conv.title, conv.model, conv.system_prompt, conv.load_settings,
-            conv.generation_settings, [[m.content, m.stats] for m in conv.messages]]
+            conv.generation_settings, [[m.content, m.meta.to_dict()] for m in conv.messages]]

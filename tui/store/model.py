@@ -4,7 +4,8 @@ functions that walk a tree (active branch, versions, subtrees), with no database
 Messages form a tree through `parent_id`: regenerating a reply or editing a prompt adds a sibling
 version, and each conversation stores the leaf of its active branch. Ids are uuid4 hex strings
 that a caller may choose itself, so writes can be prepared before the database is reachable (see
-`tui.store.autosave`). "Newest" among messages means last inserted.
+`tui.store.autosave`). "Newest" among messages means last inserted. A message's content is its
+typed parts (`tui.store.parts`), what is recorded with it a MessageMeta (`tui.store.meta`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from tui.store.meta import MessageMeta
+from tui.store.parts import Part, text_of
+
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
-ROLES = ("system", "user", "assistant", "tool")  # tool: a tool's result (its call is in the reply's stats)
+ROLES = ("system", "user", "assistant", "tool")  # tool: a tool's result (its call is in the reply's meta)
 # length: cut off at max_new_tokens; interrupted: saved while it streamed, and never ended (the
 # process was killed, the machine lost power): what was written up to ~2 s before is there.
 STATUSES = ("ok", "stopped", "length", "failed", "interrupted")
@@ -49,18 +53,23 @@ class Message:
     """One message; `parent_id` is None for the first message of a branch."""
 
     id: str
-    role: str  # 'system' | 'user' | 'assistant'
-    content: str
+    role: str  # one of ROLES
+    parts: tuple[Part, ...]
     created: float  # unix time
     parent_id: str | None
     status: str = "ok"  # one of STATUSES
-    stats: dict[str, Any] | None = None
+    meta: MessageMeta = field(default_factory=MessageMeta)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r} (expected one of {', '.join(ROLES)})")
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r} (expected one of {', '.join(STATUSES)})")
+
+    @property
+    def content(self) -> str:
+        """The message's text (its text parts)."""
+        return text_of(self.parts)
 
 
 @dataclass
@@ -167,11 +176,12 @@ def model_message(message: Message) -> dict[str, Any]:
     """A stored message as the chat template takes it: a reply's tool calls and a tool result's
     call id go with them."""
     turn: dict[str, Any] = {"role": message.role, "content": message.content}
-    stats = message.stats or {}
-    if message.role == "assistant" and stats.get("tool_calls"):
-        turn["tool_calls"] = stats["tool_calls"]
+    meta = message.meta
+    if message.role == "assistant" and meta.tool_calls:
+        turn["tool_calls"] = meta.tool_calls
     if message.role == "tool":
-        turn.update(tool_call_id=stats.get("tool_call_id", ""), name=stats.get("name", ""))
+        result = meta.tool_result
+        turn.update(tool_call_id=result.tool_call_id if result else "", name=result.name if result else "")
     return turn
 
 

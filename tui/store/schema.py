@@ -116,7 +116,65 @@ def _v3_interrupted(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search, _v3_interrupted)
+_PART_TRIGGERS = (
+    """CREATE TRIGGER search_part_insert AFTER INSERT ON message_parts WHEN new.text IS NOT NULL BEGIN
+           INSERT INTO search(rowid, conversation_id, text)
+           SELECT new.seq, conversation_id, new.text FROM messages WHERE id = new.message_id;
+       END""",
+    """CREATE TRIGGER search_part_text AFTER UPDATE OF text ON message_parts BEGIN
+           DELETE FROM search WHERE rowid = old.seq;
+           INSERT INTO search(rowid, conversation_id, text)
+           SELECT new.seq, conversation_id, new.text FROM messages WHERE id = new.message_id AND new.text IS NOT NULL;
+       END""",
+    """CREATE TRIGGER search_part_delete AFTER DELETE ON message_parts BEGIN
+           DELETE FROM search WHERE rowid = old.seq;
+       END""",
+)
+
+
+def _v4_parts(db: sqlite3.Connection) -> None:
+    """A message's content becomes its parts, in order, one row each (a text-only message: one
+    'text' part; later kinds add their own columns); `stats` becomes `meta`. The search index
+    holds a row per part with text (rowid = message_parts.seq) instead of per message. The
+    messages table is rebuilt without `content` (same rows, same seq)."""
+    db.execute("""
+        CREATE TABLE messages_v4 (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id TEXT REFERENCES messages(id),
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            created REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'ok'
+                CHECK (status IN ('ok', 'stopped', 'length', 'failed', 'interrupted')),
+            meta TEXT
+        )""")
+    db.execute("INSERT INTO messages_v4 SELECT seq, id, conversation_id, parent_id, role, created, status, "
+               "stats FROM messages")
+    db.execute("""
+        CREATE TABLE message_parts (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT,
+            UNIQUE (message_id, position)
+        )""")
+    db.execute("INSERT INTO message_parts (message_id, position, kind, text) "
+               "SELECT id, 0, 'text', content FROM messages ORDER BY seq")
+    db.execute("DELETE FROM search WHERE rowid > 0")  # the message rows; titles stay
+    db.execute("DROP TABLE messages")  # and its indexes and triggers
+    db.execute("ALTER TABLE messages_v4 RENAME TO messages")
+    db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
+    db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
+    db.execute("INSERT INTO search(rowid, conversation_id, text) SELECT p.seq, m.conversation_id, p.text "
+               "FROM message_parts p JOIN messages m ON m.id = p.message_id")
+    for sql in _PART_TRIGGERS:
+        db.execute(sql)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _v1_base, _v2_search, _v3_interrupted, _v4_parts)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
