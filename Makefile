@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
 
-.PHONY: run test bench screenshots setup setup-dev clean
+.PHONY: run test lint bench screenshots setup setup-dev clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,7 +26,15 @@ setup-dev: $(VENV)/.setup-dev
 run: setup
 	$(VENV)/bin/chatui $(ARGS)
 
-test: setup-dev
+# The layers and the code's shape, checked before the tests: lint and format (ruff), types (mypy),
+# import contracts (import-linter, in pyproject.toml).
+lint: setup-dev
+	$(VENV)/bin/ruff check tui tests benchmarks screenshots
+	$(VENV)/bin/ruff format --check tui tests benchmarks screenshots
+	$(VENV)/bin/mypy tui tests/fakes.py
+	$(VENV)/bin/lint-imports
+
+test: lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev

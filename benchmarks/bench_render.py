@@ -108,8 +108,7 @@ class MeasuredScreen(ChatScreen):
 
 class MeasuredApp(ChatApp):
     def make_chat_screen(self, session) -> ChatScreen:
-        return MeasuredScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
-                              self.options.load)
+        return MeasuredScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
 
 
 def cost_per_token(samples: list[tuple[int, float]], lo: int, hi: int) -> float:

@@ -19,6 +19,7 @@ from tui.app import ChatApp  # noqa: E402
 from tui.bridge import LoadDone, ReplyEnded  # noqa: E402
 from tui.cli import parse_args  # noqa: E402
 from tui.screens.chat import ChatScreen  # noqa: E402
+from tui.screens.chat_model import ModelLoader  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 
@@ -27,9 +28,15 @@ SIZE = (112, 36)
 PROMPT = "Write a Python function that reverses a string, with a short explanation."
 
 
-class ScreenshotScreen(ChatScreen):
+class PinnedMemoryLoader(ModelLoader):
     def refresh_memory(self) -> None:
-        self.status.update_info(rss_bytes=640 * 2**20)
+        self.screen.status.update_info(rss_bytes=640 * 2**20)
+
+
+class ScreenshotScreen(ChatScreen):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.loader = PinnedMemoryLoader(self)
 
     # Textual calls these before ChatScreen's own handlers of the same message (each class's
     # handler runs, subclass first), so they pin the figures in the message itself.
@@ -50,8 +57,7 @@ class ScreenshotScreen(ChatScreen):
 
 class ScreenshotApp(ChatApp):
     def make_chat_screen(self, session) -> ChatScreen:
-        return ScreenshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
-                                self.options.load)
+        return ScreenshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
 
 
 def make_app(tmp: Path, *extra: str, library: Library | None = None) -> ScreenshotApp:

@@ -23,7 +23,7 @@ os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127
 import pytest  # noqa: E402
 
 TINY_CONTEXT = 512
-REAL_MODEL_FIXTURES = {"smollm2_dir", "smollm2_engine"}
+REAL_MODEL_FIXTURES = {"smollm2_dir", "smollm2_engine", "smollm2_fp32_engine"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,6 +90,18 @@ def smollm2_engine(smollm2_dir: Path):
 
     engine = Engine()
     engine.load(LoadSettings()).result()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_fp32_engine(smollm2_dir: Path):
+    """The real model in float32, for comparisons that must be exact: in bf16 two attention kernels
+    round differently and a greedy reply can take another word (see test_session_real)."""
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    engine.load(LoadSettings(dtype="float32")).result()
     yield engine
     engine.close()
 

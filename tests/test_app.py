@@ -91,7 +91,7 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
             engine._executor.submit(blocker.wait)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "generating")
-            state["turn"] = app.chat_screen._turn
+            state["turn"] = app.chat_screen.replies.turn
             await pilot.press("ctrl+q")
         turn = state["turn"]
 

@@ -49,7 +49,7 @@ def test_the_users_help_key_opens_and_closes_help_and_the_stop_key_is_named_as_b
             await pilot.press("f2")
             await wait_for(pilot, lambda: app.screen is app.chat_screen)
             app.chat_screen.state = AppState.GENERATING
-            assert app.chat_screen.generating()
+            assert app.chat_screen.replies.generating()
             await wait_for(pilot, lambda: any("press ctrl+k to stop" in note for note in notes(app)), 5)
 
     run(scenario())

@@ -80,7 +80,7 @@ def test_a_reload_in_the_app_frees_the_old_model(tmp_path, tiny_model_dir):
             await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
             assert gc.get_freeze_count() > 0
             old = weakref.ref(app.engine._loaded.model)
-            app.chat_screen.reload(app.chat_screen.load_settings.replace(dtype="bfloat16"))
+            app.chat_screen.loader.reload(app.chat_screen.loader.load_settings.replace(dtype="bfloat16"))
             await wait_for(pilot, lambda: app.chat_screen.state == "loading", 30)
             await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
             assert app.engine._loaded.model.dtype == torch.bfloat16

@@ -50,12 +50,11 @@ class ChatApp(App[None]):
         self.activity = UserActivity()
         self.collector = IdleCollector(self.activity)
         self.chat_screen = self.make_chat_screen(
-            ChatSession(self.saver, options.generation, options.system_prompt or "", options.load))
+            ChatSession(self.saver, options.generation, options.system_prompt or "", options.load, self.engine))
         self._theme_at_start = DEFAULT_THEME
 
     def make_chat_screen(self, session: ChatSession) -> ChatScreen:
-        return ChatScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
-                          self.options.load)
+        return ChatScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
 
     def get_default_screen(self) -> Screen:
         return self.chat_screen
@@ -76,7 +75,7 @@ class ChatApp(App[None]):
             self.notify(error, title="config.toml", severity="warning", timeout=15)
         self.set_interval(0.5, self.collector.tick)
         if self.options.conversation:
-            self.call_after_refresh(self.chat_screen.open_conversation_ref, self.options.conversation,
+            self.call_after_refresh(self.chat_screen.files.open_conversation_ref, self.options.conversation,
                                     self.options.generation_overrides)
 
     async def on_event(self, event: events.Event) -> None:
@@ -103,7 +102,7 @@ class ChatApp(App[None]):
     def action_save_defaults(self) -> None:
         session = self.chat_screen.session
         try:
-            path = save_defaults(self.chat_screen.load_settings, session.generation, session.system_prompt,
+            path = save_defaults(self.chat_screen.loader.load_settings, session.generation, session.system_prompt,
                                  self.theme, path=self.config.path)
         except ConfigError as exc:
             self.notify(str(exc), title="Could not save", severity="error")
@@ -116,7 +115,7 @@ class ChatApp(App[None]):
                 if command.title in ("Maximize", "Minimize")]
 
     async def on_unmount(self) -> None:
-        self.chat_screen.leave_reply()
+        self.chat_screen.replies.leave()
         self.collector.restore()  # the interpreter's usual thresholds, for whatever runs next
         self.engine.close()
         self.saver.retry()

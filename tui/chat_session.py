@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from tui import token_probs
+from tui.engine.backend import Backend
 from tui.engine.events import Alternative, Failed, Finished, TokenChoice
 from tui.engine.loading import ModelInfo
 from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, SettingsError, format_value
@@ -83,12 +84,13 @@ class SavedSettings:
 
 class ChatSession:
     def __init__(self, saver: AutoSaver, generation: GenerationSettings | None = None,
-                 system_prompt: str = "", load_settings: LoadSettings | None = None) -> None:
+                 system_prompt: str = "", load_settings: LoadSettings | None = None,
+                 backend: Backend | None = None) -> None:
         self.saver = saver
         self.generation = generation or GenerationSettings()
         self.system_prompt = system_prompt or ""
-        self.load_settings = load_settings or LoadSettings()
-        self.model_name = self.load_settings.model or DEFAULT_MODEL_NAME
+        self.load_settings = load_settings or LoadSettings()  # the last load asked for
+        self.backend = backend  # which model is loaded is the backend's to say
         self.reply: Reply | None = None
 
     # -- the conversation -----------------------------------------------------------------------
@@ -103,14 +105,18 @@ class ChatSession:
         conv = self.saver.conversation
         return conv.messages if conv else []
 
-    def model_loaded(self, name: str, load_settings: LoadSettings) -> None:
-        """The model replies now come from (recorded with the conversation at the next reply)."""
-        self.model_name, self.load_settings = name, load_settings
+    def loaded_model(self) -> tuple[str, LoadSettings]:
+        """The model replies come from and its load settings (recorded with the conversation at
+        each reply): the backend's, or the load asked for while none is loaded."""
+        info = self.backend.info if self.backend is not None else None
+        settings = (self.backend.load_settings if self.backend is not None else None) or self.load_settings
+        return (info.name if info is not None else settings.model or DEFAULT_MODEL_NAME), settings
 
     def settings_record(self) -> dict[str, Any]:
+        model, load_settings = self.loaded_model()
         return {
-            "model": self.model_name,
-            "load_settings": self.load_settings.as_dict(),
+            "model": model,
+            "load_settings": load_settings.as_dict(),
             "generation_settings": self.generation.as_dict(),
             "system_prompt": self.system_prompt or None,
         }
@@ -139,10 +145,11 @@ class ChatSession:
         # Which variable holds a key is never taken from a file (it could name any secret for any
         # server): the current one stays for the current server, a saved other server gets none.
         wanted.pop("api_key_env", None)
-        if wanted.get("endpoint") != self.load_settings.endpoint:
+        current = self.loaded_model()[1]
+        if wanted.get("endpoint") != current.endpoint:
             wanted["api_key_env"] = None
         try:
-            load = self.load_settings.replace(**wanted) if wanted else None
+            load = current.replace(**wanted) if wanted else None
         except (SettingsError, TypeError) as exc:
             load = None
             problems.append(f"the saved model options are invalid ({exc})")

@@ -24,9 +24,9 @@ class ChatCommands(Provider):
             help_text = f"{action.help} ({key})" if key else action.help
             namespace = app if action.scope == "app" else app.chat_screen
             commands.append((action.title, help_text, partial(namespace.run_action, action.action)))
-        for name in app.chat_screen.preset_names():
+        for name in app.chat_screen.settings_editor.preset_names():
             commands.append((f"Preset: {name}", f"Use the {name} generation settings for the next replies.",
-                             partial(app.chat_screen.apply_preset, name)))
+                             partial(app.chat_screen.settings_editor.apply_preset, name)))
         return commands
 
     async def discover(self) -> Hits:

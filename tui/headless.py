@@ -27,10 +27,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
+def _open_session(options: Options, backend: Backend, stderr: TextIO) -> ChatSession | None:
     """The session the turns go to: a new or continued conversation, saved unless --no-save."""
     saver = AutoSaver.open() if options.save else AutoSaver.memory_only()
-    session = ChatSession(saver, options.generation, options.system_prompt or "", options.load)
+    session = ChatSession(saver, options.generation, options.system_prompt or "", options.load, backend)
     if options.conversation:
         try:
             library = saver.library or Library()
@@ -49,17 +49,17 @@ def _open_session(options: Options, stderr: TextIO) -> ChatSession | None:
 
 def run_headless(options: Options, engine: Backend | None = None, stdin: TextIO = sys.stdin,
                  stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    session = _open_session(options, stderr)
-    if session is None:
-        return EXIT_USAGE
     backend: Backend = engine or Backends()
+    session = _open_session(options, backend, stderr)
+    if session is None:
+        backend.close()
+        return EXIT_USAGE
     try:
         try:
             info = backend.load(options.load).result()
         except LoadError as exc:
             print(f"chatui: {exc}", file=stderr)
             return EXIT_FAILURE
-        session.model_loaded(info.name, backend.load_settings or options.load)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
         try:

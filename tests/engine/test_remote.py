@@ -186,8 +186,8 @@ def test_a_saved_chat_never_chooses_which_variable_holds_a_key(tmp_path):
     from tui.store import AutoSaver, Library
     from tui.store.model import Conversation
 
-    session = ChatSession(AutoSaver(Library(tmp_path / "library.sqlite3")))
-    session.model_loaded("m", LoadSettings(endpoint="http://mine:8000", api_key_env="MY_KEY"))
+    session = ChatSession(AutoSaver(Library(tmp_path / "library.sqlite3")),
+                          load_settings=LoadSettings(endpoint="http://mine:8000", api_key_env="MY_KEY"))
     crafted = Conversation("c1", "t", 0.0, 0.0, "m", {"endpoint": "http://evil.example", "api_key_env": "GITHUB_TOKEN"},
                            {}, None)
     load = session.saved_settings(crafted).load

@@ -30,9 +30,12 @@ def test_cached_conversion_loads_fast(smollm2_dir):
     print(f"default model load from the safetensors cache: {elapsed:.2f} s")
 
 
-def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers(smollm2_engine):
+def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers(smollm2_fp32_engine):
     """chatui's speed work (KV reuse across turns, drafts prefilled while typing, the growing
-    cache, CPU GQA attention) against plain transformers (DynamicCache, its own SDPA)."""
+    cache, CPU GQA attention) against plain transformers (DynamicCache, its own SDPA). In float32:
+    in bf16 the two attention kernels round differently and greedy decoding can take another
+    word after a few tokens ("1. Grapes" vs "1. Bananas"), which says nothing about correctness."""
+    smollm2_engine = smollm2_fp32_engine
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
     turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
     messages, with_reuse = [], []

@@ -51,10 +51,10 @@ async def main(library_path: Path, config_path: Path) -> None:
                 await wait_for(pilot, lambda: chat.state == "ready"
                                and sum(m.role == "assistant" for m in chat.messages) == replies)
                 print("FIRST-DONE", app.saver.conversation.id, flush=True)
-        await wait_for(pilot, lambda: chat.state == "generating" and chat._live_tokens >= 5)
+        await wait_for(pilot, lambda: chat.state == "generating" and chat.replies.live_tokens >= 5)
         print("STREAMING", app.saver.conversation.id, flush=True)
         for _ in range(1200):  # the test kills us long before this
-            print("TOKENS", chat._live_tokens, flush=True)
+            print("TOKENS", chat.replies.live_tokens, flush=True)
             await asyncio.sleep(0.1)
         print("NOT-KILLED", flush=True)
 

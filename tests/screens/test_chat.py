@@ -18,7 +18,7 @@ def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]))
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -43,9 +43,9 @@ def test_message_typed_while_loading_is_sent_when_ready(tmp_path):
         async with app.run_test() as pilot:
             await send(pilot, app, "early bird")
             await pilot.pause()
-            assert app.chat_screen.state == "loading" and engine.calls == [] and app.chat_screen.pending_send
+            assert app.chat_screen.state == "loading" and engine.calls == [] and app.chat_screen.replies.pending_send
             engine.hold_load = False
-            app.chat_screen.load_model(app.chat_screen.load_settings)
+            app.chat_screen.loader.load(app.chat_screen.loader.load_settings)
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             assert engine.calls[0][0][-1] == {"role": "user", "content": "early bird"}
 
@@ -57,11 +57,11 @@ def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
         long_reply = " ".join(f"w{i}" for i in range(400))
         app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.01))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "talk")
-            await wait_for(pilot, lambda: app.chat_screen._live_tokens >= 5)
+            await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 5)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             reply = app.chat_screen.messages[-1]
             assert reply.status == "stopped" and reply.content.startswith("w0 w1 w2")
             assert len(reply.content.split()) < 400
@@ -85,7 +85,7 @@ def test_leaving_a_reply_saves_what_it_wrote_as_stopped(tmp_path, how):
             chat = app.chat_screen
             await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "talk")
-            await wait_for(pilot, lambda: chat._live_tokens >= 20)
+            await wait_for(pilot, lambda: chat.replies.live_tokens >= 20)
             conv_id = chat.session.conversation.id
             if how == "open another chat":
                 await pilot.press("ctrl+o")
@@ -142,7 +142,7 @@ def test_slash_commands(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "/set temperature=0.3 max_new_tokens=64")
             await pilot.pause()
             assert app.chat_screen.session.generation.temperature == 0.3 and app.chat_screen.session.generation.max_new_tokens == 64
@@ -185,9 +185,9 @@ def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
         reply = "\n\n".join(f"Paragraph {i} with some words." for i in range(300))
         app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.002))
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "write a lot")
-            await wait_for(pilot, lambda: app.chat_screen._live_tokens >= 20)
+            await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 20)
             await pilot.press("h", "i")
             assert app.chat_screen.prompt_input.text == "hi" and app.chat_screen.state == "generating"
             app.chat_screen.chat.scroll_home(animate=False)
@@ -198,7 +198,7 @@ def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
             assert app.screen.__class__.__name__ == "CommandPalette"
             await pilot.press("escape")
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             assert app.chat_screen.messages[-1].status in ("stopped", "ok")
 
     run(scenario())
@@ -209,7 +209,7 @@ def test_generation_failure_keeps_partial_text_and_the_next_turn_works(tmp_path)
         engine = ScriptedEngine(["one two three four five", "fine again"], fail_after=3)
         app = make_app(tmp_path, engine=engine)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 2)
             failed = app.chat_screen.messages[-1]
@@ -281,7 +281,7 @@ def test_control_sequences_in_output_render_as_inert_text(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine([hostile]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -315,7 +315,7 @@ def test_think_block_renders_as_a_collapsed_section(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]))
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "2+2?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -423,7 +423,7 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
             chat, info = app.chat_screen, app.chat_screen.status.info
             await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "first turn")
-            await wait_for(pilot, lambda: chat._live_tokens >= 30 and info.context_used >= 42 + 20)
+            await wait_for(pilot, lambda: chat.replies.live_tokens >= 30 and info.context_used >= 42 + 20)
             assert chat.state == "generating" and info.ttft_s is None  # no figure from before
             await wait_for(pilot, lambda: chat.state == "ready")
             assert info.context_used == 42 + 300 and info.ttft_s == 0.25
@@ -433,9 +433,9 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
                            in notes(app))
             assert chat.messages[-1].status == "ok" and chat.messages[-1].meta.metrics.new_tokens == 300
             chat.session.delete_message(chat.messages[-1])
-            await chat.render_conversation()
+            await chat.transcript.render()
             await wait_for(pilot, lambda: info.context_used == 2 + 4)  # the fake engine's count of "first turn"
-            await chat.open_conversation(other.id)
+            await chat.files.open_conversation(other.id)
             await pilot.pause()
             assert (info.ttft_s, info.tok_s, info.context_used) == (0.9, 7.5, 42)
             await pilot.press("ctrl+n")
@@ -450,7 +450,7 @@ def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
         app = make_app(tmp_path)
         async with app.run_test(size=(60, 20)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.sidebar is not None)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             panel = chat.settings_panel
             assert not panel.display and chat.chat.size.width >= 55  # at 60 columns the chat has them
             await pilot.resize_terminal(120, 40)

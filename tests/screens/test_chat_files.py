@@ -37,7 +37,7 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
             # The disk is fixed: the next retry saves everything, in order.
             blocker.unlink()
             blocker.mkdir()
-            app.chat_screen.retry_saves()
+            app.chat_screen.files.retry_saves()
             await pilot.pause()
             assert saver.pending == 0 and saver.last_error is None
             assert any("Saving works again" in m for m in notes(app))
@@ -65,7 +65,7 @@ def test_conversations_browser_search_open_and_restore_settings(tmp_path):
         library.close()
         app = make_app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert app.screen.__class__.__name__ == "ConversationBrowser"

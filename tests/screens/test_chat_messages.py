@@ -11,7 +11,7 @@ def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.press("ctrl+r")
@@ -34,7 +34,7 @@ def test_edit_last_message_sends_a_new_version(tmp_path):
     async def scenario():
         app = make_app(tmp_path, engine=ScriptedEngine(["one", "two"]))
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "original")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["one"])
             await pilot.press("ctrl+g")
@@ -53,11 +53,11 @@ def test_continue_extends_a_stopped_reply(tmp_path):
         engine = ScriptedEngine(["alpha beta gamma delta " * 50, "and more"], token_delay=0.005)
         app = make_app(tmp_path, engine=engine)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             await send(pilot, app, "go")
-            await wait_for(pilot, lambda: app.chat_screen._live_tokens >= 3)
+            await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 3)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             partial = app.chat_screen.messages[-1].content
             await pilot.press("ctrl+t")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.messages[-1].content != partial)
@@ -81,7 +81,7 @@ def test_a_message_without_a_reply_gets_one(tmp_path, how):
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["First answer."])
             chat.session.delete_message(chat.messages[-1])
-            await chat.render_conversation()
+            await chat.transcript.render()
             assert [m.role for m in chat.messages] == ["user"]
             if how == "ctrl+r on the message":
                 chat.chat.messages()[-1].focus()

@@ -34,15 +34,15 @@ def test_failed_loads_in_the_app_keep_the_previous_model(tmp_path, tiny_model_di
                 if settings.quantization != "none":
                     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
                 count = len(app._notifications)
-                app.chat_screen.reload(settings)
+                app.chat_screen.loader.reload(settings)
                 await wait_for(pilot, lambda: app.chat_screen.state != "loading", 120)
                 monkeypatch.delitem(sys.modules, "bitsandbytes", raising=False)
                 errors = [n for n in list(app._notifications)[count:] if n.title == "Model load failed"]
                 assert len(errors) == 1, (settings, notes(app))
                 message = errors[0].message
                 assert "\n" not in message and "Traceback" not in message
-                assert app.chat_screen.state == "ready" and app.chat_screen.model_info is not None
-                assert app.chat_screen.model_info.source == str(tiny_model_dir)  # the previous model is back
+                assert app.chat_screen.state == "ready" and app.chat_screen.engine.info is not None
+                assert app.chat_screen.engine.info.source == str(tiny_model_dir)  # the previous model is back
                 if expected not in message:
                     failures.append(f"{settings.model} {settings.quantization}: {message}")
             await send(pilot, app, "still working?")
@@ -63,8 +63,8 @@ def test_load_failure_is_shown_and_the_app_keeps_running(tmp_path):
             assert any("model path not found" in n.message for n in app._notifications)
             await send(pilot, app, "still here?")
             await pilot.pause()
-            assert app.chat_screen.pending_send and engine.calls == []
-            app.chat_screen.reload(app.chat_screen.load_settings.replace(model="good"))
+            assert app.chat_screen.replies.pending_send and engine.calls == []
+            app.chat_screen.loader.reload(app.chat_screen.loader.load_settings.replace(model="good"))
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
 
     run(scenario())
@@ -79,9 +79,9 @@ def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
             await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
             app.query_one("#load-model").value = "/no/such/model"
             app.query_one(SettingsPanel).apply_load()
-            await wait_for(pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.model_info is not None, 120)
+            await wait_for(pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.engine.info is not None, 120)
             await pilot.pause()
-            assert app.chat_screen.model_info.source == str(tiny_model_dir)
+            assert app.chat_screen.engine.info.source == str(tiny_model_dir)
             assert any("model path not found: /no/such/model" in n.message for n in app._notifications)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
@@ -94,7 +94,7 @@ def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_p
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test(size=(width, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             sidebar = app.chat_screen.settings_panel
             for name in ("dtype", "device", "quantization", "attn_implementation"):
                 select = app.query_one(f"#load-{name}")  # the whole dropdown, border and arrow, in the row
@@ -123,9 +123,9 @@ def test_the_status_bar_follows_a_background_compile(tmp_path):
         job = engine.compile = SimpleNamespace(state="compiling", error="", done=Future())
         app = make_app(tmp_path, "--compile", engine=engine)
         async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None and app.chat_screen.sidebar.ready)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready and app.chat_screen.settings_panel.ready)
             assert engine.loads[-1].compile
-            assert app.chat_screen.sidebar.query_one("#load-compile").value  # the sidebar shows the option
+            assert app.chat_screen.settings_panel.query_one("#load-compile").value  # the sidebar shows the option
             assert "compiling" in app.chat_screen.status.info.render()
             job.state = "failed"
             job.error = "torch.compile failed, replies use the usual path: RuntimeError: no compiler"

@@ -52,7 +52,7 @@ def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
     async def scenario():
         app = make_app(tmp_path)
         async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             field = app.query_one("#param-temperature")
             field.value = "1.3"
             await pilot.pause()
@@ -89,7 +89,7 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
         config = Config(path=tmp_path / "config.toml", presets={"mine": {"temperature": 0.42, "top_k": 7}})
         app = make_app(tmp_path, config=config)
         async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.sidebar is not None)
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             panel = app.query_one(SettingsPanel)
             generation = lambda: app.chat_screen.session.generation  # noqa: E731
             assert panel.preset_names == ["precise", "balanced", "creative", "mine"]
@@ -117,7 +117,7 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
         app = make_app(tmp_path, "num_beams=2", "min_new_tokens=5")
         async with app.run_test(size=(120, 50)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.sidebar is not None)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             await send(pilot, app, "/set eos_token_id=[2,3] temperature=0.3")
             await pilot.pause()
             labels = [str(label.render()) for label in app.query(".changed-label")]

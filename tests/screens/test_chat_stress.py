@@ -82,18 +82,18 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
             await wait_for(pilot, lambda: app.chat_screen.state == "ready")
             clock = FrameClock(app)
             await send(pilot, app, "write a lot")
-            await wait_for(pilot, lambda: app.chat_screen._live_tokens >= 10)
+            await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 10)
             full_collections: list[int] = []  # generation-2 collections while the user types
 
             def count_full_collections(phase: str, info: dict) -> None:
                 if phase == "start" and info["generation"] == 2:
-                    full_collections.append(app.chat_screen._live_tokens)
+                    full_collections.append(app.chat_screen.replies.live_tokens)
 
             gc.callbacks.append(count_full_collections)
             presses: list[tuple[float, float, int, bool]] = []  # (handled, drawn, reply tokens, streaming)
             ended_at = None
             while ended_at is None or time.monotonic() - ended_at < 0.5:
-                streaming, tokens = app.chat_screen.state == "generating", app.chat_screen._live_tokens
+                streaming, tokens = app.chat_screen.state == "generating", app.chat_screen.replies.live_tokens
                 presses.append((*await keypress_to_frame(pilot, app, clock), tokens, streaming))
                 if ended_at is None and app.chat_screen.state == "ready":
                     ended_at = time.monotonic()
@@ -205,7 +205,7 @@ def test_opening_a_500_message_conversation(tmp_path):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.chat_screen.state == "ready")
             started = time.perf_counter()
-            await app.chat_screen.open_conversation(conv.id)
+            await app.chat_screen.files.open_conversation(conv.id)
             call_s = time.perf_counter() - started
             await pilot.pause()  # until the frame with it is drawn
             open_s = time.perf_counter() - started
@@ -261,23 +261,22 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
                     await send(pilot, app, "/new")
                     await wait_for(pilot, lambda: app.chat_screen.messages == [])
                 n, last = len(app.chat_screen.messages), app.chat_screen.messages[-1] if app.chat_screen.messages else None
-                turns_before = app.chat_screen._turn_id
                 if kind == "send":
                     await send(pilot, app, f"turn {turn}")
                     await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60)
                 elif kind == "stop":
                     # The tiny model writes ~400 tokens/s: no Pilot idle waits between send and stop.
-                    app.chat_screen.set_generation({"max_new_tokens": 400})
+                    app.chat_screen.settings_editor.set_generation({"max_new_tokens": 400})
                     app.chat_screen.prompt_input.load_text(f"turn {turn}: long")
                     app.chat_screen.prompt_input.focus()
                     post_key(app, "enter")
                     deadline = time.monotonic() + 60
-                    while not (app.chat_screen._turn_id > turns_before and app.chat_screen._live_tokens >= 2):
+                    while not (app.chat_screen.replies.running and app.chat_screen.replies.live_tokens >= 2):
                         assert time.monotonic() < deadline, "the long reply did not start"
                         await asyncio.sleep(0.001)
                     post_key(app, "escape")
                     await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60)
-                    app.chat_screen.set_generation({"max_new_tokens": 8})
+                    app.chat_screen.settings_editor.set_generation({"max_new_tokens": 8})
                     assert app.chat_screen.messages[-1].status == "stopped", app.chat_screen.messages[-1].status
                 elif kind == "regenerate":
                     await pilot.press("ctrl+r")

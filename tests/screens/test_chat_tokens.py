@@ -73,9 +73,9 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
             with pytest.raises(SettingsError, match="is not current, a preset"):
-                chat.compare_columns("current nonsense")
+                chat.lab.compare_columns("current nonsense")
             with pytest.raises(SettingsError, match="compare 2 to 4"):
-                chat.compare_columns("current")
+                chat.lab.compare_columns("current")
 
             chat.action_compare("current do_sample=false,max_new_tokens=4 creative prompt_lookup_num_tokens=10")
             await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))

@@ -34,7 +34,7 @@ def test_a_call_waits_for_approval_runs_once_and_the_model_answers(tmp_path):
         app, engine = tools_app(tmp_path, [CALL, "The sum is 42.", CALL, "Still 42."])
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_loop.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             await send(pilot, app, "What is 2 + 40?")
             await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
             assert engine.tools_given[0]["function"]["name"] in ("add", "env_value", "sleep")
@@ -58,7 +58,7 @@ def test_a_denied_call_tells_the_model_why(tmp_path):
         app, engine = tools_app(tmp_path, [CALL, "Fine, I will not."])
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_loop.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             await send(pilot, app, "What is 2 + 40?")
             await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
             await pilot.press("d")
@@ -79,11 +79,11 @@ def test_esc_stops_a_running_tool_and_the_model_does_not_go_on(tmp_path):
         app, engine = tools_app(tmp_path, [SLOW, "never"])
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_loop.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             await send(pilot, app, "Wait a while.")
             await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
             await pilot.press("o")
-            await wait_for(pilot, lambda: chat.tool_loop.tool_running, 10)
+            await wait_for(pilot, lambda: chat.tool_calls.loop.tool_running, 10)
             await pilot.pause(0.5)
             await pilot.press("escape")
             await wait_for(pilot, lambda: chat.messages[-1].role == "tool", 10)
@@ -99,7 +99,7 @@ def test_tools_switch_off_and_on_for_a_chat(tmp_path):
         app, engine = tools_app(tmp_path, ["No tools here.", "Now with add.", "Back."])
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_loop.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             chat.action_tools("off")
             await pilot.pause()
             await send(pilot, app, "hi")
@@ -125,7 +125,7 @@ def test_tool_output_is_shown_inert(tmp_path):
         app, engine = tools_app(tmp_path, [echo, "Done."])
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_loop.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             await send(pilot, app, "Echo something.")
             await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
             await pilot.press("o")

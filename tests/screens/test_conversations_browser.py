@@ -42,7 +42,7 @@ def test_renames_and_deletes_come_back_in_the_result(tmp_path):
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
             await wait_for(pilot, lambda: chat.state == "ready")
-            await chat.open_conversation(first.id)
+            await chat.files.open_conversation(first.id)
             await pilot.press("ctrl+o")
             await wait_for(pilot, lambda: isinstance(app.screen, ConversationBrowser))
             browser = app.screen

@@ -13,6 +13,7 @@ from pilot import wait_for
 from tui.app import ChatApp
 from tui.cli import parse_args
 from tui.screens.chat import ChatScreen
+from tui.screens.chat_model import ModelLoader
 from tui.store import AutoSaver, Library
 from tui.store.config import Config
 from tui.themes import load_themes
@@ -25,11 +26,17 @@ REPLY = (
 SIZE = (110, 34)
 
 
+class PinnedMemoryLoader(ModelLoader):
+    def refresh_memory(self) -> None:
+        self.screen.status.update_info(rss_bytes=900 * 2**20)
+
+
 class SnapshotScreen(ChatScreen):
     """The real chat screen with the two things that vary between runs pinned down."""
 
-    def refresh_memory(self) -> None:
-        self.status.update_info(rss_bytes=900 * 2**20)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.loader = PinnedMemoryLoader(self)
 
     def on_mount(self) -> None:  # after ChatScreen.on_mount (Textual calls each class's handler)
         self.prompt_input.cursor_blink = False
@@ -37,8 +44,7 @@ class SnapshotScreen(ChatScreen):
 
 class SnapshotApp(ChatApp):
     def make_chat_screen(self, session) -> ChatScreen:
-        return SnapshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector,
-                              self.options.load)
+        return SnapshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
 
 
 def snapshot_app(tmp_path: Path, *args: str, engine=None, theme: str | None = None) -> SnapshotApp:

@@ -15,7 +15,6 @@ first frame never waits for torch. The pieces:
 
 from __future__ import annotations
 
-import threading
 import types
 from typing import Any, Callable
 

@@ -1,12 +1,11 @@
 """The tuning lab: recording token probabilities for the next replies, the token view of a reply,
 a new version of the last reply from an alternative token, and settings compared side by side.
-A mixin of ChatScreen (screens/chat.py), which holds the state these work on."""
+A part of the chat screen (screens/chat.py)."""
 
 from __future__ import annotations
 
 import random
-
-from textual import work
+from typing import TYPE_CHECKING
 
 from tui import token_probs
 from tui.bridge import answer
@@ -19,43 +18,46 @@ from tui.screens.token_view import TokenViewScreen
 from tui.store import Message as StoredMessage
 from tui.widgets.message import MessageView
 
-TOKEN_VIEW_TOP = 10  # alternatives recorded per token for the token view
+if TYPE_CHECKING:
+    from tui.screens.chat import ChatScreen
 
 
-class TokenActions:
-    """Part of ChatScreen, which provides what these methods use (session, engine, state, views)."""
-
-    record_token_probs: bool = False
+class TuningLab:
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
 
     def action_toggle_token_probs(self) -> None:
-        self.record_token_probs = not self.record_token_probs
-        key = self.keymap.key("chat.token_view")
-        if self.record_token_probs:
-            self.notify(f"The next replies record each token's probability: {key} shows them.",
+        replies = self.screen.replies
+        replies.record_token_probs = not replies.record_token_probs
+        key = self.screen.keymap.key("chat.token_view")
+        if replies.record_token_probs:
+            self.screen.notify(f"The next replies record each token's probability: {key} shows them.",
                         title="Token probabilities on")
         else:
-            self.notify("Token probabilities off: replies are no longer recorded.")
-        self.status.update_info(probs=self.record_token_probs)
+            self.screen.notify("Token probabilities off: replies are no longer recorded.")
+        self.screen.status.update_info(probs=replies.record_token_probs)
 
-    @work
-    async def action_token_view(self, message: StoredMessage | None = None) -> None:
+    def action_token_view(self, message: StoredMessage | None = None) -> None:
+        self.screen.run_worker(self.token_view(message))
+
+    async def token_view(self, message: StoredMessage | None = None) -> None:
         """The token view of `message` (the focused reply, or the last one)."""
         if message is None:
-            focused = self.app.focused
+            focused = self.screen.app.focused
             focused_id = focused.message_id if isinstance(focused, MessageView) and focused.role == "assistant" else None
-            message = next((m for m in reversed(self.messages)
+            message = next((m for m in reversed(self.screen.messages)
                             if m.role == "assistant" and (focused_id is None or m.id == focused_id)), None)
         if message is None:
-            self.notify("There is no reply to look at yet.", severity="warning")
+            self.screen.notify("There is no reply to look at yet.", severity="warning")
             return
         choices = token_probs.of_message(message.meta)
         if not choices:
-            key = self.keymap.key("chat.token_probs")
-            self.notify(f"This reply was written without token probabilities: press {key} to record them, "
+            key = self.screen.keymap.key("chat.token_probs")
+            self.screen.notify(f"This reply was written without token probabilities: press {key} to record them, "
                         "then regenerate it.", severity="warning", timeout=10)
             return
-        with_ids = self.engine.capabilities.token_ids and all(choice.id >= 0 for choice in choices)
-        picked = await self.app.push_screen_wait(TokenViewScreen(choices, branch_possible=with_ids))
+        with_ids = self.screen.engine.capabilities.token_ids and all(choice.id >= 0 for choice in choices)
+        picked = await self.screen.app.push_screen_wait(TokenViewScreen(choices, branch_possible=with_ids))
         if picked is not None:
             index, alternative = picked
             await self.branch_from_token(message, index, alternative)
@@ -63,21 +65,21 @@ class TokenActions:
     async def branch_from_token(self, message: StoredMessage, index: int, alternative: Alternative) -> None:
         """A new version of the reply: its tokens before `index`, then `alternative`, then the
         model goes on (recording token probabilities, so the new version can be looked at too)."""
-        if self.busy():
+        if self.screen.replies.busy():
             return
         choices = token_probs.of_message(message.meta)
         try:
-            prefix = await answer(self.engine.decode([c.id for c in choices[:index]] + [alternative.id]))
-            plan = self.session.plan_branch(message, index, alternative, prefix)
+            prefix = await answer(self.screen.engine.decode([c.id for c in choices[:index]] + [alternative.id]))
+            plan = self.screen.session.plan_branch(message, index, alternative, prefix)
         except (SessionError, NotImplementedError) as exc:
-            self.notify(str(exc), severity="warning")
+            self.screen.notify(str(exc), severity="warning")
             return
         except Exception as exc:  # the model went away meanwhile: a message, not a traceback
-            self.notify(f"Cannot branch here: {exc}", severity="error")
+            self.screen.notify(f"Cannot branch here: {exc}", severity="error")
             return
-        self.record_token_probs = True
-        self.status.update_info(probs=True)
-        await self.generate_reply("branch", plan)
+        self.screen.replies.record_token_probs = True
+        self.screen.status.update_info(probs=True)
+        await self.screen.replies.start("branch", plan)
 
     # -- compare settings -----------------------------------------------------------------------
 
@@ -88,8 +90,8 @@ class TokenActions:
         words = argument.split() or ["current", *BUILTIN_PRESETS]
         if not 2 <= len(words) <= MAX_COLUMNS:
             raise SettingsError(f"compare 2 to {MAX_COLUMNS} settings, got {len(words)}")
-        presets = {**BUILTIN_PRESETS, **getattr(self, "user_presets", {})}
-        base: GenerationSettings = self.session.generation
+        presets = self.screen.settings_editor.presets()
+        base: GenerationSettings = self.screen.session.generation
         columns = []
         for word in words:
             if word == "current":
@@ -106,22 +108,24 @@ class TokenActions:
             columns = [Column(c.name, c.settings.with_updates({"seed": seed})) for c in columns]
         return columns
 
-    @work
-    async def action_compare(self, argument: str = "") -> None:
-        if self.busy():
+    def action_compare(self, argument: str = "") -> None:
+        self.screen.run_worker(self._compare(argument))
+
+    async def _compare(self, argument: str) -> None:
+        if self.screen.replies.busy():
             return
         try:
             columns = self.compare_columns(argument)
-            plan = self.session.plan_reply("regenerate")
+            plan = self.screen.session.plan_reply("regenerate")
         except (SettingsError, SessionError) as exc:
-            self.notify(f"Compare: {exc}", severity="warning")
+            self.screen.notify(f"Compare: {exc}", severity="warning")
             return
-        kept = await self.app.push_screen_wait(CompareScreen(self.engine, plan.messages, columns))
+        kept = await self.screen.app.push_screen_wait(CompareScreen(self.screen.engine, plan.messages, columns))
         if kept is None or not isinstance(kept.final, Finished):
             return
-        self.session.start_reply(plan)
-        self.session.reply_progress(kept.final.text)
-        self.session.end_reply(kept.final)
-        self.report_saves()
-        await self.render_conversation()
-        self.notify(f"Kept the reply written with {kept.name} as a new version.")
+        self.screen.session.start_reply(plan)
+        self.screen.session.reply_progress(kept.final.text)
+        self.screen.session.end_reply(kept.final)
+        self.screen.files.report_saves()
+        await self.screen.transcript.render()
+        self.screen.notify(f"Kept the reply written with {kept.name} as a new version.")

@@ -1,26 +1,31 @@
 """Tool calls in the chat, the screen's part: the tool loop (tui/tool_loop.py) does the work;
 here each call is put to the user on a card (run once, always run this tool in this chat, or deny
 with a reason the model sees), results are shown as short cards, and the model is asked again.
-Esc stops a running tool. A mixin of ChatScreen (screens/chat.py), which holds the loop."""
+Esc stops a running tool; /tools shows the servers. A part of the chat screen (screens/chat.py)."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from textual import work
+from textual.screen import Screen
 
 from tui.screens.dialogs import TextPromptScreen
 from tui.screens.tool_approval import ToolApprovalScreen
 from tui.store import Message as StoredMessage
 from tui.tool_loop import RUN_ALWAYS, RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
+from tui.screens.tools import ToolsScreen
 from tui.tools.calls import ToolCall
+
+if TYPE_CHECKING:
+    from tui.screens.chat import ChatScreen
 
 
 class CardApproval:
     """The app's approval policy: each call waits on its card; a denial asks why (Esc on the
     card denies without a reason)."""
 
-    def __init__(self, screen: ToolCalls) -> None:
+    def __init__(self, screen: Screen[None]) -> None:
         self.screen = screen
 
     async def decide(self, call: ToolCall, server: str) -> Decision:
@@ -35,65 +40,84 @@ class CardApproval:
 
 
 class ToolCalls:
-    """Part of ChatScreen, which provides session, engine, app.options, notify, generate_reply,
-    _mount_message and `tool_loop` (made in its __init__ with a CardApproval)."""
+    """The chat's tool loop, shown: its calls' cards, results and status line, and /tools."""
 
-    tool_loop: ToolLoop
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+        self.loop = ToolLoop(CardApproval(screen))  # its servers come with the options, at start
 
-    def start_tools(self) -> None:
+    def start(self) -> None:
         """At start: the servers configured for this run; their tools are probed in the background."""
-        options = self.app.options
-        self.tool_loop.servers, self.tool_loop.problems = list(options.tool_servers), list(options.tool_problems)
-        if self.tool_loop.servers or self.tool_loop.problems:
-            self.probe_tools()
+        options = self.screen.app.options
+        self.loop.servers, self.loop.problems = list(options.tool_servers), list(options.tool_problems)
+        if self.loop.servers or self.loop.problems:
+            self.screen.run_worker(self._probe(), group="tools-probe")
 
-    @work(group="tools-probe")
-    async def probe_tools(self) -> None:
+    async def _probe(self) -> None:
         """The servers' tools, and what is wrong with any of them or with the configuration."""
-        for status in await self.tool_loop.probe():
+        for status in await self.loop.probe():
             if status.state != "ready":
-                self.notify(f"MCP server {status.server.name}: {status.detail}", title="Tools", severity="warning")
-        for problem in self.tool_loop.problems:
-            self.notify(problem, title="Tools", severity="warning")
+                self.screen.notify(f"MCP server {status.server.name}: {status.detail}", title="Tools",
+                                   severity="warning")
+        for problem in self.loop.problems:
+            self.screen.notify(problem, title="Tools", severity="warning")
 
-    def switch_tools(self, on: bool, names: list[str]) -> None:
-        """Tools on or off for this chat: all of them, or the ones named."""
-        unknown = self.tool_loop.switch(on, names)
-        if unknown:
-            self.notify(f"No tool named {', '.join(unknown)} (/tools lists them).", severity="warning")
+    def action_tools(self, argument: str = "") -> None:
+        """The configured MCP servers, their state and their tools (probed now); `/tools off
+        [NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat."""
+        words = argument.split()
+        if words and words[0] in ("on", "off"):
+            self.switch(words[0] == "on", words[1:])
             return
-        offered = [s["function"]["name"] for s in self.tool_loop.offered() or []]
-        self.notify("Tools for this chat: " + (", ".join(offered) if offered else "none"))
+        servers, problems = self.loop.servers, self.loop.problems
+        if not servers and not problems:
+            self.screen.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.screen.config.path} "
+                               "(see the README's Tools section).", severity="warning", timeout=10)
+            return
+        self.screen.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
+        self.screen.run_worker(self._show_tools(), exclusive=True, group="tools")
 
-    def stop_tool(self) -> bool:
+    async def _show_tools(self) -> None:
+        statuses = await self.loop.probe()  # the model is offered what they offer now
+        await self.screen.app.push_screen(ToolsScreen(statuses, self.loop.problems))
+
+    def switch(self, on: bool, names: list[str]) -> None:
+        """Tools on or off for this chat: all of them, or the ones named."""
+        unknown = self.loop.switch(on, names)
+        if unknown:
+            self.screen.notify(f"No tool named {', '.join(unknown)} (/tools lists them).", severity="warning")
+            return
+        offered = [s["function"]["name"] for s in self.loop.offered() or []]
+        self.screen.notify("Tools for this chat: " + (", ".join(offered) if offered else "none"))
+
+    def stop(self) -> bool:
         """Esc while a tool runs: stop it (the model is told). False when none is running."""
-        return self.tool_loop.stop()
+        return self.loop.stop()
 
     async def after_reply(self, stored: StoredMessage) -> None:
         """A reply ended: if it calls tools, each call is put to the user."""
         try:
-            calls = await self.tool_loop.take_calls(self.engine, self.session, stored)
+            calls = await self.loop.take_calls(self.screen.engine, self.screen.session, stored)
         except ToolRoundLimit as exc:
-            self.notify(str(exc), severity="warning")
+            self.screen.notify(str(exc), severity="warning")
             return
         if calls:
-            await self.render_conversation()  # the reply now reads without its call text
-            self.run_tool_calls(calls)
+            await self.screen.transcript.render()  # the reply now reads without its call text
+            self.screen.run_worker(self._answer(calls), exclusive=True, group="tool-calls")
 
-    @work(exclusive=True, group="tool-calls")
-    async def run_tool_calls(self, calls: list[ToolCall]) -> None:
-        if await self.tool_loop.answer(self.session, calls, self._show_tool_result, self._show_tool_running):
-            await self.generate_reply("send")
+    async def _answer(self, calls: list[ToolCall]) -> None:
+        if await self.loop.answer(self.screen.session, calls, self._show_result, self._show_running):
+            await self.screen.replies.start("send")
 
-    def _show_tool_running(self, call: ToolCall, server: str) -> None:
-        stop = self.keymap.key("chat.stop")
-        self.status.update_info(detail=f"running tool {call.name} on {server} ({stop} stops it)")
+    def _show_running(self, call: ToolCall, server: str) -> None:
+        stop = self.screen.keymap.key("chat.stop")
+        self.screen.status.update_info(detail=f"running tool {call.name} on {server} ({stop} stops it)")
 
-    async def _show_tool_result(self, answered: Answered) -> None:
-        self.status.update_info(detail="")
-        self.report_saves()
-        await self._mount_message(answered.message)
-        self.chat.anchor()
+    async def _show_result(self, answered: Answered) -> None:
+        self.screen.status.update_info(detail="")
+        self.screen.files.report_saves()
+        await self.screen.transcript.mount(answered.message)
+        self.screen.chat.anchor()
 
 
 def tool_card(message: StoredMessage, max_lines: int = 6) -> str:

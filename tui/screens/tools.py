@@ -1,10 +1,8 @@
 """`/tools`: the configured MCP servers, each with its state and its tools (names and
-descriptions), probed when asked. `ToolActions` is the chat screen's part (a mixin)."""
+descriptions), probed when asked (by the chat screen's ToolCalls, screens/chat_tools.py)."""
 
 from __future__ import annotations
 
-
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -45,25 +43,3 @@ class ToolsScreen(ModalScreen[None]):
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
             yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
                          "each call waits for your approval. Esc closes.", classes="muted")
-
-
-class ToolActions:
-    """Part of ChatScreen, which provides `config`, `notify`, `tool_loop` (the configured servers
-    and their probe) and (ToolCalls) `switch_tools`."""
-
-    @work(exclusive=True, group="tools")
-    async def action_tools(self, argument: str = "") -> None:
-        """The configured MCP servers, their state and their tools (probed now); `/tools off
-        [NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat."""
-        words = argument.split()
-        if words and words[0] in ("on", "off"):
-            self.switch_tools(words[0] == "on", words[1:])
-            return
-        servers, problems = self.tool_loop.servers, self.tool_loop.problems
-        if not servers and not problems:
-            self.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.config.path} "
-                        "(see the README's Tools section).", severity="warning", timeout=10)
-            return
-        self.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
-        statuses = await self.tool_loop.probe()  # the model is offered what they offer now
-        await self.app.push_screen(ToolsScreen(statuses, problems))
