@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown, Static
 
-from tui.actions import ACTIONS, Keymap, in_scope
+from tui.actions import ACTIONS, Keymap, bindings, in_scope
 from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY
 
 
@@ -39,7 +38,7 @@ def command_lines() -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    BINDINGS = bindings("help")
     AUTO_FOCUS = "#help-dialog"
 
     def __init__(self, keymap: Keymap) -> None:
@@ -61,7 +60,8 @@ class HelpScreen(ModalScreen[None]):
             yield table
             yield Static("Slash commands", classes="section-title")
             yield Markdown(command_lines(), id="help-commands")
-            yield Static(f"Esc or {self.keymap.key('app.help')} closes this screen.", classes="muted")
+            yield Static(f"{self.keymap.key('help.close')} or {self.keymap.key('app.help')} closes this screen.",
+                         classes="muted", markup=False)
 
     def on_key(self, event: events.Key) -> None:
         if event.key in self.keymap.keys("app.help").split(","):  # the user's help key closes help too

@@ -3,14 +3,13 @@ descriptions), probed when asked. `ToolActions` is the chat screen's part (a mix
 
 from __future__ import annotations
 
-
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
+from tui.actions import bindings
 from tui.text import inert
 from tui.tools.client import ServerStatus
 
@@ -32,7 +31,9 @@ def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
 
 
 class ToolsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    """Needs an app with `keymap` (tui.actions.Keymap): it names the user's close key."""
+
+    BINDINGS = bindings("tools")
     AUTO_FOCUS = "#tools-dialog"
 
     def __init__(self, statuses: list[ServerStatus], problems: list[str]) -> None:
@@ -44,7 +45,8 @@ class ToolsScreen(ModalScreen[None]):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
             yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
-                         "each call waits for your approval. Esc closes.", classes="muted")
+                         f"each call waits for your approval. {self.app.keymap.key('tools.close')} closes.", classes="muted",
+                         markup=False)
 
 
 class ToolActions:
