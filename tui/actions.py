@@ -3,8 +3,8 @@ slash command and where it applies. From it come the key bindings, the command p
 help, the slash-command dispatch and every key named in text, always with the user's own keys
 (config.toml `[keys]`, by binding id).
 
-Scopes: "app" actions run on the app, "chat" actions on the chat screen, "message" actions on
-a focused message; the others on one modal screen each: "browser"
+Scopes: "app" actions run on the app, "chat" actions on the chat screen, "prompt" actions in the
+prompt, "message" actions on a focused message; the others on one modal screen each: "browser"
 (conversations), "token_view", "compare", "tool_approval", "confirm" (a yes/no question),
 "text_prompt" (a line of text), "help" and "tools". The command palette offers "app" and "chat"
 actions; an action with no key is reached from the palette or its slash command.
@@ -117,6 +117,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("browser.close", "close", "escape", "Close", "Close the browser.", scope="browser"),
     Action("browser.focus_list", "focus_list", "down", "List", "Move from the search to the list.", scope="browser",
            footer=False),
+    # In the prompt: before the text area's own keys (priority), which would insert a newline on Enter.
+    Action("prompt.send", "send", "enter", "Send the message", "Send the message.", scope="prompt", footer=False,
+           priority=True),
+    Action("prompt.new_line", "new_line", "shift+enter,ctrl+j", "New line in the message",
+           "Insert a newline in the message.", scope="prompt", footer=False, priority=True),
     Action("message.previous_message", "move(-1)", "up", "Previous message", "Focus the message above.",
            scope="message", footer=False),
     Action("message.next_message", "move(1)", "down", "Next message", "Focus the message below.",

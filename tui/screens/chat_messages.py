@@ -54,7 +54,7 @@ class MessageActions:
         self.prompt_input.load_text(message.content)
         self.prompt_input.move_cursor(self.prompt_input.document.end)
         self.prompt_input.focus()
-        self.notify("Edit the message and press Enter: it is sent as a new version "
+        self.notify(f"Edit the message and press {self.keymap.key('prompt.send')}: it is sent as a new version "
                     f"({self.keymap.key('chat.stop')} cancels).")
 
     def action_copy_last(self) -> None:

@@ -9,19 +9,13 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown, Static
 
 from tui.actions import ACTIONS, Keymap, bindings, in_scope
-from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY
-
-
-
-def prompt_keys(palette_key: str) -> list[tuple[str, str]]:
-    """Keys of the prompt itself (a TextArea) and the palette's, not actions of the table."""
-    return [(SEND_KEY, "Send the message"), (" / ".join(NEWLINE_KEYS), "New line in the message"),
-            ("up / down", "Earlier prompts (empty input)"), (palette_key, "Command palette")]
 
 
 def key_rows(keymap: Keymap, palette_key: str) -> list[tuple[str, str]]:
-    rows = [(keymap.shown(a.id), a.title) for a in in_scope("chat", "app") if keymap.keys(a.id)]
-    rows += prompt_keys(palette_key)
+    """The chat's, the prompt's and a focused message's keys; the text area's cursor keys (history)
+    and the palette's are Textual's, not actions of the table."""
+    rows = [(keymap.shown(a.id), a.title) for a in in_scope("chat", "app", "prompt") if keymap.keys(a.id)]
+    rows += [("up / down", "Earlier prompts (empty input)"), (palette_key, "Command palette")]
     rows += [(f"{keymap.shown(a.id)} (on a message)", a.title) for a in in_scope("message") if keymap.keys(a.id)]
     return rows
 
