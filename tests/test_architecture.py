@@ -1,7 +1,8 @@
 """The shape of the package: imports run one way (no cycle among tui modules, counting imports
 inside functions and for type checking), no module is over 450 lines, no class over 40 methods
-or 450 lines (with its tui base classes), the engine and the store know nothing of Textual, and
-the command line is the only module that imports the app."""
+or 450 lines (with its tui base classes), the engine and the store know nothing of Textual, the
+command line is the only module that imports the app, and every key binding comes from the table
+of actions."""
 
 from __future__ import annotations
 
@@ -162,3 +163,17 @@ def test_torch_is_imported_at_the_top_only_by_the_torch_thread_module():
         top |= {(node.module or "").split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
         if name != "tui.engine.torch_parts":
             assert not top & {"torch", "transformers"}, name
+
+
+def test_every_key_binding_comes_from_the_table_of_actions():
+    """Only tui.actions makes Textual bindings (so config.toml [keys] can rebind every one); no
+    widget overrides Textual's private key handler."""
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if name != "tui.actions":
+            imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                        and node.module == "textual.binding" for alias in node.names}
+            assert "Binding" not in imported, name
+        private = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   and node.name == "_on_key"}
+        assert not private, name

@@ -3,15 +3,17 @@ slash command and where it applies. From it come the key bindings, the command p
 help, the slash-command dispatch and every key named in text, always with the user's own keys
 (config.toml `[keys]`, by binding id).
 
-Scopes: "app" actions run on the app, "chat" actions on the chat screen, "message" actions on a
-focused message and "browser" actions in the conversations browser. An action with no key is
-reached from the palette or its slash command.
+Scopes: "app" actions run on the app, "chat" actions on the chat screen, "prompt" actions in the
+prompt, "message" actions on a focused message; the others on one modal screen each: "browser"
+(conversations), "token_view", "compare", "tool_approval", "confirm" (a yes/no question),
+"text_prompt" (a line of text), "help" and "tools". The command palette offers "app" and "chat"
+actions; an action with no key is reached from the palette or its slash command.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from textual.binding import Binding
 
@@ -113,6 +115,54 @@ ACTIONS: tuple[Action, ...] = (
     Action("browser.delete", "delete", "f8", "Delete", "Delete the highlighted conversation.", scope="browser"),
     Action("browser.new", "new", "ctrl+n", "New chat", "Start a new conversation.", scope="browser"),
     Action("browser.close", "close", "escape", "Close", "Close the browser.", scope="browser"),
+    Action("browser.focus_list", "focus_list", "down", "List", "Move from the search to the list.", scope="browser",
+           footer=False),
+    # In the prompt: before the text area's own keys (priority), which would insert a newline on Enter.
+    Action("prompt.send", "send", "enter", "Send the message", "Send the message.", scope="prompt", footer=False,
+           priority=True),
+    Action("prompt.new_line", "new_line", "shift+enter,ctrl+j", "New line in the message",
+           "Insert a newline in the message.", scope="prompt", footer=False, priority=True),
+    Action("message.previous_message", "move(-1)", "up", "Previous message", "Focus the message above.",
+           scope="message", footer=False),
+    Action("message.next_message", "move(1)", "down", "Next message", "Focus the message below.",
+           scope="message", footer=False),
+    # The token view.
+    Action("token_view.close", "dismiss(None)", "escape,q", "Close", "Close the token view.", scope="token_view"),
+    Action("token_view.previous_token", "move(-1)", "left", "Previous token", "Move to the previous token.",
+           scope="token_view", footer=False),
+    Action("token_view.next_token", "move(1)", "right", "Next token", "Move to the next token.",
+           scope="token_view", footer=False),
+    Action("token_view.back_10", "move(-10)", "pageup", "10 tokens back", "Move 10 tokens back.",
+           scope="token_view", footer=False),
+    Action("token_view.forward_10", "move(10)", "pagedown", "10 tokens on", "Move 10 tokens on.",
+           scope="token_view", footer=False),
+    Action("token_view.first_token", "move(-1000000)", "home", "First token", "Move to the first token.",
+           scope="token_view", footer=False),
+    Action("token_view.last_token", "move(1000000)", "end", "Last token", "Move to the last token.",
+           scope="token_view", footer=False),
+    Action("token_view.colours", "toggle_colours", "c", "Colours", "Turn the probability colours off and on.",
+           scope="token_view"),
+    *(Action(f"token_view.alternative_{n}", f"branch({n - 1})", str(n % 10), f"Alternative {n}",
+             f"Write the reply again from the token under the cursor, as its alternative {n}.",
+             scope="token_view", footer=False) for n in range(1, 11)),
+    # Compare settings: one key per column (tui.screens.compare.MAX_COLUMNS).
+    Action("compare.close", "close", "escape,q", "Close", "Close the comparison.", scope="compare"),
+    *(Action(f"compare.keep_{n}", f"keep({n - 1})", str(n), f"Keep reply {n}",
+             f"Keep column {n}'s reply as a new version of the last reply.", scope="compare", footer=False)
+      for n in range(1, 5)),
+    # The card a tool call waits on.
+    Action("tool_approval.run_once", "answer('once')", "o", "Run once", "Run this tool call.",
+           scope="tool_approval"),
+    Action("tool_approval.always", "answer('always')", "a", "Always",
+           "Run this call, and this tool from now on in this chat.", scope="tool_approval"),
+    Action("tool_approval.deny", "answer('deny')", "d,escape", "Deny",
+           "Do not run it; say why (the model is told).", scope="tool_approval"),
+    # Small dialogs, help and the tools list.
+    Action("confirm.yes", "answer(True)", "y", "Yes", "Answer yes.", scope="confirm"),
+    Action("confirm.no", "answer(False)", "n,escape", "No", "Answer no.", scope="confirm"),
+    Action("text_prompt.cancel", "cancel", "escape", "Cancel", "Close without an answer.", scope="text_prompt"),
+    Action("help.close", "dismiss", "escape,q", "Close", "Close the help.", scope="help"),
+    Action("tools.close", "dismiss", "escape,q", "Close", "Close the tools list.", scope="tools"),
 )
 BY_ID: dict[str, Action] = {action.id: action for action in ACTIONS}
 BY_SLASH: dict[str, Action] = {name: action for action in ACTIONS for name in action.slash}
@@ -155,6 +205,14 @@ class Keymap:
         """The key to name in text (the first one bound), or "" when the action has none."""
         keys = self.keys(action_id)
         return _ARROWS.get(key := keys.split(",")[0], key) if keys else ""
+
+    def span(self, action_ids: Iterable[str]) -> str:
+        """The keys of a row of actions named in text: "1-4" when they are digits in order, else "1/2/x/4"."""
+        keys = [self.key(action_id) for action_id in action_ids]
+        if all(len(key) == 1 and key.isdigit() for key in keys) and \
+                [int(key) for key in keys] == list(range(int(keys[0]), int(keys[0]) + len(keys))):
+            return f"{keys[0]}-{keys[-1]}"
+        return "/".join(keys)
 
     def shown(self, action_id: str) -> str:
         """Every key bound to an action, for help: "ctrl+n" or "ctrl+n / ctrl+l"."""

@@ -12,6 +12,7 @@ from tui.engine import Engine
 from tui.screens.help import HelpScreen
 from tui.store import Library
 from tui.store.meta import MessageMeta, ReplyMetrics
+from tui.store.config import Config
 
 
 def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
@@ -344,6 +345,24 @@ def test_up_and_down_recall_earlier_prompts(tmp_path):
             assert app.chat_screen.prompt_input.text == ""
             await pilot.press("a", "shift+enter", "b")
             assert app.chat_screen.prompt_input.text == "a\nb"
+            await pilot.press("up")  # a draft: the cursor moves, nothing is recalled
+            assert app.chat_screen.prompt_input.text == "a\nb" and app.chat_screen.prompt_input.cursor_location[0] == 0
+
+    run(scenario())
+
+
+def test_the_prompt_takes_the_users_keys(tmp_path):
+    async def scenario():
+        config = Config(path=tmp_path / "config.toml", keys={"prompt.send": "f9", "prompt.new_line": "enter"})
+        app = make_app(tmp_path, config=config)
+        async with app.run_test() as pilot:
+            prompt = app.chat_screen.prompt_input
+            assert str(prompt.placeholder).startswith("Message (f9 sends · enter newline")
+            prompt.focus()
+            await pilot.press("a", "enter", "b")
+            assert prompt.text == "a\nb"
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: prompt.text == "" and reply_texts(app))
 
     run(scenario())
 

@@ -53,6 +53,28 @@ def test_a_call_waits_for_approval_runs_once_and_the_model_answers(tmp_path):
     run(scenario())
 
 
+def test_the_card_takes_and_names_the_users_keys(tmp_path):
+    async def scenario():
+        path = tmp_path / "config.toml"
+        path.write_text(f'[keys]\n"tool_approval.run_once" = "r"\n'
+                        f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n')
+        app = make_app(tmp_path, engine=ScriptedEngine([CALL, "The sum is 42."]), config=load_config(path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tools.schemas, 30)
+            await send(pilot, app, "What is 2 + 40?")
+            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
+            keys = str(app.screen.query_one("#tool-keys").render())
+            assert keys.startswith("r: run once") and "d / escape: deny" in keys
+            await pilot.press("o")  # the default key no longer answers
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ToolApprovalScreen)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "The sum is 42.", 30)
+
+    run(scenario())
+
+
 def test_a_denied_call_tells_the_model_why(tmp_path):
     async def scenario():
         app, engine = tools_app(tmp_path, [CALL, "Fine, I will not."])

@@ -42,7 +42,7 @@ from tui.store import Message as StoredMessage
 from tui.store.config import Config
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import MessageView
-from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY, PromptInput
+from tui.widgets.prompt_input import PromptInput
 from tui.widgets.settings_panel import SettingsPanel
 from tui.widgets.status_bar import AppState, StatusBar
 
@@ -94,8 +94,8 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
-                yield PromptInput(id="prompt",
-                                  placeholder=f"Message ({SEND_KEY} sends · {'/'.join(NEWLINE_KEYS)} newline · /help)")
+                send, new_line = self.keymap.key("prompt.send"), self.keymap.keys("prompt.new_line").replace(",", "/")
+                yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")
         yield Footer()

@@ -42,7 +42,7 @@ class MessageActions:
         prompt.load_text(message.content)
         prompt.move_cursor(prompt.document.end)
         prompt.focus()
-        screen.notify("Edit the message and press Enter: it is sent as a new version "
+        screen.notify(f"Edit the message and press {screen.keymap.key('prompt.send')}: it is sent as a new version "
                       f"({screen.keymap.key('chat.stop')} cancels).")
 
     def action_copy_last(self) -> None:

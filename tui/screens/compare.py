@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.actions import bindings
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Failed, Finished, GenerationSettings
 from tui.engine.settings import format_value
@@ -55,8 +55,9 @@ def describe(settings: GenerationSettings) -> str:
 
 
 class CompareScreen(ModalScreen["Column | None"]):
-    BINDINGS = [Binding("escape,q", "close", "Close"),
-                *[Binding(str(n), f"keep({n - 1})", show=False) for n in range(1, MAX_COLUMNS + 1)]]
+    """Needs an app with `keymap` (tui.actions.Keymap): it names the user's keys."""
+
+    BINDINGS = bindings("compare")
 
     def __init__(self, engine, messages: list[dict[str, str]], columns: list[Column]) -> None:
         super().__init__()
@@ -77,7 +78,10 @@ class CompareScreen(ModalScreen["Column | None"]):
                         with VerticalScroll():
                             yield Static(id=f"compare-text-{index}", markup=False)
                         yield Static(column.stats(), id=f"compare-stats-{index}", classes="muted", markup=False)
-            yield Static("1-4: keep that reply (a new version of the last reply) · esc: close", classes="muted")
+            keymap = self.app.keymap
+            keep = keymap.span(f"compare.keep_{n}" for n in range(1, MAX_COLUMNS + 1))
+            yield Static(f"{keep}: keep that reply (a new version of the last reply) · "
+                         f"{keymap.key('compare.close')}: close", classes="muted", markup=False)
 
     def on_mount(self) -> None:
         self.run_columns()

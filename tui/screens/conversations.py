@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.actions import Keymap, bindings, in_scope
+from tui.actions import BY_ID, Keymap, bindings
 from tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import ConversationSummary, Library, StoreError
 from tui.text import inert
@@ -54,7 +53,8 @@ def _row(summary: ConversationSummary) -> Text:
 
 
 class ConversationBrowser(ModalScreen[BrowserResult]):
-    BINDINGS = [*bindings("browser"), Binding("down", "focus_list", "List", show=False)]
+    BINDINGS = bindings("browser")
+    HINTED = ("browser.open", "browser.rename", "browser.delete", "browser.new", "browser.close")  # under the list
 
     def __init__(self, library: Library, keymap: Keymap) -> None:
         super().__init__()
@@ -69,7 +69,7 @@ class ConversationBrowser(ModalScreen[BrowserResult]):
             yield Static("Conversations", classes="section-title")
             yield Input(placeholder="type to search titles and messages", id="browser-search")
             yield OptionList(id="browser-list")
-            yield Static(" · ".join(f"{self.keymap.key(a.id)}: {a.title.lower()}" for a in in_scope("browser")),
+            yield Static(" · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
                          classes="muted", markup=False)
 
     def on_mount(self) -> None:

@@ -1,17 +1,19 @@
-"""Small modal dialogs: a yes/no question and a one-line text prompt."""
+"""Small modal dialogs: a yes/no question and a one-line text prompt. Both need an app with
+`keymap` (tui.actions.Keymap): they name the user's keys."""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui.actions import bindings
+
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    BINDINGS = bindings("confirm")
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -20,16 +22,18 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.question, markup=False)
-            yield Static("y: yes   n / esc: no", classes="muted")
+            keymap = self.app.keymap
+            yield Static(f"{keymap.shown('confirm.yes')}: yes   {keymap.shown('confirm.no')}: no", classes="muted",
+                         markup=False)
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
 
 
 class TextPromptScreen(ModalScreen[str | None]):
-    """Ask for one line of text (a title, a file path); Esc cancels."""
+    """Ask for one line of text (a title, a file path); Enter (the input's own key) answers."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = bindings("text_prompt")
 
     def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
         super().__init__()
@@ -39,7 +43,8 @@ class TextPromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False, classes="section-title")
             yield Input(self.value, placeholder=self.placeholder, id="prompt-value")
-            yield Static("Enter: OK   Esc: cancel", classes="muted")
+            yield Static(f"enter: OK   {self.app.keymap.shown('text_prompt.cancel')}: cancel", classes="muted",
+                         markup=False)
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown, Static
 
-from tui.actions import ACTIONS, Keymap, in_scope
-from tui.widgets.prompt_input import NEWLINE_KEYS, SEND_KEY
-
-
-
-def prompt_keys(palette_key: str) -> list[tuple[str, str]]:
-    """Keys of the prompt itself (a TextArea) and the palette's, not actions of the table."""
-    return [(SEND_KEY, "Send the message"), (" / ".join(NEWLINE_KEYS), "New line in the message"),
-            ("up / down", "Earlier prompts (empty input)"), (palette_key, "Command palette")]
+from tui.actions import ACTIONS, Keymap, bindings, in_scope
 
 
 def key_rows(keymap: Keymap, palette_key: str) -> list[tuple[str, str]]:
-    rows = [(keymap.shown(a.id), a.title) for a in in_scope("chat", "app") if keymap.keys(a.id)]
-    rows += prompt_keys(palette_key)
+    """The chat's, the prompt's and a focused message's keys; the text area's cursor keys (history)
+    and the palette's are Textual's, not actions of the table."""
+    rows = [(keymap.shown(a.id), a.title) for a in in_scope("chat", "app", "prompt") if keymap.keys(a.id)]
+    rows += [("up / down", "Earlier prompts (empty input)"), (palette_key, "Command palette")]
     rows += [(f"{keymap.shown(a.id)} (on a message)", a.title) for a in in_scope("message") if keymap.keys(a.id)]
     return rows
 
@@ -39,7 +32,7 @@ def command_lines() -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    BINDINGS = bindings("help")
     AUTO_FOCUS = "#help-dialog"
 
     def __init__(self, keymap: Keymap) -> None:
@@ -61,7 +54,8 @@ class HelpScreen(ModalScreen[None]):
             yield table
             yield Static("Slash commands", classes="section-title")
             yield Markdown(command_lines(), id="help-commands")
-            yield Static(f"Esc or {self.keymap.key('app.help')} closes this screen.", classes="muted")
+            yield Static(f"{self.keymap.key('help.close')} or {self.keymap.key('app.help')} closes this screen.",
+                         classes="muted", markup=False)
 
     def on_key(self, event: events.Key) -> None:
         if event.key in self.keymap.keys("app.help").split(","):  # the user's help key closes help too

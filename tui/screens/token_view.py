@@ -13,11 +13,11 @@ import math
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.actions import bindings
 from tui.engine.events import Alternative, TokenChoice
 from tui.text import inert
 
@@ -65,17 +65,9 @@ def alternative_rows(choice: TokenChoice, before: bool, width: int = 50) -> Text
 
 
 class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
-    BINDINGS = [
-        Binding("escape,q", "dismiss(None)", "Close"),
-        Binding("left", "move(-1)", "Previous token", show=False),
-        Binding("right", "move(1)", "Next token", show=False),
-        Binding("pageup", "move(-10)", show=False),
-        Binding("pagedown", "move(10)", show=False),
-        Binding("home", "move(-1000000)", show=False),
-        Binding("end", "move(1000000)", show=False),
-        Binding("c", "toggle_colours", "Colours"),
-        *[Binding(str(n % 10), f"branch({n - 1})", show=False) for n in range(1, 11)],
-    ]
+    """Needs an app with `keymap` (tui.actions.Keymap): it names the user's keys."""
+
+    BINDINGS = bindings("token_view")
     AUTO_FOCUS = "#token-text"
 
     def __init__(self, choices: list[TokenChoice], branch_possible: bool = True) -> None:
@@ -98,10 +90,16 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
                 with Vertical():
                     yield Static("After (sampled from)", classes="section-title")
                     yield Static(id="token-after")
-            keys = "←/→ token · c colours · esc close"
-            if self.branch_possible:
-                keys = "←/→ token · 1-9, 0: the reply again from there · c colours · esc close"
-            yield Static(keys, classes="muted")
+            yield Static(self.keys_text(), classes="muted", markup=False)
+
+    def keys_text(self) -> str:
+        keymap = self.app.keymap
+        keys = [f"{keymap.key('token_view.previous_token')}/{keymap.key('token_view.next_token')} token"]
+        if self.branch_possible:
+            digits = keymap.span(f"token_view.alternative_{n}" for n in range(1, 10))
+            keys.append(f"{digits}, {keymap.key('token_view.alternative_10')}: the reply again from there")
+        keys += [f"{keymap.key('token_view.colours')} colours", f"{keymap.key('token_view.close')} close"]
+        return " · ".join(keys)
 
     def on_mount(self) -> None:
         self.query_one("#token-text").can_focus = True

@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.actions import bindings
 from tui.text import inert
 from tui.tools.calls import ToolCall
 
 
 class ToolApprovalScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("o", "answer('once')", "Run once"), Binding("a", "answer('always')", "Always"),
-                Binding("d", "answer('deny')", "Deny"), Binding("escape", "answer('deny')", "Deny", show=False)]
+    """Needs an app with `keymap` (tui.actions.Keymap): the card names the user's keys."""
+
+    BINDINGS = bindings("tool_approval")
 
     def __init__(self, call: ToolCall, server: str) -> None:
         super().__init__()
@@ -29,8 +30,11 @@ class ToolApprovalScreen(ModalScreen[str | None]):
             yield Static("The model wants to run a tool", classes="section-title")
             yield Static(inert(f"{self.call.name}  (MCP server {self.server})"), markup=False)
             yield Static(inert(arguments), markup=False, id="tool-arguments")
-            yield Static("o: run once   a: always run this tool in this chat   d / esc: deny (with a reason)",
-                         classes="muted")
+            keymap = self.app.keymap
+            yield Static(f"{keymap.shown('tool_approval.run_once')}: run once   "
+                         f"{keymap.shown('tool_approval.always')}: always run this tool in this chat   "
+                         f"{keymap.shown('tool_approval.deny')}: deny (with a reason)", classes="muted", markup=False,
+                         id="tool-keys")
 
     def action_answer(self, answer: str) -> None:
         self.dismiss(answer)

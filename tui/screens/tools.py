@@ -4,11 +4,11 @@ descriptions), probed when asked (by the chat screen's ToolCalls, screens/chat_t
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
+from tui.actions import bindings
 from tui.text import inert
 from tui.tools.client import ServerStatus
 
@@ -30,7 +30,9 @@ def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
 
 
 class ToolsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    """Needs an app with `keymap` (tui.actions.Keymap): it names the user's close key."""
+
+    BINDINGS = bindings("tools")
     AUTO_FOCUS = "#tools-dialog"
 
     def __init__(self, statuses: list[ServerStatus], problems: list[str]) -> None:
@@ -42,4 +44,5 @@ class ToolsScreen(ModalScreen[None]):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
             yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
-                         "each call waits for your approval. Esc closes.", classes="muted")
+                         f"each call waits for your approval. {self.app.keymap.key('tools.close')} closes.", classes="muted",
+                         markup=False)

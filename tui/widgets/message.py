@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from textual import events
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Collapsible, Markdown, Static
 from textual.widget import MountError, Widget
+from textual.widgets import Collapsible, Markdown, Static
 
 from tui.actions import Keymap, bindings
 from tui.activity import UserActivity
@@ -144,11 +143,7 @@ class MessageView(Vertical, can_focus=True):
     """A message in the chat pane. `role` is user, assistant, error or note. Focus one (click or
     Tab) to act on it: copy, edit, delete, regenerate, or switch between its versions."""
 
-    BINDINGS = [
-        *bindings("message"),
-        Binding("up", "move(-1)", "Previous message", show=False),
-        Binding("down", "move(1)", "Next message", show=False),
-    ]
+    BINDINGS = bindings("message")
 
     @dataclass
     class Action(Message):

@@ -1,26 +1,27 @@
-"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J inserts a newline, Up/Down recall
-earlier prompts while the input is empty (or while browsing them)."""
+"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J inserts a newline (keys of the table
+of actions, scope "prompt"), the text area's Up/Down recall earlier prompts while the input is
+empty (or while browsing them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
-NEWLINE_KEYS = ("shift+enter", "ctrl+j")
-SEND_KEY = "enter"
+from tui.actions import bindings
 
 
 class PromptInput(TextArea):
+    BINDINGS = bindings("prompt")
+
     @dataclass
     class Submitted(Message):
-        input: "PromptInput"
+        input: PromptInput
         text: str
 
         @property
-        def control(self) -> "PromptInput":
+        def control(self) -> PromptInput:
             return self.input
 
     def __init__(self, **kwargs) -> None:
@@ -28,26 +29,26 @@ class PromptInput(TextArea):
         self.prompt_history: list[str] = []
         self._history_index: int | None = None  # position while browsing history
 
-    async def _on_key(self, event: events.Key) -> None:
-        key = event.key
-        if key == SEND_KEY:
-            event.stop()
-            event.prevent_default()
-            self._submit()
-            return
-        if key in NEWLINE_KEYS:
-            event.stop()
-            event.prevent_default()
-            start, end = self.selection
-            if not self.read_only:
-                self.replace("\n", start, end, maintain_selection_offset=False)
-            return
-        if key in ("up", "down") and (not self.text or self._history_index is not None):
-            if self._recall(-1 if key == "up" else 1):
-                event.stop()
-                event.prevent_default()
-                return
-        await super()._on_key(event)
+    def action_send(self) -> None:
+        self._submit()
+
+    def action_new_line(self) -> None:
+        start, end = self.selection
+        if not self.read_only:
+            self.replace("\n", start, end, maintain_selection_offset=False)
+
+    # The text area's own Up/Down (public actions): they recall earlier prompts while browsing them.
+    def action_cursor_up(self, select: bool = False) -> None:
+        if select or not self._browsing() or not self._recall(-1):
+            super().action_cursor_up(select)
+
+    def action_cursor_down(self, select: bool = False) -> None:
+        if select or not self._browsing() or not self._recall(1):
+            super().action_cursor_down(select)
+
+    def _browsing(self) -> bool:
+        """Up/Down go through earlier prompts: the input is empty or shows one of them."""
+        return not self.text or self._history_index is not None
 
     def _recall(self, step: int) -> bool:
         if not self.prompt_history:
