@@ -163,9 +163,10 @@ class ToolLoop:
 
     def stop(self) -> bool:
         """Stop the running tool (the model is told). False when none is running."""
-        if not self.tool_running:
+        running = self._running
+        if running is None or running.done():
             return False
-        self._running.cancel()
+        running.cancel()
         return True
 
     async def _run(self, server: Any, call: ToolCall) -> tuple[str, str]:
@@ -174,7 +175,9 @@ class ToolLoop:
             result = await self._running
             return result.text, "error" if result.is_error else "ok"
         except asyncio.CancelledError:
-            if asyncio.current_task().cancelling():  # the loop itself was cancelled, not just the tool
+            task = asyncio.current_task()
+            assert task is not None  # a coroutine awaiting runs in a task
+            if task.cancelling():  # the loop itself was cancelled, not just the tool
                 raise
             return STOPPED_TEXT, "stopped"
         finally:

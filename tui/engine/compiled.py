@@ -46,7 +46,8 @@ class CompileJob:
             from transformers.generation.configuration_utils import CompileConfig
 
             config = CompileConfig(fullgraph=False, mode="default")
-            config._compile_all_devices = True  # transformers compiles only on GPUs unless told
+            # transformers compiles only on GPUs unless told (it declares the flag `= None`, hence the ignore)
+            config._compile_all_devices = True  # type: ignore[assignment]
             model = self.model
             # Two throwaway replies of different lengths: dynamo compiles for the first shapes it
             # sees, then again with dynamic ones; a user's first reply must not be that second time.

@@ -143,7 +143,7 @@ def settings_of(config: dict[str, Any], keep: Iterable[str] = ()) -> dict[str, A
 
     defaults = GenerationConfig().to_dict()
     # Unset fields are None; generate() then uses these (transformers 5 keeps them apart).
-    effective = getattr(GenerationConfig, "_get_default_generation_params", dict)()
+    effective: dict[str, Any] = getattr(GenerationConfig, "_get_default_generation_params", dict)()
     defaults.update((key, value) for key, value in effective.items() if defaults.get(key) is None)
     return {key: value for key, value in config.items()
             if value is not None and key in field_names() and key not in MANAGED

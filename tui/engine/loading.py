@@ -240,7 +240,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         finally:
             hf_logging.set_tqdm_hook(previous)
         if quant_config is None:
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) leaves `self` unbound
         model.eval()
         parameters = int(model.num_parameters()) or params
         if settings.quantization == "int4":

@@ -37,6 +37,9 @@ def _packed_linear_class() -> type:
     class PackedLinear(torch.nn.Module):
         """A torch.nn.Linear whose weight is packed for oneDNN; the same outputs, computed faster."""
 
+        weight: torch.Tensor  # buffers, registered in __init__
+        bias: torch.Tensor | None
+
         def __init__(self, linear: torch.nn.Linear) -> None:
             super().__init__()
             self.in_features = linear.in_features

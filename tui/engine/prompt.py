@@ -53,7 +53,7 @@ class PromptBuilder:
         tok = self.tokenizer
         if not self.has_template:
             return list(tok(_plain_format(messages, continue_reply), add_special_tokens=True)["input_ids"])
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             tokenize=True,
             add_generation_prompt=not continue_reply,
             continue_final_message=continue_reply,

@@ -111,10 +111,11 @@ class Engine:
             if previous is None:
                 raise
             try:
-                self._install(load_model(previous, None))
+                kept = load_model(previous, None)
+                self._install(kept)
             except LoadError as again:
                 raise LoadError(f"{exc} (and reloading the previous model failed: {again})") from exc
-            raise LoadError(f"{exc}; kept {self._loaded.info.name}") from exc
+            raise LoadError(f"{exc}; kept {kept.info.name}") from exc
         assert self._loaded is not None
         return self._loaded.info
 
@@ -128,13 +129,18 @@ class Engine:
         if loaded.settings.draft_model:
             self._load_draft(loaded)
         self._builder = PromptBuilder(loaded.tokenizer)
-        self._warm_up()
+        self._warm_up(loaded)
         self.compile = None
         if loaded.settings.compile:
             # The next job on this thread, after the load's future resolves: a reply sent
             # meanwhile waits for it (one thread runs torch, see the module docstring).
             self.compile = job = CompileJob(loaded.model, loaded.info.context_size)
-            self._executor.submit(job.run).add_done_callback(lambda f: f.cancelled() and job.cancel())
+
+            def cancel_if_dropped(f: Future[None]) -> None:
+                if f.cancelled():
+                    job.cancel()
+
+            self._executor.submit(job.run).add_done_callback(cancel_if_dropped)
 
     def _load_draft(self, loaded: LoadedModel) -> None:
         """The draft model for assisted decoding, on the main model's device and dtype. If it cannot
@@ -164,11 +170,11 @@ class Engine:
         loaded, self._loaded, self._builder = self._loaded, None, None
         free_model(loaded)
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, loaded: LoadedModel) -> None:
         """One tiny forward pass so the first reply does not pay for lazy initialisation."""
         import torch
 
-        model = self._loaded.model
+        model = loaded.model
         with torch.inference_mode():
             model(input_ids=torch.tensor([[model.config.bos_token_id or 0] * 4], device=model.device))
 
@@ -201,18 +207,19 @@ class Engine:
                       when_closed=0)
 
     def _prefill_job(self, messages: list[Message], settings: GenerationSettings) -> int:
-        if not self.reuse_cache or self._loaded is None or self._builder is None or not messages:
+        loaded = self._loaded
+        if not self.reuse_cache or loaded is None or self._builder is None or not messages:
             return 0
         if self.compile is not None and self.compile.state == "ready":
             return 0  # replies start from an empty static cache: nothing to read ahead into
         import torch
 
-        model = self._loaded.model
+        model = loaded.model
         try:
-            ids = self._builder.build(messages, self._loaded.info.context_size, settings.max_new_tokens).ids
+            ids = self._builder.build(messages, loaded.info.context_size, settings.max_new_tokens).ids
         except PromptError:
             return 0  # a draft too long for the context: generate() will say so, if it is sent
-        cache, reused = self._cache_for(ids)
+        cache, reused = self._cache_for(loaded, ids)
         if cache is None:  # transformers' own cache
             from transformers import DynamicCache
 
@@ -277,14 +284,14 @@ class Engine:
         self._cache = None
         self._cache_ids = []
 
-    def _cache_for(self, ids: list[int]) -> tuple[Any, int]:
+    def _cache_for(self, loaded: LoadedModel, ids: list[int]) -> tuple[Any, int]:
         """The cache to prefill `ids` into and how many of them it holds already: the previous
         turn's, cropped to the common prefix, else a new growing one (None: generate's own)."""
         cache, reused = self._reusable_cache(ids)
         if cache is None and self.grow_cache_in_place:
             from tui.engine.torch_parts import growing_cache
 
-            cache = growing_cache(self._loaded.model, self._loaded.info.context_size or None)
+            cache = growing_cache(loaded.model, loaded.info.context_size or None)
         return cache, reused
 
     def _reusable_cache(self, ids: list[int]) -> tuple[Any, int]:
@@ -313,15 +320,16 @@ class Engine:
         try:
             if turn.stop_requested:
                 raise _StoppedBeforeStart
-            if self._loaded is None or self._builder is None:
+            loaded = self._loaded
+            if loaded is None or self._builder is None:
                 raise PromptError("no model is loaded")
             import torch
             from transformers import StoppingCriteriaList
 
             from tui.engine.torch_parts import EventStreamer, StopWhenAsked
 
-            model, tokenizer = self._loaded.model, self._loaded.tokenizer
-            context = self._loaded.info.context_size
+            model, tokenizer = loaded.model, loaded.tokenizer
+            context = loaded.info.context_size
             prompt = self._builder.build(messages, context, settings.max_new_tokens, tools)
             prompt_tokens = len(prompt.ids)
             kwargs = settings.generate_kwargs()
@@ -345,19 +353,22 @@ class Engine:
 
                 cache, reused = growing_cache(model, context or None), 0
             else:
-                cache, reused = self._cache_for(prompt.ids)
+                cache, reused = self._cache_for(loaded, prompt.ids)
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
             turn.emit(Started(prompt_tokens, prefill, context, streams))
             if streams:
-                def record(ids: list[int]) -> None:
-                    choices = recorder.take(ids)
-                    if choices:
-                        turn.emit(TokenProbs(tuple(choices)))
+                on_probs: Callable[[list[int]], None] | None = None
+                if recorder is not None:
+                    def record(ids: list[int]) -> None:
+                        choices = recorder.take(ids)
+                        if choices:
+                            turn.emit(TokenProbs(tuple(choices)))
 
+                    on_probs = record
                 streamer = EventStreamer(tokenizer, lambda text: turn.emit(TokenDelta(text, clock.count)),
-                                         clock.tick, record if recorder is not None else None)
+                                         clock.tick, on_probs)
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
@@ -385,12 +396,13 @@ class Engine:
                 clock.tick(len(new_ids))
                 turn.emit(TokenDelta(text, clock.count))
             else:
+                assert streamer is not None  # made above whenever the reply streams
                 text = streamer.text
             if static is None and streams:
                 self._keep_cache(out.cache, sequence)
             if turn.stop_requested:
                 reason = "stopped"
-            elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(new_ids):
+            elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(model, new_ids):
                 reason = "length"
             else:
                 reason = "stop"
@@ -406,8 +418,7 @@ class Engine:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
 
-    def _ends_turn(self, new_ids: list[int]) -> bool:
-        model = self._loaded.model
+    def _ends_turn(self, model: Any, new_ids: list[int]) -> bool:
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         return bool(new_ids) and new_ids[-1] in eos_ids

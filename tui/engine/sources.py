@@ -134,7 +134,7 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
         raise ModelSourceError(f"cannot load GGUF {gguf_file.name}: {one_line(exc)}") from exc
     # A GGUF-loaded model refuses save_pretrained while its gguf quantizer is attached; the
     # weights are already dequantized, so drop it and save plain safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch's stubs allow only Tensor | Module here
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)

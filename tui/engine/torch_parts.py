@@ -123,7 +123,7 @@ class GrowingLayer(DynamicLayer):
     def _room_for(self, old: torch.Tensor | None, buffer: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
         length = old.shape[-2] if old is not None and old.dim() == 4 else 0
         needed = length + new.shape[-2]
-        if self._owns(old, buffer) and buffer.shape[-2] >= needed:
+        if buffer is not None and self._owns(old, buffer) and buffer.shape[-2] >= needed:
             return buffer
         previous = buffer.shape[-2] if buffer is not None else 0
         # room for a reply past a long prompt too: growing right after prefill would copy it all
@@ -132,7 +132,7 @@ class GrowingLayer(DynamicLayer):
             capacity = min(capacity, self.max_tokens)
         capacity = max(capacity, needed)
         grown = new.new_empty((*new.shape[:2], capacity, new.shape[-1]))
-        if length:
+        if old is not None and length:
             grown[:, :, :length].copy_(old)
         return grown
 
@@ -202,9 +202,9 @@ class AdaptivePromptLookup(CandidateGenerator):
                 table[tuple(ids[start:start + n])] = start
             self.indexed[n] = max(self.indexed[n], len(ids) - n)
         for n in range(MAX_NGRAM, MIN_NGRAM - 1, -1):
-            start = self.index[n].get(tuple(ids[-n:]))
-            if start is not None:
-                follow = ids[start + n:start + n + self.want]
+            found = self.index[n].get(tuple(ids[-n:]))
+            if found is not None:
+                follow = ids[found + n:found + n + self.want]
                 cut = next((i for i, t in enumerate(follow) if t in self.eos), len(follow))
                 return follow[:cut]
         return []
@@ -306,7 +306,7 @@ AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 def use_cpu_gqa_attention(model: Any) -> bool:
     """Switch a model on transformers' SDPA to `chatui_sdpa`; True when it was switched."""
     config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) != "sdpa":
+    if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
         return False  # eager, flash-attention, or chosen by the user: left as it is
     try:
         model.set_attn_implementation(ATTENTION_NAME)

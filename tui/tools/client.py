@@ -51,8 +51,8 @@ def _last_line(log: Any) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    while getattr(exc, "exceptions", None):  # anyio task groups wrap errors in exception groups
-        exc = exc.exceptions[0]
+    while inner := getattr(exc, "exceptions", None):  # anyio task groups wrap errors in exception groups
+        exc = inner[0]
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
 
