@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ BY_ID: dict[str, Action] = {action.id: action for action in ACTIONS}
 BY_SLASH: dict[str, Action] = {name: action for action in ACTIONS for name in action.slash}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """Textual bindings for the actions of `scope` that have a key (ids let the keymap rebind them)."""
     return [Binding(a.key, a.action, a.title, show=a.footer, id=a.id, priority=a.priority)
             for a in ACTIONS if a.scope == scope and a.key]
@@ -196,6 +196,12 @@ class Keymap:
                 self.errors.append(f"[keys] {binding_id} must be a key such as \"ctrl+x\"")
             else:
                 self.overrides[binding_id] = key.replace(" ", "")
+
+    @classmethod
+    def of(cls, app: object) -> Keymap:
+        """The keymap of `app` (chatui's app has one), else the table's defaults."""
+        keymap = getattr(app, "keymap", None)
+        return keymap if isinstance(keymap, Keymap) else cls()
 
     def keys(self, action_id: str) -> str | None:
         """The key(s) bound to an action now, comma-separated, or None."""

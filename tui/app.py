@@ -88,16 +88,17 @@ class ChatApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.keymap))
 
-    def action_screenshot(self) -> None:
-        folder = Path(platformdirs.user_downloads_dir())
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """An SVG of the screen, in `path` (default: the Downloads folder, else the current one)."""
+        folder = Path(path) if path else Path(platformdirs.user_downloads_dir())
         if not folder.is_dir():
             folder = Path.cwd()
         try:
-            path = self.save_screenshot(path=str(folder))
+            saved = self.save_screenshot(filename, path=str(folder))
         except OSError as exc:
             self.notify(f"Cannot save a screenshot in {folder}: {exc.strerror or exc}", severity="error")
             return
-        self.notify(f"Screenshot saved to {path}")
+        self.notify(f"Screenshot saved to {saved}")
 
     def action_save_defaults(self) -> None:
         session = self.chat_screen.session

@@ -71,7 +71,10 @@ class CompileDone(Message):
 
 def start_load(target: MessagePump, engine: Backend, settings: LoadSettings) -> None:
     """Load on the engine's thread; progress and the end arrive at `target` as messages."""
-    future = engine.load(settings, lambda done, total, label: target.post_message(LoadProgress(done, total, label)))
+    def progress(done: int, total: int, label: str) -> None:
+        target.post_message(LoadProgress(done, total, label))
+
+    future = engine.load(settings, progress)
 
     def ended(f: Future[ModelInfo]) -> None:
         try:

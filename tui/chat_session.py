@@ -55,7 +55,7 @@ class Reply:
     parent_id: str | None  # the message the reply answers
     continues: Message | None = None  # the stored reply being continued, if any
     replaces: Message | None = None  # regenerate: the reply this one is a new version of
-    message_id: str | None = None  # the stored reply, saved as it streams
+    message_id: str = ""  # the stored reply, saved as it streams (set by start_reply)
     prefix: str = ""  # a branch from a token: the reply's text up to and with the token picked
     text: str = ""  # what the model has added so far
     saved_at: float = 0.0  # time.monotonic() of the last save

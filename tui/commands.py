@@ -8,25 +8,30 @@ from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.actions import in_scope
+from tui.actions import Keymap, in_scope
+from tui.screens.chat import ChatScreen
 
 
 class ChatCommands(Provider):
-    """Needs an app with `keymap` (tui.actions.Keymap) and `chat_screen` (the ChatScreen)."""
+    """The app's actions and the chat screen's (its default screen, a ChatScreen), with the
+    user's keys."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        app = self.app
+        app, keymap = self.app, Keymap.of(self.app)
+        chat = app.get_default_screen()
         commands: list[tuple[str, str, Callable[[], object]]] = []
         for action in in_scope("app", "chat"):
             if not action.palette:
                 continue
-            key = app.keymap.key(action.id)
+            key = keymap.key(action.id)
             help_text = f"{action.help} ({key})" if key else action.help
-            namespace = app if action.scope == "app" else app.chat_screen
+            namespace = app if action.scope == "app" else chat
             commands.append((action.title, help_text, partial(namespace.run_action, action.action)))
-        for name in app.chat_screen.settings_editor.preset_names():
-            commands.append((f"Preset: {name}", f"Use the {name} generation settings for the next replies.",
-                             partial(app.chat_screen.settings_editor.apply_preset, name)))
+        if isinstance(chat, ChatScreen):
+            editor = chat.settings_editor
+            for name in editor.preset_names():
+                commands.append((f"Preset: {name}", f"Use the {name} generation settings for the next replies.",
+                                 partial(editor.apply_preset, name)))
         return commands
 
     async def discover(self) -> Hits:

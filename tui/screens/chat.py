@@ -94,7 +94,7 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
-                send, new_line = self.keymap.key("prompt.send"), self.keymap.keys("prompt.new_line").replace(",", "/")
+                send, new_line = self.keymap.key("prompt.send"), (self.keymap.keys("prompt.new_line") or "").replace(",", "/")
                 yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")

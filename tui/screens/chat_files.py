@@ -145,8 +145,9 @@ class ConversationFiles:
             return
         if not answer:
             default = str(Path.cwd() / f"chatui-{conv.id[:8]}.md")
-            answer = await self.screen.app.push_screen_wait(
-                TextPromptScreen("Save the conversation to (.md for Markdown, .json for JSON)", default)) or ""
+            typed: str | None = await self.screen.app.push_screen_wait(
+                TextPromptScreen("Save the conversation to (.md for Markdown, .json for JSON)", default))
+            answer = typed or ""
         if not answer:
             return
         path = Path(answer).expanduser()
@@ -186,10 +187,11 @@ class ConversationFiles:
 
     async def _open_file(self, answer: str) -> None:
         if not answer:
-            answer = await self.screen.app.push_screen_wait(TextPromptScreen(
+            typed: str | None = await self.screen.app.push_screen_wait(TextPromptScreen(
                 "Open a conversation file (chatui JSON or Markdown, transformers chat !save JSON, "
                 "or an OpenAI-style list)",
-                placeholder="path/to/file.json")) or ""
+                placeholder="path/to/file.json"))
+            answer = typed or ""
         if not answer:
             return
         library = self.open_library()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from textual.screen import Screen
 
+from tui.options import Options
 from tui.screens.dialogs import TextPromptScreen
 from tui.screens.tool_approval import ToolApprovalScreen
 from tui.store import Message as StoredMessage
@@ -48,8 +49,9 @@ class ToolCalls:
 
     def start(self) -> None:
         """At start: the servers configured for this run; their tools are probed in the background."""
-        options = self.screen.app.options
-        self.loop.servers, self.loop.problems = list(options.tool_servers), list(options.tool_problems)
+        options = getattr(self.screen.app, "options", None)  # chatui's app: the servers configured for this run
+        if isinstance(options, Options):
+            self.loop.servers, self.loop.problems = list(options.tool_servers), list(options.tool_problems)
         if self.loop.servers or self.loop.problems:
             self.screen.run_worker(self._probe(), group="tools-probe")
 

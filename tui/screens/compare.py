@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.actions import bindings
+from tui.actions import Keymap, bindings
 from tui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Failed, Finished, GenerationSettings
 from tui.engine.settings import format_value
@@ -78,7 +78,7 @@ class CompareScreen(ModalScreen["Column | None"]):
                         with VerticalScroll():
                             yield Static(id=f"compare-text-{index}", markup=False)
                         yield Static(column.stats(), id=f"compare-stats-{index}", classes="muted", markup=False)
-            keymap = self.app.keymap
+            keymap = Keymap.of(self.app)
             keep = keymap.span(f"compare.keep_{n}" for n in range(1, MAX_COLUMNS + 1))
             yield Static(f"{keep}: keep that reply (a new version of the last reply) · "
                          f"{keymap.key('compare.close')}: close", classes="muted", markup=False)

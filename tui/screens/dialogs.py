@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from tui.actions import bindings
+from tui.actions import Keymap, bindings
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -22,7 +22,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.question, markup=False)
-            keymap = self.app.keymap
+            keymap = Keymap.of(self.app)
             yield Static(f"{keymap.shown('confirm.yes')}: yes   {keymap.shown('confirm.no')}: no", classes="muted",
                          markup=False)
 
@@ -43,7 +43,7 @@ class TextPromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False, classes="section-title")
             yield Input(self.value, placeholder=self.placeholder, id="prompt-value")
-            yield Static(f"enter: OK   {self.app.keymap.shown('text_prompt.cancel')}: cancel", classes="muted",
+            yield Static(f"enter: OK   {Keymap.of(self.app).shown('text_prompt.cancel')}: cancel", classes="muted",
                          markup=False)
 
     @on(Input.Submitted)

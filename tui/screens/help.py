@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
             yield Static("Keys", classes="section-title")
-            table = DataTable(show_cursor=False, zebra_stripes=True, id="help-keys")
+            table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True, id="help-keys")
             table.can_focus = False  # the dialog scrolls (PageDown, End, the wheel), not the table
             table.add_columns("Key", "Action")
             for key, title in key_rows(self.keymap, self.app.COMMAND_PALETTE_BINDING):
@@ -58,6 +58,6 @@ class HelpScreen(ModalScreen[None]):
                          classes="muted", markup=False)
 
     def on_key(self, event: events.Key) -> None:
-        if event.key in self.keymap.keys("app.help").split(","):  # the user's help key closes help too
+        if event.key in (self.keymap.keys("app.help") or "").split(","):  # the user's help key closes help too
             event.stop()
             self.dismiss()

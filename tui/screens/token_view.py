@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.actions import bindings
+from tui.actions import Keymap, bindings
 from tui.engine.events import Alternative, TokenChoice
 from tui.text import inert
 
@@ -93,7 +93,7 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
             yield Static(self.keys_text(), classes="muted", markup=False)
 
     def keys_text(self) -> str:
-        keymap = self.app.keymap
+        keymap = Keymap.of(self.app)
         keys = [f"{keymap.key('token_view.previous_token')}/{keymap.key('token_view.next_token')} token"]
         if self.branch_possible:
             digits = keymap.span(f"token_view.alternative_{n}" for n in range(1, 10))

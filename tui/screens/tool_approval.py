@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.actions import bindings
+from tui.actions import Keymap, bindings
 from tui.text import inert
 from tui.tools.calls import ToolCall
 
@@ -30,7 +30,7 @@ class ToolApprovalScreen(ModalScreen[str | None]):
             yield Static("The model wants to run a tool", classes="section-title")
             yield Static(inert(f"{self.call.name}  (MCP server {self.server})"), markup=False)
             yield Static(inert(arguments), markup=False, id="tool-arguments")
-            keymap = self.app.keymap
+            keymap = Keymap.of(self.app)
             yield Static(f"{keymap.shown('tool_approval.run_once')}: run once   "
                          f"{keymap.shown('tool_approval.always')}: always run this tool in this chat   "
                          f"{keymap.shown('tool_approval.deny')}: deny (with a reason)", classes="muted", markup=False,

@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-from tui.actions import bindings
+from tui.actions import Keymap, bindings
 from tui.text import inert
 from tui.tools.client import ServerStatus
 
@@ -44,5 +44,5 @@ class ToolsScreen(ModalScreen[None]):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
             yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
-                         f"each call waits for your approval. {self.app.keymap.key('tools.close')} closes.", classes="muted",
+                         f"each call waits for your approval. {Keymap.of(self.app).key('tools.close')} closes.", classes="muted",
                          markup=False)

@@ -165,7 +165,8 @@ def _from_markdown(text: str) -> Conversation:
     if header is None or header.group(1) != "conversation":
         _fail("a Markdown file chatui did not write (chatui reads back its own Markdown exports)")
     data = _marker_json(header)
-    messages, position = [], header.end()
+    messages: list[dict[str, Any]] = []
+    position = header.end()
     while (found := _MARKER.search(text, position)) is not None:
         if found.group(1) != "message":
             _fail(f"a second conversation header at character {found.start()}")

@@ -95,6 +95,7 @@ class SettingsPanel(VerticalScroll):
                 label = Label(spec.name, classes="param-label")
                 label.tooltip = tooltip
                 yield label
+                field: Switch | Input
                 if spec.type is bool:
                     field = Switch(value=bool(values[spec.name]), id=f"param-{spec.name}")
                 else:
@@ -268,7 +269,7 @@ class SettingsPanel(VerticalScroll):
     def param_changed(self, event: Input.Changed) -> None:
         if event.value != event.input.value:
             return  # a stale event: the field has changed again since
-        name = event.input.id.removeprefix("param-")
+        name = (event.input.id or "").removeprefix("param-")
         try:
             value = SPECS_BY_NAME[name].parse(event.value)
         except SettingsError as exc:
@@ -280,7 +281,7 @@ class SettingsPanel(VerticalScroll):
 
     @on(Input.Blurred, ".param-input")
     def param_blurred(self, event: Input.Blurred) -> None:
-        name = event.input.id.removeprefix("param-")
+        name = (event.input.id or "").removeprefix("param-")
         current = self.generation.values[name]
         if self._parsed(name, event.input.value) != current:
             event.input.value = format_value(current)  # back to the value in use
@@ -290,7 +291,7 @@ class SettingsPanel(VerticalScroll):
     def switch_changed(self, event: Switch.Changed) -> None:
         if event.value != event.switch.value or not (event.switch.id or "").startswith("param-"):
             return  # a stale event, or a model option (applied with the Apply button)
-        name = event.switch.id.removeprefix("param-")
+        name = (event.switch.id or "").removeprefix("param-")
         if event.value != self.generation.values.get(name):
             self.post_message(self.GenerationChanged({name: event.value}))
 
