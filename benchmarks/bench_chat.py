@@ -34,16 +34,19 @@ TOPICS = ["lighthouses", "bread", "rivers", "chess", "volcanoes", "bees", "train
 
 def user_message(turn: int) -> str:
     topic = TOPICS[turn % len(TOPICS)]
-    return (f"Turn {turn}. Tell me something interesting about {topic}. I am asking because I read an article "
-            f"about {topic} last week and it made me curious about their history, how people study them today, "
-            f"and what surprising facts most people do not know. Please keep it short and friendly, and mention "
-            f"one thing about {topic} that connects to everyday life, so I can tell my friends about it later.")
+    return (
+        f"Turn {turn}. Tell me something interesting about {topic}. I am asking because I read an article "
+        f"about {topic} last week and it made me curious about their history, how people study them today, "
+        f"and what surprising facts most people do not know. Please keep it short and friendly, and mention "
+        f"one thing about {topic} that connects to everyday life, so I can tell my friends about it later."
+    )
 
 
-def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = False,
-               decode_rates: list[float] | None = None) -> list[float]:
-    engine.reuse_cache = reuse
-    engine._drop_cache()
+def chat_ttfts(
+    engine: Engine, turns: int, reuse: bool, typed_ahead: bool = False, decode_rates: list[float] | None = None
+) -> list[float]:
+    engine.turn_cache.reuse = reuse
+    engine.turn_cache.drop()
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
     messages, ttfts = [], []
     for turn in range(1, turns + 1):
@@ -66,7 +69,7 @@ def chat_ttfts(engine: Engine, turns: int, reuse: bool, typed_ahead: bool = Fals
 
 
 def decode_rate(engine: Engine, filler_words: int) -> tuple[float, int]:
-    engine._drop_cache()
+    engine.turn_cache.drop()
     text = " ".join(f"{TOPICS[i % len(TOPICS)]}" for i in range(filler_words))
     messages = [{"role": "user", "content": f"Here are some words: {text}. Now write a short poem about the sea."}]
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 64})
@@ -74,7 +77,7 @@ def decode_rate(engine: Engine, filler_words: int) -> tuple[float, int]:
     for _ in range(2):
         final = engine.generate(messages, settings).wait()
         rates.append(final.metrics.decode_tok_s)
-        engine._drop_cache()
+        engine.turn_cache.drop()
     return statistics.median(rates), final.metrics.prompt_tokens
 
 
@@ -82,8 +85,9 @@ def dtype_chat(dtype: str) -> dict:
     """One dtype's 20-turn chat (KV reuse, as the app runs) and its ~4,000-token decode."""
     engine = Engine()
     engine.load(LoadSettings(dtype=dtype)).result()
-    engine.generate([{"role": "user", "content": "Hi"}],
-                    GenerationSettings().with_updates({"max_new_tokens": 4})).wait()  # warm-up
+    engine.generate(
+        [{"role": "user", "content": "Hi"}], GenerationSettings().with_updates({"max_new_tokens": 4})
+    ).wait()  # warm-up
     decode: list[float] = []
     ttft = chat_ttfts(engine, 20, True, decode_rates=decode)
     long, long_ctx = decode_rate(engine, 2830)
@@ -103,14 +107,20 @@ def compare_dtypes() -> None:
     print("dtype per turn (20-turn chat, KV reuse): turn  ttft fp32/bf16 s  decode fp32/bf16 tok/s  bf16/fp32 speed")
     for turn in (1, 2, 5, 10, 15, 20):
         i = turn - 1
-        print(f"  turn {turn:2}  {fp32['ttft'][i]:.3f}/{bf16['ttft'][i]:.3f}  {fp32['decode'][i]:5.1f}/"
-              f"{bf16['decode'][i]:5.1f}  ttft {fp32['ttft'][i] / bf16['ttft'][i]:.2f}x decode "
-              f"{bf16['decode'][i] / fp32['decode'][i]:.2f}x", flush=True)
-    ttft_wins = sum(b <= f for f, b in zip(fp32["ttft"], bf16["ttft"]))
-    decode_wins = sum(b >= f for f, b in zip(fp32["decode"], bf16["decode"]))
-    print(f"dtype bf16 faster: ttft at {ttft_wins}/20 turns, decode at {decode_wins}/20 turns; "
-          f"decode at ctx={bf16['long_ctx']}: fp32 {fp32['long']:.2f} bf16 {bf16['long']:.2f} tok/s "
-          f"bf16/fp32={bf16['long'] / fp32['long']:.2f}x", flush=True)
+        print(
+            f"  turn {turn:2}  {fp32['ttft'][i]:.3f}/{bf16['ttft'][i]:.3f}  {fp32['decode'][i]:5.1f}/"
+            f"{bf16['decode'][i]:5.1f}  ttft {fp32['ttft'][i] / bf16['ttft'][i]:.2f}x decode "
+            f"{bf16['decode'][i] / fp32['decode'][i]:.2f}x",
+            flush=True,
+        )
+    ttft_wins = sum(b <= f for f, b in zip(fp32["ttft"], bf16["ttft"], strict=True))
+    decode_wins = sum(b >= f for f, b in zip(fp32["decode"], bf16["decode"], strict=True))
+    print(
+        f"dtype bf16 faster: ttft at {ttft_wins}/20 turns, decode at {decode_wins}/20 turns; "
+        f"decode at ctx={bf16['long_ctx']}: fp32 {fp32['long']:.2f} bf16 {bf16['long']:.2f} tok/s "
+        f"bf16/fp32={bf16['long'] / fp32['long']:.2f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -119,32 +129,39 @@ def main() -> None:
         return
     engine = Engine()
     engine.load(LoadSettings()).result()
-    engine.generate([{"role": "user", "content": "Hi"}],
-                    GenerationSettings().with_updates({"max_new_tokens": 4})).wait()  # warm-up
+    engine.generate(
+        [{"role": "user", "content": "Hi"}], GenerationSettings().with_updates({"max_new_tokens": 4})
+    ).wait()  # warm-up
     # One TTFT is a single prefill of ~100 tokens, noisy here by +-30%: the chats with KV reuse
     # (quick) are played 3 times, interleaved, and each turn's median is used.
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
     for _ in range(REPEATS):
         for typed_ahead in (False, True):
             runs[typed_ahead].append(chat_ttfts(engine, 20, True, typed_ahead=typed_ahead))
-    reuse, ahead = ([statistics.median(turn) for turn in zip(*runs[flag])] for flag in (False, True))
+    reuse, ahead = ([statistics.median(turn) for turn in zip(*runs[flag], strict=True)] for flag in (False, True))
     plain = chat_ttfts(engine, 20, False)
     for name, values in (("kv-reuse", reuse), ("re-encode", plain), ("kv-reuse+typed-ahead", ahead)):
-        print(f"ttft {name} turn1_s={values[0]:.2f} turn10_s={values[9]:.2f} turn20_s={values[19]:.2f} "
-              f"turn20/turn1={values[19] / values[0]:.2f} (goal <= 1.3)", flush=True)
+        print(
+            f"ttft {name} turn1_s={values[0]:.2f} turn10_s={values[9]:.2f} turn20_s={values[19]:.2f} "
+            f"turn20/turn1={values[19] / values[0]:.2f} (goal <= 1.3)",
+            flush=True,
+        )
     print(f"ttft turn20 re-encode/kv-reuse={plain[19] / reuse[19]:.1f}x", flush=True)
-    engine.reuse_cache = True
+    engine.turn_cache.reuse = True
     model = engine._loaded.model
     ours = model.config._attn_implementation
     for chatui in (True, False):  # the baseline is plain transformers: DynamicCache, its own SDPA
-        engine.grow_cache_in_place = chatui
+        engine.turn_cache.grow_in_place = chatui
         model.set_attn_implementation(ours if chatui else "sdpa")
         short, short_ctx = decode_rate(engine, 40)
         long, long_ctx = decode_rate(engine, 2830)  # ~4,000 tokens with the chat template
         name = "chatui (growing cache, CPU GQA attention)" if chatui else "transformers (DynamicCache, sdpa)"
-        print(f"long-context decode {name}: ctx={short_ctx} tok_s={short:.2f} ctx={long_ctx} tok_s={long:.2f} "
-              f"ratio={long / short:.2f} (goal >= 0.8)", flush=True)
-    engine.grow_cache_in_place = True
+        print(
+            f"long-context decode {name}: ctx={short_ctx} tok_s={short:.2f} ctx={long_ctx} tok_s={long:.2f} "
+            f"ratio={long / short:.2f} (goal >= 0.8)",
+            flush=True,
+        )
+    engine.turn_cache.grow_in_place = True
     engine.close()
     compare_dtypes()
 

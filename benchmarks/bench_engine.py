@@ -67,8 +67,11 @@ def measure_engine(dtype: str, new_tokens: int, repeats: int, logprobs: int = 0)
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
     engine.close()
-    return {"decode_tok_s": statistics.median(rates), "ttft_s": statistics.median(ttfts),
-            "tokens": final.metrics.new_tokens}
+    return {
+        "decode_tok_s": statistics.median(rates),
+        "ttft_s": statistics.median(ttfts),
+        "tokens": final.metrics.new_tokens,
+    }
 
 
 def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
@@ -84,11 +87,15 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
 
     async def scenario() -> dict:
         tmp = Path(tempfile.mkdtemp())
-        app = ChatApp(parse_args(["--dtype", dtype, "do_sample=false", f"max_new_tokens={new_tokens}"]),
-                      Config(path=tmp / "config.toml"), saver=AutoSaver(Library(tmp / "library.sqlite3")))
+        app = ChatApp(
+            parse_args(["--dtype", dtype, "do_sample=false", f"max_new_tokens={new_tokens}"]),
+            Config(path=tmp / "config.toml"),
+            saver=AutoSaver(Library(tmp / "library.sqlite3")),
+        )
         rates = []
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
+
             async def reply(text: str) -> dict:
                 while chat.state != "ready":
                     await asyncio.sleep(0.05)
@@ -137,9 +144,21 @@ def measure_app_unpacked(dtype: str, new_tokens: int, repeats: int) -> dict:
 
 def in_subprocess(mode: str, dtype: str, new_tokens: int, repeats: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--dtype", dtype, "--tokens", str(new_tokens),
-         "--repeats", str(repeats)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--dtype",
+            dtype,
+            "--tokens",
+            str(new_tokens),
+            "--repeats",
+            str(repeats),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -153,12 +172,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.child:
-        fn = {"bare": measure_bare, "engine": measure_engine, "engine-logprobs": measure_engine_logprobs,
-              "app": measure_app, "app-unpacked": measure_app_unpacked}[args.child]
+        fn = {
+            "bare": measure_bare,
+            "engine": measure_engine,
+            "engine-logprobs": measure_engine_logprobs,
+            "app": measure_app,
+            "app-unpacked": measure_app_unpacked,
+        }[args.child]
         print(json.dumps(fn(args.dtype, args.tokens, args.repeats)))
         return
     app_rates = {}
-    for dtype in ([args.dtype] if args.dtype else ["float32", "bfloat16"]):
+    for dtype in [args.dtype] if args.dtype else ["float32", "bfloat16"]:
         # Alternate the three, a fresh process each, so slow drifts of a shared machine hit all.
         bares, engines, recording, apps = [], [], [], []
         for _ in range(args.rounds):
@@ -175,18 +199,29 @@ def main() -> None:
             flush=True,
         )
         with_probs = statistics.median(r["decode_tok_s"] for r in recording)
-        print(f"token-probabilities dtype={dtype} engine_tok_s={engine:.2f} recording_top10_tok_s={with_probs:.2f} "
-              f"cost={1 - with_probs / engine:.1%} (goal <= 15%)", flush=True)
+        print(
+            f"token-probabilities dtype={dtype} engine_tok_s={engine:.2f} recording_top10_tok_s={with_probs:.2f} "
+            f"cost={1 - with_probs / engine:.1%} (goal <= 15%)",
+            flush=True,
+        )
         app = app_rates[dtype] = statistics.median(a["decode_tok_s"] for a in apps)
-        print(f"in-app-vs-bare dtype={dtype} tokens={apps[0]['tokens']} rounds={args.rounds} bare_tok_s={bare:.2f} "
-              f"app_tok_s={app:.2f} ratio={app / bare:.3f} (goal >= 0.95; streamed into the chat pane)", flush=True)
+        print(
+            f"in-app-vs-bare dtype={dtype} tokens={apps[0]['tokens']} rounds={args.rounds} bare_tok_s={bare:.2f} "
+            f"app_tok_s={app:.2f} ratio={app / bare:.3f} (goal >= 0.95; streamed into the chat pane)",
+            flush=True,
+        )
     if len(app_rates) == 2:
         # The app's fp32 path before issue 16 (no packed linear layers), in its own processes.
-        before = statistics.median(in_subprocess("app-unpacked", "float32", args.tokens, args.repeats)["decode_tok_s"]
-                                   for _ in range(args.rounds))
+        before = statistics.median(
+            in_subprocess("app-unpacked", "float32", args.tokens, args.repeats)["decode_tok_s"]
+            for _ in range(args.rounds)
+        )
         print(f"app fp32 unpacked (the path before) = {before:.2f} tok/s", flush=True)
-        print(f"app bf16 / app fp32 unpacked = {app_rates['bfloat16'] / before:.2f} x (goal >= 1.7); "
-              f"app bf16 / app fp32 packed = {app_rates['bfloat16'] / app_rates['float32']:.2f} x", flush=True)
+        print(
+            f"app bf16 / app fp32 unpacked = {app_rates['bfloat16'] / before:.2f} x (goal >= 1.7); "
+            f"app bf16 / app fp32 packed = {app_rates['bfloat16'] / app_rates['float32']:.2f} x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,15 @@ def fill(path: Path) -> None:
     Library(path).close()  # create the schema
     rng = random.Random(0)
     words = [f"w{n}" for n in range(5_000)] + [
-        "python", "memory", "leak", "quantization", "bfloat16", "tokenizer", "attention", "cache"]
+        "python",
+        "memory",
+        "leak",
+        "quantization",
+        "bfloat16",
+        "tokenizer",
+        "attention",
+        "cache",
+    ]
     cum_weights = list(itertools.accumulate([1.0] * 5_000 + [40, 30, 10, 5, 5, 20, 20, 20]))
 
     def text(n: int) -> str:
@@ -43,20 +51,25 @@ def fill(path: Path) -> None:
         ids = [f"{n:028x}m{k:03d}" for k in range(3)]
         conversations.append((conv_id, text(6), created, created + 30, "org/model", ids[-1]))
         for k, (role, length) in enumerate((("user", 20), ("assistant", 150), ("user", 20))):
-            messages.append((ids[k], conv_id, ids[k - 1] if k else None, role, text(length),
-                             created + 10 * k))
+            messages.append((ids[k], conv_id, ids[k - 1] if k else None, role, text(length), created + 10 * k))
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
-    db.executemany("INSERT INTO conversations (id, title, created, updated, model, leaf_id) "
-                   "VALUES (?, ?, ?, ?, ?, ?)", conversations)
+    db.executemany(
+        "INSERT INTO conversations (id, title, created, updated, model, leaf_id) VALUES (?, ?, ?, ?, ?, ?)",
+        conversations,
+    )
     # Staged, then copied in one statement: FTS5 flushes its pending index at every statement
     # that fires the triggers, so row-by-row inserts would be several times slower.
     db.execute("CREATE TEMP TABLE staged (id, conversation_id, parent_id, role, content, created)")
     db.executemany("INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?)", messages)
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, created) "
-               "SELECT id, conversation_id, parent_id, role, created FROM staged ORDER BY rowid")
-    db.execute("INSERT INTO message_parts (message_id, position, kind, text) "
-               "SELECT id, 0, 'text', content FROM staged ORDER BY rowid")
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, created) "
+        "SELECT id, conversation_id, parent_id, role, created FROM staged ORDER BY rowid"
+    )
+    db.execute(
+        "INSERT INTO message_parts (message_id, position, kind, text) "
+        "SELECT id, 0, 'text', content FROM staged ORDER BY rowid"
+    )
     db.execute("COMMIT")
     db.close()
 
@@ -70,8 +83,10 @@ def main() -> None:
         path = Path(tmp) / "library.sqlite3"
         began = time.perf_counter()
         fill(path)
-        print(f"fill {CONVERSATIONS:,} conversations × 3 messages: {ms(time.perf_counter() - began)}"
-              f"  ({path.stat().st_size / 2**20:.1f} MiB)")
+        print(
+            f"fill {CONVERSATIONS:,} conversations × 3 messages: {ms(time.perf_counter() - began)}"
+            f"  ({path.stat().st_size / 2**20:.1f} MiB)"
+        )
 
         opens, lists = [], []
         for _ in range(REPEATS):
@@ -84,10 +99,8 @@ def main() -> None:
             opens.append(opened - began)
             lists.append(listed - opened)
         assert len(newest) == 200
-        print(f"open (incl. integrity_check)     median {ms(statistics.median(opens))}"
-              f"  first {ms(opens[0])}")
-        print(f"list newest 200                  median {ms(statistics.median(lists))}"
-              f"  first {ms(lists[0])}")
+        print(f"open (incl. integrity_check)     median {ms(statistics.median(opens))}  first {ms(opens[0])}")
+        print(f"list newest 200                  median {ms(statistics.median(lists))}  first {ms(lists[0])}")
 
         with Library(path) as library:
             for query in SEARCHES:
@@ -96,8 +109,10 @@ def main() -> None:
                     began = time.perf_counter()
                     hits = len(library.search(query))
                     times.append(time.perf_counter() - began)
-                print(f"search {query!r:24} median {ms(statistics.median(times))}"
-                      f"  first {ms(times[0])}  ({hits} hits, limit 200)")
+                print(
+                    f"search {query!r:24} median {ms(statistics.median(times))}"
+                    f"  first {ms(times[0])}  ({hits} hits, limit 200)"
+                )
 
 
 if __name__ == "__main__":

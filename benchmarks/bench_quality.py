@@ -58,14 +58,16 @@ def main() -> None:
     path = converted_gguf_dir(default_gguf_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
     text_ids = tokenizer(TEXT, return_tensors="pt")["input_ids"]
-    story_ids = tokenizer.apply_chat_template(STORY, add_generation_prompt=True, return_tensors="pt",
-                                              return_dict=True)["input_ids"]
+    story_ids = tokenizer.apply_chat_template(STORY, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
+        "input_ids"
+    ]
 
     def load(dtype: str, quant: str, group: int | None = None):
         if quant.startswith("bnb-"):
             config = quantization.transformers_config(quant, dtype)
-            return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), quantization_config=config,
-                                                        device_map={"": "cpu"}).eval()
+            return AutoModelForCausalLM.from_pretrained(
+                path, dtype=getattr(torch, dtype), quantization_config=config, device_map={"": "cpu"}
+            ).eval()
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
         if quant == "int4":
             before = quantization.INT4_GROUP_SIZE
@@ -83,14 +85,22 @@ def main() -> None:
 
     def greedy(model) -> list[int]:
         with torch.inference_mode():
-            out = model.generate(story_ids, attention_mask=torch.ones_like(story_ids), do_sample=False,
-                                 max_new_tokens=GREEDY_TOKENS, min_new_tokens=GREEDY_TOKENS,
-                                 pad_token_id=tokenizer.eos_token_id)
-        return out[0, story_ids.shape[1]:].tolist()
+            out = model.generate(
+                story_ids,
+                attention_mask=torch.ones_like(story_ids),
+                do_sample=False,
+                max_new_tokens=GREEDY_TOKENS,
+                min_new_tokens=GREEDY_TOKENS,
+                pad_token_id=tokenizer.eos_token_id,
+            )
+        return out[0, story_ids.shape[1] :].tolist()
 
     reference = None
-    print(f"quality of SmolLM2-135M-Instruct: perplexity on {text_ids.shape[1]} tokens of fixed prose; "
-          f"agreement with fp32 over {GREEDY_TOKENS} greedy tokens", flush=True)
+    print(
+        f"quality of SmolLM2-135M-Instruct: perplexity on {text_ids.shape[1]} tokens of fixed prose; "
+        f"agreement with fp32 over {GREEDY_TOKENS} greedy tokens",
+        flush=True,
+    )
     variants = [("float32", "none", None), ("bfloat16", "none", None)]
     variants += [("bfloat16", "int4", group) for group in (32, 64, 128)]
     variants += [("float32", "int4", quantization.INT4_GROUP_SIZE)]
@@ -106,11 +116,16 @@ def main() -> None:
         tokens = greedy(model)
         if reference is None:
             reference = tokens
-        same_prefix = next((i for i, (a, b) in enumerate(zip(tokens, reference)) if a != b), len(reference))
-        same_at = sum(a == b for a, b in zip(tokens, reference))
+        same_prefix = next(
+            (i for i, (a, b) in enumerate(zip(tokens, reference, strict=False)) if a != b), len(reference)
+        )
+        same_at = sum(a == b for a, b in zip(tokens, reference, strict=False))
         label = f"{quant} g{group}" if group else quant
-        print(f"{dtype:9} {label:10} perplexity={ppl:7.3f}  agree_prefix={same_prefix / len(reference):6.1%}  "
-              f"agree_positions={same_at / len(reference):6.1%}  ({time.perf_counter() - started:.1f} s)", flush=True)
+        print(
+            f"{dtype:9} {label:10} perplexity={ppl:7.3f}  agree_prefix={same_prefix / len(reference):6.1%}  "
+            f"agree_positions={same_at / len(reference):6.1%}  ({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
         del model
 
 

@@ -13,21 +13,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tui.app import ChatApp  # noqa: E402
 from tui.bridge import ReplyDelta  # noqa: E402
 from tui.cli import parse_args  # noqa: E402
-from tui.screens.chat import ChatScreen  # noqa: E402
 from tui.engine import Finished, GenerationSettings, LoadSettings, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
 from tui.engine.backend import Capabilities, Progress  # noqa: E402
 from tui.engine.compiled import CompileJob  # noqa: E402
 from tui.engine.jobs import done, failed  # noqa: E402
 from tui.engine.prompt import Message  # noqa: E402
+from tui.screens.chat import ChatScreen  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 
@@ -77,8 +78,13 @@ class StreamingEngine:
     def decode(self, token_ids: Sequence[int]) -> Future[str]:
         return failed(NotImplementedError("no token ids here"))
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         turn = Turn()
 
         def play() -> None:
@@ -119,23 +125,34 @@ def cost_per_token(samples: list[tuple[int, float]], lo: int, hi: int) -> float:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = MeasuredApp(parse_args([]), Config(path=Path(tmp) / "config.toml"), engine=StreamingEngine(),
-                          saver=AutoSaver(Library(Path(tmp) / "library.sqlite3")))
+        app = MeasuredApp(
+            parse_args([]),
+            Config(path=Path(tmp) / "config.toml"),
+            engine=StreamingEngine(),
+            saver=AutoSaver(Library(Path(tmp) / "library.sqlite3")),
+        )
         async with app.run_test(size=(120, 40)) as pilot:
             while app.chat_screen.state != "ready":
                 await pilot.pause(0.05)
             app.chat_screen.prompt_input.load_text("Write a long answer.")
             started = time.perf_counter()
             await pilot.press("enter")
-            while not (app.chat_screen.state == "ready" and app.chat_screen.messages and app.chat_screen.messages[-1].role == "assistant"):
+            while not (
+                app.chat_screen.state == "ready"
+                and app.chat_screen.messages
+                and app.chat_screen.messages[-1].role == "assistant"
+            ):
                 await pilot.pause(0.05)
             elapsed = time.perf_counter() - started
     samples = MeasuredScreen.samples
     first = cost_per_token(samples, 1, WINDOW)
     last = cost_per_token(samples, TOKENS - WINDOW, TOKENS)
-    print(f"ui-render tokens={TOKENS} rate={RATE:.0f}/s batches={len(samples)} first300_ms_per_token={first * 1000:.2f} "
-          f"last300_ms_per_token={last * 1000:.2f} ratio={last / first:.2f} (goal <= 1.2) "
-          f"wall_s={elapsed:.1f}", flush=True)
+    print(
+        f"ui-render tokens={TOKENS} rate={RATE:.0f}/s batches={len(samples)} first300_ms_per_token={first * 1000:.2f} "
+        f"last300_ms_per_token={last * 1000:.2f} ratio={last / first:.2f} (goal <= 1.2) "
+        f"wall_s={elapsed:.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -30,22 +30,51 @@ sys.path.insert(0, str(ROOT))
 
 CONFIGS = {
     "smollm2-1.7b": {  # HuggingFaceTB/SmolLM2-1.7B-Instruct
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
-        "intermediate_size": 8192, "num_hidden_layers": 24, "num_attention_heads": 32, "num_key_value_heads": 32,
-        "vocab_size": 49152, "max_position_embeddings": 8192, "rope_theta": 130000, "rms_norm_eps": 1e-5,
-        "tie_word_embeddings": True, "hidden_act": "silu", "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 49152,
+        "max_position_embeddings": 8192,
+        "rope_theta": 130000,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True,
+        "hidden_act": "silu",
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 2,
     },
     "qwen2.5-1.5b": {  # Qwen/Qwen2.5-1.5B-Instruct
-        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 1536,
-        "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
-        "vocab_size": 151936, "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-        "tie_word_embeddings": True, "hidden_act": "silu", "use_sliding_window": False, "bos_token_id": 1,
-        "eos_token_id": 2, "pad_token_id": 2,
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1000000.0,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+        "hidden_act": "silu",
+        "use_sliding_window": False,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 2,
     },
 }
 # int4 quantizes (its cached weights removed first); int4-cached is the next load, from the cache.
-SETUPS = {"fp32": ("float32", "none"), "bf16": ("bfloat16", "none"), "int4": ("auto", "int4"),
-          "int4-cached": ("auto", "int4"), "bnb-4bit": ("auto", "bnb-4bit")}
+SETUPS = {
+    "fp32": ("float32", "none"),
+    "bf16": ("bfloat16", "none"),
+    "int4": ("auto", "int4"),
+    "int4-cached": ("auto", "int4"),
+    "bnb-4bit": ("auto", "bnb-4bit"),
+}
 PROMPT_TOKENS, NEW_TOKENS = 64, 64
 
 
@@ -83,6 +112,7 @@ def prompt_messages() -> list[dict[str, str]]:
 
 # -- one setup, in a process of its own --------------------------------------------------------------
 
+
 def run_one(name: str, setup: str) -> dict:
     import psutil
 
@@ -106,15 +136,22 @@ def run_one(name: str, setup: str) -> dict:
     messages = prompt_messages()
     rates, ttfts = [], []
     for _ in range(1 if quantization.startswith("bnb") else 2):
-        engine._drop_cache()
+        engine.turn_cache.drop()
         final = engine.generate(messages, settings).wait()
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
     weights = weight_bytes(engine._loaded.model)
     engine.close()
-    return {"dtype": info.dtype, "quantization": info.quantization, "load_s": load_s,
-            "rss_mb": psutil.Process().memory_info().rss / 2**20, "ttft_s": min(ttfts), "decode_tok_s": max(rates),
-            "prompt_tokens": final.metrics.prompt_tokens, "bytes_per_token": weights}
+    return {
+        "dtype": info.dtype,
+        "quantization": info.quantization,
+        "load_s": load_s,
+        "rss_mb": psutil.Process().memory_info().rss / 2**20,
+        "ttft_s": min(ttfts),
+        "decode_tok_s": max(rates),
+        "prompt_tokens": final.metrics.prompt_tokens,
+        "bytes_per_token": weights,
+    }
 
 
 def weight_bytes(model) -> int:
@@ -124,8 +161,11 @@ def weight_bytes(model) -> int:
 
     embedding = model.get_input_embeddings().weight
     head = getattr(model.get_output_embeddings(), "weight", None)
-    head_reads_embedding = (type(head).__name__ in ("Parameter", "Tensor") and not head.is_mkldnn
-                            and head.untyped_storage().data_ptr() == embedding.untyped_storage().data_ptr())
+    head_reads_embedding = (
+        type(head).__name__ in ("Parameter", "Tensor")
+        and not head.is_mkldnn
+        and head.untyped_storage().data_ptr() == embedding.untyped_storage().data_ptr()
+    )
     total = stored_bytes(model)
     return total if head_reads_embedding else total - embedding.numel() * embedding.element_size()
 
@@ -140,14 +180,21 @@ def run_bare(name: str) -> dict:
     dtype = getattr(torch, pick_dtype("auto", "cpu", "bfloat16"))
     tokenizer = AutoTokenizer.from_pretrained(model_dir(name))
     model = AutoModelForCausalLM.from_pretrained(model_dir(name), dtype=dtype).eval()
-    ids = tokenizer.apply_chat_template(prompt_messages(), add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        prompt_messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
 
     def timed(new: int) -> float:
         started = time.perf_counter()
         with torch.inference_mode():
-            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
-                           do_sample=False, pad_token_id=0)
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new,
+                min_new_tokens=new,
+                do_sample=False,
+                pad_token_id=0,
+            )
         return time.perf_counter() - started
 
     timed(2)
@@ -168,8 +215,9 @@ def run_app(name: str) -> dict:
 
     async def scenario() -> dict:
         tmp = Path(tempfile.mkdtemp())
-        options = parse_args([str(model_dir(name)), "do_sample=false", f"max_new_tokens={NEW_TOKENS}",
-                              f"min_new_tokens={NEW_TOKENS}"])
+        options = parse_args(
+            [str(model_dir(name)), "do_sample=false", f"max_new_tokens={NEW_TOKENS}", f"min_new_tokens={NEW_TOKENS}"]
+        )
         app = ChatApp(options, Config(path=tmp / "config.toml"), saver=AutoSaver(Library(tmp / "library.sqlite3")))
         rates = []
         async with app.run_test(size=(120, 40)) as pilot:
@@ -205,6 +253,7 @@ def memory_bandwidth() -> float:
 
 # -- llama.cpp on the same weights ----------------------------------------------------------------
 
+
 def llama_cpp(name: str) -> dict | None:
     """llama.cpp's decode on the same random weights as Q4_0, or None when llama-cpp-python (and its
     sdist's convert script) are not here."""
@@ -218,8 +267,11 @@ def llama_cpp(name: str) -> dict | None:
         if script is None:
             return None
         full = model_dir(name) / "model-bf16.gguf"
-        subprocess.run([sys.executable, str(script), str(model_dir(name)), "--outtype", "bf16", "--outfile", str(full)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(script), str(model_dir(name)), "--outtype", "bf16", "--outfile", str(full)],
+            check=True,
+            capture_output=True,
+        )
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
         llama_cpp.llama_model_quantize(str(full).encode(), str(gguf).encode(), params)
@@ -249,8 +301,21 @@ def convert_script(version: str) -> Path | None:
     script = next(folder.glob("*/vendor/llama.cpp/convert_hf_to_gguf.py"), None) if folder.exists() else None
     if script is None:
         folder.mkdir(parents=True, exist_ok=True)
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                                  f"llama-cpp-python=={version}", "-d", str(folder)], capture_output=True)
+        fetched = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={version}",
+                "-d",
+                str(folder),
+            ],
+            capture_output=True,
+        )
         archives = list(folder.glob("*.tar.gz"))
         if fetched.returncode or not archives:
             return None
@@ -261,9 +326,14 @@ def convert_script(version: str) -> Path | None:
 
 # -- orchestration -----------------------------------------------------------------------------------
 
+
 def in_process(*args: str) -> dict | None:
-    result = subprocess.run([sys.executable, __file__, "--one", *args], capture_output=True, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, __file__, "--one", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode or not lines:
         print(f"  {' '.join(args)}: failed: {(result.stderr.strip().splitlines() or ['?'])[-1][:200]}", flush=True)
@@ -289,8 +359,10 @@ def main() -> None:
 
     default = {"float32": "fp32", "bfloat16": "bf16"}[pick_dtype("auto", "cpu", "bfloat16")]
     bandwidth = (in_process("-", "bandwidth") or {}).get("bytes_per_s", 0)
-    print(f"memory bandwidth: {bandwidth / 1e9:.1f} GB/s (torch sum over 1 GiB of fp32); default dtype here: {default}",
-          flush=True)
+    print(
+        f"memory bandwidth: {bandwidth / 1e9:.1f} GB/s (torch sum over 1 GiB of fp32); default dtype here: {default}",
+        flush=True,
+    )
     for name in args.models.split(","):
         build(name)
         print(f"== {name} (random weights, {PROMPT_TOKENS}-token prompt, {NEW_TOKENS} greedy tokens)", flush=True)
@@ -301,19 +373,32 @@ def main() -> None:
                 continue
             figures[setup] = result
             limit = bandwidth / result["bytes_per_token"] if bandwidth else 0
-            share = f"  bandwidth limit {limit:5.1f} tok/s ({result['decode_tok_s'] / limit:4.0%} of it)" if limit else ""
-            print(f"  {setup:9} decode {result['decode_tok_s']:6.2f} tok/s  TTFT {result['ttft_s']:5.2f} s  "
-                  f"load {result['load_s']:5.1f} s  RSS {result['rss_mb']:6.0f} MB{share}", flush=True)
+            share = (
+                f"  bandwidth limit {limit:5.1f} tok/s ({result['decode_tok_s'] / limit:4.0%} of it)" if limit else ""
+            )
+            print(
+                f"  {setup:9} decode {result['decode_tok_s']:6.2f} tok/s  TTFT {result['ttft_s']:5.2f} s  "
+                f"load {result['load_s']:5.1f} s  RSS {result['rss_mb']:6.0f} MB{share}",
+                flush=True,
+            )
         bare, app, llama = in_process(name, "bare"), in_process(name, "app"), in_process(name, "llama.cpp")
         if bare:
-            print(f"  bare generate ({default}): decode {bare['decode_tok_s']:.2f} tok/s, TTFT {bare['ttft_s']:.2f} s",
-                  flush=True)
+            print(
+                f"  bare generate ({default}): decode {bare['decode_tok_s']:.2f} tok/s, TTFT {bare['ttft_s']:.2f} s",
+                flush=True,
+            )
         if app and bare:
-            print(f"  the app, streaming ({default}): decode {app['decode_tok_s']:.2f} tok/s = "
-                  f"{app['decode_tok_s'] / bare['decode_tok_s']:.2f} x bare generate", flush=True)
+            print(
+                f"  the app, streaming ({default}): decode {app['decode_tok_s']:.2f} tok/s = "
+                f"{app['decode_tok_s'] / bare['decode_tok_s']:.2f} x bare generate",
+                flush=True,
+            )
         if llama:
-            print(f"  llama.cpp Q4_0 ({llama['file_mb']:.0f} MB): decode {llama['decode_tok_s']:.2f} tok/s, "
-                  f"prefill {llama['prefill_s']:.2f} s", flush=True)
+            print(
+                f"  llama.cpp Q4_0 ({llama['file_mb']:.0f} MB): decode {llama['decode_tok_s']:.2f} tok/s, "
+                f"prefill {llama['prefill_s']:.2f} s",
+                flush=True,
+            )
         elif importlib.util.find_spec("llama_cpp") is None:
             print("  llama.cpp: skipped (llama-cpp-python is not installed: pip install .[bench])", flush=True)
         else:
@@ -323,10 +408,16 @@ def main() -> None:
             print(f"  ratios: int4 / fp32 = {int4['decode_tok_s'] / fp32['decode_tok_s']:.1f} x", flush=True)
         cached = figures.get("int4-cached")
         if int4 and cached:
-            print(f"          int4 load: quantizing {int4['load_s']:.1f} s, from the cache {cached['load_s']:.1f} s "
-                  f"({int4['load_s'] / cached['load_s']:.1f} x faster)", flush=True)
+            print(
+                f"          int4 load: quantizing {int4['load_s']:.1f} s, from the cache {cached['load_s']:.1f} s "
+                f"({int4['load_s'] / cached['load_s']:.1f} x faster)",
+                flush=True,
+            )
         if fp32 and dflt:
-            print(f"          {default} (default) / fp32 = {dflt['decode_tok_s'] / fp32['decode_tok_s']:.1f} x", flush=True)
+            print(
+                f"          {default} (default) / fp32 = {dflt['decode_tok_s'] / fp32['decode_tok_s']:.1f} x",
+                flush=True,
+            )
         if int4 and llama:
             print(f"          int4 / llama.cpp Q4_0 = {int4['decode_tok_s'] / llama['decode_tok_s']:.2f} x", flush=True)
 

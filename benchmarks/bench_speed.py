@@ -37,9 +37,11 @@ CODE = '''def parse_config(path):
             settings[key.strip()] = value.strip()
     return settings
 '''
-QUOTE = ("The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed the spiral "
-         "stairs, trimmed the wick, and watched the beam sweep across the water. Ships passed safely because "
-         "of him, though few of their sailors ever knew his name. In winter the storms came, and he stayed.")
+QUOTE = (
+    "The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed the spiral "
+    "stairs, trimmed the wick, and watched the beam sweep across the water. Ships passed safely because "
+    "of him, though few of their sailors ever knew his name. In winter the storms came, and he stayed."
+)
 TASKS = {
     "story": "Write a long story about a lighthouse keeper who finds a map.",
     "code-edit": f"Here is a Python function:\n\n{CODE}\nAdd type hints to it. Reply with the whole function.",
@@ -64,16 +66,23 @@ def main() -> None:
     draft = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
     def prompt_ids(text: str):
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                             return_tensors="pt", return_dict=True)["input_ids"]
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
 
     def run(model, ids, n: int, **kwargs) -> tuple[float, list[int]]:
         kwargs = {k: (v() if callable(v) and k == "cache" else v) for k, v in kwargs.items()}
         started = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                                 do_sample=False, pad_token_id=tokenizer.eos_token_id, **kwargs)
-        return time.perf_counter() - started, out[0, ids.shape[1]:].tolist()
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=n,
+                do_sample=False,
+                pad_token_id=tokenizer.eos_token_id,
+                **kwargs,
+            )
+        return time.perf_counter() - started, out[0, ids.shape[1] :].tolist()
 
     def rate(model, ids, **kwargs) -> tuple[float, list[int]]:
         t_one, _ = run(model, ids, 1, **kwargs)
@@ -84,13 +93,16 @@ def main() -> None:
     compile_config._compile_all_devices = True  # transformers compiles only on GPUs unless told
     options = {
         "chatui default (growing KV cache)": (ours, {"cache": lambda: growing_cache(ours)}),
-        "adaptive prompt lookup (chatui)": (ours, {"cache": lambda: growing_cache(ours),
-                                                   "prompt_lookup_num_tokens": 10}),
+        "adaptive prompt lookup (chatui)": (
+            ours,
+            {"cache": lambda: growing_cache(ours), "prompt_lookup_num_tokens": 10},
+        ),
         "prompt lookup (transformers)": (plain, {"prompt_lookup_num_tokens": 10}),
         "assisted, draft = the same 135M": (plain, {"assistant_model": draft}),
-        "static cache + torch.compile": (plain, {"cache": lambda: StaticCache(config=plain.config,
-                                                                                         max_cache_len=1024),
-                                                 "compile_config": compile_config}),
+        "static cache + torch.compile": (
+            plain,
+            {"cache": lambda: StaticCache(config=plain.config, max_cache_len=1024), "compile_config": compile_config},
+        ),
     }
     run(plain, prompt_ids("Hi"), 4)  # warm-up
     started = time.perf_counter()
@@ -107,8 +119,11 @@ def main() -> None:
             ratio = tok_s / bare
             if ratio > best[0]:
                 best = (ratio, f"{name} on {task}")
-            print(f"speed task={task} option={name!r} tok_s={tok_s:.2f} ratio={ratio:.2f} "
-                  f"same_greedy_text={tokens == bare_tokens}", flush=True)
+            print(
+                f"speed task={task} option={name!r} tok_s={tok_s:.2f} ratio={ratio:.2f} "
+                f"same_greedy_text={tokens == bare_tokens}",
+                flush=True,
+            )
     print(f"speed best option: {best[1]} ratio={best[0]:.2f} (goal: best >= 2x)", flush=True)
     llama_cpp_line()
 
@@ -134,8 +149,9 @@ def llama_cpp_line() -> None:
     llama = (count - 1) / (time.perf_counter() - first)
     engine = Engine()
     engine.load(LoadSettings()).result()
-    final = engine.generate(messages, GenerationSettings().with_updates(
-        {"do_sample": False, "max_new_tokens": NEW_TOKENS})).wait()
+    final = engine.generate(
+        messages, GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": NEW_TOKENS})
+    ).wait()
     engine.close()
     ours = final.metrics.decode_tok_s
     print(f"llama.cpp tok_s={llama:.2f} chatui tok_s={ours:.2f} ratio={ours / llama:.2f} (goal >= 0.5)", flush=True)

@@ -24,13 +24,15 @@ def launch(env: dict[str, str], timeout: float = 180.0) -> tuple[float, float]:
     subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     env_args = [f"{k}={v}" for k, v in env.items()]
     started = time.perf_counter()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                    "env", *env_args, CHATUI], check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "env", *env_args, CHATUI], check=True
+    )
     first = ready = None
     try:
         while time.perf_counter() - started < timeout:
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                    text=True).stdout
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ).stdout
             now = time.perf_counter() - started
             if first is None and ("loading" in screen or "ready" in screen):
                 first = now
@@ -51,15 +53,22 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         # PYTHONDONTWRITEBYTECODE="" as on a user machine: bytecode is cached after the first run
-        env = {"PYTHONDONTWRITEBYTECODE": "", "HF_HUB_OFFLINE": "1", "XDG_DATA_HOME": f"{tmp}/data", "XDG_CONFIG_HOME": f"{tmp}/config",
-               "XDG_CACHE_HOME": f"{tmp}/cache"}
+        env = {
+            "PYTHONDONTWRITEBYTECODE": "",
+            "HF_HUB_OFFLINE": "1",
+            "XDG_DATA_HOME": f"{tmp}/data",
+            "XDG_CONFIG_HOME": f"{tmp}/config",
+            "XDG_CACHE_HOME": f"{tmp}/cache",
+        }
         cold_first, cold_ready = launch(env)
         warm = [launch(env) for _ in range(2)]
     warm_first = min(w[0] for w in warm)
     warm_ready = min(w[1] for w in warm)
     print(f"startup cold first_frame_s={cold_first:.2f} model_ready_s={cold_ready:.1f} (GGUF conversion)", flush=True)
-    print(f"startup warm first_frame_s={warm_first:.2f} (goal <= 0.5) model_ready_s={warm_ready:.2f} (goal <= 3)",
-          flush=True)
+    print(
+        f"startup warm first_frame_s={warm_first:.2f} (goal <= 0.5) model_ready_s={warm_ready:.2f} (goal <= 3)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ async def converse(pilot) -> None:
     await wait(pilot, lambda: app.chat_screen.state == "ready")
     app.chat_screen.prompt_input.load_text(PROMPT)
     await pilot.press("enter")
-    await wait(pilot, lambda: app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages))
+    await wait(
+        pilot, lambda: app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages)
+    )
     app.clear_notifications()
     await pilot.pause(0.3)
 
@@ -102,12 +104,14 @@ async def main() -> None:
         await shoot(make_app(tmp / "c", "--theme", "chatui-paper"), "light-theme", chat_only)
 
         library = Library(tmp / "library-browser.sqlite3")
-        for day, (title, question) in enumerate((
-            ("Reverse a string in Python", "Write a Python function that reverses a string."),
-            ("Why is the sky blue?", "Why is the sky blue? Explain Rayleigh scattering simply."),
-            ("Sourdough starter schedule", "How often should I feed a sourdough starter?"),
-            ("Rust borrow checker", "Explain the borrow checker in Rust like I'm new to it."),
-        )):
+        for day, (title, question) in enumerate(
+            (
+                ("Reverse a string in Python", "Write a Python function that reverses a string."),
+                ("Why is the sky blue?", "Why is the sky blue? Explain Rayleigh scattering simply."),
+                ("Sourdough starter schedule", "How often should I feed a sourdough starter?"),
+                ("Rust borrow checker", "Explain the borrow checker in Rust like I'm new to it."),
+            )
+        ):
             stamp = 1_790_000_000 + day * 86_400
             conv = library.create(model="SmolLM2-135M-Instruct", title=title, created=stamp)
             library.add_message(conv.id, "user", question, created=stamp)

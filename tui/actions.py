@@ -33,6 +33,8 @@ class Action:
     priority: bool = False
 
 
+# A table: one action to a few lines reads better than one argument to a line.
+# fmt: off
 ACTIONS: tuple[Action, ...] = (
     Action("chat.new", "new_chat", "ctrl+n", "New chat",
            "Start a new conversation; the current one stays in the library.", slash=("new", "clear")),
@@ -164,14 +166,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("help.close", "dismiss", "escape,q", "Close", "Close the help.", scope="help"),
     Action("tools.close", "dismiss", "escape,q", "Close", "Close the tools list.", scope="tools"),
 )
+# fmt: on
 BY_ID: dict[str, Action] = {action.id: action for action in ACTIONS}
 BY_SLASH: dict[str, Action] = {name: action for action in ACTIONS for name in action.slash}
 
 
 def bindings(scope: str) -> list[BindingType]:
     """Textual bindings for the actions of `scope` that have a key (ids let the keymap rebind them)."""
-    return [Binding(a.key, a.action, a.title, show=a.footer, id=a.id, priority=a.priority)
-            for a in ACTIONS if a.scope == scope and a.key]
+    return [
+        Binding(a.key, a.action, a.title, show=a.footer, id=a.id, priority=a.priority)
+        for a in ACTIONS
+        if a.scope == scope and a.key
+    ]
 
 
 def in_scope(*scopes: str) -> Iterable[Action]:
@@ -193,7 +199,7 @@ class Keymap:
             elif binding_id not in BY_ID:
                 self.errors.append(f"[keys] unknown binding id {binding_id!r} (known: {', '.join(BY_ID)})")
             elif not isinstance(key, str) or not key.strip():
-                self.errors.append(f"[keys] {binding_id} must be a key such as \"ctrl+x\"")
+                self.errors.append(f'[keys] {binding_id} must be a key such as "ctrl+x"')
             else:
                 self.overrides[binding_id] = key.replace(" ", "")
 
@@ -215,8 +221,9 @@ class Keymap:
     def span(self, action_ids: Iterable[str]) -> str:
         """The keys of a row of actions named in text: "1-4" when they are digits in order, else "1/2/x/4"."""
         keys = [self.key(action_id) for action_id in action_ids]
-        if all(len(key) == 1 and key.isdigit() for key in keys) and \
-                [int(key) for key in keys] == list(range(int(keys[0]), int(keys[0]) + len(keys))):
+        if all(len(key) == 1 and key.isdigit() for key in keys) and [int(key) for key in keys] == list(
+            range(int(keys[0]), int(keys[0]) + len(keys))
+        ):
             return f"{keys[0]}-{keys[-1]}"
         return "/".join(keys)
 

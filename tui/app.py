@@ -38,8 +38,9 @@ class ChatApp(App[None]):
     BINDINGS = bindings("app")
     COMMANDS = App.COMMANDS | {ChatCommands}
 
-    def __init__(self, options: Options, config: Config, *, engine: Backend | None = None,
-                 saver: AutoSaver | None = None) -> None:
+    def __init__(
+        self, options: Options, config: Config, *, engine: Backend | None = None, saver: AutoSaver | None = None
+    ) -> None:
         super().__init__()
         self.options = options
         self.config = config
@@ -50,7 +51,8 @@ class ChatApp(App[None]):
         self.activity = UserActivity()
         self.collector = IdleCollector(self.activity)
         self.chat_screen = self.make_chat_screen(
-            ChatSession(self.saver, options.generation, options.system_prompt or "", options.load, self.engine))
+            ChatSession(self.saver, options.generation, options.system_prompt or "", options.load, self.engine)
+        )
         self._theme_at_start = DEFAULT_THEME
 
     def make_chat_screen(self, session: ChatSession) -> ChatScreen:
@@ -67,16 +69,22 @@ class ChatApp(App[None]):
             self.theme = wanted
         else:
             self.theme = DEFAULT_THEME
-            self.notify(f"Unknown theme {wanted!r}; try one of: {', '.join(sorted(self.available_themes))}",
-                        severity="warning", timeout=15)
+            self.notify(
+                f"Unknown theme {wanted!r}; try one of: {', '.join(sorted(self.available_themes))}",
+                severity="warning",
+                timeout=15,
+            )
         self._theme_at_start = self.theme
         self.set_keymap(self.keymap.overrides)
         for error in self.config.errors + self.keymap.errors:
             self.notify(error, title="config.toml", severity="warning", timeout=15)
         self.set_interval(0.5, self.collector.tick)
         if self.options.conversation:
-            self.call_after_refresh(self.chat_screen.files.open_conversation_ref, self.options.conversation,
-                                    self.options.generation_overrides)
+            self.call_after_refresh(
+                self.chat_screen.files.open_conversation_ref,
+                self.options.conversation,
+                self.options.generation_overrides,
+            )
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
@@ -103,8 +111,13 @@ class ChatApp(App[None]):
     def action_save_defaults(self) -> None:
         session = self.chat_screen.session
         try:
-            path = save_defaults(self.chat_screen.loader.load_settings, session.generation, session.system_prompt,
-                                 self.theme, path=self.config.path)
+            path = save_defaults(
+                self.chat_screen.loader.load_settings,
+                session.generation,
+                session.system_prompt,
+                self.theme,
+                path=self.config.path,
+            )
         except ConfigError as exc:
             self.notify(str(exc), title="Could not save", severity="error")
             return
@@ -112,8 +125,7 @@ class ChatApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:
         """Textual's own palette entries that the table of actions does not cover."""
-        return [command for command in super().get_system_commands(screen)
-                if command.title in ("Maximize", "Minimize")]
+        return [command for command in super().get_system_commands(screen) if command.title in ("Maximize", "Minimize")]
 
     async def on_unmount(self) -> None:
         self.chat_screen.replies.leave()

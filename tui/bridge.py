@@ -16,19 +16,30 @@ and a keypress never queues behind a backlog.
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from tui.engine import (Failed, Finished, LoadError, LoadSettings, ModelInfo, Started, TokenChoice, TokenDelta,
-                        TokenProbs, Turn)
+from tui.engine import (
+    Failed,
+    Finished,
+    LoadError,
+    LoadSettings,
+    ModelInfo,
+    Started,
+    TokenChoice,
+    TokenDelta,
+    TokenProbs,
+    Turn,
+)
 from tui.engine.backend import Backend
 from tui.engine.compiled import CompileJob
 from tui.engine.sources import one_line
@@ -71,6 +82,7 @@ class CompileDone(Message):
 
 def start_load(target: MessagePump, engine: Backend, settings: LoadSettings) -> None:
     """Load on the engine's thread; progress and the end arrive at `target` as messages."""
+
     def progress(done: int, total: int, label: str) -> None:
         target.post_message(LoadProgress(done, total, label))
 
@@ -149,9 +161,13 @@ FRAME_S = 1 / 20
 MAX_WAIT_S = 0.5  # never hold a batch back longer than this for the previous one to show
 
 
-def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
-              user_is_active: Callable[[], bool] = lambda: False,
-              cancelled: Callable[[], bool] = lambda: False) -> None:
+def pump_turn(
+    target: MessagePump,
+    turn: Turn,
+    turn_id: int,
+    user_is_active: Callable[[], bool] = lambda: False,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> None:
     """Forward a turn's events to `target` until it ends, or until `cancelled()` (run in a thread
     worker). While `user_is_active()` (typing, scrolling), batches rest twice as long: a
     keypress that lands in a frame waits for it, so the UI is left idle three quarters of the
@@ -182,8 +198,9 @@ def pump_turn(target: MessagePump, turn: Turn, turn_id: int,
         if deltas:
             if first_at is None:
                 first_at = time.perf_counter()
-            previous = ReplyDelta(turn_id, "".join(e.text for e in deltas), deltas[-1].tokens, first_at,
-                                  choices=tuple(choices))
+            previous = ReplyDelta(
+                turn_id, "".join(e.text for e in deltas), deltas[-1].tokens, first_at, choices=tuple(choices)
+            )
             choices = []
             target.post_message(previous)
         final = next((e for e in batch if isinstance(e, (Finished, Failed))), None)

@@ -10,8 +10,9 @@ sees, and saves a reply's end with the status its ending maps to. The app's chat
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from tui import token_probs
 from tui.engine.backend import Backend
@@ -39,7 +40,9 @@ def reply_status(final: Finished | Failed) -> str:
 
 def added_nothing(reply: Reply, final: Finished | Failed) -> bool:
     """A continue that the model ended at once (end of turn) without adding any text."""
-    return reply.kind == "continue" and isinstance(final, Finished) and final.reason == "stop" and not final.text.strip()
+    return (
+        reply.kind == "continue" and isinstance(final, Finished) and final.reason == "stop" and not final.text.strip()
+    )
 
 
 class SessionError(Exception):
@@ -83,9 +86,14 @@ class SavedSettings:
 
 
 class ChatSession:
-    def __init__(self, saver: AutoSaver, generation: GenerationSettings | None = None,
-                 system_prompt: str = "", load_settings: LoadSettings | None = None,
-                 backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        saver: AutoSaver,
+        generation: GenerationSettings | None = None,
+        system_prompt: str = "",
+        load_settings: LoadSettings | None = None,
+        backend: Backend | None = None,
+    ) -> None:
         self.saver = saver
         self.generation = generation or GenerationSettings()
         self.system_prompt = system_prompt or ""
@@ -171,8 +179,9 @@ class ChatSession:
         """Apply validated generation values (all or nothing); raises SettingsError if bad."""
         candidate = self.generation.with_updates(updates)
         if context_size and candidate.max_new_tokens >= context_size:
-            raise SettingsError(f"max_new_tokens: {candidate.max_new_tokens} does not fit the model's context of "
-                                f"{context_size} tokens")
+            raise SettingsError(
+                f"max_new_tokens: {candidate.max_new_tokens} does not fit the model's context of {context_size} tokens"
+            )
         self.generation = candidate
         return candidate
 
@@ -214,8 +223,11 @@ class ChatSession:
         messages = list(self.messages)
         last = messages[-1] if messages else None
         if last is None:
-            raise SessionError("There is nothing to reply to yet." if kind == "send" else
-                               f"There is no reply to {'regenerate' if kind == 'regenerate' else 'continue'}.")
+            raise SessionError(
+                "There is nothing to reply to yet."
+                if kind == "send"
+                else f"There is no reply to {'regenerate' if kind == 'regenerate' else 'continue'}."
+            )
         if last.role in ("user", "tool"):  # unanswered (a tool's result: the model goes on from it)
             return Reply("send", self.history(messages), last.id)
         if kind == "regenerate":
@@ -241,12 +253,23 @@ class ChatSession:
         before = {a.id: a for a in picked.top_raw}
         after = {a.id: a for a in picked.top}
         raw = before[alternative.id].logprob if alternative.id in before else alternative.logprob
-        chosen = TokenChoice(alternative.id, alternative.token,
-                             after[alternative.id].logprob if alternative.id in after else -1e9, raw,
-                             picked.top, picked.top_raw)
+        chosen = TokenChoice(
+            alternative.id,
+            alternative.token,
+            after[alternative.id].logprob if alternative.id in after else -1e9,
+            raw,
+            picked.top,
+            picked.top_raw,
+        )
         history = self.history(messages[:-1]) + [{"role": "assistant", "content": prefix_text}]
-        return Reply("branch", history, message.parent_id, replaces=message, prefix=prefix_text,
-                     choices=[*choices[:index], chosen])
+        return Reply(
+            "branch",
+            history,
+            message.parent_id,
+            replaces=message,
+            prefix=prefix_text,
+            choices=[*choices[:index], chosen],
+        )
 
     def start_reply(self, reply: Reply) -> Reply:
         """The reply is being written: it is stored at once (as "interrupted" until it ends, so a
@@ -292,8 +315,9 @@ class ChatSession:
         unrecorded_start = reply.continues is not None and bool(reply.continues.content) and not before
         choices = token_probs.encode(before + reply.choices) if reply.choices and not unrecorded_start else None
         meta = MessageMeta(recorded, choices) if recorded is not None or choices is not None else None
-        return self.saver.update_message(reply.message_id, content=reply.base + final.text,
-                                         status=reply_status(final), meta=meta)
+        return self.saver.update_message(
+            reply.message_id, content=reply.base + final.text, status=reply_status(final), meta=meta
+        )
 
     # -- tool calls -------------------------------------------------------------------------------
 
@@ -326,16 +350,20 @@ class ChatSession:
     def status_report(self, info: ModelInfo | None, state: str) -> str:
         lines = ["**Status**", ""]
         if info:
-            lines += [f"- model: `{info.name}` ({info.source})",
-                      f"- device: {info.device} · dtype: {info.dtype} · quantization: {info.quantization} · "
-                      f"attention: {info.attn_implementation}",
-                      f"- context: {info.context_size} tokens · footprint: {info.footprint_bytes / 2**20:,.0f} MB"]
+            lines += [
+                f"- model: `{info.name}` ({info.source})",
+                f"- device: {info.device} · dtype: {info.dtype} · quantization: {info.quantization} · "
+                f"attention: {info.attn_implementation}",
+                f"- context: {info.context_size} tokens · footprint: {info.footprint_bytes / 2**20:,.0f} MB",
+            ]
         else:
             lines.append(f"- model: not loaded ({state})")
         lines.append("- generation: `" + self.generation.describe() + "`")
         changed = self.generation.changed()
-        lines.append("- changed from the defaults: " + (
-            "`" + " ".join(f"{k}={format_value(v)}" for k, v in changed.items()) + "`" if changed else "none"))
+        lines.append(
+            "- changed from the defaults: "
+            + ("`" + " ".join(f"{k}={format_value(v)}" for k, v in changed.items()) + "`" if changed else "none")
+        )
         lines.append(f"- system prompt: {self.system_prompt!r}" if self.system_prompt else "- system prompt: none")
         conv = self.saver.conversation
         if conv is not None:

@@ -17,6 +17,7 @@ from tui import __version__
 from tui.engine.events import MAX_LOGPROBS
 from tui.engine.generation_config import GenerationConfigError
 from tui.engine.generation_config import load_file as load_generation_file
+from tui.engine.remote_keys import KEY_ENDPOINT, KEY_FROM_CONFIG
 from tui.engine.settings import (
     ATTENTION_IMPLEMENTATIONS,
     DEVICES,
@@ -31,7 +32,6 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
-from tui.engine.remote_keys import KEY_ENDPOINT, KEY_FROM_CONFIG
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.logs import route_library_logs
 from tui.options import Options
@@ -54,58 +54,99 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: chatui do_sample=false max_new_tokens=64 --prompt 'Hello'",
     )
     parser.add_argument(
-        "args", nargs="*", metavar="[MODEL] [key=value ...]",
+        "args",
+        nargs="*",
+        metavar="[MODEL] [key=value ...]",
         help=f"a Hub id, a model directory or a .gguf file (default: the bundled {DEFAULT_MODEL_NAME}), "
         "then generation settings",
     )
     parser.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: auto)")
     parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
-    parser.add_argument("--quantization", choices=(*QUANTIZATIONS, *QUANTIZATION_ALIASES),
-                        help="int4 (torchao weight-only, fast on CPU), bnb-8bit or bnb-4bit (bitsandbytes; "
-                        "8bit and 4bit are the same); default: none")
+    parser.add_argument(
+        "--quantization",
+        choices=(*QUANTIZATIONS, *QUANTIZATION_ALIASES),
+        help="int4 (torchao weight-only, fast on CPU), bnb-8bit or bnb-4bit (bitsandbytes; "
+        "8bit and 4bit are the same); default: none",
+    )
     parser.add_argument("--attn-implementation", choices=ATTENTION_IMPLEMENTATIONS, help="attention kernel")
-    parser.add_argument("--endpoint", metavar="URL",
-                        help="chat with a model on an OpenAI-compatible server (transformers serve, vLLM, "
-                        "llama-server, Ollama) instead of loading one here; MODEL then names the server's model")
-    parser.add_argument("--api-key-env", metavar="NAME",
-                        help="the environment variable that holds the server's API key (e.g. OPENAI_API_KEY)")
-    parser.add_argument("--draft-model", metavar="MODEL",
-                        help="a small model with the same tokenizer that drafts tokens (assisted decoding)")
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="static KV cache + torch.compile, compiled in the background after load")
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="chat with a model on an OpenAI-compatible server (transformers serve, vLLM, "
+        "llama-server, Ollama) instead of loading one here; MODEL then names the server's model",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="the environment variable that holds the server's API key (e.g. OPENAI_API_KEY)",
+    )
+    parser.add_argument(
+        "--draft-model",
+        metavar="MODEL",
+        help="a small model with the same tokenizer that drafts tokens (assisted decoding)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="static KV cache + torch.compile, compiled in the background after load",
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
     parser.add_argument("--system-prompt", metavar="TEXT", help="system prompt for the conversation")
-    parser.add_argument("--generation-config", metavar="FILE_OR_DIR",
-                        help="a generation_config.json (or a folder with one) whose settings come before "
-                        "config.toml's and the key=value ones, as in transformers chat")
     parser.add_argument(
-        "--prompt", action="append", metavar="TEXT",
+        "--generation-config",
+        metavar="FILE_OR_DIR",
+        help="a generation_config.json (or a folder with one) whose settings come before "
+        "config.toml's and the key=value ones, as in transformers chat",
+    )
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        metavar="TEXT",
         help="run headless: one user turn per --prompt, replies to stdout ('-' reads a turn from stdin)",
     )
     parser.add_argument("--stats", action="store_true", help="headless: print one stats line per turn to stderr")
     parser.add_argument("--no-save", action="store_true", help="headless: do not save the turns to the library")
-    parser.add_argument("--logprobs", type=int, metavar="N",
-                        help="headless: record each token's log-probability and the N most likely tokens "
-                        f"after the sampling filters (1-{MAX_LOGPROBS}); needs --logprobs-file")
-    parser.add_argument("--logprobs-file", metavar="PATH",
-                        help="headless: write one JSON line per generated token there")
+    parser.add_argument(
+        "--logprobs",
+        type=int,
+        metavar="N",
+        help="headless: record each token's log-probability and the N most likely tokens "
+        f"after the sampling filters (1-{MAX_LOGPROBS}); needs --logprobs-file",
+    )
+    parser.add_argument(
+        "--logprobs-file", metavar="PATH", help="headless: write one JSON line per generated token there"
+    )
     library = parser.add_argument_group("conversations")
     library.add_argument("--list", action="store_true", help="list saved conversations and exit")
-    parser.add_argument("--list-tools", action="store_true",
-                        help="list the configured MCP servers, their state and their tools, and exit")
-    parser.add_argument("--approve-tools", metavar="NAME,...",
-                        help="headless: let calls of these tools run (any other call is refused, and says so)")
+    parser.add_argument(
+        "--list-tools",
+        action="store_true",
+        help="list the configured MCP servers, their state and their tools, and exit",
+    )
+    parser.add_argument(
+        "--approve-tools",
+        metavar="NAME,...",
+        help="headless: let calls of these tools run (any other call is refused, and says so)",
+    )
     parser.add_argument("--approve-all-tools", action="store_true", help="headless: let every tool call run")
-    library.add_argument("--conversation", metavar="ID|last",
-                         help="open a saved conversation (headless: continue it)")
+    library.add_argument("--conversation", metavar="ID|last", help="open a saved conversation (headless: continue it)")
     library.add_argument("--export", metavar="ID|last", help="export a conversation and exit")
-    library.add_argument("--format", choices=("json", "md", "tf-chat"), default="json",
-                         help="export format: chatui JSON (default), Markdown, or the JSON transformers chat's !save writes")
+    library.add_argument(
+        "--format",
+        choices=("json", "md", "tf-chat"),
+        default="json",
+        help="export format: chatui JSON (default), Markdown, or the JSON transformers chat's !save writes",
+    )
     library.add_argument("-o", "--output", metavar="FILE", help="export to FILE instead of stdout")
-    library.add_argument("--import", dest="import_file", metavar="FILE",
-                         help="import a conversation file (chatui JSON, transformers chat JSON, "
-                         "OpenAI-style messages) and print its new id")
+    library.add_argument(
+        "--import",
+        dest="import_file",
+        metavar="FILE",
+        help="import a conversation file (chatui JSON, transformers chat JSON, "
+        "OpenAI-style messages) and print its new id",
+    )
     parser.add_argument("--theme", metavar="NAME", help="colour theme of the app")
     parser.add_argument("--version", action="version", version=f"chatui {__version__}")
     return parser
@@ -170,8 +211,11 @@ def parse_args(argv: Sequence[str]) -> Options:
 def run_app(options: Options, config: Config) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         # Textual would draw into the pipe and wait for keys that never come.
-        print("chatui: the app needs a terminal; use --prompt TEXT for turns without one, or "
-              "--export ID to print a conversation", file=sys.stderr)
+        print(
+            "chatui: the app needs a terminal; use --prompt TEXT for turns without one, or "
+            "--export ID to print a conversation",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from tui.app import ChatApp  # Textual is imported only when the app runs
 

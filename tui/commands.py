@@ -3,8 +3,8 @@ and the generation presets. Typing filters by fuzzy match, as in Textual's own p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -30,8 +30,13 @@ class ChatCommands(Provider):
         if isinstance(chat, ChatScreen):
             editor = chat.settings_editor
             for name in editor.preset_names():
-                commands.append((f"Preset: {name}", f"Use the {name} generation settings for the next replies.",
-                                 partial(editor.apply_preset, name)))
+                commands.append(
+                    (
+                        f"Preset: {name}",
+                        f"Use the {name} generation settings for the next replies.",
+                        partial(editor.apply_preset, name),
+                    )
+                )
         return commands
 
     async def discover(self) -> Hits:

@@ -47,8 +47,13 @@ def _open_session(options: Options, backend: Backend, stderr: TextIO) -> ChatSes
     return session
 
 
-def run_headless(options: Options, engine: Backend | None = None, stdin: TextIO = sys.stdin,
-                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def run_headless(
+    options: Options,
+    engine: Backend | None = None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    stderr: TextIO = sys.stderr,
+) -> int:
     backend: Backend = engine or Backends()
     session = _open_session(options, backend, stderr)
     if session is None:
@@ -96,8 +101,11 @@ class CommandLineApproval:
     async def decide(self, call: ToolCall, server: str) -> Decision:
         if self.approve_all or call.name in self.approved:
             return RUN_ONCE
-        print(f"chatui: tool call {_shown(call)} refused: not approved (allow it with --approve-tools {call.name} "
-              "or --approve-all-tools)", file=self.stderr)
+        print(
+            f"chatui: tool call {_shown(call)} refused: not approved (allow it with --approve-tools {call.name} "
+            "or --approve-all-tools)",
+            file=self.stderr,
+        )
         return Decision(run=False)
 
 
@@ -115,15 +123,26 @@ def _tool_loop(options: Options, stderr: TextIO) -> ToolLoop:
     return tools
 
 
-def _turn(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO,
-          stderr: TextIO, logprobs_file: TextIO | None, tools: ToolLoop) -> int:
+def _turn(
+    session: ChatSession,
+    engine: Backend,
+    number: int,
+    options: Options,
+    stdout: TextIO,
+    stderr: TextIO,
+    logprobs_file: TextIO | None,
+    tools: ToolLoop,
+) -> int:
     """One user turn: the reply, and while it calls tools, their results and the next reply
     (up to MAX_TOOL_ROUNDS rounds of calls)."""
+
     async def answered(result: Answered) -> None:
         if result.outcome != "denied":  # a refusal was printed as it was decided
             first = (result.text.splitlines() or [""])[0][:120]
-            print(f"chatui: tool call {_shown(result.call)} on {result.server or '?'}: {result.outcome}: {first}",
-                  file=stderr)
+            print(
+                f"chatui: tool call {_shown(result.call)} on {result.server or '?'}: {result.outcome}: {first}",
+                file=stderr,
+            )
 
     tools.new_user_turn()
     while True:
@@ -140,19 +159,31 @@ def _turn(session: ChatSession, engine: Backend, number: int, options: Options, 
         asyncio.run(tools.answer(session, calls, answered))
 
 
-def _reply(session: ChatSession, engine: Backend, number: int, options: Options, stdout: TextIO, stderr: TextIO,
-           logprobs_file: TextIO | None, tools: ToolLoop) -> tuple[int, Message | None]:
+def _reply(
+    session: ChatSession,
+    engine: Backend,
+    number: int,
+    options: Options,
+    stdout: TextIO,
+    stderr: TextIO,
+    logprobs_file: TextIO | None,
+    tools: ToolLoop,
+) -> tuple[int, Message | None]:
     reply = session.start_reply(session.plan_reply("send"))
-    turn = engine.generate(reply.messages, session.generation, options.logprobs if logprobs_file else 0,
-                           tools.offered())
+    turn = engine.generate(
+        reply.messages, session.generation, options.logprobs if logprobs_file else 0, tools.offered()
+    )
     try:
         for event in turn:
             if isinstance(event, TokenProbs) and logprobs_file is not None:
                 logprobs_file.writelines(token_probs.json_line(choice) + "\n" for choice in event.choices)
                 session.reply_token_probs(event.choices)
             if isinstance(event, Started) and not event.streams:
-                print(f"chatui: num_beams={session.generation.values.get('num_beams')}: beam search cannot "
-                      "stream; the reply comes when it is done", file=stderr)
+                print(
+                    f"chatui: num_beams={session.generation.values.get('num_beams')}: beam search cannot "
+                    "stream; the reply comes when it is done",
+                    file=stderr,
+                )
             if isinstance(event, TokenDelta):
                 stdout.write(event.text)
                 stdout.flush()
@@ -178,6 +209,9 @@ def _reply(session: ChatSession, engine: Backend, number: int, options: Options,
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
-        print(final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
-              file=stderr, flush=True)
+        print(
+            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
+            file=stderr,
+            flush=True,
+        )
     return 0, stored

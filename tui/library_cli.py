@@ -38,21 +38,31 @@ def list_command(library: Library, out: TextIO, err: TextIO | None = None) -> in
     if not summaries:
         print("no conversations yet", file=out)
         return 0
-    rows = [(s.id[:8], time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated)),
-             str(s.message_count), _clip(inert(s.model or "-"), _MODEL_WIDTH),
-             inert(" ".join(s.title.split())))
-            for s in summaries]
+    rows = [
+        (
+            s.id[:8],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated)),
+            str(s.message_count),
+            _clip(inert(s.model or "-"), _MODEL_WIDTH),
+            inert(" ".join(s.title.split())),
+        )
+        for s in summaries
+    ]
     header = ("ID", "UPDATED", "MSGS", "MODEL", "TITLE")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]),
-                 row[3].ljust(widths[3]), row[4]]
+        cells = [
+            row[0].ljust(widths[0]),
+            row[1].ljust(widths[1]),
+            row[2].rjust(widths[2]),
+            row[3].ljust(widths[3]),
+            row[4],
+        ]
         print("  ".join(cells).rstrip(), file=out)
     return 0
 
 
-def export_command(library: Library, ref: str, fmt: str, out_path: Path | None, out: TextIO,
-                   err: TextIO) -> int:
+def export_command(library: Library, ref: str, fmt: str, out_path: Path | None, out: TextIO, err: TextIO) -> int:
     """Export conversation `ref` (id, unique prefix or 'last') as `fmt` ('json' or 'md') to
     `out_path`, or to `out` when it is None."""
     if fmt not in EXPORT_FORMATS:

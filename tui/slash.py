@@ -9,10 +9,15 @@ from dataclasses import dataclass
 
 from tui.actions import BY_SLASH, Action
 
-
 # `transformers chat`'s commands → chatui's. `!save` writes transformers chat's own JSON.
-BANG_ALIASES = {"set": "set", "status": "status", "clear": "clear", "help": "help", "save": "save-tf-chat",
-                "exit": "exit"}
+BANG_ALIASES = {
+    "set": "set",
+    "status": "status",
+    "clear": "clear",
+    "help": "help",
+    "save": "save-tf-chat",
+    "exit": "exit",
+}
 
 
 class SlashError(ValueError):

@@ -59,7 +59,7 @@ class ThinkSplitter:
             if index >= 0:
                 if index:
                     pieces.append(Piece(kind, text[:index]))
-                text = text[index + len(tag):]
+                text = text[index + len(tag) :]
                 self.in_think = not self.in_think
                 continue
             keep = _partial_tag_suffix(text, tag)

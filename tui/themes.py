@@ -27,8 +27,16 @@ from tui.paths import config_dir
 
 DEFAULT_THEME = "chatui-dusk"
 COLOUR_FIELDS = (
-    "primary", "secondary", "accent", "foreground", "background", "surface", "panel",
-    "success", "warning", "error",
+    "primary",
+    "secondary",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "success",
+    "warning",
+    "error",
 )
 FIELDS = ("name", "dark", *COLOUR_FIELDS)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from tui.engine.events import Alternative, TokenChoice
 from tui.store.meta import MessageMeta
@@ -21,9 +22,17 @@ def _num(value: float) -> float:
 
 
 def encode(choices: Iterable[TokenChoice]) -> list[list[Any]]:
-    return [[c.id, c.token, _num(c.logprob), _num(c.raw_logprob),
-             [[a.id, a.token, _num(a.logprob)] for a in c.top],
-             [[a.id, a.token, _num(a.logprob), int(a.kept)] for a in c.top_raw]] for c in choices]
+    return [
+        [
+            c.id,
+            c.token,
+            _num(c.logprob),
+            _num(c.raw_logprob),
+            [[a.id, a.token, _num(a.logprob)] for a in c.top],
+            [[a.id, a.token, _num(a.logprob), int(a.kept)] for a in c.top_raw],
+        ]
+        for c in choices
+    ]
 
 
 def decode(stored: Any) -> list[TokenChoice]:
@@ -31,10 +40,16 @@ def decode(stored: Any) -> list[TokenChoice]:
     choices = []
     try:
         for token_id, token, logprob, raw, top, top_raw in stored or []:
-            choices.append(TokenChoice(
-                int(token_id), str(token), float(logprob), float(raw),
-                tuple(Alternative(int(i), str(t), float(lp)) for i, t, lp in top),
-                tuple(Alternative(int(i), str(t), float(lp), bool(k)) for i, t, lp, k in top_raw)))
+            choices.append(
+                TokenChoice(
+                    int(token_id),
+                    str(token),
+                    float(logprob),
+                    float(raw),
+                    tuple(Alternative(int(i), str(t), float(lp)) for i, t, lp in top),
+                    tuple(Alternative(int(i), str(t), float(lp), bool(k)) for i, t, lp, k in top_raw),
+                )
+            )
     except (TypeError, ValueError):
         return []
     return choices
@@ -46,6 +61,12 @@ def of_message(meta: MessageMeta) -> list[TokenChoice]:
 
 def json_line(choice: TokenChoice) -> str:
     """One `--logprobs-file` line: the token, and the most likely tokens after the sampling filters."""
-    return json.dumps({"token": choice.token, "id": choice.id, "logprob": choice.logprob,
-                       "top": [{"token": a.token, "id": a.id, "logprob": a.logprob} for a in choice.top]},
-                      ensure_ascii=False)
+    return json.dumps(
+        {
+            "token": choice.token,
+            "id": choice.id,
+            "logprob": choice.logprob,
+            "top": [{"token": a.token, "id": a.id, "logprob": a.logprob} for a in choice.top],
+        },
+        ensure_ascii=False,
+    )

@@ -43,6 +43,7 @@ class ToolRoundLimit(Exception):
 @dataclass(frozen=True)
 class Decision:
     """What was said to one call: run it (once, or this tool always in this chat), or not, and why."""
+
     run: bool
     always: bool = False
     reason: str = ""  # why not, for the model; "" when none was given
@@ -61,6 +62,7 @@ class ApprovalPolicy(Protocol):
 @dataclass(frozen=True)
 class Answered:
     """One call's result as stored: `outcome` is "ok", "error", "denied" or "stopped"."""
+
     call: ToolCall
     server: str  # the server's name; "" for a tool that is not there
     text: str  # what the model reads
@@ -72,8 +74,9 @@ class ToolLoop:
     """The tool calls of one chat: the tools it offers, what was allowed in it, the rounds of
     calls for the current user message, and the tool running now (which `stop` cancels)."""
 
-    def __init__(self, policy: ApprovalPolicy, servers: list[Any] | None = None,
-                 problems: list[str] | None = None) -> None:
+    def __init__(
+        self, policy: ApprovalPolicy, servers: list[Any] | None = None, problems: list[str] | None = None
+    ) -> None:
         self.policy = policy
         self.servers = list(servers or [])  # the configured MCP servers (ServerConfig)
         self.problems = list(problems or [])  # what is wrong with that configuration
@@ -132,9 +135,13 @@ class ToolLoop:
                 raise ToolRoundLimit()
         return calls
 
-    async def answer(self, session: ChatSession, calls: list[ToolCall],
-                     answered: Callable[[Answered], Awaitable[None]],
-                     running: Callable[[ToolCall, str], None] = lambda call, server: None) -> bool:
+    async def answer(
+        self,
+        session: ChatSession,
+        calls: list[ToolCall],
+        answered: Callable[[Answered], Awaitable[None]],
+        running: Callable[[ToolCall, str], None] = lambda call, server: None,
+    ) -> bool:
         """Each call put to the policy, run if allowed (`running` is told as it starts), and its
         result stored and passed to `answered`. True when the model should be asked again; False
         when the user stopped a tool (the model does not go on by itself)."""

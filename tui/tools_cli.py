@@ -32,8 +32,11 @@ def run_list_tools(config: Config, stdout: TextIO = sys.stdout, stderr: TextIO =
     for error in errors:
         print(f"chatui: warning: {error}", file=stderr)
     if not servers:
-        print(f"chatui: no MCP servers are configured: add [mcp.servers.NAME] to {config.path} "
-              "(see the README's Tools section)", file=stderr)
+        print(
+            f"chatui: no MCP servers are configured: add [mcp.servers.NAME] to {config.path} "
+            "(see the README's Tools section)",
+            file=stderr,
+        )
         return 1
     statuses = list_all(servers)
     print(describe(statuses), file=stdout)

@@ -16,7 +16,7 @@ ASK = [{"role": "user", "content": "Tell me a story"}]
 
 @pytest.fixture(scope="module")
 def plain_reply(tiny_engine) -> str:
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     return tiny_engine.generate(ASK, GREEDY).wait().text
 
 
@@ -41,7 +41,7 @@ def test_compiled_replies_use_the_static_cache_and_match(tiny_model_dir, plain_r
         final = engine.generate(ASK, GREEDY).wait()
         assert isinstance(final, Finished) and final.text == plain_reply
         assert calls  # decode steps ran through the compiled forward
-        assert type(job._cache).__name__ == "StaticCache" and engine._cache is None  # not kept for reuse
+        assert type(job._cache).__name__ == "StaticCache" and engine.turn_cache._cache is None  # not kept for reuse
     finally:
         engine.close()
 

@@ -197,12 +197,12 @@ def test_a_saved_chat_never_chooses_which_variable_holds_a_key(tmp_path):
 
 
 def test_think_tags_the_model_writes_in_its_content_are_left_as_they_are():
-    from tui.engine.remote import _Reasoning
+    from tui.engine.openai_stream import Reasoning
 
-    plain = _Reasoning()
+    plain = Reasoning()
     streamed = "".join(plain.text({"content": piece}) for piece in ["<think>", "Okay so", "</think>", "Answer"])
     assert streamed + plain.close() == "<think>Okay so</think>Answer"
-    fields = _Reasoning()
+    fields = Reasoning()
     streamed = "".join(fields.text(d) for d in [{"reasoning_content": "Hmm."}, {"reasoning_content": " Yes."},
                                                 {"content": "Answer"}])
     assert streamed + fields.close() == "<think>Hmm. Yes.</think>Answer"

@@ -31,7 +31,7 @@ def test_a_greedy_reply_streams_and_equals_the_in_process_one(served, tiny_engin
     deltas = [e for e in turn if isinstance(e, TokenDelta)]
     remote_final = turn.final
     assert isinstance(remote_final, Finished) and len(deltas) > 1  # streamed, not one piece
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     local = tiny_engine.generate(ASK, settings).wait()
     assert remote_final.text == local.text and local.metrics.new_tokens == 24
     assert remote_final.metrics.new_tokens == 24  # the server's usage

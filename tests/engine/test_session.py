@@ -47,7 +47,7 @@ def test_stream_events_add_up_to_the_final_text(tiny_engine):
 
 def test_greedy_is_deterministic_and_seeded_sampling_repeats(tiny_engine):
     first = tiny_engine.generate(ask("Hi"), GREEDY).wait().text
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     assert tiny_engine.generate(ask("Hi"), GREEDY).wait().text == first
     seeded = GenerationSettings().with_updates({"seed": 7, "max_new_tokens": 15, "temperature": 1.5})
     a = tiny_engine.generate(ask("Hi"), seeded).wait().text
@@ -108,12 +108,12 @@ def test_continue_extends_an_assistant_reply(tiny_engine):
 
 
 def test_kv_cache_is_reused_for_the_next_turn_and_output_matches(tiny_engine):
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     first = tiny_engine.generate(ask("Hello"), GREEDY).wait()
     follow = ask("Hello") + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "More"}]
     reused = tiny_engine.generate(follow, GREEDY).wait()
     assert reused.metrics.prefill_tokens < reused.metrics.prompt_tokens / 2
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     fresh = tiny_engine.generate(follow, GREEDY).wait()
     assert fresh.metrics.prefill_tokens == fresh.metrics.prompt_tokens
     assert fresh.text == reused.text
@@ -128,14 +128,14 @@ def test_kv_cache_is_reused_for_the_next_turn_and_output_matches(tiny_engine):
 
 
 def test_a_draft_prefilled_while_typing_leaves_only_the_rest_and_output_matches(tiny_engine):
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     first = tiny_engine.generate(ask("Hello"), GREEDY).wait()
     history = ask("Hello") + [{"role": "assistant", "content": first.text}]
     sent = history + [{"role": "user", "content": "Tell me about the sea and the ships on it"}]
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     plain = tiny_engine.generate(sent, GREEDY).wait()  # everything prefilled at send
 
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     draft = history + [{"role": "user", "content": "Tell me about the sea"}]  # typed so far
     assert tiny_engine.prefill(draft, GREEDY).result() > 0
     assert tiny_engine.prefill(draft, GREEDY).result() == 0  # nothing new: nothing to do
@@ -143,14 +143,14 @@ def test_a_draft_prefilled_while_typing_leaves_only_the_rest_and_output_matches(
     assert after_draft.text == plain.text
     assert after_draft.metrics.prefill_tokens < 20 < plain.metrics.prefill_tokens
 
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
     tiny_engine.prefill(sent, GREEDY).result()  # the whole message, before Enter
     assert tiny_engine.generate(sent, GREEDY).wait().metrics.prefill_tokens == 1
 
 
 def test_a_prefill_that_fails_loses_nothing_and_is_logged(tiny_engine, monkeypatch, caplog):
     model = tiny_engine._loaded.model
-    tiny_engine._drop_cache()
+    tiny_engine.turn_cache.drop()
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("simulated out of memory")

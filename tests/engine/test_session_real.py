@@ -39,7 +39,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 40})
     turns = ["Name three fruits.", "Which of them is red?", "Write one sentence about it."]
     messages, with_reuse = [], []
-    smollm2_engine._drop_cache()
+    smollm2_engine.turn_cache.drop()
     for text in turns:
         messages.append({"role": "user", "content": text})
         final = smollm2_engine.generate(messages, settings).wait()
@@ -47,7 +47,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
         messages.append({"role": "assistant", "content": final.text})
     assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
     messages = []
-    smollm2_engine._drop_cache()
+    smollm2_engine.turn_cache.drop()
     for text, reused in zip(turns, with_reuse):
         half = text[: len(text) // 2]  # what was typed when the user paused
         assert smollm2_engine.prefill(messages + [{"role": "user", "content": half}], settings).result() > 0
@@ -56,8 +56,8 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
         assert final.text == reused.text and final.metrics.prefill_tokens < 15
         messages.append({"role": "assistant", "content": final.text})
     model = smollm2_engine._loaded.model
-    smollm2_engine.reuse_cache = False
-    smollm2_engine.grow_cache_in_place = False  # the reference is plain transformers: DynamicCache
+    smollm2_engine.turn_cache.reuse = False
+    smollm2_engine.turn_cache.grow_in_place = False  # the reference is plain transformers: DynamicCache
     model.set_attn_implementation("sdpa")
     try:
         messages = []
@@ -68,8 +68,8 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
             assert final.text == reused.text
             messages.append({"role": "assistant", "content": final.text})
     finally:
-        smollm2_engine.reuse_cache = True
-        smollm2_engine.grow_cache_in_place = True
+        smollm2_engine.turn_cache.reuse = True
+        smollm2_engine.turn_cache.grow_in_place = True
         model.set_attn_implementation("chatui_sdpa")
 
 
@@ -124,15 +124,15 @@ def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smo
             "spiral stairs, trimmed the wick, and watched the beam sweep across the water.")
     messages = [{"role": "user", "content": f"Repeat this text exactly, word for word:\n\n{text}"}]
     greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
-    smollm2_engine._drop_cache()
+    smollm2_engine.turn_cache.drop()
     plain = smollm2_engine.generate(messages, greedy).wait()
-    smollm2_engine._drop_cache()
+    smollm2_engine.turn_cache.drop()
     fast = smollm2_engine.generate(messages, greedy.with_updates({"prompt_lookup_num_tokens": 10})).wait()
     assert fast.text == plain.text and "spiral stairs" in fast.text
     stats = smollm2_engine._loaded.model.last_candidate_generator.stats
     assert stats["accepted"] > fast.metrics.new_tokens / 2  # most tokens came from the lookup
     assert stats["steps"] < fast.metrics.new_tokens / 2  # in far fewer forward passes
-    smollm2_engine._drop_cache()
+    smollm2_engine.turn_cache.drop()
 
 
 

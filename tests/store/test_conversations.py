@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tui.store import AutoSaver, Conversation, Library, NotFoundError, StoreError
 from tui.store.meta import MessageMeta
-from tui.store.model import DEFAULT_TITLE
+from tui.store.model import DEFAULT_TITLE, versions_of
 from tui.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -69,7 +69,7 @@ def test_create_add_get_list(lib: Library) -> None:
     assert conv.messages == [user, reply]
     assert reply.parent_id == user.id and user.parent_id is None
     assert (conv.messages[1].status, conv.messages[1].meta.to_dict()) == ("stopped", {"tokens": 1})
-    assert lib.branch_path(first.id) == [user, reply]
+    assert lib.get(first.id).messages == [user, reply]
 
     summaries = lib.list()
     assert [s.id for s in summaries] == [second.id, first.id]  # newest updated first
@@ -233,8 +233,8 @@ def test_versions_switch_and_branch(lib: Library) -> None:
     u1 = lib.add_message(conv.id, "user", "question")
     a1 = lib.add_message(conv.id, "assistant", "answer one")
     a2 = lib.add_message(conv.id, "assistant", "answer two", parent_id=u1.id)  # regenerate
-    assert lib.versions(a1.id) == [a1, a2] == lib.versions(a2.id)
-    assert contents(lib.branch_path(conv.id)) == ["question", "answer two"]
+    assert versions_of(lib.messages(conv.id), a1.id) == [a1, a2] == versions_of(lib.messages(conv.id), a2.id)
+    assert contents(lib.get(conv.id).messages) == ["question", "answer two"]
     u2 = lib.add_message(conv.id, "user", "follow-up")
     assert u2.parent_id == a2.id
 
@@ -245,7 +245,7 @@ def test_versions_switch_and_branch(lib: Library) -> None:
         "question", "answer two", "follow-up"]
 
     edit = lib.add_message(conv.id, "user", "question, edited", parent_id=None)  # a new root
-    assert lib.versions(u1.id) == [u1, edit]
+    assert versions_of(lib.messages(conv.id), u1.id) == [u1, edit]
     assert contents(lib.get(conv.id).messages) == ["question, edited"]
     assert contents(lib.switch_version(conv.id, u1.id).messages) == [
         "question", "answer two", "follow-up"]
@@ -256,7 +256,7 @@ def test_versions_switch_and_branch(lib: Library) -> None:
     with pytest.raises(KeyError):
         lib.switch_version(other.id, u1.id)
     with pytest.raises(KeyError):
-        lib.versions("missing")
+        versions_of(lib.messages(conv.id), "missing")
 
 
 def test_delete_message_and_descendants(lib: Library) -> None:
@@ -270,7 +270,7 @@ def test_delete_message_and_descendants(lib: Library) -> None:
     assert contents(lib.get(conv.id).messages) == ["question", "second unique", "follow-up"]
     lib.delete_message(a2.id)  # the active leaf was below it: it moves to the parent
     assert contents(lib.get(conv.id).messages) == ["question"]
-    assert lib.versions(u1.id) == [u1]
+    assert versions_of(lib.messages(conv.id), u1.id) == [u1]
     assert [m.id for m in lib.messages(conv.id)] == [u1.id]
     assert lib.search("unique") == [] and lib.search("follow") == []
     lib.delete_message(u1.id)
@@ -542,7 +542,7 @@ def test_autosaver_mirrors_the_library(lib: Library) -> None:
     a1 = saver.assistant_message("reply one")
     a2 = saver.assistant_message("reply two", parent_id=u1.id)
     saver.user_message("two")
-    assert saver.versions(a1.id) == [a1, a2] == lib.versions(a1.id)
+    assert saver.versions(a1.id) == [a1, a2] == versions_of(lib.messages(conv_id), a1.id)
     saver.switch_version(a1.id)
     assert contents(saver.conversation.messages) == ["one", "reply one"]
     saver.switch_version(a2.id)

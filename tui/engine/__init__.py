@@ -6,12 +6,11 @@ GenerationSettings, logprobs=0) -> Turn` (iterate for TokenDelta / TokenProbs / 
 Importing this package does not import torch or transformers.
 """
 
-from tui.engine.events import Alternative, Failed, Finished, Started, TokenChoice, TokenDelta, TokenProbs
 from tui.engine.errors import LoadError
+from tui.engine.events import Alternative, Failed, Finished, Started, TokenChoice, TokenDelta, TokenProbs
 from tui.engine.loading import ModelInfo
 from tui.engine.metrics import TurnMetrics
 from tui.engine.session import Engine
-from tui.engine.turn import Turn
 from tui.engine.settings import (
     PARAM_SPECS,
     GenerationSettings,
@@ -19,8 +18,24 @@ from tui.engine.settings import (
     SettingsError,
     parse_key_values,
 )
+from tui.engine.turn import Turn
 
 __all__ = [
-    "Engine", "Turn", "Started", "TokenDelta", "TokenProbs", "TokenChoice", "Alternative", "Finished", "Failed", "LoadError", "ModelInfo", "TurnMetrics",
-    "PARAM_SPECS", "GenerationSettings", "LoadSettings", "SettingsError", "parse_key_values",
+    "Engine",
+    "Turn",
+    "Started",
+    "TokenDelta",
+    "TokenProbs",
+    "TokenChoice",
+    "Alternative",
+    "Finished",
+    "Failed",
+    "LoadError",
+    "ModelInfo",
+    "TurnMetrics",
+    "PARAM_SPECS",
+    "GenerationSettings",
+    "LoadSettings",
+    "SettingsError",
+    "parse_key_values",
 ]

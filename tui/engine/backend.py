@@ -11,9 +11,10 @@ To add a backend: a module with a class that satisfies `Backend`, and one line i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from tui.engine.compiled import CompileJob
 from tui.engine.loading import ModelInfo
@@ -61,8 +62,13 @@ class Backend(Protocol):
         """Load (or connect to) the model `settings` name; a LoadError says why not, in one line."""
         ...
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         """Start a reply to `messages`; its events arrive on the Turn, which always ends."""
         ...
 

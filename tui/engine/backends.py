@@ -8,8 +8,9 @@ another backend takes over, the in-process model is unloaded, to give its memory
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tui.engine.backend import Backend, Capabilities, Progress
 from tui.engine.compiled import CompileJob
@@ -87,8 +88,13 @@ class Backends:
         inner.add_done_callback(switched)
         return outer
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         return self.current.generate(messages, settings, logprobs, tools)
 
     def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:

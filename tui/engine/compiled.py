@@ -54,9 +54,16 @@ class CompileJob:
             for prompt_length in (8, 29):
                 ids = torch.tensor([[model.config.bos_token_id or 0] * prompt_length], device=model.device)
                 with torch.inference_mode():  # decode steps are what gets compiled: make a few
-                    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
-                                   min_new_tokens=6, do_sample=False, cache=self._new_cache(),
-                                   compile_config=config, pad_token_id=model.config.eos_token_id or 0)
+                    model.generate(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        max_new_tokens=6,
+                        min_new_tokens=6,
+                        do_sample=False,
+                        cache=self._new_cache(),
+                        compile_config=config,
+                        pad_token_id=model.config.eos_token_id or 0,
+                    )
             self._compile_config = config
             self.state = "ready"
         except Exception as exc:  # anything: the usual path stays

@@ -13,9 +13,10 @@ import difflib
 import json
 import math
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tui.engine.sources import one_line
 from tui.logs import quiet_transformers
@@ -56,7 +57,7 @@ def parse_flag_value(raw: str) -> Any:
         try:
             value = json.loads(text)
         except ValueError:
-            raise GenerationConfigError(f"{text!r} is not a list (write it as JSON, e.g. [1,2] or [\"###\"])") from None
+            raise GenerationConfigError(f'{text!r} is not a list (write it as JSON, e.g. [1,2] or ["###"])') from None
         return value
     return raw
 
@@ -123,8 +124,11 @@ def validate(values: dict[str, Any]) -> None:
 
 def _token_id_lists(value: Any) -> bool:
     def token_ids(ids: Any) -> bool:
-        return isinstance(ids, list) and bool(ids) and all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+        return (
+            isinstance(ids, list)
+            and bool(ids)
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+        )
 
     return isinstance(value, list) and bool(value) and all(token_ids(ids) for ids in value)
 
@@ -145,10 +149,15 @@ def settings_of(config: dict[str, Any], keep: Iterable[str] = ()) -> dict[str, A
     # Unset fields are None; generate() then uses these (transformers 5 keeps them apart).
     effective: dict[str, Any] = getattr(GenerationConfig, "_get_default_generation_params", dict)()
     defaults.update((key, value) for key, value in effective.items() if defaults.get(key) is None)
-    return {key: value for key, value in config.items()
-            if value is not None and key in field_names() and key not in MANAGED
-            and (key in keep or defaults.get(key) != value)
-            and _storable(value)}
+    return {
+        key: value
+        for key, value in config.items()
+        if value is not None
+        and key in field_names()
+        and key not in MANAGED
+        and (key in keep or defaults.get(key) != value)
+        and _storable(value)
+    }
 
 
 def _storable(value: Any) -> bool:

@@ -44,8 +44,9 @@ def cpu_has_native_bf16() -> bool:
         return "avx512_bf16" in flags or "amx_bf16" in flags or "bf16" in flags  # "bf16": Arm Linux
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         try:
-            answer = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
-                                    timeout=5).stdout.strip()
+            answer = subprocess.run(
+                ["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return False
         return answer == "1"

@@ -11,14 +11,14 @@ usual. No torch import at module level.
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
-from tui.paths import cache_dir, write_atomic
 from tui.engine.sources import one_line
+from tui.paths import cache_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,18 @@ def load(model: Any, path: Path) -> bool:
     try:
         weights = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
     except Exception as exc:
-        log.warning("int4 cache: %s is unreadable (%s); removed, the weights are quantized again", path,
-                    one_line(exc))
+        log.warning("int4 cache: %s is unreadable (%s); removed, the weights are quantized again", path, one_line(exc))
         path.unlink(missing_ok=True)
         return False
     modules = dict(model.named_modules())
-    fits = isinstance(weights, dict) and weights and all(
-        isinstance(modules.get(name), torch.nn.Linear) and tuple(modules[name].weight.shape) == tuple(weight.shape)
-        for name, weight in weights.items())
+    fits = (
+        isinstance(weights, dict)
+        and weights
+        and all(
+            isinstance(modules.get(name), torch.nn.Linear) and tuple(modules[name].weight.shape) == tuple(weight.shape)
+            for name, weight in weights.items()
+        )
+    )
     if not fits:
         path.unlink(missing_ok=True)
         return False

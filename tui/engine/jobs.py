@@ -4,8 +4,9 @@ goes through here, so "the backend was closed" is answered the same way everywhe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from tui.engine.events import Failed, Finished
 from tui.engine.metrics import TurnMetrics
@@ -14,21 +15,21 @@ from tui.engine.turn import Turn
 T = TypeVar("T")
 
 
-def done(value: T) -> "Future[T]":
+def done(value: T) -> Future[T]:
     """A future that already holds `value`."""
     future: Future[T] = Future()
     future.set_result(value)
     return future
 
 
-def failed(error: BaseException) -> "Future[Any]":
+def failed(error: BaseException) -> Future[Any]:
     """A future that already holds `error`."""
     future: Future[Any] = Future()
     future.set_exception(error)
     return future
 
 
-def submit(executor: Executor, job: Callable[..., T], *args: Any, when_closed: T | BaseException) -> "Future[T]":
+def submit(executor: Executor, job: Callable[..., T], *args: Any, when_closed: T | BaseException) -> Future[T]:
     """`job(*args)` on the executor's thread; once the executor is shut down, a finished future
     holding `when_closed` (a value, or an exception to raise)."""
     try:

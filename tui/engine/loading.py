@@ -6,21 +6,27 @@ thread; imports torch and transformers lazily so the UI's first frame never wait
 
 from __future__ import annotations
 
-import logging
 import gc
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tui.engine import int4_cache
 from tui.engine.errors import LoadError
 from tui.engine.hardware import pick_device, pick_dtype, unavailable_options
 from tui.engine.packed_linear import can_pack, pack_linear_layers
-from tui.engine.quantization import (INT4_GROUP_SIZE, bytes_per_parameter, check_quantization, quantize_int4,
-                                     transformers_config, weight_bytes)
+from tui.engine.quantization import (
+    INT4_GROUP_SIZE,
+    bytes_per_parameter,
+    check_quantization,
+    quantize_int4,
+    transformers_config,
+    weight_bytes,
+)
 from tui.engine.settings import LoadSettings
-from tui.logs import quiet_transformers
 from tui.engine.sources import (
     ModelSource,
     ModelSourceError,
@@ -30,6 +36,7 @@ from tui.engine.sources import (
     one_line,
     resolve_source,
 )
+from tui.logs import quiet_transformers
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +125,14 @@ def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) ->
     text = str(exc)
     lowered = text.lower()
     if "trust_remote_code" in lowered or "custom code" in lowered:
-        return (
-            f"{source.name} contains custom code; run it only if you trust it, with --trust-remote-code"
-        )
+        return f"{source.name} contains custom code; run it only if you trust it, with --trust-remote-code"
     if isinstance(exc, MemoryError) or "out of memory" in lowered or "outofmemory" in type(exc).__name__.lower():
         return f"out of memory while loading {source.name} ({settings.dtype}, {settings.quantization}): {one_line(exc)}"
-    if not settings.allow_pickle and "safetensors" in lowered and any(
-            hint in lowered for hint in ("no file named", "use_safetensors", ".bin")):
+    if (
+        not settings.allow_pickle
+        and "safetensors" in lowered
+        and any(hint in lowered for hint in ("no file named", "use_safetensors", ".bin"))
+    ):
         return (
             f"{source.name} has only pickle (.bin) weights; pickle can run code, so pass --allow-pickle "
             "only if you trust the source"
@@ -179,12 +187,14 @@ def find_source(model: str | None) -> ModelSource:
 
 def load_model(settings: LoadSettings, progress: Progress | None = None) -> LoadedModel:
     """Load tokenizer and model as `settings` say. Raises LoadError with a one-line reason."""
+
     def report(done: int, total: int, label: str) -> None:
         if progress is not None:
             try:
                 progress(done, total, label)
             except Exception as exc:  # a broken progress display must never break a load
                 log.warning("load progress display failed: %s", one_line(exc))
+
     started = time.perf_counter()
     source = find_source(settings.model)
 

@@ -3,7 +3,8 @@
 `torch.nn.Linear` on CPU hands oneDNN a plain row-major weight at every call, and oneDNN reorders
 or walks it in a layout its kernels do not like; for one token at a time that costs most of a
 decode step. Packing the weight once (what torch.compile's freezing pass does for CPU) gives the
-same numbers (bf16 bit for bit; fp32 to the last bit, summed in another order), faster. Measured on the 2-core AVX512-BF16 machine this was built on
+same numbers (bf16 bit for bit; fp32 to the last bit, summed in another order), faster.
+Measured on the 2-core AVX512-BF16 machine this was built on
 (bare generate, greedy): SmolLM2-135M bf16 27.4 -> 33.9 tok/s, fp32 17.7 -> 24.6; SmolLM2-1.7B's
 shape in bf16 4.4 -> 6.5 tok/s, with fewer milliseconds of prefill too.
 

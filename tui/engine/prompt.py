@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 Message = dict[str, Any]  # {"role": "system"|"user"|"assistant"|"tool", "content": str, "tool_calls"?: [...]}
 
@@ -48,8 +49,9 @@ class PromptBuilder:
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self._system_ok: bool | None = None
 
-    def _render(self, messages: Sequence[Message], continue_reply: bool,
-                tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
+    def _render(
+        self, messages: Sequence[Message], continue_reply: bool, tools: Sequence[dict[str, Any]] | None = None
+    ) -> list[int]:
         tok = self.tokenizer
         if not self.has_template:
             return list(tok(_plain_format(messages, continue_reply), add_special_tokens=True)["input_ids"])
@@ -79,8 +81,13 @@ class PromptBuilder:
         counted as it stands, one ending with the user's message with the reply's header."""
         return len(self._render(messages, messages[-1]["role"] == "assistant")) if messages else 0
 
-    def build(self, messages: Sequence[Message], context_size: int, max_new_tokens: int,
-              tools: Sequence[dict[str, Any]] | None = None) -> Prompt:
+    def build(
+        self,
+        messages: Sequence[Message],
+        context_size: int,
+        max_new_tokens: int,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Prompt:
         """Render `messages`; drop the oldest turns (never the system prompt, never the last
         message) until the prompt plus `max_new_tokens` fits the context."""
         if not messages:

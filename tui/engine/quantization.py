@@ -10,7 +10,8 @@ paths are slower than bf16 there, so they are not offered.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tui.engine.errors import LoadError
 from tui.engine.sources import one_line
@@ -32,20 +33,21 @@ def check_quantization(quantization: str, device: str) -> None:
         raise LoadError(f"quantization {quantization} does not run on mps; choose cpu or cuda")
     if quantization == "int4":
         if device != "cpu":
-            raise LoadError(f"quantization int4 is torchao's CPU kernel here; on {device} use bnb-4bit "
-                            "(or bnb-8bit)")
+            raise LoadError(f"quantization int4 is torchao's CPU kernel here; on {device} use bnb-4bit (or bnb-8bit)")
         try:
             import torchao  # noqa: F401
             from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig  # noqa: F401
         except Exception as exc:  # ImportError, or a build that does not match torch
-            raise LoadError(f"quantization int4 needs torchao, which is not usable here: {one_line(exc)} "
-                            "(pip install torchao)") from exc
+            raise LoadError(
+                f"quantization int4 needs torchao, which is not usable here: {one_line(exc)} (pip install torchao)"
+            ) from exc
         return
     try:
         import bitsandbytes  # noqa: F401
     except Exception as exc:  # ImportError, or a backend that fails to initialise
-        raise LoadError(f"quantization {quantization} needs bitsandbytes, which is not usable here: "
-                        f"{one_line(exc)}") from exc
+        raise LoadError(
+            f"quantization {quantization} needs bitsandbytes, which is not usable here: {one_line(exc)}"
+        ) from exc
 
 
 def transformers_config(quantization: str, dtype: str) -> Any:
@@ -58,8 +60,9 @@ def transformers_config(quantization: str, dtype: str) -> Any:
 
     if quantization == "bnb-8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=getattr(torch, dtype),
-                              bnb_4bit_quant_type="nf4")
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_compute_dtype=getattr(torch, dtype), bnb_4bit_quant_type="nf4"
+    )
 
 
 def bytes_per_parameter(quantization: str, dtype: str) -> float:
@@ -80,12 +83,15 @@ def quantize_int4(model: Any, progress: Progress | None = None) -> list[str]:
     from torchao.quantization import quantize_
 
     config = PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE)
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and module.in_features % INT4_GROUP_SIZE == 0]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.in_features % INT4_GROUP_SIZE == 0
+    ]
     step = max(1, len(names) // 20)
     for start in range(0, len(names), step):
-        chunk = set(names[start:start + step])
-        quantize_(model, config, filter_fn=lambda module, fqn: fqn in chunk)
+        chunk = set(names[start : start + step])
+        quantize_(model, config, filter_fn=lambda module, fqn, chunk=chunk: fqn in chunk)
         if progress is not None:
             progress(min(start + step, len(names)), len(names))
     return names

@@ -17,32 +17,36 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import httpx2
 
 from tui.engine.backend import Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.errors import LoadError
-from tui.engine.events import MAX_LOGPROBS, Alternative, Failed, Finished, Started, TokenChoice, TokenDelta, TokenProbs
-from tui.engine.loading import ModelInfo
+from tui.engine.events import MAX_LOGPROBS, Failed, Finished, Started, TokenDelta, TokenProbs
 from tui.engine.jobs import done, failed, start_turn, submit
+from tui.engine.loading import ModelInfo
 from tui.engine.metrics import TokenClock, TurnMetrics
+from tui.engine.openai_stream import (
+    Reasoning,
+    RemoteError,
+    join_tool_call,
+    sse_events,
+    token_choices,
+    tool_call_text,
+)
 from tui.engine.prompt import Message
 from tui.engine.remote_keys import api_key
-from tui.engine.turn import Turn
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import one_line
+from tui.engine.turn import Turn
 
 Progress = Callable[[int, int, str], None]
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 120.0  # between two chunks of a reply (a long prefill on a busy server)
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"  # reasoning deltas are shown as the app shows <think>
-
-
-class RemoteError(Exception):
-    """A request that failed; str() is one line for the user."""
 
 
 def api_base(endpoint: str) -> str:
@@ -94,13 +98,19 @@ def describe_transport_error(exc: Exception, base: str) -> str:
     return f"request to {base} failed: {type(exc).__name__}: {text}"
 
 
-def request_body(model: str, messages: Sequence[Message], settings: GenerationSettings,
-                 send_generation_config: bool) -> dict[str, Any]:
+def request_body(
+    model: str, messages: Sequence[Message], settings: GenerationSettings, send_generation_config: bool
+) -> dict[str, Any]:
     """The chat-completions request for `settings`, mapped to OpenAI fields (and, for `transformers
     serve`, the whole generation config, as `transformers chat` sends it)."""
     values = settings.values
-    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": True,
-                            "stream_options": {"include_usage": True}, "max_tokens": values["max_new_tokens"]}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [dict(m) for m in messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": values["max_new_tokens"],
+    }
     if values.get("do_sample", True):
         body["temperature"] = values["temperature"]
         body["top_p"] = values["top_p"]
@@ -144,14 +154,14 @@ class RemoteBackend:
         read = READ_TIMEOUT_S if read_timeout is None else read_timeout
         timeout = httpx2.Timeout(connect=CONNECT_TIMEOUT_S, read=read, write=30.0, pool=10.0)
         # trust_env: HTTPS_PROXY / NO_PROXY and SSL_CERT_FILE are honoured, as users expect of a client
-        return httpx2.Client(headers=headers, timeout=timeout, transport=self._transport, verify=True,
-                             trust_env=True)
+        return httpx2.Client(headers=headers, timeout=timeout, transport=self._transport, verify=True, trust_env=True)
 
     # -- connecting ---------------------------------------------------------------------------------
 
-    def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
-        return submit(self._executor, self._connect, settings, progress,
-                      when_closed=LoadError("the remote backend is shut down"))
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> Future[ModelInfo]:
+        return submit(
+            self._executor, self._connect, settings, progress, when_closed=LoadError("the remote backend is shut down")
+        )
 
     def _connect(self, settings: LoadSettings, progress: Progress | None) -> ModelInfo:
         started = time.perf_counter()
@@ -184,31 +194,65 @@ class RemoteBackend:
         # `status` is not an OpenAI field: transformers serve adds it (and takes a generation config).
         self._transformers_serve = any("status" in e for e in entries)
         self._base = base
-        context = next((entry[key] for key in ("max_model_len", "context_length", "max_context_length")
-                        if isinstance(entry.get(key), int)), 0)
+        context = next(
+            (
+                entry[key]
+                for key in ("max_model_len", "context_length", "max_context_length")
+                if isinstance(entry.get(key), int)
+            ),
+            0,
+        )
         self.load_settings = settings
         self.info = ModelInfo(
-            name=model, source=base, device="remote", dtype="remote", quantization="remote",
-            attn_implementation="remote", context_size=context, parameters=0, footprint_bytes=0,
-            has_chat_template=True, load_seconds=time.perf_counter() - started, available_models=models)
+            name=model,
+            source=base,
+            device="remote",
+            dtype="remote",
+            quantization="remote",
+            attn_implementation="remote",
+            context_size=context,
+            parameters=0,
+            footprint_bytes=0,
+            has_chat_template=True,
+            load_seconds=time.perf_counter() - started,
+            available_models=models,
+        )
         if progress is not None:
             progress(100, 100, "ready")
         return self.info
 
     # -- replies --------------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         """As the engine's; `logprobs=N` asks the server for OpenAI's `top_logprobs` (servers that
         return them give the sampled distribution only: before and after are the same)."""
-        return start_turn(self._executor, self._generate_job, [dict(m) for m in messages], settings.copy(),
-                          logprobs, list(tools or []), closed="the backend is shut down")
+        return start_turn(
+            self._executor,
+            self._generate_job,
+            [dict(m) for m in messages],
+            settings.copy(),
+            logprobs,
+            list(tools or []),
+            closed="the backend is shut down",
+        )
 
-    def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
-                      logprobs: int = 0, tools: list[dict[str, Any]] | None = None) -> None:
+    def _generate_job(
+        self,
+        turn: Turn,
+        messages: list[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> None:
         clock = TokenClock()
         parts: list[str] = []
-        reasoning = _Reasoning()
+        reasoning = Reasoning()
         usage: dict[str, Any] = {}
         finish: str | None = None
         info, load = self.info, self.load_settings
@@ -231,8 +275,11 @@ class RemoteBackend:
                 body["tools"] = tools
             calls: dict[int, dict[str, Any]] = {}  # tool_calls deltas, joined by index
             turn.emit(Started(0, 0, context))
-            with self._client(load) as client, client.stream("POST", f"{self._base}/chat/completions",
-                                                             json=body) as response, _closed_on_stop(turn, response):
+            with (
+                self._client(load) as client,
+                client.stream("POST", f"{self._base}/chat/completions", json=body) as response,
+                _closed_on_stop(turn, response),
+            ):
                 if response.status_code != 200:
                     response.read()
                     raise RemoteError(describe_http_error(response.status_code, response.text, info.name))
@@ -244,11 +291,11 @@ class RemoteBackend:
                     for choice in event.get("choices") or []:
                         delta = choice.get("delta") or {}
                         if logprobs:
-                            choices = _token_choices(choice.get("logprobs"))
+                            choices = token_choices(choice.get("logprobs"))
                             if choices:
                                 turn.emit(TokenProbs(choices))
                         for piece in delta.get("tool_calls") or []:
-                            _join_tool_call(calls, piece)
+                            join_tool_call(calls, piece)
                         text = reasoning.text(delta)
                         if text:
                             clock.tick(1)
@@ -257,7 +304,7 @@ class RemoteBackend:
                         finish = choice.get("finish_reason") or finish
             parts.append(reasoning.close())
             if calls:  # written as the common <tool_call> form, which the chat reads like a local model's
-                written = "".join(_tool_call_text(calls[i]) for i in sorted(calls))
+                written = "".join(tool_call_text(calls[i]) for i in sorted(calls))
                 parts.append(written)
                 turn.emit(TokenDelta(written, clock.count))
             if turn.stop_requested:
@@ -281,16 +328,16 @@ class RemoteBackend:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
 
-    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:
         return done(0)  # the server keeps its own cache
 
-    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
         return done(0)  # unknown here: the status bar takes the server's usage figures
 
-    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> Future[dict | None]:
         return done(None)  # tool calls come as tool_calls deltas, written as text the chat reads
 
-    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
+    def decode(self, token_ids: Sequence[int]) -> Future[str]:
         return failed(NotImplementedError("a remote server's tokens come without ids"))
 
     def close(self) -> None:
@@ -321,81 +368,3 @@ def _closed_on_stop(turn: Turn, response: httpx2.Response) -> Iterator[None]:
         yield
     finally:
         finished.set()
-
-
-def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """The JSON events of an SSE stream (`data: {...}` lines, ending at `data: [DONE]`); a data line
-    that is not JSON raises ValueError."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue  # comments (": keep-alive"), event names, blank separators
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        if payload:
-            event = json.loads(payload)
-            if not isinstance(event, dict):
-                raise ValueError(f"expected a JSON object, got {payload[:60]!r}")
-            if "error" in event and not event.get("choices"):
-                error = event["error"]
-                raise RemoteError(f"the server failed mid-reply: {error.get('message', error) if isinstance(error, dict) else error}")
-            yield event
-
-
-class _Reasoning:
-    """Whether a <think> block that chatui opened for the server's reasoning fields is open.
-    Tags the model writes in its content are its own text: left as they are."""
-
-    def __init__(self) -> None:
-        self.open = False
-
-    def text(self, delta: dict[str, Any]) -> str:
-        """The text a delta adds, reasoning (`reasoning_content`, `reasoning`) shown as <think>."""
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        content = delta.get("content") or ""
-        text = ""
-        if reasoning:
-            text += ("" if self.open else THINK_OPEN) + reasoning
-            self.open = True
-        if content:
-            text += self.close() + content
-        return text
-
-    def close(self) -> str:
-        if not self.open:
-            return ""
-        self.open = False
-        return THINK_CLOSE
-
-
-def _join_tool_call(calls: dict[int, dict[str, Any]], piece: Any) -> None:
-    """Add one `tool_calls` delta: the name comes first, the arguments in pieces of a JSON string."""
-    if not isinstance(piece, dict):
-        return
-    call = calls.setdefault(int(piece.get("index") or 0), {"name": "", "arguments": ""})
-    function = piece.get("function") or {}
-    call["name"] += function.get("name") or ""
-    call["arguments"] += function.get("arguments") or ""
-
-
-def _tool_call_text(call: dict[str, Any]) -> str:
-    try:
-        arguments = json.loads(call["arguments"] or "{}")
-    except ValueError:
-        arguments = {}
-    return "<tool_call>" + json.dumps({"name": call["name"], "arguments": arguments}, ensure_ascii=False) + "</tool_call>"
-
-
-def _token_choices(logprobs: Any) -> tuple[TokenChoice, ...]:
-    """OpenAI's `logprobs.content` entries as TokenChoices (no ids: -1; one distribution)."""
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    choices = []
-    for entry in content or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("logprob"), (int, float)):
-            continue
-        top = tuple(Alternative(-1, str(alt.get("token", "")), float(alt["logprob"]))
-                    for alt in entry.get("top_logprobs") or []
-                    if isinstance(alt, dict) and isinstance(alt.get("logprob"), (int, float)))
-        logprob = float(entry["logprob"])
-        choices.append(TokenChoice(-1, str(entry.get("token", "")), logprob, logprob, top, top))
-    return tuple(choices)

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tui.engine.backend import Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.events import Failed, Finished, Started, TokenDelta, TokenProbs
+from tui.engine.hardware import pick_device
+from tui.engine.jobs import start_turn, submit
 from tui.engine.loading import (
     LoadedModel,
     LoadError,
@@ -38,25 +41,16 @@ from tui.engine.loading import (
     free_model,
     load_model,
 )
-from tui.engine.hardware import pick_device
-from tui.engine.quantization import check_quantization
-from tui.engine.jobs import start_turn, submit
 from tui.engine.metrics import TokenClock
 from tui.engine.prompt import Message, PromptBuilder, PromptError
+from tui.engine.quantization import check_quantization
 from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import one_line
 from tui.engine.turn import Turn
+from tui.engine.turn_cache import TurnCache
 
 Progress = Callable[[int, int, str], None]
 log = logging.getLogger(__name__)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Engine:
@@ -69,12 +63,9 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-torch")
         self._loaded: LoadedModel | None = None
         self._builder: PromptBuilder | None = None
-        self._cache: Any = None
-        self._cache_ids: list[int] = []
         self._draft: LoadedModel | None = None
         self._draft_same_vocab = True
-        self.reuse_cache = reuse_cache
-        self.grow_cache_in_place = True  # kv_cache.GrowingLayer: decode speed holds at long context
+        self.turn_cache = TurnCache(reuse_cache)  # the last turn's KV cache, reused for the common prefix
         self.compile: CompileJob | None = None  # `--compile`: static cache + torch.compile
 
     # -- model ----------------------------------------------------------------------------------
@@ -89,11 +80,12 @@ class Engine:
         loaded = self._loaded
         return loaded.settings if loaded else None
 
-    def load(self, settings: LoadSettings, progress: Progress | None = None) -> "Future[ModelInfo]":
+    def load(self, settings: LoadSettings, progress: Progress | None = None) -> Future[ModelInfo]:
         """Load (or reload) a model on the torch thread. If it fails and a model was loaded
         before, that model is loaded back and the LoadError says why the new one failed."""
-        return submit(self._executor, self._load_job, settings, progress,
-                      when_closed=LoadError("the engine is shut down"))
+        return submit(
+            self._executor, self._load_job, settings, progress, when_closed=LoadError("the engine is shut down")
+        )
 
     def _preflight(self, settings: LoadSettings) -> None:
         """Cheap checks that can fail before the current model is freed."""
@@ -147,9 +139,15 @@ class Engine:
         load, the main model still works: the reason is a warning, and replies are not assisted."""
         main = loaded.settings
         try:
-            draft = load_model(LoadSettings(model=main.draft_model, dtype=loaded.info.dtype,
-                                            device=loaded.info.device, trust_remote_code=main.trust_remote_code,
-                                            allow_pickle=main.allow_pickle))
+            draft = load_model(
+                LoadSettings(
+                    model=main.draft_model,
+                    dtype=loaded.info.dtype,
+                    device=loaded.info.device,
+                    trust_remote_code=main.trust_remote_code,
+                    allow_pickle=main.allow_pickle,
+                )
+            )
         except LoadError as exc:
             loaded.info.warnings.append(f"draft model not used: {exc}")
             return
@@ -157,11 +155,13 @@ class Engine:
         self._draft_same_vocab = draft.tokenizer.get_vocab() == loaded.tokenizer.get_vocab()
         loaded.info.draft = draft.info.name
         if not self._draft_same_vocab:
-            loaded.info.warnings.append(f"draft model {draft.info.name} has another tokenizer: assisted "
-                                        "decoding translates between them (slower than a shared tokenizer)")
+            loaded.info.warnings.append(
+                f"draft model {draft.info.name} has another tokenizer: assisted "
+                "decoding translates between them (slower than a shared tokenizer)"
+            )
 
     def _unload(self) -> None:
-        self._drop_cache()
+        self.turn_cache.drop()
         if self.compile is not None:
             self.compile.cancel()
         self.compile = None
@@ -178,7 +178,7 @@ class Engine:
         with torch.inference_mode():
             model(input_ids=torch.tensor([[model.config.bos_token_id or 0] * 4], device=model.device))
 
-    def unload(self) -> "Future[None]":
+    def unload(self) -> Future[None]:
         """Free the model (a server took over); a later load brings one back."""
         return submit(self._executor, self._unload, when_closed=None)
 
@@ -187,28 +187,39 @@ class Engine:
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         """Start a reply to `messages` (ending with a user message, or an assistant reply to
         continue). Returns at once; events arrive on the Turn. `logprobs=N` adds a TokenProbs
         event before each piece of text: every token's probability and the N most likely
         alternatives, before and after the sampling filters (prompt lookup and a draft model are
         not used meanwhile: they choose several tokens per step). `tools` (JSON schemas) go to the
         chat template, for models that can call them."""
-        return start_turn(self._executor, self._generate_job, [dict(m) for m in messages], settings.copy(),
-                          logprobs, list(tools or []), closed="the engine is shut down")
+        return start_turn(
+            self._executor,
+            self._generate_job,
+            [dict(m) for m in messages],
+            settings.copy(),
+            logprobs,
+            list(tools or []),
+            closed="the engine is shut down",
+        )
 
-    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> "Future[int]":
+    def prefill(self, messages: Sequence[Message], settings: GenerationSettings) -> Future[int]:
         """Bring the KV cache up to `messages` without replying: the app calls this with the
         conversation plus the user's unsent draft when they pause typing, so the reply to what
         they send has only the tokens they typed since (and the reply header) left to prefill.
         Returns how many tokens were prefilled; a generate() submitted meanwhile runs after it."""
-        return submit(self._executor, self._prefill_job, [dict(m) for m in messages], settings.copy(),
-                      when_closed=0)
+        return submit(self._executor, self._prefill_job, [dict(m) for m in messages], settings.copy(), when_closed=0)
 
     def _prefill_job(self, messages: list[Message], settings: GenerationSettings) -> int:
         loaded = self._loaded
-        if not self.reuse_cache or loaded is None or self._builder is None or not messages:
+        if not self.turn_cache.reuse or loaded is None or self._builder is None or not messages:
             return 0
         if self.compile is not None and self.compile.state == "ready":
             return 0  # replies start from an empty static cache: nothing to read ahead into
@@ -219,7 +230,7 @@ class Engine:
             ids = self._builder.build(messages, loaded.info.context_size, settings.max_new_tokens).ids
         except PromptError:
             return 0  # a draft too long for the context: generate() will say so, if it is sent
-        cache, reused = self._cache_for(loaded, ids)
+        cache, reused = self.turn_cache.for_prompt(loaded, ids)
         if cache is None:  # transformers' own cache
             from transformers import DynamicCache
 
@@ -230,19 +241,19 @@ class Engine:
             return 0
         try:
             with torch.inference_mode():
-                model(input_ids=torch.tensor([new], device=model.device), cache=cache,
-                      use_cache=True, logits_to_keep=1)
+                model(input_ids=torch.tensor([new], device=model.device), cache=cache, use_cache=True, logits_to_keep=1)
         except Exception as exc:  # e.g. out of memory: nothing is lost, the reply prefills it all
             log.warning("prefill of %d tokens failed (%s): the reply reads them instead", len(new), one_line(exc))
-            self._drop_cache()
+            self.turn_cache.drop()
             return 0
-        self._keep_cache(cache, ids)
+        self.turn_cache.keep(cache, ids)
         return len(new)
 
-    def count_tokens(self, messages: Sequence[Message]) -> "Future[int]":
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
         """How many tokens `messages` take as the model sees them (the chat template applied):
         what the status bar shows as context used. Runs on the torch thread (the tokenizer is
         the engine's); 0 with no model or no messages."""
+
         def job() -> int:
             builder = self._builder
             if builder is None or not messages:
@@ -251,9 +262,10 @@ class Engine:
 
         return submit(self._executor, job, when_closed=0)
 
-    def decode(self, token_ids: Sequence[int]) -> "Future[str]":
+    def decode(self, token_ids: Sequence[int]) -> Future[str]:
         """The text of `token_ids` as the model's tokenizer writes it (a branch from a token starts
         from this); runs on the torch thread, after anything queued before it."""
+
         def job() -> str:
             loaded = self._loaded
             if loaded is None:
@@ -262,10 +274,11 @@ class Engine:
 
         return submit(self._executor, job, when_closed=PromptError("the engine is shut down"))
 
-    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> "Future[dict | None]":
+    def parse_response(self, text: str, tools: Sequence[dict[str, Any]] | None = None) -> Future[dict | None]:
         """The reply parsed by the tokenizer's own response template (transformers'
         `parse_response`: content and tool calls), or None where the tokenizer has none or it
         cannot parse this text (the caller then reads the common formats itself)."""
+
         def job() -> dict | None:
             tokenizer = self._loaded.tokenizer if self._loaded is not None else None
             if tokenizer is None or getattr(tokenizer, "response_template", None) is None:
@@ -273,46 +286,24 @@ class Engine:
             try:
                 parsed = tokenizer.parse_response(text, tools=list(tools) if tools else None)
             except Exception as exc:  # a template that does not fit this reply: the fallback reads it
-                log.info("the tokenizer's response template could not parse a reply (%s); "
-                         "reading the common formats instead", one_line(exc))
+                log.info(
+                    "the tokenizer's response template could not parse a reply (%s); "
+                    "reading the common formats instead",
+                    one_line(exc),
+                )
                 return None
             return parsed if isinstance(parsed, dict) else None
 
         return submit(self._executor, job, when_closed=None)
 
-    def _drop_cache(self) -> None:
-        self._cache = None
-        self._cache_ids = []
-
-    def _cache_for(self, loaded: LoadedModel, ids: list[int]) -> tuple[Any, int]:
-        """The cache to prefill `ids` into and how many of them it holds already: the previous
-        turn's, cropped to the common prefix, else a new growing one (None: generate's own)."""
-        cache, reused = self._reusable_cache(ids)
-        if cache is None and self.grow_cache_in_place:
-            from tui.engine.torch_parts import growing_cache
-
-            cache = growing_cache(loaded.model, loaded.info.context_size or None)
-        return cache, reused
-
-    def _reusable_cache(self, ids: list[int]) -> tuple[Any, int]:
-        """The previous turn's KV cache cropped to its common prefix with `ids`, or (None, 0)."""
-        if not self.reuse_cache or self._cache is None:
-            return None, 0
-        keep = min(_common_prefix(self._cache_ids, ids), len(ids) - 1)
-        if keep <= 0 or not hasattr(self._cache, "crop"):
-            self._drop_cache()
-            return None, 0
-        surplus = self._cache.get_seq_length() - keep
-        if surplus > 0:
-            try:
-                self._cache.crop(-surplus)  # transformers 5: a negative count of tokens to remove
-            except (ValueError, RuntimeError):  # e.g. a sliding-window layer past its window
-                self._drop_cache()
-                return None, 0
-        return self._cache, keep
-
-    def _generate_job(self, turn: Turn, messages: list[Message], settings: GenerationSettings,
-                      logprobs: int = 0, tools: list[dict[str, Any]] | None = None) -> None:
+    def _generate_job(
+        self,
+        turn: Turn,
+        messages: list[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> None:
         clock = TokenClock()
         streamer = None
         prompt_tokens = prefill = 0
@@ -341,11 +332,16 @@ class Engine:
                 recorder = TokenRecorder(tokenizer, logprobs)
                 kwargs.pop("prompt_lookup_num_tokens", None)  # one token per step, one record per token
             static = None
-            if (self.compile is not None and self._draft is None and streams and recorder is None
-                    and not kwargs.get("prompt_lookup_num_tokens")):
+            if (
+                self.compile is not None
+                and self._draft is None
+                and streams
+                and recorder is None
+                and not kwargs.get("prompt_lookup_num_tokens")
+            ):
                 static = self.compile.generate_kwargs(prompt_tokens, settings.max_new_tokens)
             if static is not None:  # compiled: a static cache, filled from the start
-                self._drop_cache()
+                self.turn_cache.drop()
                 cache, reused = static.pop("cache"), 0
                 kwargs.update(static)
             elif not streams:  # several beams: a cache of their own (the turn's cache stays for later)
@@ -353,7 +349,7 @@ class Engine:
 
                 cache, reused = growing_cache(model, context or None), 0
             else:
-                cache, reused = self._cache_for(loaded, prompt.ids)
+                cache, reused = self.turn_cache.for_prompt(loaded, prompt.ids)
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
@@ -361,14 +357,16 @@ class Engine:
             if streams:
                 on_probs: Callable[[list[int]], None] | None = None
                 if recorder is not None:
+
                     def record(ids: list[int]) -> None:
                         choices = recorder.take(ids)
                         if choices:
                             turn.emit(TokenProbs(tuple(choices)))
 
                     on_probs = record
-                streamer = EventStreamer(tokenizer, lambda text: turn.emit(TokenDelta(text, clock.count)),
-                                         clock.tick, on_probs)
+                streamer = EventStreamer(
+                    tokenizer, lambda text: turn.emit(TokenDelta(text, clock.count)), clock.tick, on_probs
+                )
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             input_ids = torch.tensor([prompt.ids], device=model.device)
@@ -378,7 +376,7 @@ class Engine:
                 if not self._draft_same_vocab:
                     kwargs.update(tokenizer=tokenizer, assistant_tokenizer=self._draft.tokenizer)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            with torch.inference_mode(), (recorder.attached(model) if recorder else contextlib.nullcontext()):
+            with torch.inference_mode(), recorder.attached(model) if recorder else contextlib.nullcontext():
                 out = model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
@@ -399,7 +397,7 @@ class Engine:
                 assert streamer is not None  # made above whenever the reply streams
                 text = streamer.text
             if static is None and streams:
-                self._keep_cache(out.cache, sequence)
+                self.turn_cache.keep(out.cache, sequence)
             if turn.stop_requested:
                 reason = "stopped"
             elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(model, new_ids):
@@ -411,9 +409,13 @@ class Engine:
         except _StoppedBeforeStart:
             turn.emit(Finished("", "stopped", clock.finish(0, 0, context)))
         except BaseException as exc:  # anything, so the consumer never hangs
-            self._drop_cache()
+            self.turn_cache.drop()
             text = streamer.text if streamer is not None else ""
-            message = str(exc) if isinstance(exc, PromptError) else f"generation failed: {type(exc).__name__}: {one_line(exc)}"
+            message = (
+                str(exc)
+                if isinstance(exc, PromptError)
+                else f"generation failed: {type(exc).__name__}: {one_line(exc)}"
+            )
             turn.emit(Failed(message, text, clock.finish(prompt_tokens, prefill, context)))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -423,15 +425,6 @@ class Engine:
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         return bool(new_ids) and new_ids[-1] in eos_ids
 
-    def _keep_cache(self, cache: Any, sequence: list[int]) -> None:
-        """Remember `cache` for the next turn: it holds the first tokens of `sequence`."""
-        if not self.reuse_cache or cache is None or not hasattr(cache, "get_seq_length"):
-            self._drop_cache()
-            return
-        self._cache = cache
-        self._cache_ids = sequence[: cache.get_seq_length()]
-
 
 class _StoppedBeforeStart(Exception):
     pass
-

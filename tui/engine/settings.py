@@ -8,8 +8,9 @@ accepted too (tui.engine.generation_config), as `transformers chat` takes it. No
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from tui.engine import generation_config
 
@@ -99,32 +100,91 @@ class ParamSpec:
 PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("max_new_tokens", int, 512, "Most tokens to generate in one reply.", 1, 1_000_000),
     ParamSpec("do_sample", bool, True, "Sample the next token; off means greedy (deterministic)."),
-    ParamSpec("temperature", float, 0.7, "Randomness of sampling: lower is more focused.",
-              0.0, 100.0, min_exclusive=True, sampling_only=True),
-    ParamSpec("top_p", float, 0.9, "Nucleus sampling: keep the smallest set of tokens with this much probability.",
-              0.0, 1.0, min_exclusive=True, sampling_only=True),
-    ParamSpec("top_k", int, 50, "Keep only the k most likely tokens (0 turns it off).", 0, 1_000_000,
-              sampling_only=True),
-    ParamSpec("min_p", float, 0.0, "Drop tokens less likely than min_p × the top token's probability (0 = off).",
-              0.0, 1.0, sampling_only=True),
-    ParamSpec("typical_p", float, 1.0, "Locally typical sampling mass (1 = off).", 0.0, 1.0,
-              min_exclusive=True, sampling_only=True),
-    ParamSpec("repetition_penalty", float, 1.0, "Penalty for tokens already in the text (1 = off).",
-              0.0, 10.0, min_exclusive=True),
+    ParamSpec(
+        "temperature",
+        float,
+        0.7,
+        "Randomness of sampling: lower is more focused.",
+        0.0,
+        100.0,
+        min_exclusive=True,
+        sampling_only=True,
+    ),
+    ParamSpec(
+        "top_p",
+        float,
+        0.9,
+        "Nucleus sampling: keep the smallest set of tokens with this much probability.",
+        0.0,
+        1.0,
+        min_exclusive=True,
+        sampling_only=True,
+    ),
+    ParamSpec(
+        "top_k", int, 50, "Keep only the k most likely tokens (0 turns it off).", 0, 1_000_000, sampling_only=True
+    ),
+    ParamSpec(
+        "min_p",
+        float,
+        0.0,
+        "Drop tokens less likely than min_p × the top token's probability (0 = off).",
+        0.0,
+        1.0,
+        sampling_only=True,
+    ),
+    ParamSpec(
+        "typical_p",
+        float,
+        1.0,
+        "Locally typical sampling mass (1 = off).",
+        0.0,
+        1.0,
+        min_exclusive=True,
+        sampling_only=True,
+    ),
+    ParamSpec(
+        "repetition_penalty",
+        float,
+        1.0,
+        "Penalty for tokens already in the text (1 = off).",
+        0.0,
+        10.0,
+        min_exclusive=True,
+    ),
     ParamSpec("no_repeat_ngram_size", int, 0, "Never repeat an n-gram of this size (0 = off).", 0, 1000),
-    ParamSpec("seed", int, None, "Random seed for reproducible sampling (none = random).", 0, 2**32 - 1,
-              optional=True),
+    ParamSpec("seed", int, None, "Random seed for reproducible sampling (none = random).", 0, 2**32 - 1, optional=True),
     # Off by default: the model checks every guess, but checking several tokens in one forward pass
     # rounds differently from one at a time, and at a near tie greedy output can change (seen on
     # SmolLM2). Opt in for up to 3.6x on replies that repeat earlier text.
-    ParamSpec("prompt_lookup_num_tokens", int, 0,
-              "Prompt lookup: guess up to this many next tokens from earlier text and let the model check "
-              "them; much faster when a reply repeats the conversation (adaptive; 0 = off, 10 is good).", 0, 64),
+    ParamSpec(
+        "prompt_lookup_num_tokens",
+        int,
+        0,
+        "Prompt lookup: guess up to this many next tokens from earlier text and let the model check "
+        "them; much faster when a reply repeats the conversation (adaptive; 0 = off, 10 is good).",
+        0,
+        64,
+    ),
     # OpenAI's penalties, sent to remote servers; transformers' own is repetition_penalty.
-    ParamSpec("frequency_penalty", float, 0.0, "Remote servers only: penalise tokens by how often they appeared "
-              "(0 = off; in-process, use repetition_penalty).", -2.0, 2.0, remote_only=True),
-    ParamSpec("presence_penalty", float, 0.0, "Remote servers only: penalise tokens that appeared at all "
-              "(0 = off; in-process, use repetition_penalty).", -2.0, 2.0, remote_only=True),
+    ParamSpec(
+        "frequency_penalty",
+        float,
+        0.0,
+        "Remote servers only: penalise tokens by how often they appeared "
+        "(0 = off; in-process, use repetition_penalty).",
+        -2.0,
+        2.0,
+        remote_only=True,
+    ),
+    ParamSpec(
+        "presence_penalty",
+        float,
+        0.0,
+        "Remote servers only: penalise tokens that appeared at all (0 = off; in-process, use repetition_penalty).",
+        -2.0,
+        2.0,
+        remote_only=True,
+    ),
 )
 SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
 # The sidebar's form: the settings every backend honours.
@@ -143,10 +203,10 @@ class GenerationSettings:
             return values[name]
         raise AttributeError(name)
 
-    def copy(self) -> "GenerationSettings":
+    def copy(self) -> GenerationSettings:
         return GenerationSettings(dict(self.values))
 
-    def with_updates(self, updates: Mapping[str, Any]) -> "GenerationSettings":
+    def with_updates(self, updates: Mapping[str, Any]) -> GenerationSettings:
         """A new settings object with `updates` validated and applied (all or nothing). Fields
         beyond chatui's specs are checked together by transformers' GenerationConfig validation."""
         parsed = parse_updates(updates)
@@ -160,7 +220,7 @@ class GenerationSettings:
                 raise SettingsError(str(exc)) from None
         return GenerationSettings(merged)
 
-    def without(self, key: str) -> "GenerationSettings":
+    def without(self, key: str) -> GenerationSettings:
         """Back to the default for `key` (chatui's, or the model's own for other fields)."""
         merged = dict(self.values)
         spec = SPECS_BY_NAME.get(key)
@@ -172,8 +232,11 @@ class GenerationSettings:
 
     def changed(self) -> dict[str, Any]:
         """Every setting that is not chatui's default (fields without a form field included)."""
-        return {key: value for key, value in self.values.items()
-                if key not in SPECS_BY_NAME or value != SPECS_BY_NAME[key].default}
+        return {
+            key: value
+            for key, value in self.values.items()
+            if key not in SPECS_BY_NAME or value != SPECS_BY_NAME[key].default
+        }
 
     @property
     def streams(self) -> bool:
@@ -249,10 +312,24 @@ def parse_key_values(items: Iterable[str]) -> dict[str, Any]:
 # Built-in presets: named sets of generation values (user presets live in config.toml).
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     "precise": {"do_sample": False, "repetition_penalty": 1.1, "no_repeat_ngram_size": 0},
-    "balanced": {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 50, "min_p": 0.0,
-                 "typical_p": 1.0, "repetition_penalty": 1.0},
-    "creative": {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 0, "min_p": 0.05,
-                 "typical_p": 1.0, "repetition_penalty": 1.05},
+    "balanced": {
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 50,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "repetition_penalty": 1.0,
+    },
+    "creative": {
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "top_k": 0,
+        "min_p": 0.05,
+        "typical_p": 1.0,
+        "repetition_penalty": 1.05,
+    },
 }
 
 
@@ -301,14 +378,13 @@ class LoadSettings:
             if value not in allowed:
                 raise SettingsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
 
-    def replace(self, **changes: Any) -> "LoadSettings":
+    def replace(self, **changes: Any) -> LoadSettings:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data.update(changes)
         return LoadSettings(**data)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 
 def describe_load_difference(wanted: LoadSettings, current: LoadSettings) -> str:

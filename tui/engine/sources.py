@@ -15,9 +15,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tui.paths import cache_dir
 
@@ -178,7 +178,9 @@ def _check_saved_copy(directory: Path, model) -> None:
     tied = {k for k in expected - saved if "lm_head" in k and getattr(model.config, "tie_word_embeddings", False)}
     missing = expected - saved - tied
     if missing:
-        raise ModelSourceError(f"the converted copy of the GGUF lacks {len(missing)} weights, e.g. {sorted(missing)[0]}")
+        raise ModelSourceError(
+            f"the converted copy of the GGUF lacks {len(missing)} weights, e.g. {sorted(missing)[0]}"
+        )
 
 
 def one_line(exc: BaseException) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tui.engine.events import MAX_LOGPROBS, Alternative, TokenChoice
 
@@ -79,10 +80,15 @@ class TokenRecorder:
         final_values, final_ids = torch.topk(final, n)
         raw_values, raw_ids = torch.topk(raw, n)
         kept_of_raw = torch.isfinite(final[raw_ids]).tolist()
-        top = tuple(Alternative(i, self.piece(i), v) for i, v in zip(final_ids.tolist(), final_values.tolist())
-                    if math.isfinite(v))
-        top_raw = tuple(Alternative(i, self.piece(i), v, k)
-                        for i, v, k in zip(raw_ids.tolist(), raw_values.tolist(), kept_of_raw))
+        top = tuple(
+            Alternative(i, self.piece(i), v)
+            for i, v in zip(final_ids.tolist(), final_values.tolist(), strict=True)
+            if math.isfinite(v)
+        )
+        top_raw = tuple(
+            Alternative(i, self.piece(i), v, k)
+            for i, v, k in zip(raw_ids.tolist(), raw_values.tolist(), kept_of_raw, strict=True)
+        )
         return TokenChoice(token_id, self.piece(token_id), float(final[token_id]), float(raw[token_id]), top, top_raw)
 
     def piece(self, token_id: int) -> str:

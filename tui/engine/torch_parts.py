@@ -16,7 +16,8 @@ first frame never waits for torch. The pieces:
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from transformers import AttentionInterface, DynamicCache, LogitsProcessor, StoppingCriteria, TextStreamer
@@ -33,8 +34,13 @@ class EventStreamer(TextStreamer):
     """Decodes on the torch thread (word by word, as transformers' streamers do) and hands each
     piece of text to `emit(text, tokens_so_far)`. `on_token(n)` is told of every new token."""
 
-    def __init__(self, tokenizer: Any, emit: Callable[[str], None], on_token: Callable[[int], None],
-                 on_ids: Callable[[list[int]], None] | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        emit: Callable[[str], None],
+        on_token: Callable[[int], None],
+        on_ids: Callable[[list[int]], None] | None = None,
+    ) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self._emit = emit
         self._on_token = on_token
@@ -116,9 +122,14 @@ class GrowingLayer(DynamicLayer):
     def _owns(self, tensor: torch.Tensor | None, buffer: torch.Tensor | None) -> bool:
         # keys/values may have been replaced by DynamicLayer methods (reorder, batch select):
         # then they are no longer views of our buffers, and the buffers start again from them.
-        return (tensor is not None and buffer is not None and tensor.dim() == 4
-                and tensor.data_ptr() == buffer.data_ptr() and tensor.shape[:2] == buffer.shape[:2]
-                and tensor.shape[-1] == buffer.shape[-1])
+        return (
+            tensor is not None
+            and buffer is not None
+            and tensor.dim() == 4
+            and tensor.data_ptr() == buffer.data_ptr()
+            and tensor.shape[:2] == buffer.shape[:2]
+            and tensor.shape[-1] == buffer.shape[-1]
+        )
 
     def _room_for(self, old: torch.Tensor | None, buffer: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
         length = old.shape[-2] if old is not None and old.dim() == 4 else 0
@@ -199,12 +210,12 @@ class AdaptivePromptLookup(CandidateGenerator):
         # sequence only grows during one generate() call.
         for n, table in self.index.items():
             for start in range(self.indexed[n], len(ids) - n):
-                table[tuple(ids[start:start + n])] = start
+                table[tuple(ids[start : start + n])] = start
             self.indexed[n] = max(self.indexed[n], len(ids) - n)
         for n in range(MAX_NGRAM, MIN_NGRAM - 1, -1):
             found = self.index[n].get(tuple(ids[-n:]))
             if found is not None:
-                follow = ids[found + n:found + n + self.want]
+                follow = ids[found + n : found + n + self.want]
                 cut = next((i for i, t in enumerate(follow) if t in self.eos), len(follow))
                 return follow[:cut]
         return []
@@ -216,7 +227,7 @@ class AdaptivePromptLookup(CandidateGenerator):
         if self.skip > 0 or room <= 0:
             self.skip = max(0, self.skip - 1)
             return input_ids, None
-        self.ids.extend(input_ids[0, len(self.ids):].tolist())
+        self.ids.extend(input_ids[0, len(self.ids) :].tolist())
         found = self._find(self.ids)[:room]
         if not found:
             return input_ids, None
@@ -245,8 +256,11 @@ def use_adaptive_prompt_lookup(model: Any) -> None:
 
     def _get_candidate_generator(self, generation_config, *args: Any, **kwargs: Any):
         if generation_config.prompt_lookup_num_tokens and kwargs.get("assistant_model") is None:
-            generator = AdaptivePromptLookup(generation_config._eos_token_tensor, generation_config.max_length,
-                                             generation_config.prompt_lookup_num_tokens)
+            generator = AdaptivePromptLookup(
+                generation_config._eos_token_tensor,
+                generation_config.max_length,
+                generation_config.prompt_lookup_num_tokens,
+            )
             self.last_candidate_generator = generator
             return generator
         return original(self, generation_config, *args, **kwargs)
@@ -274,27 +288,46 @@ def use_adaptive_prompt_lookup(model: Any) -> None:
 ATTENTION_NAME = "chatui_sdpa"
 
 
-def cpu_gqa_sdpa(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any,
-                 dropout: float = 0.0, scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any):
+def cpu_gqa_sdpa(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+):
     groups = getattr(module, "num_key_value_groups", 1)
     batch, heads, q_length, dim = query.shape
     mask_shared = attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[1] == 1)
-    ours = (groups > 1 and query.device.type == "cpu" and mask_shared and not dropout
-            and kwargs.get("position_bias") is None and kwargs.get("cache") is None
-            and kwargs.get("softcap") is None and not torch.compiler.is_compiling()
-            # a causal prefill without a mask already gets enable_gqa from transformers
-            and (q_length == 1 or attention_mask is not None))
+    ours = (
+        groups > 1
+        and query.device.type == "cpu"
+        and mask_shared
+        and not dropout
+        and kwargs.get("position_bias") is None
+        and kwargs.get("cache") is None
+        and kwargs.get("softcap") is None
+        and not torch.compiler.is_compiling()
+        # a causal prefill without a mask already gets enable_gqa from transformers
+        and (q_length == 1 or attention_mask is not None)
+    )
     if not ours:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     if q_length > 1:  # a new turn over a reused cache: the mask goes to the kernel, no repeat_kv copies
-        output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
-                                                                  scale=scaling, enable_gqa=True)
+        output = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=True
+        )
         return output.transpose(1, 2).contiguous(), None
     # (batch, heads, 1, dim) -> (batch, kv_heads, groups, dim): query head h uses key/value head h // groups.
     packed = query.reshape(batch, heads // groups, groups, dim)
-    output = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=attention_mask,
-                                                              scale=scaling)
+    output = torch.nn.functional.scaled_dot_product_attention(
+        packed, key, value, attn_mask=attention_mask, scale=scaling
+    )
     # back to transformers' layout: (batch, 1, heads, dim)
     return output.reshape(batch, heads, 1, value.shape[-1]).transpose(1, 2).contiguous(), None
 

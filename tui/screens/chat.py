@@ -13,7 +13,8 @@ is `state`, one enum; its watcher updates the status bar.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -60,8 +61,15 @@ class ChatScreen(Screen[None]):
     # what the open conversation was made with, when it differs from the loaded model (offered)
     saved_load: reactive[LoadSettings | None] = reactive(None, init=False, bindings=True)
 
-    def __init__(self, session: ChatSession, engine: Backend, config: Config, keymap: Keymap,
-                 activity: UserActivity, collector: IdleCollector) -> None:
+    def __init__(
+        self,
+        session: ChatSession,
+        engine: Backend,
+        config: Config,
+        keymap: Keymap,
+        activity: UserActivity,
+        collector: IdleCollector,
+    ) -> None:
         super().__init__()
         self.session = session
         self.engine = engine
@@ -80,8 +88,13 @@ class ChatScreen(Screen[None]):
         self.files = ConversationFiles(self)
         self.lab = TuningLab(self)
         self.tool_calls = ToolCalls(self)
-        self.settings_panel = SettingsPanel(session.generation, session.system_prompt, session.load_settings,
-                                            self.settings_editor.preset_names(), id="sidebar")
+        self.settings_panel = SettingsPanel(
+            session.generation,
+            session.system_prompt,
+            session.load_settings,
+            self.settings_editor.preset_names(),
+            id="sidebar",
+        )
 
     @property
     def parts(self) -> tuple[object, ...]:
@@ -94,7 +107,10 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
-                send, new_line = self.keymap.key("prompt.send"), (self.keymap.keys("prompt.new_line") or "").replace(",", "/")
+                send, new_line = (
+                    self.keymap.key("prompt.send"),
+                    (self.keymap.keys("prompt.new_line") or "").replace(",", "/"),
+                )
                 yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")
@@ -148,8 +164,9 @@ class ChatScreen(Screen[None]):
             await self.run_slash(text)
             return
         if self.state is AppState.GENERATING:
-            self.notify(f"A reply is being written: press {self.keymap.key('chat.stop')} to stop it first.",
-                        severity="warning")
+            self.notify(
+                f"A reply is being written: press {self.keymap.key('chat.stop')} to stop it first.", severity="warning"
+            )
             self.prompt_input.load_text(text)
             return
         await self.send(text)
@@ -287,7 +304,7 @@ def route_actions(screen_class: type[ChatScreen], part_classes: tuple[type, ...]
     def routed(name: str) -> Callable[..., Any]:
         def run(self: ChatScreen, *args: Any) -> Any:
             method = self.part_action(name)
-            return method(*args[:len(inspect.signature(method).parameters)])
+            return method(*args[: len(inspect.signature(method).parameters)])
 
         run.__name__ = run.__qualname__ = f"action_{name}"
         run.__doc__ = f"Runs `action_{name}` of the part that has it."

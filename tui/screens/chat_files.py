@@ -37,13 +37,21 @@ class ConversationFiles:
         saver = self.screen.session.saver
         library = saver.library
         if library is not None and library.recovered_from is not None:
-            self.screen.notify(f"The conversation library was damaged; it was moved to {library.recovered_from} "
-                        "and a new one started.", severity="error", timeout=20)
+            self.screen.notify(
+                f"The conversation library was damaged; it was moved to {library.recovered_from} "
+                "and a new one started.",
+                severity="error",
+                timeout=20,
+            )
             library.recovered_from = None
         error = saver.last_error if saver.pending else None
         if error and error != self._save_error:
-            self.screen.notify(f"{error}. Your messages are kept in memory and saved when possible.",
-                        title="Not saved", severity="error", timeout=15)
+            self.screen.notify(
+                f"{error}. Your messages are kept in memory and saved when possible.",
+                title="Not saved",
+                severity="error",
+                timeout=15,
+            )
         elif self._save_error and not error:
             self.screen.notify("Saving works again: every message is saved.")
         self._save_error = error
@@ -124,8 +132,11 @@ class ConversationFiles:
         if saved is not None and differences:
             key = screen.keymap.key("chat.load_saved_model")
             other_model = saved.model != current.model or saved.endpoint != current.endpoint
-            screen.notify(f"This chat was made with {differences}. Press {key} to load that.",
-                          title="Another model" if other_model else "Other model options", timeout=20)
+            screen.notify(
+                f"This chat was made with {differences}. Press {key} to load that.",
+                title="Another model" if other_model else "Other model options",
+                timeout=20,
+            )
 
     def action_load_saved_model(self) -> None:
         if self.screen.saved_load is None:
@@ -146,7 +157,8 @@ class ConversationFiles:
         if not answer:
             default = str(Path.cwd() / f"chatui-{conv.id[:8]}.md")
             typed: str | None = await self.screen.app.push_screen_wait(
-                TextPromptScreen("Save the conversation to (.md for Markdown, .json for JSON)", default))
+                TextPromptScreen("Save the conversation to (.md for Markdown, .json for JSON)", default)
+            )
             answer = typed or ""
         if not answer:
             return
@@ -172,8 +184,11 @@ class ConversationFiles:
             self.screen.notify("Nothing to save yet.", severity="warning")
             return
         model = (conv.model or "model").replace("/", "--")
-        path = Path(answer).expanduser() if answer else (
-            Path("chat_history") / model / f"chat_{time.strftime('%Y-%m-%d_%H-%M-%S')}.json")
+        path = (
+            Path(answer).expanduser()
+            if answer
+            else (Path("chat_history") / model / f"chat_{time.strftime('%Y-%m-%d_%H-%M-%S')}.json")
+        )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_file_atomic(path, export_as(conv, "tf-chat"))
@@ -187,10 +202,13 @@ class ConversationFiles:
 
     async def _open_file(self, answer: str) -> None:
         if not answer:
-            typed: str | None = await self.screen.app.push_screen_wait(TextPromptScreen(
-                "Open a conversation file (chatui JSON or Markdown, transformers chat !save JSON, "
-                "or an OpenAI-style list)",
-                placeholder="path/to/file.json"))
+            typed: str | None = await self.screen.app.push_screen_wait(
+                TextPromptScreen(
+                    "Open a conversation file (chatui JSON or Markdown, transformers chat !save JSON, "
+                    "or an OpenAI-style list)",
+                    placeholder="path/to/file.json",
+                )
+            )
             answer = typed or ""
         if not answer:
             return

@@ -42,8 +42,10 @@ class MessageActions:
         prompt.load_text(message.content)
         prompt.move_cursor(prompt.document.end)
         prompt.focus()
-        screen.notify(f"Edit the message and press {screen.keymap.key('prompt.send')}: it is sent as a new version "
-                      f"({screen.keymap.key('chat.stop')} cancels).")
+        screen.notify(
+            f"Edit the message and press {screen.keymap.key('prompt.send')}: it is sent as a new version "
+            f"({screen.keymap.key('chat.stop')} cancels)."
+        )
 
     def action_copy_last(self) -> None:
         reply = next((m for m in reversed(self.screen.messages) if m.role == "assistant" and m.content), None)

@@ -62,8 +62,14 @@ class ModelLoader:
         for warning in info.warnings:
             screen.notify(warning, severity="warning", timeout=10)
         screen.state = AppState.READY
-        screen.status.update_info(detail="", model=info.name, device=info.device, dtype=info.dtype,
-                                  quantization=info.quantization, context_size=info.context_size)
+        screen.status.update_info(
+            detail="",
+            model=info.name,
+            device=info.device,
+            dtype=info.dtype,
+            quantization=info.quantization,
+            context_size=info.context_size,
+        )
         self.refresh_memory()
         screen.transcript.show_figures()
         job = screen.engine.compile
@@ -86,5 +92,6 @@ class ModelLoader:
 
     def refresh_memory(self) -> None:
         cuda = cuda_memory()
-        self.screen.status.update_info(rss_bytes=rss_bytes(), cuda_allocated=cuda[0] if cuda else None,
-                                       cuda_reserved=cuda[1] if cuda else None)
+        self.screen.status.update_info(
+            rss_bytes=rss_bytes(), cuda_allocated=cuda[0] if cuda else None, cuda_reserved=cuda[1] if cuda else None
+        )

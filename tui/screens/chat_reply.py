@@ -64,8 +64,9 @@ class ReplyStream:
         """Say that a reply is being written (and return True), or return False."""
         screen = self.screen
         if screen.state is AppState.GENERATING:
-            screen.notify(f"Wait for the reply or press {screen.keymap.key('chat.stop')} to stop it.",
-                          severity="warning")
+            screen.notify(
+                f"Wait for the reply or press {screen.keymap.key('chat.stop')} to stop it.", severity="warning"
+            )
             return True
         return False
 
@@ -97,8 +98,9 @@ class ReplyStream:
             return
         if not draft or is_slash_command(draft) or screen.state is not AppState.READY or screen.editing is not None:
             return
-        screen.engine.prefill(screen.session.history() + [{"role": "user", "content": draft}],
-                              screen.session.generation)
+        screen.engine.prefill(
+            screen.session.history() + [{"role": "user", "content": draft}], screen.session.generation
+        )
 
     # -- the reply -------------------------------------------------------------------------------
 
@@ -124,9 +126,12 @@ class ReplyStream:
         view.set_stats("")
         view.start_stream()
         self._turn_id += 1
-        self._turn = turn = screen.engine.generate(reply.messages, session.generation,
-                                                   TOKEN_VIEW_TOP if self.record_token_probs else 0,
-                                                   screen.tool_calls.loop.offered())
+        self._turn = turn = screen.engine.generate(
+            reply.messages,
+            session.generation,
+            TOKEN_VIEW_TOP if self.record_token_probs else 0,
+            screen.tool_calls.loop.offered(),
+        )
         screen.state = AppState.GENERATING
         self._live_tokens, self._live_first_at, self._live_prompt_tokens = 0, None, 0
         screen.transcript.forget_context_count()
@@ -134,8 +139,12 @@ class ReplyStream:
         self._ticker = screen.set_interval(0.25, self._tick_status)
         screen.collector.reply_started()
         turn_id, active = self._turn_id, screen.activity.is_active
-        screen.run_worker(lambda: pump_turn(screen, turn, turn_id, active, lambda: get_current_worker().is_cancelled),
-                          thread=True, group="reply", exit_on_error=False)
+        screen.run_worker(
+            lambda: pump_turn(screen, turn, turn_id, active, lambda: get_current_worker().is_cancelled),
+            thread=True,
+            group="reply",
+            exit_on_error=False,
+        )
 
     def stop(self) -> bool:
         """Stop the reply in flight (what it wrote is kept); False when there is none."""
@@ -193,8 +202,9 @@ class ReplyStream:
         if isinstance(final, Failed):
             screen.notify(final.error, title="Generation failed", severity="error", timeout=10)
         elif final.dropped_messages:
-            screen.notify(f"{final.dropped_messages} oldest messages were left out to fit the context.",
-                          severity="warning")
+            screen.notify(
+                f"{final.dropped_messages} oldest messages were left out to fit the context.", severity="warning"
+            )
         view.message_id = stored.id
         screen.transcript.views[stored.id] = view
         view.finish_later(stored.content, status=stored.status, stats=stats_text(stored.meta.metrics))

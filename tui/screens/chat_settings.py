@@ -44,7 +44,9 @@ class SettingsEditor:
         """Apply validated generation values (raises SettingsError, changing nothing, if bad)."""
         screen = self.screen
         info = screen.engine.info
-        screen.settings_panel.show_generation(screen.session.set_generation(updates, info.context_size if info else None))
+        screen.settings_panel.show_generation(
+            screen.session.set_generation(updates, info.context_size if info else None)
+        )
 
     def generation_changed(self, updates: dict[str, Any]) -> None:
         try:

@@ -31,8 +31,9 @@ class TuningLab:
         replies.record_token_probs = not replies.record_token_probs
         key = self.screen.keymap.key("chat.token_view")
         if replies.record_token_probs:
-            self.screen.notify(f"The next replies record each token's probability: {key} shows them.",
-                        title="Token probabilities on")
+            self.screen.notify(
+                f"The next replies record each token's probability: {key} shows them.", title="Token probabilities on"
+            )
         else:
             self.screen.notify("Token probabilities off: replies are no longer recorded.")
         self.screen.status.update_info(probs=replies.record_token_probs)
@@ -44,17 +45,28 @@ class TuningLab:
         """The token view of `message` (the focused reply, or the last one)."""
         if message is None:
             focused = self.screen.app.focused
-            focused_id = focused.message_id if isinstance(focused, MessageView) and focused.role == "assistant" else None
-            message = next((m for m in reversed(self.screen.messages)
-                            if m.role == "assistant" and (focused_id is None or m.id == focused_id)), None)
+            focused_id = (
+                focused.message_id if isinstance(focused, MessageView) and focused.role == "assistant" else None
+            )
+            message = next(
+                (
+                    m
+                    for m in reversed(self.screen.messages)
+                    if m.role == "assistant" and (focused_id is None or m.id == focused_id)
+                ),
+                None,
+            )
         if message is None:
             self.screen.notify("There is no reply to look at yet.", severity="warning")
             return
         choices = token_probs.of_message(message.meta)
         if not choices:
             key = self.screen.keymap.key("chat.token_probs")
-            self.screen.notify(f"This reply was written without token probabilities: press {key} to record them, "
-                        "then regenerate it.", severity="warning", timeout=10)
+            self.screen.notify(
+                f"This reply was written without token probabilities: press {key} to record them, then regenerate it.",
+                severity="warning",
+                timeout=10,
+            )
             return
         with_ids = self.screen.engine.capabilities.token_ids and all(choice.id >= 0 for choice in choices)
         picked = await self.screen.app.push_screen_wait(TokenViewScreen(choices, branch_possible=with_ids))

@@ -13,9 +13,9 @@ from textual.screen import Screen
 from tui.options import Options
 from tui.screens.dialogs import TextPromptScreen
 from tui.screens.tool_approval import ToolApprovalScreen
+from tui.screens.tools import ToolsScreen
 from tui.store import Message as StoredMessage
 from tui.tool_loop import RUN_ALWAYS, RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
-from tui.screens.tools import ToolsScreen
 from tui.tools.calls import ToolCall
 
 if TYPE_CHECKING:
@@ -59,8 +59,9 @@ class ToolCalls:
         """The servers' tools, and what is wrong with any of them or with the configuration."""
         for status in await self.loop.probe():
             if status.state != "ready":
-                self.screen.notify(f"MCP server {status.server.name}: {status.detail}", title="Tools",
-                                   severity="warning")
+                self.screen.notify(
+                    f"MCP server {status.server.name}: {status.detail}", title="Tools", severity="warning"
+                )
         for problem in self.loop.problems:
             self.screen.notify(problem, title="Tools", severity="warning")
 
@@ -73,8 +74,12 @@ class ToolCalls:
             return
         servers, problems = self.loop.servers, self.loop.problems
         if not servers and not problems:
-            self.screen.notify(f"No MCP servers are configured: add [mcp.servers.NAME] to {self.screen.config.path} "
-                               "(see the README's Tools section).", severity="warning", timeout=10)
+            self.screen.notify(
+                f"No MCP servers are configured: add [mcp.servers.NAME] to {self.screen.config.path} "
+                "(see the README's Tools section).",
+                severity="warning",
+                timeout=10,
+            )
             return
         self.screen.notify(f"Asking {len(servers)} MCP server(s) for their tools…")
         self.screen.run_worker(self._show_tools(), exclusive=True, group="tools")
@@ -130,5 +135,4 @@ def tool_card(message: StoredMessage, max_lines: int = 6) -> str:
     shown = "\n".join(lines[:max_lines])
     more = f"\n… {len(lines) - max_lines} more lines (in the library and the exports)" if len(lines) > max_lines else ""
     name, server, outcome = (result.name, result.server, result.outcome) if result else ("?", None, "?")
-    return (f"`{name}({arguments})` on {server or '?'} → **{outcome}**"
-            f"\n\n```\n{shown}\n```{more}")
+    return f"`{name}({arguments})` on {server or '?'} → **{outcome}**\n\n```\n{shown}\n```{more}"

@@ -24,7 +24,9 @@ def stats_text(metrics: ReplyMetrics | None) -> str:
     if metrics is None or not metrics.new_tokens:
         return ""
     tokens = metrics.new_tokens
-    return f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
+    return (
+        f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
+    )
 
 
 class Transcript:
@@ -41,9 +43,14 @@ class Transcript:
     def view_for(self, message: StoredMessage) -> MessageView:
         if message.role == "tool":  # a short card: the call, its outcome, the first lines
             return self.message_view("tool", tool_card(message), message_id=message.id)
-        return self.message_view(message.role, message.content, stats=stats_text(message.meta.metrics),
-                                 status=message.status, version=self.screen.session.version_label(message),
-                                 message_id=message.id)
+        return self.message_view(
+            message.role,
+            message.content,
+            stats=stats_text(message.meta.metrics),
+            status=message.status,
+            version=self.screen.session.version_label(message),
+            message_id=message.id,
+        )
 
     async def mount(self, message: StoredMessage) -> MessageView:
         view = await self.screen.chat.add(self.view_for(message))
@@ -64,8 +71,9 @@ class Transcript:
         (none if it has none yet), and the context it fills (its last reply's figure while that
         is the last message, else counted by the engine)."""
         messages, status = self.screen.messages, self.screen.status
-        replies = [m.meta.metrics for m in messages
-                   if m.role == "assistant" and m.meta.metrics and m.meta.metrics.new_tokens]
+        replies = [
+            m.meta.metrics for m in messages if m.role == "assistant" and m.meta.metrics and m.meta.metrics.new_tokens
+        ]
         last = replies[-1] if replies else None
         status.update_info(tok_s=last.decode_tok_s if last else None, ttft_s=last.ttft_s if last else None)
         self.forget_context_count()
@@ -88,7 +96,7 @@ class Transcript:
     async def _show_earlier(self, first_shown: int) -> None:
         """Draw up to RENDER_WINDOW messages before message `first_shown`, and a button for the rest."""
         chat, messages = self.screen.chat, self.screen.messages
-        earlier = messages[max(0, first_shown - RENDER_WINDOW):first_shown]
+        earlier = messages[max(0, first_shown - RENDER_WINDOW) : first_shown]
         views = [self.view_for(m) for m in earlier]
         for message, view in zip(earlier, views, strict=True):
             self.views[message.id] = view
@@ -98,8 +106,10 @@ class Transcript:
             await chat.mount_all(views, before=0 if chat.children else None)
         hidden = first_shown - len(earlier)
         if hidden:
-            await chat.mount(Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)",
-                                    id="show-earlier"), before=0)
+            await chat.mount(
+                Button(f"Show {min(hidden, RENDER_WINDOW)} earlier messages ({hidden} hidden)", id="show-earlier"),
+                before=0,
+            )
         chat.refold_soon()
 
     async def show_earlier(self, button: Button) -> None:

@@ -80,8 +80,11 @@ class CompareScreen(ModalScreen["Column | None"]):
                         yield Static(column.stats(), id=f"compare-stats-{index}", classes="muted", markup=False)
             keymap = Keymap.of(self.app)
             keep = keymap.span(f"compare.keep_{n}" for n in range(1, MAX_COLUMNS + 1))
-            yield Static(f"{keep}: keep that reply (a new version of the last reply) · "
-                         f"{keymap.key('compare.close')}: close", classes="muted", markup=False)
+            yield Static(
+                f"{keep}: keep that reply (a new version of the last reply) · {keymap.key('compare.close')}: close",
+                classes="muted",
+                markup=False,
+            )
 
     def on_mount(self) -> None:
         self.run_columns()

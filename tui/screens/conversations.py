@@ -45,7 +45,11 @@ def _row(summary: ConversationSummary) -> Text:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.updated))
     row = Text()
     row.append(inert(summary.title) or "(untitled)", style="bold")
-    row.append(f"\n{when} · {inert(summary.model or '?')} · {summary.message_count} message{'' if summary.message_count == 1 else 's'}", style="dim")
+    row.append(
+        f"\n{when} · {inert(summary.model or '?')} · {summary.message_count} "
+        f"message{'' if summary.message_count == 1 else 's'}",
+        style="dim",
+    )
     if summary.snippet:
         row.append("\n")
         row.append_text(_highlighted(summary.snippet.replace("\n", " ")))
@@ -69,8 +73,11 @@ class ConversationBrowser(ModalScreen[BrowserResult]):
             yield Static("Conversations", classes="section-title")
             yield Input(placeholder="type to search titles and messages", id="browser-search")
             yield OptionList(id="browser-list")
-            yield Static(" · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
-                         classes="muted", markup=False)
+            yield Static(
+                " · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
+                classes="muted",
+                markup=False,
+            )
 
     def on_mount(self) -> None:
         self.refresh_list("")
@@ -85,8 +92,9 @@ class ConversationBrowser(ModalScreen[BrowserResult]):
         options.clear_options()
         options.add_options([Option(_row(s), id=s.id) for s in self.summaries])
         if not self.summaries:
-            options.add_option(Option("no conversations match" if query.strip() else "no conversations yet",
-                                      disabled=True))
+            options.add_option(
+                Option("no conversations match" if query.strip() else "no conversations yet", disabled=True)
+            )
         elif options.highlighted is None:
             options.highlighted = 0
 

@@ -23,8 +23,9 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(self.question, markup=False)
             keymap = Keymap.of(self.app)
-            yield Static(f"{keymap.shown('confirm.yes')}: yes   {keymap.shown('confirm.no')}: no", classes="muted",
-                         markup=False)
+            yield Static(
+                f"{keymap.shown('confirm.yes')}: yes   {keymap.shown('confirm.no')}: no", classes="muted", markup=False
+            )
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -43,8 +44,9 @@ class TextPromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False, classes="section-title")
             yield Input(self.value, placeholder=self.placeholder, id="prompt-value")
-            yield Static(f"enter: OK   {Keymap.of(self.app).shown('text_prompt.cancel')}: cancel", classes="muted",
-                         markup=False)
+            yield Static(
+                f"enter: OK   {Keymap.of(self.app).shown('text_prompt.cancel')}: cancel", classes="muted", markup=False
+            )
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

@@ -54,8 +54,11 @@ class HelpScreen(ModalScreen[None]):
             yield table
             yield Static("Slash commands", classes="section-title")
             yield Markdown(command_lines(), id="help-commands")
-            yield Static(f"{self.keymap.key('help.close')} or {self.keymap.key('app.help')} closes this screen.",
-                         classes="muted", markup=False)
+            yield Static(
+                f"{self.keymap.key('help.close')} or {self.keymap.key('app.help')} closes this screen.",
+                classes="muted",
+                markup=False,
+            )
 
     def on_key(self, event: events.Key) -> None:
         if event.key in (self.keymap.keys("app.help") or "").split(","):  # the user's help key closes help too

@@ -126,10 +126,14 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
         self.query_one("#token-text", Static).update(self.tokens_text())
         after, before = math.exp(choice.logprob), math.exp(choice.raw_logprob)
         rank = next((n for n, alt in enumerate(choice.top_raw, start=1) if alt.id == choice.id), None)
-        self.query_one("#token-detail", Static).update(Text(
-            f"token {self.cursor + 1} of {len(self.choices)}: {shown_piece(choice.token).strip() or repr(choice.token)}"
-            f" · p = {after:.2%} after the filters, {before:.2%} before"
-            + (f" · rank {rank} of the model's" if rank else " · outside the model's top 10")))
+        self.query_one("#token-detail", Static).update(
+            Text(
+                f"token {self.cursor + 1} of {len(self.choices)}: "
+                f"{shown_piece(choice.token).strip() or repr(choice.token)}"
+                f" · p = {after:.2%} after the filters, {before:.2%} before"
+                + (f" · rank {rank} of the model's" if rank else " · outside the model's top 10")
+            )
+        )
         width = max(20, (self.query_one("#token-alternatives").size.width or 100) // 2 - 1)
         self.query_one("#token-before", Static).update(alternative_rows(choice, before=True, width=width))
         self.query_one("#token-after", Static).update(alternative_rows(choice, before=False, width=width))
@@ -150,8 +154,9 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
         if not self.choices:
             return
         if not self.branch_possible:
-            self.notify("A remote server's tokens come without ids: branching needs the in-process model.",
-                        severity="warning")
+            self.notify(
+                "A remote server's tokens come without ids: branching needs the in-process model.", severity="warning"
+            )
             return
         alternatives = self.choices[self.cursor].top_raw
         if number < len(alternatives):

@@ -31,10 +31,14 @@ class ToolApprovalScreen(ModalScreen[str | None]):
             yield Static(inert(f"{self.call.name}  (MCP server {self.server})"), markup=False)
             yield Static(inert(arguments), markup=False, id="tool-arguments")
             keymap = Keymap.of(self.app)
-            yield Static(f"{keymap.shown('tool_approval.run_once')}: run once   "
-                         f"{keymap.shown('tool_approval.always')}: always run this tool in this chat   "
-                         f"{keymap.shown('tool_approval.deny')}: deny (with a reason)", classes="muted", markup=False,
-                         id="tool-keys")
+            yield Static(
+                f"{keymap.shown('tool_approval.run_once')}: run once   "
+                f"{keymap.shown('tool_approval.always')}: always run this tool in this chat   "
+                f"{keymap.shown('tool_approval.deny')}: deny (with a reason)",
+                classes="muted",
+                markup=False,
+                id="tool-keys",
+            )
 
     def action_answer(self, answer: str) -> None:
         self.dismiss(answer)

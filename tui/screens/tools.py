@@ -43,6 +43,9 @@ class ToolsScreen(ModalScreen[None]):
         with VerticalScroll(id="tools-dialog"):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
-            yield Static("The model may call these tools in a chat where they are on (/tools on|off); "
-                         f"each call waits for your approval. {Keymap.of(self.app).key('tools.close')} closes.", classes="muted",
-                         markup=False)
+            yield Static(
+                "The model may call these tools in a chat where they are on (/tools on|off); "
+                f"each call waits for your approval. {Keymap.of(self.app).key('tools.close')} closes.",
+                classes="muted",
+                markup=False,
+            )

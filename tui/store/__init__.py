@@ -1,5 +1,6 @@
 """Persistence: the conversation library (SQLite, message versions, full-text search;
-`conversations`; messages' typed parts and metadata: `parts`, `meta`), autosave that survives an unwritable disk (`autosave`), conversation files
+`conversations`; messages' typed parts and metadata: `parts`, `meta`), autosave that survives an
+unwritable disk (`autosave`), conversation files
 (JSON/Markdown export and import, the atomic writer; `files`) and config.toml (`config`).
 
 `conversations`, `autosave`, `files`, `parts` and `meta` use the standard library (and `tui.paths`, `tui.text`);
@@ -28,7 +29,20 @@ from tui.store.model import (
 )
 
 __all__ = [
-    "AutoSaver", "Library", "Conversation", "ConversationSummary", "Message", "StoreError",
-    "NotFoundError", "UNCHANGED", "DEFAULT_TITLE", "ImportFormatError",
-    "export_as", "export_json", "export_markdown", "export_tf_chat", "import_conversation", "write_file_atomic",
+    "AutoSaver",
+    "Library",
+    "Conversation",
+    "ConversationSummary",
+    "Message",
+    "StoreError",
+    "NotFoundError",
+    "UNCHANGED",
+    "DEFAULT_TITLE",
+    "ImportFormatError",
+    "export_as",
+    "export_json",
+    "export_markdown",
+    "export_tf_chat",
+    "import_conversation",
+    "write_file_atomic",
 ]

@@ -11,10 +11,11 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tui.store.conversations import Library
 from tui.store.meta import MessageMeta
@@ -61,15 +62,17 @@ class AutoSaver:
     an untouched "New chat" leaves nothing behind.
     """
 
-    def __init__(self, library: Library | None, *,
-                 reopen: Callable[[], Library] | None = None, persist: bool = True) -> None:
+    def __init__(
+        self, library: Library | None, *, reopen: Callable[[], Library] | None = None, persist: bool = True
+    ) -> None:
         """`library` may be None when it could not be opened; `reopen` is then tried on retry.
         With `persist=False` nothing is ever written (headless `--no-save`)."""
         self._library = library
         self._reopen = reopen
         self._persist = persist
-        self.last_error: str | None = (None if library is not None or not persist
-                                       else "the conversation library is not open")
+        self.last_error: str | None = (
+            None if library is not None or not persist else "the conversation library is not open"
+        )
         self._queue: deque[_Change] = deque()
         self._conv: Conversation | None = None
         self._tree: list[Message] = []  # every message of the current conversation, insertion order
@@ -79,6 +82,7 @@ class AutoSaver:
     @classmethod
     def open(cls, path: Path | None = None) -> AutoSaver:
         """An AutoSaver on `Library(path)`; never raises: an open failure is in `last_error`."""
+
         def reopen() -> Library:
             return Library(path)
 
@@ -109,14 +113,25 @@ class AutoSaver:
 
     # -- choosing the conversation -------------------------------------------------------------
 
-    def start(self, model: str | None = None, load_settings: dict[str, Any] | None = None,
-              generation_settings: dict[str, Any] | None = None,
-              system_prompt: str | None = None) -> str:
+    def start(
+        self,
+        model: str | None = None,
+        load_settings: dict[str, Any] | None = None,
+        generation_settings: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+    ) -> str:
         """Begin a new conversation and return its id."""
         now = time.time()
-        self._conv = Conversation(new_id(), DEFAULT_TITLE, now, now, model,
-                                  _json_copy(load_settings or {}),
-                                  _json_copy(generation_settings or {}), system_prompt)
+        self._conv = Conversation(
+            new_id(),
+            DEFAULT_TITLE,
+            now,
+            now,
+            model,
+            _json_copy(load_settings or {}),
+            _json_copy(generation_settings or {}),
+            system_prompt,
+        )
         self._tree, self._leaf, self._stored = [], None, False
         return self._conv.id
 
@@ -140,8 +155,13 @@ class AutoSaver:
         """Add a user message after the active leaf, or under `parent_id` (an edit: a new version)."""
         return self._add("user", content, parent_id, "ok", None)
 
-    def assistant_message(self, content: str, status: str = "ok", meta: MessageMeta | None = None,
-                          parent_id: str | None | Default = CURRENT_LEAF) -> Message:
+    def assistant_message(
+        self,
+        content: str,
+        status: str = "ok",
+        meta: MessageMeta | None = None,
+        parent_id: str | None | Default = CURRENT_LEAF,
+    ) -> Message:
         """Add a reply after the active leaf, or under `parent_id` (a regeneration: a new version)."""
         return self._add("assistant", content, parent_id, status, meta)
 
@@ -149,19 +169,22 @@ class AutoSaver:
         """Add a tool's result after the active leaf (`meta.tool_result` says which call it answers)."""
         return self._add("tool", content, CURRENT_LEAF, status, meta)
 
-    def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
-                       meta: MessageMeta | None = None) -> Message:
+    def update_message(
+        self, message_id: str, content: str | None = None, status: str | None = None, meta: MessageMeta | None = None
+    ) -> Message:
         """Change a message in place (None leaves a field as it is)."""
         conv, index = self._current(), self._index(message_id)
         old = self._tree[index]
         meta = _meta_copy(meta)
-        self._tree[index] = replace(old, parts=old.parts if content is None else text_parts(content),
-                                    status=old.status if status is None else status,
-                                    meta=old.meta if meta is None else meta)
+        self._tree[index] = replace(
+            old,
+            parts=old.parts if content is None else text_parts(content),
+            status=old.status if status is None else status,
+            meta=old.meta if meta is None else meta,
+        )
         conv.updated = time.time()
         self._refresh()
-        self._save(partial(Library.update_message, message_id=message_id, content=content,
-                           status=status, meta=meta))
+        self._save(partial(Library.update_message, message_id=message_id, content=content, status=status, meta=meta))
         return self._tree[index]
 
     def delete_message(self, message_id: str) -> None:
@@ -189,10 +212,14 @@ class AutoSaver:
         self._save(partial(Library.switch_version, conv_id=conv.id, message_id=message_id))
         return conv
 
-    def set_settings(self, *, model: str | None | Default = UNCHANGED,
-                     load_settings: dict[str, Any] | Default = UNCHANGED,
-                     generation_settings: dict[str, Any] | Default = UNCHANGED,
-                     system_prompt: str | None | Default = UNCHANGED) -> None:
+    def set_settings(
+        self,
+        *,
+        model: str | None | Default = UNCHANGED,
+        load_settings: dict[str, Any] | Default = UNCHANGED,
+        generation_settings: dict[str, Any] | Default = UNCHANGED,
+        system_prompt: str | None | Default = UNCHANGED,
+    ) -> None:
         """Change the current conversation's settings; UNCHANGED ones keep their value."""
         conv = self._current()
         changes: dict[str, Any] = {}
@@ -239,27 +266,47 @@ class AutoSaver:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _add(self, role: str, content: str, parent_id: str | None | Default, status: str,
-             meta: MessageMeta | None) -> Message:
+    def _add(
+        self, role: str, content: str, parent_id: str | None | Default, status: str, meta: MessageMeta | None
+    ) -> Message:
         conv = self._current()
         parent = self._leaf if isinstance(parent_id, Default) else parent_id
         if parent is not None:
             self._index(parent)
-        message = Message(new_id(), role, text_parts(content), time.time(), parent, status,
-                          _meta_copy(meta) or MessageMeta())
+        message = Message(
+            new_id(), role, text_parts(content), time.time(), parent, status, _meta_copy(meta) or MessageMeta()
+        )
         if not self._stored:
-            self._save(partial(Library.create, model=conv.model, load_settings=conv.load_settings,
-                               generation_settings=conv.generation_settings,
-                               system_prompt=conv.system_prompt, title=conv.title,
-                               conv_id=conv.id, created=conv.created))
+            self._save(
+                partial(
+                    Library.create,
+                    model=conv.model,
+                    load_settings=conv.load_settings,
+                    generation_settings=conv.generation_settings,
+                    system_prompt=conv.system_prompt,
+                    title=conv.title,
+                    conv_id=conv.id,
+                    created=conv.created,
+                )
+            )
             self._stored = True
         conv.title = auto_title(conv.title, role, content, any(m.role == "user" for m in self._tree))
         self._tree.append(message)
         self._leaf, conv.updated = message.id, message.created
         self._refresh()
-        self._save(partial(Library.add_message, conv_id=conv.id, role=role, content=content,
-                           parent_id=parent, status=status, meta=message.meta,
-                           message_id=message.id, created=message.created))
+        self._save(
+            partial(
+                Library.add_message,
+                conv_id=conv.id,
+                role=role,
+                content=content,
+                parent_id=parent,
+                status=status,
+                meta=message.meta,
+                message_id=message.id,
+                created=message.created,
+            )
+        )
         return message
 
     def _save(self, change: _Change) -> None:

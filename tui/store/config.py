@@ -14,12 +14,12 @@ overwritten. Values pass the same specs as flags and `/set`.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomllib
 
 from tui.engine.settings import (
     LOAD_FIELDS,
@@ -134,8 +134,9 @@ def _private_key(path: Path, value: Any, errors: list[str]) -> str | None:
     except OSError:
         mode = 0
     if mode:
-        errors.append(f"{path}: holds an API key but others can read it; the key is not used until you run "
-                      f"chmod 600 {path}")
+        errors.append(
+            f"{path}: holds an API key but others can read it; the key is not used until you run chmod 600 {path}"
+        )
         return None
     return value
 
@@ -164,8 +165,9 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}  # TOML has no null
 
 
-def save_defaults(load: LoadSettings, generation: GenerationSettings, system_prompt: str, theme: str | None,
-                  path: Path | None = None) -> Path:
+def save_defaults(
+    load: LoadSettings, generation: GenerationSettings, system_prompt: str, theme: str | None, path: Path | None = None
+) -> Path:
     path = path or config_path()
     data = _raw(path)
     key = data.get("model", {}).get("api_key") if isinstance(data.get("model"), dict) else None

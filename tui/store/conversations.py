@@ -9,12 +9,14 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tui.paths import data_dir
+from tui.store import rows
 from tui.store.meta import MessageMeta
 from tui.store.model import (
     CURRENT_LEAF,
@@ -32,7 +34,7 @@ from tui.store.model import (
     new_id,
     newest_leaf,
 )
-from tui.store.parts import Part, part_from_row, part_row, text_parts
+from tui.store.parts import text_parts
 from tui.store.schema import (
     CorruptFile,
     connect,
@@ -43,41 +45,6 @@ from tui.store.schema import (
 )
 
 FILE_NAME = "library.sqlite3"
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def _meta_json(meta: MessageMeta) -> str | None:
-    return _json(meta.to_dict() or None)
-
-
-def _message(row: sqlite3.Row, parts: tuple[Part, ...]) -> Message:
-    meta = MessageMeta.from_dict(json.loads(row["meta"])) if row["meta"] is not None else MessageMeta()
-    return Message(row["id"], row["role"], parts, row["created"], row["parent_id"], row["status"], meta)
-
-
-def _summary(row: sqlite3.Row, snippet: str | None = None) -> ConversationSummary:
-    return ConversationSummary(row["id"], row["title"], row["model"], row["created"], row["updated"],
-                               row["message_count"], snippet)
-
-
-def fts_query(text: str) -> str | None:
-    """An FTS5 query for user text: every word quoted (AND), the last one a prefix; None if blank.
-    NUL would end the query string early, and is never part of a word: it separates."""
-    terms = ['"' + term.replace('"', '""') + '"' for term in text.replace("\0", " ").split()]
-    return " ".join(terms) + "*" if terms else None
-
-
-_MESSAGE_COLUMNS = "id, role, created, parent_id, status, meta"
-_SUMMARY_COLUMNS = """c.id, c.title, c.model, c.created, c.updated,
-    (WITH RECURSIVE branch(id, parent_id) AS (
-         SELECT id, parent_id FROM messages WHERE id = c.leaf_id
-         UNION ALL SELECT m.id, m.parent_id FROM messages m JOIN branch ON m.id = branch.parent_id)
-     SELECT COUNT(*) FROM branch) AS message_count"""
-_SUBTREE = """WITH RECURSIVE subtree(id) AS (
-    SELECT ? UNION ALL SELECT m.id FROM messages m JOIN subtree ON m.parent_id = subtree.id)"""
 
 
 class Library:
@@ -102,8 +69,7 @@ class Library:
                 self.recovered_from = move_aside(self.path)
                 self._db = connect(self.path)
         except (sqlite3.Error, OSError, CorruptFile) as error:
-            raise StoreError(f"cannot open the conversation library {self.path}: "
-                             f"{describe(error)}") from error
+            raise StoreError(f"cannot open the conversation library {self.path}: {describe(error)}") from error
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -133,70 +99,33 @@ class Library:
             except (sqlite3.Error, OSError) as error:
                 raise StoreError(f"cannot save to the conversation library: {describe(error)}") from error
 
-    @staticmethod
-    def _conversation_row(db: sqlite3.Connection, conv_id: str) -> sqlite3.Row:
-        row = db.execute("SELECT * FROM conversations WHERE id = ?", (conv_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no conversation with id {conv_id!r}")
-        return row
-
-    @staticmethod
-    def _message_row(db: sqlite3.Connection, message_id: str) -> sqlite3.Row:
-        row = db.execute(f"SELECT {_MESSAGE_COLUMNS}, conversation_id FROM messages WHERE id = ?",
-                         (message_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no message with id {message_id!r}")
-        return row
-
-    @staticmethod
-    def _messages_where(db: sqlite3.Connection, condition: str, args: tuple[Any, ...]) -> builtins.list[Message]:
-        """The messages matching `condition` (on the messages table) with their parts, in
-        insertion order."""
-        parts: dict[str, builtins.list[Part]] = {}
-        for row in db.execute(f"SELECT p.message_id, p.kind, p.text FROM message_parts p JOIN messages "
-                              f"ON messages.id = p.message_id WHERE {condition} ORDER BY p.position", args):
-            parts.setdefault(row["message_id"], []).append(part_from_row(row["kind"], row["text"]))
-        rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {condition} ORDER BY seq", args)
-        return [_message(row, tuple(parts.get(row["id"], ()))) for row in rows]
-
-    @classmethod
-    def _all_messages(cls, db: sqlite3.Connection, conv_id: str) -> builtins.list[Message]:
-        return cls._messages_where(db, "conversation_id = ?", (conv_id,))
-
-    @staticmethod
-    def _insert_conversation(db: sqlite3.Connection, conv: Conversation, leaf_id: str | None) -> None:
-        db.execute(
-            "INSERT INTO conversations (id, title, created, updated, model, load_settings, "
-            "generation_settings, system_prompt, leaf_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (conv.id, conv.title, conv.created, conv.updated, conv.model, _json(conv.load_settings),
-             _json(conv.generation_settings), conv.system_prompt, leaf_id))
-
-    @classmethod
-    def _insert_message(cls, db: sqlite3.Connection, conv_id: str, message: Message) -> None:
-        db.execute(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, created, status, meta) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (message.id, conv_id, message.parent_id, message.role, message.created, message.status,
-             _meta_json(message.meta)))
-        cls._insert_parts(db, message)
-
-    @staticmethod
-    def _insert_parts(db: sqlite3.Connection, message: Message) -> None:
-        db.executemany("INSERT INTO message_parts (message_id, position, kind, text) VALUES (?, ?, ?, ?)",
-                       [(message.id, position, *part_row(part)) for position, part in enumerate(message.parts)])
-
     # -- conversations -------------------------------------------------------------------------
 
-    def create(self, model: str | None = None, load_settings: dict[str, Any] | None = None,
-               generation_settings: dict[str, Any] | None = None, system_prompt: str | None = None,
-               title: str = DEFAULT_TITLE, *, conv_id: str | None = None,
-               created: float | None = None) -> Conversation:
+    def create(
+        self,
+        model: str | None = None,
+        load_settings: dict[str, Any] | None = None,
+        generation_settings: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+        title: str = DEFAULT_TITLE,
+        *,
+        conv_id: str | None = None,
+        created: float | None = None,
+    ) -> Conversation:
         """Store a new, empty conversation (`conv_id`/`created` default to a new id and now)."""
         now = time.time() if created is None else created
-        conv = Conversation(conv_id or new_id(), clean_title(title), now, now, model,
-                            dict(load_settings or {}), dict(generation_settings or {}), system_prompt)
+        conv = Conversation(
+            conv_id or new_id(),
+            clean_title(title),
+            now,
+            now,
+            model,
+            dict(load_settings or {}),
+            dict(generation_settings or {}),
+            system_prompt,
+        )
         with self._write() as db:
-            self._insert_conversation(db, conv, None)
+            rows.insert_conversation(db, conv, None)
         return conv
 
     def import_conversation(self, conv: Conversation) -> str:
@@ -207,79 +136,91 @@ class Library:
             copy.messages.append(replace(message, id=new_id(), parent_id=parent))
             parent = copy.messages[-1].id
         with self._write() as db:
-            self._insert_conversation(db, copy, parent)
+            rows.insert_conversation(db, copy, parent)
             for message in copy.messages:
-                self._insert_message(db, copy.id, message)
+                rows.insert_message(db, copy.id, message)
         return copy.id
 
     def get(self, conv_id: str) -> Conversation:
         """The conversation with its active branch."""
         with self._read() as db:
-            row = self._conversation_row(db, conv_id)
-            messages = self._all_messages(db, conv_id)
-        return Conversation(row["id"], row["title"], row["created"], row["updated"], row["model"],
-                            json.loads(row["load_settings"]), json.loads(row["generation_settings"]),
-                            row["system_prompt"], active_branch(messages, row["leaf_id"]))
-
-    def branch_path(self, conv_id: str) -> builtins.list[Message]:
-        """The active branch, root first."""
-        return self.get(conv_id).messages
+            row = rows.conversation_row(db, conv_id)
+            messages = rows.all_messages(db, conv_id)
+        return Conversation(
+            row["id"],
+            row["title"],
+            row["created"],
+            row["updated"],
+            row["model"],
+            json.loads(row["load_settings"]),
+            json.loads(row["generation_settings"]),
+            row["system_prompt"],
+            active_branch(messages, row["leaf_id"]),
+        )
 
     def messages(self, conv_id: str) -> builtins.list[Message]:
         """Every stored message of the conversation (all versions), in insertion order."""
         with self._read() as db:
-            self._conversation_row(db, conv_id)
-            return self._all_messages(db, conv_id)
+            rows.conversation_row(db, conv_id)
+            return rows.all_messages(db, conv_id)
 
     def resolve_id(self, ref: str) -> str:
         """A conversation id from a full id, a unique prefix (≥ 4 characters) or 'last'."""
         ref = ref.strip().lower()
         with self._read() as db:
             if ref == "last":
-                row = db.execute("SELECT id FROM conversations ORDER BY updated DESC, seq DESC "
-                                 "LIMIT 1").fetchone()
+                row = db.execute("SELECT id FROM conversations ORDER BY updated DESC, seq DESC LIMIT 1").fetchone()
                 if row is None:
                     raise NotFoundError("there are no conversations yet")
                 return str(row["id"])
             if len(ref) < 4 or any(ch not in "0123456789abcdef" for ch in ref):
-                raise NotFoundError(f"no conversation {ref!r}: give an id, a unique prefix of at "
-                                    "least 4 characters, or 'last'")
-            rows = db.execute("SELECT id FROM conversations WHERE id >= ? AND id < ? LIMIT 2",
-                              (ref, ref + "g")).fetchall()  # ids are lowercase hex: all < 'g'
-        if not rows:
+                raise NotFoundError(
+                    f"no conversation {ref!r}: give an id, a unique prefix of at least 4 characters, or 'last'"
+                )
+            found = db.execute(
+                "SELECT id FROM conversations WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g")
+            ).fetchall()  # ids are lowercase hex: all < 'g'
+        if not found:
             raise NotFoundError(f"no conversation with an id starting {ref!r}")
-        if len(rows) > 1:
+        if len(found) > 1:
             raise NotFoundError(f"{ref!r} starts more than one conversation id: give more of it")
-        return str(rows[0]["id"])
+        return str(found[0]["id"])
 
     def list(self, limit: int = 200, offset: int = 0) -> builtins.list[ConversationSummary]:
         """Conversations, the most recently updated first."""
         with self._read() as db:
-            rows = db.execute(f"SELECT {_SUMMARY_COLUMNS} FROM conversations c "
-                              "ORDER BY c.updated DESC, c.seq DESC LIMIT ? OFFSET ?", (limit, offset))
-            return [_summary(row) for row in rows]
+            found = db.execute(
+                f"SELECT {rows.SUMMARY_COLUMNS} FROM conversations c "
+                "ORDER BY c.updated DESC, c.seq DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            return [rows.summary_from(row) for row in found]
 
     def search(self, query: str, limit: int = 200) -> builtins.list[ConversationSummary]:
         """Conversations whose title or any message matches every word of `query` (the last word
         as a prefix), best match first, each with a snippet of its best matching text."""
-        match = fts_query(query)
+        match = rows.fts_query(query)
         if match is None:
             return []
         with self._read() as db:
-            rows = db.execute(f"""
+            found = db.execute(
+                f"""
                 WITH best AS (
                     SELECT rowid AS hit, conversation_id, MIN(rank) AS score FROM search
                     WHERE search MATCH ?1 GROUP BY conversation_id ORDER BY score LIMIT ?2)
-                SELECT {_SUMMARY_COLUMNS}, snippet(search, 1, '[', ']', '…', 12) AS snippet
+                SELECT {rows.SUMMARY_COLUMNS}, snippet(search, 1, '[', ']', '…', 12) AS snippet
                 FROM search JOIN best ON search.rowid = best.hit
                 JOIN conversations c ON c.id = best.conversation_id
-                WHERE search MATCH ?1 ORDER BY best.score, c.updated DESC""", (match, limit))
-            return [_summary(row, row["snippet"]) for row in rows]
+                WHERE search MATCH ?1 ORDER BY best.score, c.updated DESC""",
+                (match, limit),
+            )
+            return [rows.summary_from(row, row["snippet"]) for row in found]
 
     def rename(self, conv_id: str, title: str) -> None:
         with self._write() as db:
-            if not db.execute("UPDATE conversations SET title = ? WHERE id = ?",
-                              (clean_title(title), conv_id)).rowcount:
+            if not db.execute(
+                "UPDATE conversations SET title = ? WHERE id = ?", (clean_title(title), conv_id)
+            ).rowcount:
                 raise NotFoundError(f"no conversation with id {conv_id!r}")
 
     def delete(self, conv_id: str) -> None:
@@ -287,10 +228,15 @@ class Library:
             if not db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount:
                 raise NotFoundError(f"no conversation with id {conv_id!r}")
 
-    def set_settings(self, conv_id: str, *, model: str | None | Default = UNCHANGED,
-                     load_settings: dict[str, Any] | Default = UNCHANGED,
-                     generation_settings: dict[str, Any] | Default = UNCHANGED,
-                     system_prompt: str | None | Default = UNCHANGED) -> None:
+    def set_settings(
+        self,
+        conv_id: str,
+        *,
+        model: str | None | Default = UNCHANGED,
+        load_settings: dict[str, Any] | Default = UNCHANGED,
+        generation_settings: dict[str, Any] | Default = UNCHANGED,
+        system_prompt: str | None | Default = UNCHANGED,
+    ) -> None:
         """Change the given settings; those left as UNCHANGED keep their stored value."""
         changes: dict[str, Any] = {}
         if not isinstance(model, Default):
@@ -298,15 +244,14 @@ class Library:
         if not isinstance(system_prompt, Default):
             changes["system_prompt"] = system_prompt
         if not isinstance(load_settings, Default):
-            changes["load_settings"] = _json(load_settings)
+            changes["load_settings"] = rows.to_json(load_settings)
         if not isinstance(generation_settings, Default):
-            changes["generation_settings"] = _json(generation_settings)
+            changes["generation_settings"] = rows.to_json(generation_settings)
         with self._write() as db:
-            self._conversation_row(db, conv_id)
+            rows.conversation_row(db, conv_id)
             if changes:
                 assignments = ", ".join(f"{column} = ?" for column in changes)  # fixed names only
-                db.execute(f"UPDATE conversations SET {assignments} WHERE id = ?",
-                           (*changes.values(), conv_id))
+                db.execute(f"UPDATE conversations SET {assignments} WHERE id = ?", (*changes.values(), conv_id))
 
     def count(self) -> int:
         with self._read() as db:
@@ -314,72 +259,86 @@ class Library:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def add_message(self, conv_id: str, role: str, content: str,
-                    parent_id: str | None | Default = CURRENT_LEAF, status: str = "ok",
-                    meta: MessageMeta | None = None, *, message_id: str | None = None,
-                    created: float | None = None) -> Message:
+    def add_message(
+        self,
+        conv_id: str,
+        role: str,
+        content: str,
+        parent_id: str | None | Default = CURRENT_LEAF,
+        status: str = "ok",
+        meta: MessageMeta | None = None,
+        *,
+        message_id: str | None = None,
+        created: float | None = None,
+    ) -> Message:
         """Add a message under `parent_id` (the active leaf by default; a parent that already has
         children makes a new version) and make it the active leaf. A conversation still titled
         "New chat" takes its title from its first user message."""
         now = time.time() if created is None else created
         with self._write() as db:
-            row = self._conversation_row(db, conv_id)
+            row = rows.conversation_row(db, conv_id)
             parent = row["leaf_id"] if isinstance(parent_id, Default) else parent_id
-            if parent is not None and self._message_row(db, parent)["conversation_id"] != conv_id:
+            if parent is not None and rows.message_row(db, parent)["conversation_id"] != conv_id:
                 raise NotFoundError(f"message {parent!r} is not in conversation {conv_id!r}")
-            message = Message(message_id or new_id(), role, text_parts(content), now, parent, status,
-                              meta or MessageMeta())
-            had_user = db.execute("SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'user' "
-                                  "LIMIT 1", (conv_id,)).fetchone() is not None
-            self._insert_message(db, conv_id, message)
-            db.execute("UPDATE conversations SET leaf_id = ?, updated = ?, title = ? WHERE id = ?",
-                       (message.id, now, auto_title(row["title"], role, content, had_user), conv_id))
+            message = Message(
+                message_id or new_id(), role, text_parts(content), now, parent, status, meta or MessageMeta()
+            )
+            had_user = (
+                db.execute(
+                    "SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'user' LIMIT 1", (conv_id,)
+                ).fetchone()
+                is not None
+            )
+            rows.insert_message(db, conv_id, message)
+            db.execute(
+                "UPDATE conversations SET leaf_id = ?, updated = ?, title = ? WHERE id = ?",
+                (message.id, now, auto_title(row["title"], role, content, had_user), conv_id),
+            )
         return message
 
-    def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
-                       meta: MessageMeta | None = None) -> Message:
+    def update_message(
+        self, message_id: str, content: str | None = None, status: str | None = None, meta: MessageMeta | None = None
+    ) -> Message:
         """Change a message in place (None leaves a field as it is; new `content` makes it a
         text-only message); return the new message."""
         with self._write() as db:
-            row = self._message_row(db, message_id)
-            [old] = self._messages_where(db, "id = ?", (message_id,))
-            new = replace(old, parts=old.parts if content is None else text_parts(content),
-                          status=old.status if status is None else status,
-                          meta=old.meta if meta is None else meta)
-            db.execute("UPDATE messages SET status = ?, meta = ? WHERE id = ?",
-                       (new.status, _meta_json(new.meta), message_id))
+            row = rows.message_row(db, message_id)
+            [old] = rows.messages_where(db, "id = ?", (message_id,))
+            new = replace(
+                old,
+                parts=old.parts if content is None else text_parts(content),
+                status=old.status if status is None else status,
+                meta=old.meta if meta is None else meta,
+            )
+            db.execute(
+                "UPDATE messages SET status = ?, meta = ? WHERE id = ?",
+                (new.status, rows.meta_json(new.meta), message_id),
+            )
             if content is not None:
                 db.execute("DELETE FROM message_parts WHERE message_id = ?", (message_id,))
-                self._insert_parts(db, new)
-            db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
-                       (time.time(), row["conversation_id"]))
+                rows.insert_parts(db, new)
+            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), row["conversation_id"]))
         return new
 
     def delete_message(self, message_id: str) -> None:
         """Delete a message and all its descendants; an active leaf among them moves to its parent."""
         with self._write() as db:
-            row = self._message_row(db, message_id)
-            conv = self._conversation_row(db, row["conversation_id"])
-            doomed = {r[0] for r in db.execute(f"{_SUBTREE} SELECT id FROM subtree", (message_id,))}
-            db.execute(f"{_SUBTREE} DELETE FROM messages WHERE id IN subtree", (message_id,))
+            row = rows.message_row(db, message_id)
+            conv = rows.conversation_row(db, row["conversation_id"])
+            doomed = {r[0] for r in db.execute(f"{rows.SUBTREE} SELECT id FROM subtree", (message_id,))}
+            db.execute(f"{rows.SUBTREE} DELETE FROM messages WHERE id IN subtree", (message_id,))
             leaf = row["parent_id"] if conv["leaf_id"] in doomed else conv["leaf_id"]
-            db.execute("UPDATE conversations SET leaf_id = ?, updated = ? WHERE id = ?",
-                       (leaf, time.time(), conv["id"]))
-
-    def versions(self, message_id: str) -> builtins.list[Message]:
-        """The versions of a message: it and its siblings, oldest first."""
-        with self._read() as db:
-            row = self._message_row(db, message_id)
-            return self._messages_where(db, "conversation_id = ? AND parent_id IS ?",
-                                        (row["conversation_id"], row["parent_id"]))
+            db.execute(
+                "UPDATE conversations SET leaf_id = ?, updated = ? WHERE id = ?", (leaf, time.time(), conv["id"])
+            )
 
     def switch_version(self, conv_id: str, message_id: str) -> Conversation:
         """Make the branch through `message_id` active, down to its newest descendant."""
         with self._write() as db:
-            self._conversation_row(db, conv_id)
-            if self._message_row(db, message_id)["conversation_id"] != conv_id:
+            rows.conversation_row(db, conv_id)
+            if rows.message_row(db, message_id)["conversation_id"] != conv_id:
                 raise NotFoundError(f"message {message_id!r} is not in conversation {conv_id!r}")
-            leaf = newest_leaf(self._all_messages(db, conv_id), message_id)
+            leaf = newest_leaf(rows.all_messages(db, conv_id), message_id)
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (leaf, conv_id))
         return self.get(conv_id)
 

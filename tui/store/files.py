@@ -48,6 +48,7 @@ class _Problem(Exception):
 # ---------------------------------------------------------------------------------------------
 # Export
 
+
 def _finite(value: Any) -> Any:
     """JSON-safe copy: NaN and infinities (not valid JSON) become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -68,12 +69,20 @@ def export_json(conv: Conversation) -> str:
     """The conversation (active branch) in chatui's JSON format. C1 control characters are
     written as \\u escapes, so the text is inert in a terminal too."""
     data = {
-        "format": FORMAT, "version": VERSION, "id": conv.id, "title": conv.title,
-        "created": conv.created, "updated": conv.updated, "model": conv.model,
-        "load_settings": conv.load_settings, "generation_settings": conv.generation_settings,
+        "format": FORMAT,
+        "version": VERSION,
+        "id": conv.id,
+        "title": conv.title,
+        "created": conv.created,
+        "updated": conv.updated,
+        "model": conv.model,
+        "load_settings": conv.load_settings,
+        "generation_settings": conv.generation_settings,
         "system_prompt": conv.system_prompt,
-        "messages": [{"role": m.role, "content": m.content, "created": m.created,
-                      "status": m.status, "stats": _stats(m.meta)} for m in conv.messages],
+        "messages": [
+            {"role": m.role, "content": m.content, "created": m.created, "status": m.status, "stats": _stats(m.meta)}
+            for m in conv.messages
+        ],
     }
     text = json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
@@ -124,15 +133,25 @@ def export_markdown(conv: Conversation) -> str:
     """A readable transcript: title, settings, then one section per message. Terminal control
     characters are neutralised (see `tui.text.inert`), so `cat`-ing the file is harmless."""
     date = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
-    header = {"format": FORMAT, "version": VERSION, "title": conv.title, "created": conv.created,
-              "updated": conv.updated, "model": conv.model, "load_settings": conv.load_settings,
-              "generation_settings": conv.generation_settings, "system_prompt": conv.system_prompt}
-    parts = [f"{MARKDOWN_MARK}conversation {_comment_json(header)} -->\n",
-             inert(f"# {' '.join(conv.title.split())}\n\n- **Model:** {conv.model or 'default'}\n"
-                   f"- **Date:** {date}\n")]
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": conv.title,
+        "created": conv.created,
+        "updated": conv.updated,
+        "model": conv.model,
+        "load_settings": conv.load_settings,
+        "generation_settings": conv.generation_settings,
+        "system_prompt": conv.system_prompt,
+    }
+    parts = [
+        f"{MARKDOWN_MARK}conversation {_comment_json(header)} -->\n",
+        inert(f"# {' '.join(conv.title.split())}\n\n- **Model:** {conv.model or 'default'}\n- **Date:** {date}\n"),
+    ]
     if conv.generation_settings:
-        settings = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
-                             for key, value in conv.generation_settings.items())
+        settings = ", ".join(
+            f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in conv.generation_settings.items()
+        )
         parts.append(inert(f"- **Generation settings:** {settings}\n"))
     if conv.system_prompt:
         system = _with_hard_breaks(conv.system_prompt.replace("\r\n", "\n"))[0]
@@ -144,8 +163,14 @@ def export_markdown(conv: Conversation) -> str:
         stats = _stats(message.meta)
         if stats and TOKEN_PROBS_KEY in stats:  # token probabilities go to the JSON export only
             stats = {key: value for key, value in stats.items() if key != TOKEN_PROBS_KEY}
-        meta = {"role": message.role, "status": message.status, "created": message.created,
-                "stats": stats, "chars": len(shown), "breaks": breaks}
+        meta = {
+            "role": message.role,
+            "status": message.status,
+            "created": message.created,
+            "stats": stats,
+            "chars": len(shown),
+            "breaks": breaks,
+        }
         if shown != text or lf != message.content:  # control characters were changed: keep the exact text
             meta["content"] = message.content
         parts.append(f"\n{MARKDOWN_MARK}message {_comment_json(meta)} -->\n## {message.role.capitalize()}\n\n")
@@ -176,7 +201,7 @@ def _from_markdown(text: str) -> Conversation:
         if heading_end < 0 or not isinstance(chars, int) or chars < 0:
             _fail(f"message {len(messages) + 1}: its text cannot be found")
         start = heading_end + 2
-        shown, position = text[start:start + chars], start + chars
+        shown, position = text[start : start + chars], start + chars
         if isinstance(meta.get("content"), str):
             content = meta["content"]
         else:
@@ -208,6 +233,7 @@ def write_file_atomic(path: Path, text: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Import
+
 
 def import_conversation(path: Path) -> Conversation:
     """Read a conversation file (not saved: see `Library.import_conversation`).
@@ -292,12 +318,12 @@ def _parse(data: Any) -> Conversation:
         return _foreign(data["messages"], model if isinstance(model, str) else None, {}, None)
     if isinstance(data, list):
         return _foreign(data, None, {}, None)
-    _fail("not a conversation (expected chatui JSON, a `transformers chat` save or a list of "
-          "role/content messages)")
+    _fail("not a conversation (expected chatui JSON, a `transformers chat` save or a list of role/content messages)")
 
 
-def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str,
-         default: Any = None, where: str = "") -> Any:
+def _get(
+    data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str, default: Any = None, where: str = ""
+) -> Any:
     """`data[key]` checked to be of `kind` (None allowed when it is the default)."""
     value = data.get(key, default)
     if value is None and default is None:
@@ -333,15 +359,28 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         status = _get(item, "status", str, "a string", "ok", where)
         if status not in STATUSES:
             _fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
-        messages.append(Message(new_id(), role, text_parts(content), _timestamp(item, "created", created, where),
-                                messages[-1].id if messages else None, status,
-                                MessageMeta.from_dict(_get(item, "stats", dict, "an object", None, where))))
+        messages.append(
+            Message(
+                new_id(),
+                role,
+                text_parts(content),
+                _timestamp(item, "created", created, where),
+                messages[-1].id if messages else None,
+                status,
+                MessageMeta.from_dict(_get(item, "stats", dict, "an object", None, where)),
+            )
+        )
     return Conversation(
-        new_id(), _get(data, "title", str, "a string", DEFAULT_TITLE), created,
-        _timestamp(data, "updated", created), _get(data, "model", str, "a string"),
+        new_id(),
+        _get(data, "title", str, "a string", DEFAULT_TITLE),
+        created,
+        _timestamp(data, "updated", created),
+        _get(data, "model", str, "a string"),
         _get(data, "load_settings", dict, "an object", {}),
         _get(data, "generation_settings", dict, "an object", {}),
-        _get(data, "system_prompt", str, "a string"), messages)
+        _get(data, "system_prompt", str, "a string"),
+        messages,
+    )
 
 
 def _from_transformers(data: dict[str, Any]) -> Conversation:
@@ -353,11 +392,17 @@ def _from_transformers(data: dict[str, Any]) -> Conversation:
     from tui.engine.settings import SPECS_BY_NAME
 
     generation = settings_of(config, keep=SPECS_BY_NAME)
-    model = next((value for key in ("model_id", "model_name_or_path")
-                  if isinstance(value := settings.get(key), str) and value), None)
+    model = next(
+        (value for key in ("model_id", "model_name_or_path") if isinstance(value := settings.get(key), str) and value),
+        None,
+    )
     system_prompt = settings.get("system_prompt")
-    return _foreign(data["chat_history"], model, generation,
-                    system_prompt if isinstance(system_prompt, str) and system_prompt else None)
+    return _foreign(
+        data["chat_history"],
+        model,
+        generation,
+        system_prompt if isinstance(system_prompt, str) and system_prompt else None,
+    )
 
 
 def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, str]:
@@ -369,8 +414,9 @@ def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, str]:
     return role, content
 
 
-def _foreign(raw_messages: Any, model: str | None, generation: dict[str, Any],
-             system_prompt: str | None) -> Conversation:
+def _foreign(
+    raw_messages: Any, model: str | None, generation: dict[str, Any], system_prompt: str | None
+) -> Conversation:
     """A conversation from a list of role/content messages; a leading system message becomes
     the system prompt."""
     if not isinstance(raw_messages, list):
@@ -386,11 +432,16 @@ def _foreign(raw_messages: Any, model: str | None, generation: dict[str, Any],
     messages: list[Message] = []
     for role, content in pairs:
         messages.append(Message(new_id(), role, text_parts(content), now, messages[-1].id if messages else None))
-    title = next((t for role, content in pairs if role == "user" and (t := title_from(content))),
-                 DEFAULT_TITLE)
+    title = next((t for role, content in pairs if role == "user" and (t := title_from(content))), DEFAULT_TITLE)
     return Conversation(new_id(), title, now, now, model, {}, generation, system_prompt, messages)
 
 
 def _strings_of(conv: Conversation) -> list[Any]:
-    return [conv.title, conv.model, conv.system_prompt, conv.load_settings,
-            conv.generation_settings, [[m.content, m.meta.to_dict()] for m in conv.messages]]
+    return [
+        conv.title,
+        conv.model,
+        conv.system_prompt,
+        conv.load_settings,
+        conv.generation_settings,
+        [[m.content, m.meta.to_dict()] for m in conv.messages],
+    ]

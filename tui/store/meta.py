@@ -74,13 +74,17 @@ class MessageMeta:
         """The record of a stored dict; a group with missing or mistyped keys stays in `extra`."""
         rest = dict(data or {})
         metrics = tool_result = None
-        if all(key in rest and (_is_number(rest[key]) or rest[key] is None and key in _NULLABLE_METRICS)
-               for key in _METRIC_KEYS):
+        if all(
+            key in rest and (_is_number(rest[key]) or rest[key] is None and key in _NULLABLE_METRICS)
+            for key in _METRIC_KEYS
+        ):
             metrics = ReplyMetrics.from_dict(rest)
             _drop(rest, _METRIC_KEYS)
-        if (all(key in rest for key in _TOOL_RESULT_KEYS)
-                and all(isinstance(rest[key], str) for key in ("tool_call_id", "name", "outcome"))
-                and isinstance(rest["server"], (str, type(None)))):
+        if (
+            all(key in rest for key in _TOOL_RESULT_KEYS)
+            and all(isinstance(rest[key], str) for key in ("tool_call_id", "name", "outcome"))
+            and isinstance(rest["server"], (str, type(None)))
+        ):
             tool_result = ToolResult(**{key: rest[key] for key in _TOOL_RESULT_KEYS})
             _drop(rest, _TOOL_RESULT_KEYS)
         token_probs = rest.pop(TOKEN_PROBS_KEY) if isinstance(rest.get(TOKEN_PROBS_KEY), list) else None

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from tui.store.meta import MessageMeta
 from tui.store.parts import Part, text_of

@@ -8,8 +8,8 @@ import errno
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tui.store.model import StoreError
 
@@ -18,6 +18,7 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 # ---------------------------------------------------------------------------------------------
 # Schema: PRAGMA user_version counts the migrations applied, in order, from version 0.
+
 
 def _v1_base(db: sqlite3.Connection) -> None:
     db.execute("""
@@ -106,8 +107,10 @@ def _v3_interrupted(db: sqlite3.Connection) -> None:
                 CHECK (status IN ('ok', 'stopped', 'length', 'failed', 'interrupted')),
             stats TEXT
         )""")
-    db.execute("INSERT INTO messages_v3 SELECT seq, id, conversation_id, parent_id, role, content, created, "
-               "status, stats FROM messages")
+    db.execute(
+        "INSERT INTO messages_v3 SELECT seq, id, conversation_id, parent_id, role, content, created, "
+        "status, stats FROM messages"
+    )
     db.execute("DROP TABLE messages")  # and its indexes and triggers
     db.execute("ALTER TABLE messages_v3 RENAME TO messages")
     db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
@@ -149,8 +152,9 @@ def _v4_parts(db: sqlite3.Connection) -> None:
                 CHECK (status IN ('ok', 'stopped', 'length', 'failed', 'interrupted')),
             meta TEXT
         )""")
-    db.execute("INSERT INTO messages_v4 SELECT seq, id, conversation_id, parent_id, role, created, status, "
-               "stats FROM messages")
+    db.execute(
+        "INSERT INTO messages_v4 SELECT seq, id, conversation_id, parent_id, role, created, status, stats FROM messages"
+    )
     db.execute("""
         CREATE TABLE message_parts (
             seq INTEGER PRIMARY KEY,
@@ -160,21 +164,24 @@ def _v4_parts(db: sqlite3.Connection) -> None:
             text TEXT,
             UNIQUE (message_id, position)
         )""")
-    db.execute("INSERT INTO message_parts (message_id, position, kind, text) "
-               "SELECT id, 0, 'text', content FROM messages ORDER BY seq")
+    db.execute(
+        "INSERT INTO message_parts (message_id, position, kind, text) "
+        "SELECT id, 0, 'text', content FROM messages ORDER BY seq"
+    )
     db.execute("DELETE FROM search WHERE rowid > 0")  # the message rows; titles stay
     db.execute("DROP TABLE messages")  # and its indexes and triggers
     db.execute("ALTER TABLE messages_v4 RENAME TO messages")
     db.execute("CREATE INDEX messages_conversation ON messages(conversation_id)")
     db.execute("CREATE INDEX messages_parent ON messages(parent_id)")
-    db.execute("INSERT INTO search(rowid, conversation_id, text) SELECT p.seq, m.conversation_id, p.text "
-               "FROM message_parts p JOIN messages m ON m.id = p.message_id")
+    db.execute(
+        "INSERT INTO search(rowid, conversation_id, text) SELECT p.seq, m.conversation_id, p.text "
+        "FROM message_parts p JOIN messages m ON m.id = p.message_id"
+    )
     for sql in _PART_TRIGGERS:
         db.execute(sql)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _v1_base, _v2_search, _v3_interrupted, _v4_parts)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search, _v3_interrupted, _v4_parts)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -197,8 +204,10 @@ def _migrate(db: sqlite3.Connection) -> None:
 def _apply_migrations(db: sqlite3.Connection) -> None:
     while (version := db.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the conversation library uses schema {version}, newer than this "
-                             f"chatui understands ({SCHEMA_VERSION}): please upgrade chatui")
+            raise StoreError(
+                f"the conversation library uses schema {version}, newer than this "
+                f"chatui understands ({SCHEMA_VERSION}): please upgrade chatui"
+            )
         db.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated between the read above and taking the lock.
@@ -214,6 +223,7 @@ def _apply_migrations(db: sqlite3.Connection) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Opening: private folder and files, corruption moved aside.
+
 
 class CorruptFile(Exception):
     pass

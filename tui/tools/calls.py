@@ -34,8 +34,11 @@ class ToolCall:
 
     def as_message_part(self) -> dict[str, Any]:
         """As an assistant message's `tool_calls` entry (what chat templates and OpenAI expect)."""
-        return {"id": self.id, "type": "function",
-                "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
+        }
 
 
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls answered for one message before the model is stopped
@@ -44,13 +47,16 @@ MAX_TOOL_ROUNDS = 5  # rounds of tool calls answered for one message before the 
 @dataclass(frozen=True)
 class ToolSet:
     """The tools of the ready servers: their schemas for the model, and the server of each."""
+
     schemas: list[dict[str, Any]] = field(default_factory=list)
     server_of: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, statuses: list[ServerStatus]) -> "ToolSet":
-        return cls(function_schemas(statuses), {tool.name: status.server for status in statuses
-                                                if status.state == "ready" for tool in status.tools})
+    def of(cls, statuses: list[ServerStatus]) -> ToolSet:
+        return cls(
+            function_schemas(statuses),
+            {tool.name: status.server for status in statuses if status.state == "ready" for tool in status.tools},
+        )
 
 
 def function_schemas(statuses: list[ServerStatus]) -> list[dict[str, Any]]:
@@ -61,8 +67,12 @@ def function_schemas(statuses: list[ServerStatus]) -> list[dict[str, Any]]:
             continue
         for tool in status.tools:
             parameters = tool.input_schema or {"type": "object", "properties": {}}
-            schemas.append({"type": "function", "function": {
-                "name": tool.name, "description": tool.description, "parameters": parameters}})
+            schemas.append(
+                {
+                    "type": "function",
+                    "function": {"name": tool.name, "description": tool.description, "parameters": parameters},
+                }
+            )
     return schemas
 
 
@@ -113,7 +123,7 @@ def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
         head, _, rest = text.partition("[TOOL_CALLS]")
         named = _MISTRAL_ARGS.match("[TOOL_CALLS]" + rest)
         if named:  # [TOOL_CALLS]name[ARGS]{...}
-            arguments, _ = _json_prefix(rest[named.end() - len("[TOOL_CALLS]"):])
+            arguments, _ = _json_prefix(rest[named.end() - len("[TOOL_CALLS]") :])
             call = _call_from({"name": named.group(1), "arguments": arguments})
             if call:
                 return head.strip(), [call]

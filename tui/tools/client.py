@@ -81,6 +81,7 @@ async def _connect(stack: AsyncExitStack, server: ServerConfig, log: Any) -> Any
 
 async def probe(server: ServerConfig, timeout: float = LIST_TIMEOUT_S) -> ServerStatus:
     """Start (or reach) the server and list its tools."""
+
     async def listed(log: Any) -> list[ToolInfo]:
         async with AsyncExitStack() as stack:
             client = await _connect(stack, server, log)
@@ -90,17 +91,19 @@ async def probe(server: ServerConfig, timeout: float = LIST_TIMEOUT_S) -> Server
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
         try:
             return ServerStatus(server, "ready", tools=await asyncio.wait_for(listed(log), timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ServerStatus(server, "failed", f"no answer in {timeout:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure is the server's state, shown to the user
             said = _last_line(log)
             return ServerStatus(server, "failed", f"{_reason(exc)}" + (f" (it said: {said})" if said else ""))
 
 
-async def call_tool(server: ServerConfig, name: str, arguments: dict[str, Any],
-                    timeout: float = CALL_TIMEOUT_S) -> ToolResult:
+async def call_tool(
+    server: ServerConfig, name: str, arguments: dict[str, Any], timeout: float = CALL_TIMEOUT_S
+) -> ToolResult:
     """Run one tool; a crash, a hang past `timeout` or an error result is a ToolResult with
     is_error set, its text the reason (for the user and the model alike)."""
+
     async def called(log: Any) -> Any:
         async with AsyncExitStack() as stack:
             client = await _connect(stack, server, log)
@@ -109,12 +112,11 @@ async def call_tool(server: ServerConfig, name: str, arguments: dict[str, Any],
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
         try:
             result = await asyncio.wait_for(called(log), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ToolResult(f"the tool {name} did not finish in {timeout:g} s", is_error=True)
         except Exception as exc:  # noqa: BLE001
             said = _last_line(log)
-            return ToolResult(f"the tool {name} failed: {_reason(exc)}" + (f" ({said})" if said else ""),
-                              is_error=True)
+            return ToolResult(f"the tool {name} failed: {_reason(exc)}" + (f" ({said})" if said else ""), is_error=True)
     parts = []
     for item in getattr(result, "content", None) or []:
         text = getattr(item, "text", None)
@@ -124,6 +126,7 @@ async def call_tool(server: ServerConfig, name: str, arguments: dict[str, Any],
 
 def list_all(servers: list[ServerConfig], timeout: float = LIST_TIMEOUT_S) -> list[ServerStatus]:
     """Every server's state and tools, probed side by side."""
+
     async def main() -> list[ServerStatus]:
         return list(await asyncio.gather(*(probe(server, timeout) for server in servers)))
 

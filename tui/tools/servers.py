@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -84,24 +85,32 @@ def server_from_entry(name: str, entry: Any, origin: str, environ: Mapping[str, 
         if not isinstance(entry["command"], str):
             raise ServerConfigError(f"{where}: command must be a string")
         return ServerConfig(
-            name=name, transport="stdio", origin=origin,
+            name=name,
+            transport="stdio",
+            origin=origin,
             written=" ".join([entry["command"], *_strings(entry.get("args"), "args", where)]),
             command=expand(entry["command"], environ, where),
             args=tuple(expand(a, environ, where) for a in _strings(entry.get("args"), "args", where)),
-            env={k: expand(v, environ, where) for k, v in _table(entry.get("env"), "env", where).items()})
+            env={k: expand(v, environ, where) for k, v in _table(entry.get("env"), "env", where).items()},
+        )
     if entry.get("url"):
         if not isinstance(entry["url"], str):
             raise ServerConfigError(f"{where}: url must be a string")
         transport = "sse" if kind == "sse" else "http"
         return ServerConfig(
-            name=name, transport=transport, origin=origin, written=f"{entry['url']} ({transport})",
+            name=name,
+            transport=transport,
+            origin=origin,
+            written=f"{entry['url']} ({transport})",
             url=expand(entry["url"], environ, where),
-            headers={k: expand(v, environ, where) for k, v in _table(entry.get("headers"), "headers", where).items()})
+            headers={k: expand(v, environ, where) for k, v in _table(entry.get("headers"), "headers", where).items()},
+        )
     raise ServerConfigError(f"{where}: give a command (a stdio server) or a url (an HTTP server)")
 
 
-def servers_from_json(data: Any, origin: str, environ: Mapping[str, str] | None = None
-                      ) -> tuple[list[ServerConfig], list[str]]:
+def servers_from_json(
+    data: Any, origin: str, environ: Mapping[str, str] | None = None
+) -> tuple[list[ServerConfig], list[str]]:
     """The servers of a Claude Desktop / oterm `mcpServers` file or a tiny-agents `servers` list."""
     servers, errors = [], []
     entries: list[tuple[str, Any]] = []
@@ -138,8 +147,9 @@ def _safe_list(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def configured_servers(mcp_table: Any, config_path: Path, environ: Mapping[str, str] | None = None
-                       ) -> tuple[list[ServerConfig], list[str]]:
+def configured_servers(
+    mcp_table: Any, config_path: Path, environ: Mapping[str, str] | None = None
+) -> tuple[list[ServerConfig], list[str]]:
     """Every server of config.toml's `[mcp]` table: `[mcp.servers.NAME]` entries and the JSON
     files in `import`. Returns the servers and one line per problem (the rest still load)."""
     servers: list[ServerConfig] = []

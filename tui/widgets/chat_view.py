@@ -65,8 +65,7 @@ class ChatView(VerticalScroll):
             self.call_after_refresh(self._refold)
 
     def _bodies(self) -> list[MessageMarkdown]:
-        return [child for view in self.query_children(MessageView)
-                for child in view.query_children(MessageMarkdown)]
+        return [child for view in self.query_children(MessageView) for child in view.query_children(MessageMarkdown)]
 
     async def _refold(self) -> None:
         self._refold_pending = False

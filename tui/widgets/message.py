@@ -25,8 +25,14 @@ from tui.text import ThinkSplitter, inert, markdown_parser, split_think
 from tui.widgets.markdown_stream import InputFirstStream
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
-ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "error": "Error", "note": "chatui",
-               "tool": "Tool"}
+ROLE_TITLES = {
+    "user": "You",
+    "assistant": "Assistant",
+    "system": "System",
+    "error": "Error",
+    "note": "chatui",
+    "tool": "Tool",
+}
 
 
 LIST_ITEM = re.compile(r"(?:([-*+])|\d{1,9}([.)]))[ \t]")  # a list item's marker at the start of a line
@@ -49,7 +55,7 @@ def chunk_cut(chunk: str, text: str) -> tuple[int, bool] | None:
         if whole.count("```", 0, at) % 2 == 0:
             if whole.endswith("\n\n", 0, at):
                 return at - len(chunk), False
-            before = whole[whole.rfind("\n", 0, at - 1) + 1:at - 1]
+            before = whole[whole.rfind("\n", 0, at - 1) + 1 : at - 1]
             item, next_item = LIST_ITEM.match(before), LIST_ITEM.match(whole, at)
             if item and next_item and item.groups() == next_item.groups():
                 return at - len(chunk), True
@@ -147,7 +153,7 @@ class MessageView(Vertical, can_focus=True):
 
     @dataclass
     class Action(Message):
-        view: "MessageView"
+        view: MessageView
         action: str
 
     @dataclass
@@ -170,9 +176,19 @@ class MessageView(Vertical, can_focus=True):
         status: str
         stats: str
 
-    def __init__(self, role: str, text: str = "", *, stats: str = "", status: str = "ok",
-                 version: str = "", message_id: str | None = None, keymap: Keymap | None = None,
-                 activity: UserActivity | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        role: str,
+        text: str = "",
+        *,
+        stats: str = "",
+        status: str = "ok",
+        version: str = "",
+        message_id: str | None = None,
+        keymap: Keymap | None = None,
+        activity: UserActivity | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(classes=f"message {role}", **kwargs)
         self.keymap = keymap or Keymap()  # the keys named in hints
         self.activity = activity  # the user's input, which a streaming reply lets draw first
@@ -192,8 +208,12 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(self._header_text(), classes="message-header")
         think, answer = split_think(self.text) if self.role == "assistant" else ("", self.text)
-        thinking = Collapsible(LiveMarkdown(inert(think), open_links=False, classes="think-body"),
-                               title="Reasoning", collapsed=True, classes="think")
+        thinking = Collapsible(
+            LiveMarkdown(inert(think), open_links=False, classes="think-body"),
+            title="Reasoning",
+            collapsed=True,
+            classes="think",
+        )
         thinking.display = bool(think)
         yield thinking
         yield MessageMarkdown(inert(answer), open_links=False, classes="message-body")
@@ -251,7 +271,7 @@ class MessageView(Vertical, can_focus=True):
         self.text, self.status = text, status  # what the message is, now; the render follows
         self.post_message(self._Finish(text, status, stats))
 
-    async def on_message_view__append(self, message: "_Append") -> None:
+    async def on_message_view__append(self, message: _Append) -> None:
         message.stop()
         try:
             if self._splitter is not None:
@@ -262,7 +282,7 @@ class MessageView(Vertical, can_focus=True):
         if message.shown is not None:
             self.call_after_refresh(message.shown.set)
 
-    async def on_message_view__finish(self, message: "_Finish") -> None:
+    async def on_message_view__finish(self, message: _Finish) -> None:
         message.stop()
         try:
             await self.finish(message.text, status=message.status, stats=message.stats)
@@ -348,7 +368,9 @@ class MessageView(Vertical, can_focus=True):
             section.display = bool(think)
             await section.query_one(".think-body", Markdown).update(inert(think))
             bounds = [0, *self._cuts, len(answer)]
-            for widget, start, end in zip(self.query(".message-body").results(Markdown), bounds, bounds[1:]):
+            for widget, start, end in zip(
+                self.query(".message-body").results(Markdown), bounds, bounds[1:], strict=False
+            ):
                 await widget.update(inert(answer[start:end]))
         else:
             await self.set_text(text)

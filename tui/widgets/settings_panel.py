@@ -64,8 +64,14 @@ class SettingsPanel(VerticalScroll):
 
         name: str
 
-    def __init__(self, generation: GenerationSettings, system_prompt: str, load_settings: LoadSettings,
-                 preset_names: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        generation: GenerationSettings,
+        system_prompt: str,
+        load_settings: LoadSettings,
+        preset_names: list[str],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.generation = generation
         self.system_prompt = system_prompt
@@ -107,8 +113,10 @@ class SettingsPanel(VerticalScroll):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")
         changed = Static("Changed from the defaults", classes="section-title", id="changed-title")
-        changed.tooltip = ("Every setting in effect that is not chatui's default, including GenerationConfig "
-                           "fields without a field above (/set num_beams=2): × puts one back to its default.")
+        changed.tooltip = (
+            "Every setting in effect that is not chatui's default, including GenerationConfig "
+            "fields without a field above (/set num_beams=2): × puts one back to its default."
+        )
         yield changed
         yield Vertical(id="changed-settings")
 
@@ -116,8 +124,10 @@ class SettingsPanel(VerticalScroll):
         yield Static("Model", classes="section-title")
         yield Static("loading…", id="model-info", markup=False)
         endpoint = Input(placeholder="server URL (optional)", id="load-endpoint")
-        endpoint.tooltip = ("An OpenAI-compatible server (transformers serve, vLLM, llama-server, Ollama), e.g. "
-                            "http://localhost:8000/v1; empty: the model runs here.")
+        endpoint.tooltip = (
+            "An OpenAI-compatible server (transformers serve, vLLM, llama-server, Ollama), e.g. "
+            "http://localhost:8000/v1; empty: the model runs here."
+        )
         yield endpoint
         yield Select([], prompt="served models", id="load-served")
         model = Input(placeholder="Hub id, folder or .gguf", id="load-model")
@@ -128,7 +138,9 @@ class SettingsPanel(VerticalScroll):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
                 yield Select([(c, c) for c in choices], value=choices[0], allow_blank=False, id=f"load-{name}")
         draft = Input(placeholder="draft model (optional)", id="load-draft")
-        draft.tooltip = "A small model with the same tokenizer that drafts tokens for the model to check (assisted decoding)."
+        draft.tooltip = (
+            "A small model with the same tokenizer that drafts tokens for the model to check (assisted decoding)."
+        )
         yield draft
         with Horizontal(classes="param-row"):
             label = Label("torch.compile", classes="param-label short")
@@ -180,9 +192,14 @@ class SettingsPanel(VerticalScroll):
     def _show_changed(self, settings: GenerationSettings) -> None:
         box = self.query_one("#changed-settings", Vertical)
         box.remove_children()
-        rows = [Horizontal(Label(f"{key} = {format_value(value)}", classes="changed-label", markup=False),
-                           Button("×", name=key, classes="remove-setting"), classes="changed-row")
-                for key, value in settings.changed().items()]
+        rows = [
+            Horizontal(
+                Label(f"{key} = {format_value(value)}", classes="changed-label", markup=False),
+                Button("×", name=key, classes="remove-setting"),
+                classes="changed-row",
+            )
+            for key, value in settings.changed().items()
+        ]
         box.mount_all(rows or [Static("none", classes="muted")])
 
     @on(Button.Pressed, ".remove-setting")
@@ -213,8 +230,11 @@ class SettingsPanel(VerticalScroll):
         if not self.ready:
             return
         if info.remote:
-            lines = [info.name, f"on {info.source}", f"{len(info.available_models)} models served · "
-                     f"connected in {info.load_seconds:.1f} s"]
+            lines = [
+                info.name,
+                f"on {info.source}",
+                f"{len(info.available_models)} models served · connected in {info.load_seconds:.1f} s",
+            ]
         else:
             lines = [
                 info.name,
@@ -326,10 +346,12 @@ class SettingsPanel(VerticalScroll):
 
     @on(Button.Pressed, "#apply")
     def apply_load(self) -> None:
-        values: dict[str, Any] = {"model": self.query_one("#load-model", Input).value.strip() or None,
-                                  "endpoint": self.query_one("#load-endpoint", Input).value.strip() or None,
-                                  "draft_model": self.query_one("#load-draft", Input).value.strip() or None,
-                                  "compile": self.query_one("#load-compile", Switch).value}
+        values: dict[str, Any] = {
+            "model": self.query_one("#load-model", Input).value.strip() or None,
+            "endpoint": self.query_one("#load-endpoint", Input).value.strip() or None,
+            "draft_model": self.query_one("#load-draft", Input).value.strip() or None,
+            "compile": self.query_one("#load-compile", Switch).value,
+        }
         for name in LOAD_CHOICES:
             values[name] = self.query_one(f"#load-{name}", Select).value
             reason = self._unavailable.get(f"{name}:{values[name]}")
