@@ -80,8 +80,8 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
     import tempfile
     from pathlib import Path
 
-    from tui.app import ChatApp
-    from tui.cli import parse_args
+    from tui.ui.app import ChatApp
+    from tui.cli.main import parse_args
     from tui.store import AutoSaver, Library
     from tui.store.config import Config
 

@@ -208,8 +208,8 @@ def run_app(name: str) -> dict:
     import asyncio
     import tempfile
 
-    from tui.app import ChatApp
-    from tui.cli import parse_args
+    from tui.ui.app import ChatApp
+    from tui.cli.main import parse_args
     from tui.store import AutoSaver, Library
     from tui.store.config import Config
 

@@ -15,11 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tui.app import ChatApp  # noqa: E402
-from tui.bridge import LoadDone, ReplyEnded  # noqa: E402
-from tui.cli import parse_args  # noqa: E402
-from tui.screens.chat import ChatScreen  # noqa: E402
-from tui.screens.chat_model import ModelLoader  # noqa: E402
+from tui.ui.app import ChatApp  # noqa: E402
+from tui.ui.bridge import LoadDone, ReplyEnded  # noqa: E402
+from tui.cli.main import parse_args  # noqa: E402
+from tui.ui.screens.chat import ChatScreen  # noqa: E402
+from tui.ui.screens.chat_model import ModelLoader  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 

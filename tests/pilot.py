@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fakes import ScriptedEngine
 
-from tui.app import ChatApp
-from tui.cli import parse_args
+from tui.ui.app import ChatApp
+from tui.cli.main import parse_args
 from tui.store import AutoSaver, Library
 from tui.store.config import Config
 

@@ -14,7 +14,7 @@ MAX_LINES = 450
 MAX_METHODS = 40
 # The one back-reference allowed, for type checking only: the chat screen's parts name the screen
 # they are given (tui/screens/chat.py builds them and routes to them).
-TYPING_BACK_REFERENCES = {(f"tui.screens.chat_{part}", "tui.screens.chat") for part in
+TYPING_BACK_REFERENCES = {(f"tui.ui.screens.chat_{part}", "tui.ui.screens.chat") for part in
                           ("files", "messages", "model", "reply", "settings", "tokens", "tools", "transcript")}
 
 
@@ -142,8 +142,8 @@ def test_no_class_is_over_40_methods_or_450_lines_with_its_bases():
 
 def test_the_engine_and_the_store_know_nothing_of_textual():
     for name, path in MODULES.items():
-        if name.startswith(("tui.engine", "tui.store", "tui.tools")) or name in ("tui.chat_session", "tui.options",
-                                                                     "tui.headless", "tui.library_cli", "tui.tool_loop"):
+        if name.startswith(("tui.engine", "tui.store", "tui.tools", "tui.core")) or name in (
+                "tui.cli.headless", "tui.cli.library", "tui.cli.tools"):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
             imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
@@ -151,8 +151,8 @@ def test_the_engine_and_the_store_know_nothing_of_textual():
 
 
 def test_only_the_command_line_imports_the_app():
-    importers = sorted(name for name in MODULES if "tui.app" in imports_of(name))
-    assert importers == ["tui.cli"]
+    importers = sorted(name for name in MODULES if "tui.ui.app" in imports_of(name))
+    assert importers == ["tui.cli.main"]
 
 
 def test_torch_is_imported_at_the_top_only_by_the_torch_thread_module():
@@ -166,11 +166,11 @@ def test_torch_is_imported_at_the_top_only_by_the_torch_thread_module():
 
 
 def test_every_key_binding_comes_from_the_table_of_actions():
-    """Only tui.actions makes Textual bindings (so config.toml [keys] can rebind every one); no
+    """Only tui.ui.actions makes Textual bindings (so config.toml [keys] can rebind every one); no
     widget overrides Textual's private key handler."""
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        if name != "tui.actions":
+        if name != "tui.ui.actions":
             imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                         and node.module == "textual.binding" for alias in node.names}
             assert "Binding" not in imported, name

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tui.actions import in_scope
+from tui.ui.actions import in_scope
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

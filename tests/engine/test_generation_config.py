@@ -71,7 +71,7 @@ def test_a_generation_config_file_or_folder_gives_its_settings(tmp_path):
 def test_a_generation_config_file_keeps_chatuis_settings_it_sets_to_transformers_defaults(tmp_path):
     """temperature=1.0 and do_sample=false are transformers' defaults but not chatui's (0.7, true):
     a file that sets them must get them, as it does in `transformers chat`."""
-    from tui.cli import parse_args
+    from tui.cli.main import parse_args
 
     path = tmp_path / "greedy.json"
     path.write_text(json.dumps({"max_new_tokens": 5, "do_sample": False, "temperature": 1.0, "top_p": 1.0}))

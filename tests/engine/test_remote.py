@@ -182,7 +182,7 @@ def test_the_config_key_goes_only_to_the_server_it_was_configured_for(monkeypatc
 
 
 def test_a_saved_chat_never_chooses_which_variable_holds_a_key(tmp_path):
-    from tui.chat_session import ChatSession
+    from tui.core.chat_session import ChatSession
     from tui.store import AutoSaver, Library
     from tui.store.model import Conversation
 

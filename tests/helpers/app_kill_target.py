@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for f
 
 from fakes import ScriptedEngine  # noqa: E402
 
-from tui.app import ChatApp  # noqa: E402
-from tui.cli import parse_args  # noqa: E402
+from tui.ui.app import ChatApp  # noqa: E402
+from tui.cli.main import parse_args  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
 

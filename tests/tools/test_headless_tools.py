@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fakes import ScriptedEngine
 
-from tui.cli import parse_args
-from tui.headless import run_headless
+from tui.cli.main import parse_args
+from tui.cli.headless import run_headless
 from tui.store import Library
 from tui.tools.servers import ServerConfig
 
@@ -66,7 +66,7 @@ def test_a_model_that_keeps_calling_is_stopped_after_five_rounds(tmp_path):
 
 
 def test_a_chat_with_tool_calls_exports_imports_and_continues(tmp_path):
-    from tui.chat_session import ChatSession
+    from tui.core.chat_session import ChatSession
     from tui.store.model import model_message
     from tui.store import AutoSaver, export_json, export_markdown, import_conversation
 

@@ -1,0 +1,136 @@
+"""Loading the model from the chat screen: progress, failures that keep the previous model,
+reloads from the sidebar, the compile status."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from broken_models import write_huge_config, write_pickle_only, write_unsupported_gguf
+from fakes import ScriptedEngine
+from pilot import make_app, notes, reply_texts, run, send, wait_for
+
+from tui.engine import Engine, LoadSettings
+from tui.ui.widgets.settings_panel import SettingsPanel
+
+
+def test_failed_loads_in_the_app_keep_the_previous_model(tmp_path, tiny_model_dir, monkeypatch):
+    gguf_file = write_unsupported_gguf(tmp_path / "weird.gguf")
+    huge = write_huge_config(tmp_path / "huge", tiny_model_dir)
+    pickled = write_pickle_only(tmp_path / "pickled", tiny_model_dir)
+    attempts = [
+        (LoadSettings(model=str(gguf_file)), "mamba3000"),
+        (LoadSettings(model=str(huge)), "out of memory"),
+        (LoadSettings(model=str(tiny_model_dir), quantization="4bit"), "bitsandbytes"),
+        (LoadSettings(model=str(pickled)), "--allow-pickle"),
+    ]
+
+    async def scenario():
+        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=Engine())
+        async with app.run_test(size=(120, 50)) as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+            failures = []
+            for settings, expected in attempts:
+                if settings.quantization != "none":
+                    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+                count = len(app._notifications)
+                app.chat_screen.loader.reload(settings)
+                await wait_for(pilot, lambda: app.chat_screen.state != "loading", 120)
+                monkeypatch.delitem(sys.modules, "bitsandbytes", raising=False)
+                errors = [n for n in list(app._notifications)[count:] if n.title == "Model load failed"]
+                assert len(errors) == 1, (settings, notes(app))
+                message = errors[0].message
+                assert "\n" not in message and "Traceback" not in message
+                assert app.chat_screen.state == "ready" and app.chat_screen.engine.info is not None
+                assert app.chat_screen.engine.info.source == str(tiny_model_dir)  # the previous model is back
+                if expected not in message:
+                    failures.append(f"{settings.model} {settings.quantization}: {message}")
+            await send(pilot, app, "still working?")
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
+            assert app.chat_screen.messages[-1].status == "length"
+            assert not failures, failures
+
+    run(scenario())
+
+
+def test_load_failure_is_shown_and_the_app_keeps_running(tmp_path):
+    async def scenario():
+        engine = ScriptedEngine(load_error="model path not found: /nope")
+        app = make_app(tmp_path, "/nope", engine=engine)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "error")
+            assert "error" in app.chat_screen.status.info.render()
+            assert any("model path not found" in n.message for n in app._notifications)
+            await send(pilot, app, "still here?")
+            await pilot.pause()
+            assert app.chat_screen.replies.pending_send and engine.calls == []
+            app.chat_screen.loader.reload(app.chat_screen.loader.load_settings.replace(model="good"))
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
+
+    run(scenario())
+
+
+def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
+    from tui.engine import Engine
+
+    async def scenario():
+        app = make_app(tmp_path, str(tiny_model_dir), "max_new_tokens=5", engine=Engine())
+        async with app.run_test(size=(120, 50)) as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+            app.query_one("#load-model").value = "/no/such/model"
+            app.query_one(SettingsPanel).apply_load()
+            await wait_for(pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.engine.info is not None, 120)
+            await pilot.pause()
+            assert app.chat_screen.engine.info.source == str(tiny_model_dir)
+            assert any("model path not found: /no/such/model" in n.message for n in app._notifications)
+            await send(pilot, app, "hi")
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("width", [120, 200])
+def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_path, width):
+    async def scenario():
+        app = make_app(tmp_path)
+        async with app.run_test(size=(width, 50)) as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+            sidebar = app.chat_screen.settings_panel
+            for name in ("dtype", "device", "quantization", "attn_implementation"):
+                select = app.query_one(f"#load-{name}")  # the whole dropdown, border and arrow, in the row
+                assert select.region.right <= sidebar.region.right - 1 and select.region.width >= 20, name
+            select = app.query_one("#load-device")
+            labels = [str(label) for label, _ in select._options]
+            assert "cuda ✗" in labels
+            reasons = str(app.query_one("#load-unavailable").render())
+            assert "✗ cuda: no CUDA GPU" in reasons and "✗ mps: no Apple GPU" in reasons
+            select.value = "cuda"
+            await pilot.pause()
+            app.query_one("#apply").press()
+            await pilot.pause()
+            assert "cannot work here: no CUDA GPU" in str(app.query_one("#load-error").render())
+            assert len(app.engine.loads) == 1  # no reload was tried
+
+    run(scenario())
+
+
+def test_the_status_bar_follows_a_background_compile(tmp_path):
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    async def scenario():
+        engine = ScriptedEngine()
+        job = engine.compile = SimpleNamespace(state="compiling", error="", done=Future())
+        app = make_app(tmp_path, "--compile", engine=engine)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready and app.chat_screen.settings_panel.ready)
+            assert engine.loads[-1].compile
+            assert app.chat_screen.settings_panel.query_one("#load-compile").value  # the sidebar shows the option
+            assert "compiling" in app.chat_screen.status.info.render()
+            job.state = "failed"
+            job.error = "torch.compile failed, replies use the usual path: RuntimeError: no compiler"
+            job.done.set_result("failed")  # set on the compile thread in the real engine
+            await wait_for(pilot, lambda: "compile failed" in app.chat_screen.status.info.render())
+            assert any("no compiler" in n.message for n in app._notifications)
+
+    run(scenario())

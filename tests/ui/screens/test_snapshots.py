@@ -1,0 +1,142 @@
+"""Snapshots of the app (pytest-textual-snapshot). Deterministic: a scripted engine with fixed
+replies and timings, a fixed memory figure, no cursor blink. Update with --snapshot-update after
+checking the pictures by eye."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes import ScriptedEngine
+from pilot import wait_for
+
+from tui.ui.app import ChatApp
+from tui.cli.main import parse_args
+from tui.ui.screens.chat import ChatScreen
+from tui.ui.screens.chat_model import ModelLoader
+from tui.store import AutoSaver, Library
+from tui.store.config import Config
+from tui.ui.themes import load_themes
+
+REPLY = (
+    "Here is a function that adds two numbers:\n\n"
+    "```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```\n\n"
+    "- It takes **two** integers\n- It returns their *sum*"
+)
+SIZE = (110, 34)
+
+
+class PinnedMemoryLoader(ModelLoader):
+    def refresh_memory(self) -> None:
+        self.screen.status.update_info(rss_bytes=900 * 2**20)
+
+
+class SnapshotScreen(ChatScreen):
+    """The real chat screen with the two things that vary between runs pinned down."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.loader = PinnedMemoryLoader(self)
+
+    def on_mount(self) -> None:  # after ChatScreen.on_mount (Textual calls each class's handler)
+        self.prompt_input.cursor_blink = False
+
+
+class SnapshotApp(ChatApp):
+    def make_chat_screen(self, session) -> ChatScreen:
+        return SnapshotScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
+
+
+def snapshot_app(tmp_path: Path, *args: str, engine=None, theme: str | None = None) -> SnapshotApp:
+    options = parse_args(list(args) + (["--theme", theme] if theme else []))
+    saver = AutoSaver(Library(tmp_path / "library.sqlite3"))
+    return SnapshotApp(options, Config(path=tmp_path / "config.toml"), engine=engine or ScriptedEngine([REPLY]),
+                       saver=saver)
+
+
+async def converse(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+    app.chat_screen.prompt_input.load_text("Write a Python function that adds two numbers.")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.chat_screen.state == "ready"
+                   and any(m.role == "assistant" for m in app.chat_screen.messages), what="the reply")
+    app.clear_notifications()
+    await pilot.pause(0.1)
+
+
+def test_loading_state(snap_compare, tmp_path):
+    assert snap_compare(snapshot_app(tmp_path, engine=ScriptedEngine(hold_load=True)), terminal_size=SIZE)
+
+
+def test_finished_conversation(snap_compare, tmp_path):
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=SIZE, run_before=converse)
+
+
+def test_sidebar_hidden(snap_compare, tmp_path):
+    async def before(pilot):
+        await converse(pilot)
+        await pilot.press("ctrl+b")
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=SIZE, run_before=before)
+
+
+def test_load_error(snap_compare, tmp_path):
+    engine = ScriptedEngine(load_error="model path not found: /models/missing")
+
+    async def before(pilot):
+        await wait_for(pilot, lambda: pilot.app.chat_screen.state == "error")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path, "/models/missing", engine=engine), terminal_size=SIZE,
+                        run_before=before)
+
+
+def test_sidebar_generation_form(snap_compare, tmp_path):
+    async def before(pilot):
+        await converse(pilot)
+        pilot.app.query_one("#param-temperature").value = "-1"  # an inline error
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=(110, 50), run_before=before)
+
+
+def test_conversations_browser(snap_compare, tmp_path):
+    library = Library(tmp_path / "library.sqlite3")
+    for title, words in (("Penguins", "Penguins are flightless birds"), ("Rust lifetimes", "Borrowing rules"),
+                         ("Sourdough", "Feed the starter daily")):
+        conv = library.create(model="scripted-model", title=title, created=1_700_000_000)
+        library.add_message(conv.id, "user", words, created=1_700_000_000)
+    library.close()
+
+    async def before(pilot):
+        await wait_for(pilot, lambda: pilot.app.chat_screen.state == "ready")
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.1)
+        await pilot.press(*"bird")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=SIZE, run_before=before)
+
+
+def test_help_screen(snap_compare, tmp_path):
+    async def before(pilot):
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path, engine=ScriptedEngine(hold_load=True)), terminal_size=(110, 50),
+                        run_before=before)
+
+
+@pytest.mark.parametrize("theme", sorted(t.name for t in load_themes()[0]))
+def test_theme(snap_compare, tmp_path, theme):
+    assert snap_compare(snapshot_app(tmp_path, theme=theme), terminal_size=SIZE, run_before=converse)
+
+
+def test_sidebar_model_section(snap_compare, tmp_path):
+    async def before(pilot):
+        await converse(pilot)
+        pilot.app.chat_screen.settings_panel.scroll_end(animate=False)
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=(120, 40), run_before=before)

@@ -1,0 +1,217 @@
+"""`chatui --prompt`: each prompt is one turn of one conversation, the reply streamed to stdout.
+
+It drives the same ChatSession as the app (history, statuses and saving exist once), with the
+engine's events read directly instead of through Textual. Exit codes: 0 done, 1 the model or a
+turn failed, 2 a bad argument, 130 interrupted (the partial reply is saved, marked stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import TextIO
+
+from tui import token_probs
+from tui.core.chat_session import ChatSession
+from tui.core.options import Options
+from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
+from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine.backend import Backend
+from tui.engine.backends import Backends
+from tui.store import AutoSaver, Library, Message, StoreError
+from tui.tools.calls import ToolCall
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _open_session(options: Options, backend: Backend, stderr: TextIO) -> ChatSession | None:
+    """The session the turns go to: a new or continued conversation, saved unless --no-save."""
+    saver = AutoSaver.open() if options.save else AutoSaver.memory_only()
+    session = ChatSession(saver, options.generation, options.system_prompt or "", options.load, backend)
+    if options.conversation:
+        try:
+            library = saver.library or Library()
+            conv = session.open(library.resolve_id(options.conversation), library=library)
+        except (StoreError, KeyError) as exc:
+            print(f"chatui: --conversation {options.conversation}: {exc}", file=stderr)
+            return None
+        if options.system_prompt is None:
+            session.system_prompt = conv.system_prompt or ""
+    else:
+        session.new()
+    if options.save and saver.last_error and not saver.pending:
+        print(f"chatui: warning: {saver.last_error}; turns are not saved", file=stderr)
+    return session
+
+
+def run_headless(
+    options: Options,
+    engine: Backend | None = None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    backend: Backend = engine or Backends()
+    session = _open_session(options, backend, stderr)
+    if session is None:
+        backend.close()
+        return EXIT_USAGE
+    try:
+        try:
+            info = backend.load(options.load).result()
+        except LoadError as exc:
+            print(f"chatui: {exc}", file=stderr)
+            return EXIT_FAILURE
+        for warning in info.warnings:
+            print(f"chatui: warning: {warning}", file=stderr)
+        try:
+            logprobs_file = open(options.logprobs_file, "w", encoding="utf-8") if options.logprobs_file else None
+        except OSError as exc:
+            print(f"chatui: cannot write {options.logprobs_file}: {exc.strerror or exc}", file=stderr)
+            return EXIT_USAGE
+        tools = _tool_loop(options, stderr)
+        try:
+            for number, prompt in enumerate(options.prompts, start=1):
+                if number > 1:
+                    stdout.write("\n")  # a blank line between turns
+                session.add_user_message(stdin.read().strip() if prompt == "-" else prompt)
+                code = _turn(session, backend, number, options, stdout, stderr, logprobs_file, tools)
+                if code:
+                    return code
+        finally:
+            if logprobs_file is not None:
+                logprobs_file.close()
+        return 0
+    finally:
+        backend.close()
+
+
+class CommandLineApproval:
+    """Headless approval: the calls of the tools --approve-tools names run (all of them with
+    --approve-all-tools); any other is refused, and the refusal is printed."""
+
+    def __init__(self, options: Options, stderr: TextIO) -> None:
+        self.approve_all = options.approve_all_tools
+        self.approved = set(options.approve_tools)
+        self.stderr = stderr
+
+    async def decide(self, call: ToolCall, server: str) -> Decision:
+        if self.approve_all or call.name in self.approved:
+            return RUN_ONCE
+        print(
+            f"chatui: tool call {_shown(call)} refused: not approved (allow it with --approve-tools {call.name} "
+            "or --approve-all-tools)",
+            file=self.stderr,
+        )
+        return Decision(run=False)
+
+
+def _shown(call: ToolCall) -> str:
+    return f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
+
+
+def _tool_loop(options: Options, stderr: TextIO) -> ToolLoop:
+    """The run's tool loop, its servers probed (a server that is not ready is a warning)."""
+    tools = ToolLoop(CommandLineApproval(options, stderr), options.tool_servers, options.tool_problems)
+    if tools.servers:
+        for status in asyncio.run(tools.probe()):
+            if status.state != "ready":
+                print(f"chatui: warning: MCP server {status.server.name}: {status.detail}", file=stderr)
+    return tools
+
+
+def _turn(
+    session: ChatSession,
+    engine: Backend,
+    number: int,
+    options: Options,
+    stdout: TextIO,
+    stderr: TextIO,
+    logprobs_file: TextIO | None,
+    tools: ToolLoop,
+) -> int:
+    """One user turn: the reply, and while it calls tools, their results and the next reply
+    (up to MAX_TOOL_ROUNDS rounds of calls)."""
+
+    async def answered(result: Answered) -> None:
+        if result.outcome != "denied":  # a refusal was printed as it was decided
+            first = (result.text.splitlines() or [""])[0][:120]
+            print(
+                f"chatui: tool call {_shown(result.call)} on {result.server or '?'}: {result.outcome}: {first}",
+                file=stderr,
+            )
+
+    tools.new_user_turn()
+    while True:
+        code, stored = _reply(session, engine, number, options, stdout, stderr, logprobs_file, tools)
+        if code or stored is None:
+            return code
+        try:
+            calls = asyncio.run(tools.take_calls(engine, session, stored))
+        except ToolRoundLimit as exc:
+            print(f"chatui: {exc}", file=stderr)
+            return EXIT_FAILURE
+        if not calls:
+            return 0
+        asyncio.run(tools.answer(session, calls, answered))
+
+
+def _reply(
+    session: ChatSession,
+    engine: Backend,
+    number: int,
+    options: Options,
+    stdout: TextIO,
+    stderr: TextIO,
+    logprobs_file: TextIO | None,
+    tools: ToolLoop,
+) -> tuple[int, Message | None]:
+    reply = session.start_reply(session.plan_reply("send"))
+    turn = engine.generate(
+        reply.messages, session.generation, options.logprobs if logprobs_file else 0, tools.offered()
+    )
+    try:
+        for event in turn:
+            if isinstance(event, TokenProbs) and logprobs_file is not None:
+                logprobs_file.writelines(token_probs.json_line(choice) + "\n" for choice in event.choices)
+                session.reply_token_probs(event.choices)
+            if isinstance(event, Started) and not event.streams:
+                print(
+                    f"chatui: num_beams={session.generation.values.get('num_beams')}: beam search cannot "
+                    "stream; the reply comes when it is done",
+                    file=stderr,
+                )
+            if isinstance(event, TokenDelta):
+                stdout.write(event.text)
+                stdout.flush()
+                session.reply_progress(event.text)  # saved every ~2 s: a kill loses at most that
+    except KeyboardInterrupt:
+        turn.stop()
+        session.end_reply(turn.wait())
+        stdout.write("\n")
+        print("chatui: stopped", file=stderr)
+        return EXIT_INTERRUPTED, None
+    final = turn.final
+    assert final is not None
+    stdout.write("\n")
+    stdout.flush()
+    stored = session.end_reply(final)
+    saver = session.saver
+    if isinstance(final, Failed):
+        print(f"chatui: {final.error}", file=stderr)
+        return EXIT_FAILURE, None
+    if final.dropped_messages:
+        print(f"chatui: {final.dropped_messages} oldest messages left out to fit the context", file=stderr)
+    if options.save and saver.last_error:
+        print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
+    if options.stats:
+        info = engine.info
+        print(
+            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
+            file=stderr,
+            flush=True,
+        )
+    return 0, stored

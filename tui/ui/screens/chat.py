@@ -1,0 +1,322 @@
+"""The chat screen: the chat pane, the prompt, the settings sidebar and the status bar.
+
+Conversation state lives in a ChatSession (no Textual). The screen's work is done by parts, each
+owning its state: `replies` (the reply being written, screens/chat_reply.py), `transcript` (the
+messages on screen, chat_transcript.py), `loader` (loading the model, chat_model.py),
+`message_actions` (chat_messages.py), `settings_editor` (chat_settings.py), `files` (saves,
+opening, files: chat_files.py), `lab` (the tuning lab, chat_tokens.py) and `tool_calls`
+(chat_tools.py). The screen composes the widgets, routes widget and bridge messages to the parts,
+and runs the table's chat actions on the part that has them (`route_actions`). The app's state
+is `state`, one enum; its watcher updates the status bar.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Button, Footer, TextArea
+
+from tui.core.chat_session import ChatSession
+from tui.engine import LoadSettings
+from tui.engine.backend import Backend
+from tui.store import Message as StoredMessage
+from tui.store.config import Config
+from tui.ui.actions import ACTIONS, Keymap, bindings
+from tui.ui.activity import UserActivity
+from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
+from tui.ui.idle_gc import IdleCollector
+from tui.ui.screens.chat_files import ConversationFiles
+from tui.ui.screens.chat_messages import MessageActions
+from tui.ui.screens.chat_model import ModelLoader
+from tui.ui.screens.chat_reply import ReplyStream
+from tui.ui.screens.chat_settings import SettingsEditor
+from tui.ui.screens.chat_tokens import TuningLab
+from tui.ui.screens.chat_tools import ToolCalls
+from tui.ui.screens.chat_transcript import Transcript
+from tui.ui.slash import SlashError, is_slash_command, parse_slash
+from tui.ui.widgets.chat_view import ChatView
+from tui.ui.widgets.message import MessageView
+from tui.ui.widgets.prompt_input import PromptInput
+from tui.ui.widgets.settings_panel import SettingsPanel
+from tui.ui.widgets.status_bar import AppState, StatusBar
+
+# The parts that run the table's chat actions (each action on exactly one, found by its name).
+ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls)
+SIDEBAR_WIDTH = 42  # as in app.tcss
+MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
+
+
+class ChatScreen(Screen[None]):
+    BINDINGS = bindings("chat")
+    # (not `bindings=True`: the footer is rebuilt on a refresh of bindings, ~50 ms of the UI thread
+    # and memory churn at every reply's start and end; what the footer shows does not change with it)
+    state: reactive[AppState] = reactive(AppState.LOADING, init=False)
+    # what the open conversation was made with, when it differs from the loaded model (offered)
+    saved_load: reactive[LoadSettings | None] = reactive(None, init=False, bindings=True)
+
+    def __init__(
+        self,
+        session: ChatSession,
+        engine: Backend,
+        config: Config,
+        keymap: Keymap,
+        activity: UserActivity,
+        collector: IdleCollector,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.engine = engine
+        self.config = config
+        self.keymap = keymap
+        self.activity = activity
+        self.collector = collector
+        self.editing: StoredMessage | None = None  # a user message being edited into a new version
+        self._sidebar_hidden_by_user = False
+        self._sidebar_forced = False
+        self.replies = ReplyStream(self)
+        self.transcript = Transcript(self)
+        self.loader = ModelLoader(self)
+        self.message_actions = MessageActions(self)
+        self.settings_editor = SettingsEditor(self, config.presets)
+        self.files = ConversationFiles(self)
+        self.lab = TuningLab(self)
+        self.tool_calls = ToolCalls(self)
+        self.settings_panel = SettingsPanel(
+            session.generation,
+            session.system_prompt,
+            session.load_settings,
+            self.settings_editor.preset_names(),
+            id="sidebar",
+        )
+
+    @property
+    def parts(self) -> tuple[object, ...]:
+        """The parts that run the table's chat actions, in ACTION_PARTS order."""
+        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls)
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="chat-column"):
+                yield ChatView(id="chat")
+                send, new_line = (
+                    self.keymap.key("prompt.send"),
+                    (self.keymap.keys("prompt.new_line") or "").replace(",", "/"),
+                )
+                yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
+            yield Lazy(self.settings_panel)  # mounted after the first frame
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def prompt_input(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def messages(self) -> list[StoredMessage]:
+        return self.session.messages
+
+    def on_mount(self) -> None:
+        self.prompt_input.focus()
+        self.session.new()
+        self.loader.load(self.session.load_settings)
+        self.tool_calls.start()
+        self.set_interval(10, self.files.retry_saves)
+
+    def watch_state(self, state: AppState) -> None:
+        if not self.is_attached:  # the app is closing
+            return
+        self.status.update_info(state=state)
+        self.settings_panel.set_busy(state is AppState.LOADING)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Loading a chat's own model is offered (in the footer) only while the open chat was made
+        with another."""
+        if action == "load_saved_model":
+            return self.saved_load is not None
+        return True
+
+    # -- the prompt -----------------------------------------------------------------------------
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if isinstance(event.text_area, PromptInput):
+            self.replies.draft_changed()
+
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        if is_slash_command(text):
+            await self.run_slash(text)
+            return
+        if self.state is AppState.GENERATING:
+            self.notify(
+                f"A reply is being written: press {self.keymap.key('chat.stop')} to stop it first.", severity="warning"
+            )
+            self.prompt_input.load_text(text)
+            return
+        await self.send(text)
+
+    async def send(self, text: str) -> None:
+        edited, self.editing = self.editing, None
+        user = self.session.add_user_message(text, edit_of=edited)
+        self.files.report_saves()
+        if edited is not None:  # an edit becomes a new version of that message
+            await self.transcript.render()
+        else:
+            await self.transcript.mount(user)
+        self.chat.anchor()
+        if self.state in (AppState.LOADING, AppState.ERROR):
+            self.replies.pending_send = True
+            if self.state is AppState.LOADING:
+                self.notify("The model is loading: your message will be sent when it is ready.")
+            return
+        self.tool_calls.loop.new_user_turn()
+        await self.replies.start("send")
+
+    async def run_slash(self, text: str) -> None:
+        try:
+            command = parse_slash(text)
+        except SlashError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        target = self.app if command.action.scope == "app" else self
+        action = command.action.action
+        await target.run_action(f"{action}({command.argument!r})" if command.argument else action)
+
+    # -- messages from the bridge and the widgets, to the parts ----------------------------------
+
+    def on_reply_started(self, message: ReplyStarted) -> None:
+        self.replies.started(message)
+
+    def on_reply_delta(self, message: ReplyDelta) -> None:
+        self.replies.delta(message)
+
+    async def on_reply_ended(self, message: ReplyEnded) -> None:
+        await self.replies.ended(message)
+
+    def on_context_counted(self, message: ContextCounted) -> None:
+        self.transcript.context_counted(message)
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.loader.progress(message)
+
+    async def on_load_done(self, message: LoadDone) -> None:
+        await self.loader.done(message)
+
+    def on_compile_done(self, message: CompileDone) -> None:
+        self.loader.compile_done(message)
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "show-earlier":
+            await self.transcript.show_earlier(event.button)
+
+    async def on_message_view_action(self, event: MessageView.Action) -> None:
+        await self.message_actions.on_view_action(event)
+
+    def on_message_view_typed(self, event: MessageView.Typed) -> None:
+        self.prompt_input.focus()
+        self.prompt_input.insert(event.text)
+
+    def on_settings_panel_generation_changed(self, message: SettingsPanel.GenerationChanged) -> None:
+        self.settings_editor.generation_changed(message.updates)
+
+    def on_settings_panel_generation_reset(self, message: SettingsPanel.GenerationReset) -> None:
+        self.settings_editor.generation_reset(message.key)
+
+    def on_settings_panel_system_prompt_changed(self, message: SettingsPanel.SystemPromptChanged) -> None:
+        self.session.system_prompt = message.text
+
+    def on_settings_panel_preset_chosen(self, message: SettingsPanel.PresetChosen) -> None:
+        self.settings_editor.apply_preset(message.name)
+
+    def on_settings_panel_preset_saved(self, message: SettingsPanel.PresetSaved) -> None:
+        self.settings_editor.save_preset(message.name)
+
+    def on_settings_panel_reload_requested(self, message: SettingsPanel.ReloadRequested) -> None:
+        self.loader.reload(message.settings)
+
+    # -- actions of the whole chat (the others run on the parts: route_actions) ------------------
+
+    def action_stop(self) -> None:
+        if self.tool_calls.stop() or self.replies.stop():
+            return
+        if self.editing is not None:
+            self.editing = None
+            self.prompt_input.load_text("")
+            self.notify("Edit cancelled.")
+
+    async def action_new_chat(self) -> None:
+        self.replies.leave()
+        self.replies.pending_send = False
+        self.editing = None
+        self.saved_load = None
+        self.session.new()
+        self.tool_calls.loop.new_chat()
+        await self.transcript.render()
+        self.prompt_input.focus()
+
+    def action_toggle_sidebar(self) -> None:
+        shown = bool(self.settings_panel.display)
+        self._sidebar_hidden_by_user = shown
+        self._sidebar_forced = not shown  # asked for: shown even where it leaves the chat narrow
+        self.place_sidebar()
+
+    def on_resize(self) -> None:
+        self.place_sidebar()
+
+    def place_sidebar(self) -> None:
+        """The sidebar steps aside when the chat beside it would be narrower than MIN_CHAT_WIDTH,
+        and comes back when there is room, unless the user hid it."""
+        fits = self.size.width >= SIDEBAR_WIDTH + MIN_CHAT_WIDTH
+        if fits:
+            self._sidebar_forced = False
+        self.settings_panel.display = not self._sidebar_hidden_by_user and (fits or self._sidebar_forced)
+
+    def part_action(self, name: str) -> Callable[..., Any]:
+        """`action_<name>` of the part that runs it."""
+        for part in self.parts:
+            method = getattr(part, f"action_{name}", None)
+            if method is not None:
+                return method
+        raise LookupError(f"no part of the chat screen runs the action {name!r}")
+
+
+def route_actions(screen_class: type[ChatScreen], part_classes: tuple[type, ...]) -> None:
+    """Give the screen an `action_<name>` for each of the table's chat actions that it does not
+    run itself, which runs the part's (Textual finds actions by name on the screen). An action
+    that no part runs is an error here, at import, not when its key is pressed."""
+
+    def routed(name: str) -> Callable[..., Any]:
+        def run(self: ChatScreen, *args: Any) -> Any:
+            method = self.part_action(name)
+            return method(*args[: len(inspect.signature(method).parameters)])
+
+        run.__name__ = run.__qualname__ = f"action_{name}"
+        run.__doc__ = f"Runs `action_{name}` of the part that has it."
+        return run
+
+    for action in ACTIONS:
+        name = f"action_{action.action}"
+        if action.scope != "chat" or name in vars(screen_class):
+            continue
+        if not any(hasattr(part, name) for part in part_classes):
+            raise LookupError(f"no part of the chat screen runs the action {action.action!r}")
+        setattr(screen_class, name, routed(action.action))
+
+
+route_actions(ChatScreen, ACTION_PARTS)

@@ -1,0 +1,111 @@
+"""What the user does to messages: regenerate, continue, edit, copy, delete, switch versions.
+A part of the chat screen (screens/chat.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tui.core.chat_session import SessionError
+from tui.store import Message as StoredMessage
+from tui.ui.screens.dialogs import ConfirmScreen
+from tui.ui.widgets.message import MessageView
+
+if TYPE_CHECKING:
+    from tui.ui.screens.chat import ChatScreen
+
+
+class MessageActions:
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+
+    async def action_regenerate(self) -> None:
+        if not self.screen.replies.busy():
+            await self.screen.replies.start("regenerate")
+
+    async def action_continue_reply(self) -> None:
+        if not self.screen.replies.busy():
+            await self.screen.replies.start("continue")
+
+    def action_edit_last(self) -> None:
+        last_user = next((m for m in reversed(self.screen.messages) if m.role == "user"), None)
+        if last_user is None:
+            self.screen.notify("There is no message to edit.", severity="warning")
+        else:
+            self.edit(last_user)
+
+    def edit(self, message: StoredMessage) -> None:
+        screen = self.screen
+        if screen.replies.generating():
+            return
+        screen.editing = message
+        prompt = screen.prompt_input
+        prompt.load_text(message.content)
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+        screen.notify(
+            f"Edit the message and press {screen.keymap.key('prompt.send')}: it is sent as a new version "
+            f"({screen.keymap.key('chat.stop')} cancels)."
+        )
+
+    def action_copy_last(self) -> None:
+        reply = next((m for m in reversed(self.screen.messages) if m.role == "assistant" and m.content), None)
+        if reply is None:
+            self.screen.notify("There is no reply to copy.", severity="warning")
+        else:
+            self.copy(reply.content)
+
+    def copy(self, text: str) -> None:
+        self.screen.app.copy_to_clipboard(text)
+        self.screen.notify(f"Copied {len(text)} characters.")
+
+    async def on_view_action(self, event: MessageView.Action) -> None:
+        """An action on a focused message (its keys, MessageView.Action)."""
+        screen = self.screen
+        view, action = event.view, event.action
+        stored = next((m for m in screen.messages if m.id == view.message_id), None)
+        if action == "copy":
+            self.copy(screen.get_selected_text() or view.text)
+        elif stored is None:
+            screen.notify("This message is not part of the conversation.", severity="warning")
+        elif action == "edit":
+            if stored.role != "user":
+                key = screen.keymap.key("message.regenerate")
+                screen.notify(f"Only your messages can be edited; regenerate a reply with {key}.", severity="warning")
+            else:
+                self.edit(stored)
+        elif action == "regenerate":
+            if stored is screen.messages[-1]:
+                await self.action_regenerate()
+            else:
+                screen.notify("Regenerate works on the last message.", severity="warning")
+        elif action == "delete":
+            screen.run_worker(self.delete(stored))
+        elif action in ("previous_version", "next_version"):
+            await self.switch_version(stored, -1 if action == "previous_version" else 1)
+
+    async def delete(self, message: StoredMessage) -> None:
+        screen = self.screen
+        if screen.replies.generating():
+            return
+        later = screen.session.later_count(message)
+        question = "Delete this message" + (f" and the {later} after it?" if later else "?")
+        if await screen.app.push_screen_wait(ConfirmScreen(question)):
+            screen.session.delete_message(message)
+            screen.files.report_saves()
+            await screen.transcript.render()
+            screen.prompt_input.focus()  # the focused message is gone: typing goes to the prompt
+
+    async def switch_version(self, message: StoredMessage, step: int) -> None:
+        screen = self.screen
+        if screen.replies.generating():
+            return
+        try:
+            shown = screen.session.switch_version(message, step)
+        except SessionError as exc:
+            screen.notify(str(exc))
+            return
+        screen.files.report_saves()
+        await screen.transcript.render()
+        view = screen.transcript.views.get(shown.id)
+        if view is not None:
+            view.focus()

@@ -1,0 +1,84 @@
+"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J inserts a newline (keys of the table
+of actions, scope "prompt"), the text area's Up/Down recall earlier prompts while the input is
+empty (or while browsing them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+from textual.widgets import TextArea
+
+from tui.ui.actions import bindings
+
+
+class PromptInput(TextArea):
+    BINDINGS = bindings("prompt")
+
+    @dataclass
+    class Submitted(Message):
+        input: PromptInput
+        text: str
+
+        @property
+        def control(self) -> PromptInput:
+            return self.input
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+        self.prompt_history: list[str] = []
+        self._history_index: int | None = None  # position while browsing history
+
+    def action_send(self) -> None:
+        self._submit()
+
+    def action_new_line(self) -> None:
+        start, end = self.selection
+        if not self.read_only:
+            self.replace("\n", start, end, maintain_selection_offset=False)
+
+    # The text area's own Up/Down (public actions): they recall earlier prompts while browsing them.
+    def action_cursor_up(self, select: bool = False) -> None:
+        if select or not self._browsing() or not self._recall(-1):
+            super().action_cursor_up(select)
+
+    def action_cursor_down(self, select: bool = False) -> None:
+        if select or not self._browsing() or not self._recall(1):
+            super().action_cursor_down(select)
+
+    def _browsing(self) -> bool:
+        """Up/Down go through earlier prompts: the input is empty or shows one of them."""
+        return not self.text or self._history_index is not None
+
+    def _recall(self, step: int) -> bool:
+        if not self.prompt_history:
+            return False
+        if self._history_index is None:
+            if step > 0:
+                return False
+            index = len(self.prompt_history) - 1
+        else:
+            index = self._history_index + step
+        if index >= len(self.prompt_history):
+            self._history_index = None
+            self.load_text("")
+            return True
+        index = max(index, 0)
+        self._history_index = index
+        self.load_text(self.prompt_history[index])
+        self.move_cursor(self.document.end)
+        return True
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self._history_index is not None and self.text != self.prompt_history[self._history_index]:
+            self._history_index = None  # edited a recalled prompt: it is a new one now
+
+    def _submit(self) -> None:
+        text = self.text.strip()
+        if not text:
+            return
+        if not self.prompt_history or self.prompt_history[-1] != text:
+            self.prompt_history.append(text)
+        self._history_index = None
+        self.load_text("")
+        self.post_message(self.Submitted(self, text))
