@@ -66,7 +66,7 @@ def test_stop_ends_within_one_token_and_keeps_the_text(tiny_engine):
                 turn.stop()
                 at_stop = seen
     final = turn.final
-    assert isinstance(final, Finished) and final.reason == "stopped" and final.stopped
+    assert isinstance(final, Finished) and final.reason == "stopped"
     assert final.metrics.new_tokens <= at_stop + 1
     assert final.text  # the partial reply is kept
 
@@ -78,7 +78,7 @@ def test_stop_before_start_finishes_at_once(tiny_engine):
     turn.stop()
     blocker.set()
     final = turn.wait()
-    assert isinstance(final, Finished) and final.stopped and final.text == ""
+    assert isinstance(final, Finished) and final.reason == "stopped" and final.text == ""
 
 
 def test_exception_in_forward_becomes_failed_with_partial_text(tiny_engine, monkeypatch):

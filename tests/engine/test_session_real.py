@@ -83,7 +83,7 @@ def test_stop_mid_stream_on_the_real_model(smollm2_engine):
         if isinstance(event, TokenDelta) and event.tokens >= 10 and at_stop is None:
             at_stop = event.tokens
             turn.stop()
-    assert turn.final.stopped and turn.final.text
+    assert turn.final.reason == "stopped" and turn.final.text
     assert turn.final.metrics.new_tokens <= at_stop + 1
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pilot import make_app, notes, run, wait_for
 
+from tui.store.config import Config
 from tui.ui.actions import ACTIONS
 from tui.ui.commands import ChatCommands
-from tui.store.config import Config
 
 
 def palette_entries(app) -> dict[str, str]:
@@ -35,7 +35,7 @@ def test_palette_entries_carry_their_help_and_the_users_key(tmp_path):
 
 def test_the_users_help_key_opens_and_closes_help_and_the_stop_key_is_named_as_bound(tmp_path):
     from tui.ui.screens.help import HelpScreen
-    from tui.ui.widgets.status_bar import AppState
+    from tui.ui.state import AppState
 
     async def scenario():
         config = Config(path=tmp_path / "config.toml", keys={"app.help": "f2", "chat.stop": "ctrl+k"})

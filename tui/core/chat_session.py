@@ -194,9 +194,6 @@ class ChatSession:
         index = next(i for i, m in enumerate(self.messages) if m.id == message.id)
         return len(self.messages) - 1 - index
 
-    def versions(self, message: Message) -> list[Message]:
-        return self.saver.versions(message.id)
-
     def version_label(self, message: Message) -> str:
         versions = self.saver.versions(message.id)
         if len(versions) < 2:

@@ -69,10 +69,6 @@ class Finished:
     metrics: TurnMetrics
     dropped_messages: int = 0  # oldest messages left out to fit the context
 
-    @property
-    def stopped(self) -> bool:
-        return self.reason == "stopped"
-
 
 @dataclass(frozen=True)
 class Failed:

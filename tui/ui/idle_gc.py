@@ -33,7 +33,6 @@ class IdleCollector:
         self.activity = activity or UserActivity()
         self._reply_event_at = time.monotonic()  # a reply started or ended then
         self.streaming = False
-        self.collections = 0
 
     def freeze_long_lived(self) -> None:
         """After a model load: what exists now (modules, the model) lives until the next load."""
@@ -71,7 +70,6 @@ class IdleCollector:
         if not idle and now - self.pending_since < MAX_DEFER_S:
             return False
         gc.collect()
-        self.collections += 1
         self.pending_since = time.monotonic() if self.streaming else None
         if not self.streaming:
             self.restore()

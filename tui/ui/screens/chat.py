@@ -41,11 +41,12 @@ from tui.ui.screens.chat_tokens import TuningLab
 from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
+from tui.ui.state import AppState
 from tui.ui.widgets.chat_view import ChatView
 from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
 from tui.ui.widgets.settings_panel import SettingsPanel
-from tui.ui.widgets.status_bar import AppState, StatusBar
+from tui.ui.widgets.status_bar import StatusBar
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
 ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls)

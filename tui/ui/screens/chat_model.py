@@ -11,7 +11,7 @@ from tui.engine import LoadSettings
 from tui.engine.metrics import cuda_memory, rss_bytes
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.ui.bridge import CompileDone, LoadDone, LoadProgress, start_load, watch_compile
-from tui.ui.widgets.status_bar import AppState
+from tui.ui.state import AppState
 
 if TYPE_CHECKING:
     from tui.ui.screens.chat import ChatScreen

@@ -17,8 +17,8 @@ from tui.engine import Failed, Finished, Turn
 from tui.ui.bridge import ReplyDelta, ReplyEnded, ReplyStarted, pump_turn
 from tui.ui.screens.chat_transcript import stats_text
 from tui.ui.slash import is_slash_command
+from tui.ui.state import AppState
 from tui.ui.widgets.message import MessageView
-from tui.ui.widgets.status_bar import AppState
 
 if TYPE_CHECKING:
     from tui.ui.screens.chat import ChatScreen

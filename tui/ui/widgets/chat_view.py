@@ -19,6 +19,13 @@ FOLD_MARGIN_SCREENS = 1  # Markdown within this many screen heights of the viewp
 
 
 class ChatView(VerticalScroll):
+    DEFAULT_CSS = """
+    ChatView {
+        height: 1fr;
+        padding: 0 1;
+        scrollbar-gutter: stable;
+    }
+    """
     can_focus = True
 
     def __init__(self, *args, **kwargs) -> None:

@@ -13,6 +13,16 @@ from tui.ui.actions import bindings
 
 
 class PromptInput(TextArea):
+    DEFAULT_CSS = """
+    PromptInput {
+        height: auto;
+        min-height: 3;
+        max-height: 10;
+        border: round $primary 50%;
+        background: $surface;
+        &:focus { border: round $primary; }
+    }
+    """
     BINDINGS = bindings("prompt")
 
     @dataclass

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-
-class AppState(str, Enum):
-    """What the app is doing: the chat screen's `state`, shown first in the status bar."""
-
-    LOADING = "loading"  # a model is loading
-    READY = "ready"
-    GENERATING = "generating"  # a reply is being written
-    ERROR = "error"  # no model is loaded
-
-    def __str__(self) -> str:
-        return self.value
-
+from tui.ui.state import AppState
 
 STATE_ICONS = {AppState.LOADING: "◌", AppState.READY: "●", AppState.GENERATING: "▶", AppState.ERROR: "✖"}
 
@@ -77,6 +65,19 @@ class StatusInfo:
 
 
 class StatusBar(Horizontal):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        &.-error { background: $error 30%; }
+        &.-generating #status-text { color: $success; }
+        #load-progress { width: 30; height: 1; }
+        #load-progress Bar { width: 20; }
+        #status-text { width: 1fr; height: 1; padding: 0 1; }
+    }
+    """
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.info = StatusInfo()
