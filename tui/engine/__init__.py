@@ -1,8 +1,10 @@
-"""The engine: loading, generation and metrics. It knows nothing of Textual.
+"""The engine: the backends that load models and write replies, with their settings and
+metrics. It knows nothing of Textual.
 
-API: `Engine.load(LoadSettings) -> Future[ModelInfo]`, `Engine.generate(messages,
-GenerationSettings, logprobs=0) -> Turn` (iterate for TokenDelta / TokenProbs / Finished / Failed;
-`Turn.stop()`).
+Every backend keeps the contract in `backend.py` (`Backend`: load → Future[ModelInfo], generate →
+Turn of Started / TokenDelta / TokenProbs / Finished / Failed events, prefill, count_tokens,
+parse_response, decode, close, and its `Capabilities`): the in-process `Engine` (session.py), a
+`RemoteBackend` (remote.py), and `Backends` (backends.py), which hands each call to the one in use.
 Importing this package does not import torch or transformers.
 """
 

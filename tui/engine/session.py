@@ -10,14 +10,13 @@ was built on (SmolLM2-135M, fp32, decode tok/s):
 - OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of spinning, which would leave CPU
   to the UI): 12-13 tok/s with 2 threads. Hence the default (spinning) policy.
 So the UI has to stay out of decode's way instead: it redraws at most ~20 times a second, slows
-its updates down when frames get expensive (tui/bridge.py) and never collects garbage mid-reply
-(tui/idle_gc.py).
+its updates down when frames get expensive (tui/ui/bridge.py) and never collects garbage
+mid-reply (tui/ui/idle_gc.py).
 
 One code path serves send, regenerate and continue: the caller passes the messages to answer
 (ending with a user message, or with an assistant reply to continue). The KV cache of the
-previous turn is reused for the longest common token prefix, so a new turn prefills only its
-new tokens; edits, regenerates, a new system prompt or trimmed turns change the prefix and
-invalidate exactly the part that changed.
+previous turn is reused for the longest common token prefix (turn_cache.py), so a new turn
+prefills only its new tokens.
 """
 
 from __future__ import annotations
