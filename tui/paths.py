@@ -29,8 +29,13 @@ def cache_dir() -> Path:
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write `path` with `write(file)` through a temporary file in the same folder, synced, then
     `os.replace`d: readers see the old file or the whole new one, never a part. The file gets
-    mode 0o600. On any failure the temporary file is removed and the error raised."""
+    mode 0o600. On any failure the temporary file is removed and the error raised. A path that is
+    not a regular file (a device such as /dev/null, a pipe) is written as it is, never replaced."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as file:
+            write(file)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:

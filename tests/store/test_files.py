@@ -312,3 +312,21 @@ def test_write_file_atomic(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_file_atomic(tmp_path / "missing" / "x.md", "x")
     assert [p.name for p in tmp_path.iterdir()] == ["out.md"]
+
+
+def test_a_pipe_or_device_is_written_not_replaced(tmp_path: Path) -> None:
+    """`chatui --export last -o /dev/null` (or a named pipe) writes into it: renaming a temporary
+    file over it, as root, would turn /dev/null into a plain file."""
+    import os
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    write_file_atomic(pipe, "through the pipe")
+    reader.join(5)
+    assert received == [b"through the pipe"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still a pipe
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
