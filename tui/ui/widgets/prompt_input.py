@@ -39,10 +39,16 @@ class PromptInput(TextArea):
         self.prompt_history: list[str] = []
         self._history_index: int | None = None  # position while browsing history
 
+    # The prompt's keys are priority bindings, which the app runs as the key arrives, while the
+    # characters typed before it may still wait in this widget's queue (a fast typist, a paste,
+    # keys sent in one burst): both actions queue behind them, so Enter sends all that was typed.
     def action_send(self) -> None:
-        self._submit()
+        self.call_later(self._submit)
 
     def action_new_line(self) -> None:
+        self.call_later(self._insert_new_line)
+
+    def _insert_new_line(self) -> None:
         start, end = self.selection
         if not self.read_only:
             self.replace("\n", start, end, maintain_selection_offset=False)
