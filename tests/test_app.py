@@ -13,13 +13,13 @@ from pathlib import Path
 
 import psutil
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 from processes import HELPERS, ROOT, PipeReader, integrity, kill_9, poll, subprocess_env
 
 from tui.app import ChatApp
 from tui.cli import parse_args
 from tui.engine import Engine
-from tui.store import AutoSaver, Library
+from tui.store import Library
 from tui.store.config import Config
 
 
@@ -85,9 +85,8 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
     state: dict = {}
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine,
+                          timeout=120) as (pilot, app):
             engine._executor.submit(blocker.wait)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "generating")
@@ -125,15 +124,12 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
     config_file = blocker / "chatui" / "config.toml"
 
     async def scenario():
-        app = ChatApp(parse_args([]), Config(path=config_file), engine=ScriptedEngine(["fine"]),
-                      saver=AutoSaver(Library(tmp_path / "library.sqlite3")))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=ScriptedEngine(["fine"]), config=Config(path=config_file)) as (pilot, app):
             await send(pilot, app, "/set temperature=0.3")
             await pilot.pause()
             app.action_save_defaults()
             await pilot.pause()
-            failed = [n for n in app._notifications if n.title == "Could not save"]
+            failed = [n for n in app.notified if n.title == "Could not save"]
             assert len(failed) == 1 and failed[0].severity == "error"
             assert str(config_file) in failed[0].message and "cannot write" in failed[0].message
             assert app.chat_screen.session.generation.temperature == 0.3  # still in effect
@@ -157,7 +153,7 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
             await pilot.pause()
             app.action_save_defaults()
             await pilot.pause()
-            failed = [n for n in app._notifications if n.title == "Could not save"]
+            failed = [n for n in app.notified if n.title == "Could not save"]
             assert len(failed) == 2 and "No space left on device" in failed[-1].message
             assert config_file.read_text() == saved
             assert [p.name for p in config_file.parent.iterdir()] == ["config.toml"]  # no temp file left
@@ -237,9 +233,7 @@ def test_screenshot_goes_to_the_current_folder_when_there_is_no_downloads_folder
     monkeypatch.chdir(here)
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path) as (pilot, app):
             app.action_screenshot()
             await wait_for(pilot, lambda: any(n.startswith("Screenshot saved to ") for n in notes(app)), 10)
             saved = [n.removeprefix("Screenshot saved to ") for n in notes(app) if n.startswith("Screenshot saved")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
 from tui.store.config import Config
@@ -28,15 +28,13 @@ BAD_SETS = [
 
 def test_bad_set_values_are_rejected_and_change_nothing(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path) as (pilot, app):
             before = app.chat_screen.session.generation.as_dict()
             for command, named in BAD_SETS:
-                count = len(app._notifications)
+                count = len(app.notified)
                 await send(pilot, app, command)
                 await pilot.pause()
-                new = list(app._notifications)[count:]
+                new = app.notified[count:]
                 assert len(new) == 1 and new[0].severity == "error", (command, [n.message for n in new])
                 assert named in new[0].message, (command, new[0].message)
                 assert app.chat_screen.session.generation.as_dict() == before, command
@@ -50,9 +48,7 @@ def test_bad_set_values_are_rejected_and_change_nothing(tmp_path):
 
 def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, size=(120, 50)) as (pilot, app):
             field = app.query_one("#param-temperature")
             field.value = "1.3"
             await pilot.pause()
@@ -87,9 +83,7 @@ def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
 def test_presets_from_sidebar_and_user_presets(tmp_path):
     async def scenario():
         config = Config(path=tmp_path / "config.toml", presets={"mine": {"temperature": 0.42, "top_k": 7}})
-        app = make_app(tmp_path, config=config)
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, config=config, size=(120, 50)) as (pilot, app):
             panel = app.query_one(SettingsPanel)
             generation = lambda: app.chat_screen.session.generation  # noqa: E731
             assert panel.preset_names == ["precise", "balanced", "creative", "mine"]
