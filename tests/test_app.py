@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 from fakes import ScriptedEngine
 from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
-from processes import HELPERS, ROOT, PipeReader, integrity, kill_9, poll, subprocess_env
+from processes import HELPERS, PipeReader, integrity, kill_9, poll, spawned, subprocess_env
 
 from tui.app import ChatApp
 from tui.cli import parse_args
@@ -25,21 +25,14 @@ from tui.store.config import Config
 
 def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path):
     db_path = tmp_path / "data" / "library.sqlite3"
-    proc = subprocess.Popen(
-        [sys.executable, str(HELPERS / "app_kill_target.py"), str(db_path), str(tmp_path / "config.toml")],
-        cwd=ROOT, env=subprocess_env(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
-    out = PipeReader(proc.stdout)
-    try:
+    command = [sys.executable, str(HELPERS / "app_kill_target.py"), str(db_path), str(tmp_path / "config.toml")]
+    with spawned(command, subprocess_env(tmp_path), stderr=subprocess.STDOUT) as proc:
+        out = PipeReader(proc.stdout)
         poll(lambda: "STREAMING" in out.text(), 60, "the second reply to stream", proc, out)
         streaming_at = time.monotonic()
         poll(lambda: time.monotonic() - streaming_at > 4.5, 10, "four seconds of streaming", proc, out)
         killed_at = time.monotonic()
         kill_9(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     out.join()
     assert "NOT-KILLED" not in out.text()
     conv_id = out.text().split("STREAMING", 1)[1].split()[0]
