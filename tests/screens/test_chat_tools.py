@@ -58,10 +58,12 @@ def test_the_card_takes_and_names_the_users_keys(tmp_path):
         path = tmp_path / "config.toml"
         path.write_text(f'[keys]\n"tool_approval.run_once" = "r"\n'
                         f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n')
-        app = make_app(tmp_path, engine=ScriptedEngine([CALL, "The sum is 42."]), config=load_config(path))
+        config = load_config(path)
+        app = make_app(tmp_path, engine=ScriptedEngine([CALL, "The sum is 42."]), config=config)
+        app.options.apply_config(config)  # as the command line does: the options carry the servers
         async with app.run_test(size=(120, 40)) as pilot:
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tools.schemas, 30)
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
             await send(pilot, app, "What is 2 + 40?")
             await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
             keys = str(app.screen.query_one("#tool-keys").render())
