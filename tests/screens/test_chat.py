@@ -78,10 +78,8 @@ def test_leaving_a_reply_saves_what_it_wrote_as_stopped(tmp_path, how):
 
     async def scenario() -> str:
         long_reply = " ".join(f"w{i}" for i in range(2000))
-        app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "talk")
             await wait_for(pilot, lambda: chat.replies.live_tokens >= 20)
             conv_id = chat.session.conversation.id
@@ -388,10 +386,8 @@ def test_single_line_breaks_show_as_written(tmp_path):
              "\n\n| colour | hex |\n|---|---|\n| red | #f00 |\n| blue | #00f |")
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([reply]))
-        async with app.run_test(size=(100, 40)) as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([reply]), size=(100, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             chat.prompt_input.focus()
             await pilot.press(*"Roses", "ctrl+j", *"Violets")
             await pilot.press("enter")
@@ -421,10 +417,8 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
 
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
-        app = make_app(tmp_path, engine=ScriptedEngine([reply, ""], token_delay=0.01))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([reply, ""], token_delay=0.01)) as (pilot, app):
             chat, info = app.chat_screen, app.chat_screen.status.info
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "first turn")
             await wait_for(pilot, lambda: chat.replies.live_tokens >= 30 and info.context_used >= 42 + 20)
             assert chat.state == "generating" and info.ttft_s is None  # no figure from before
@@ -450,10 +444,8 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
 
 def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(60, 20)) as pilot:
+        async with booted(tmp_path, size=(60, 20)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             panel = chat.settings_panel
             assert not panel.display and chat.chat.size.width >= 55  # at 60 columns the chat has them
             await pilot.resize_terminal(120, 40)
@@ -475,10 +467,8 @@ def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
 def test_context_is_counted_live_while_an_edited_message_is_answered(tmp_path):
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
-        app = make_app(tmp_path, engine=ScriptedEngine(["short answer", reply], token_delay=0.01))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine(["short answer", reply], token_delay=0.01)) as (pilot, app):
             chat, info = app.chat_screen, app.chat_screen.status.info
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "first question")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["short answer"])
             await pilot.press("ctrl+g")  # edit the last message: its answer is written again

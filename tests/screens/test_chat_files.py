@@ -126,10 +126,8 @@ def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_al
         library.add_message(old.id, "user", "a question from before")
         library.close()
         engine = ScriptedEngine()
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, engine=engine, size=(120, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             footer_keys = lambda: set(chat.active_bindings)  # keys the footer shows (hidden ones are left out)  # noqa: E731
             assert "ctrl+l" not in footer_keys()
             await pilot.press("ctrl+o")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, notes, reply_texts, run, send, wait_for
 
 
 def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
@@ -68,10 +68,8 @@ def test_a_message_without_a_reply_gets_one(tmp_path, how):
     user message instead of saying there is no reply."""
     async def scenario():
         engine = ScriptedEngine(["First answer.", "Second answer."])
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["First answer."])
             chat.session.delete_message(chat.messages[-1])
@@ -96,10 +94,8 @@ def test_typing_on_a_focused_message_goes_to_the_prompt_and_runs_nothing(tmp_pat
     text goes to the prompt, and message actions use keys that cannot be typing."""
     async def scenario():
         engine = ScriptedEngine(["An answer about a story."])
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1)
             reply_view = chat.chat.messages()[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
 from tui.store.config import Config
@@ -108,10 +108,8 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
 
 def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_removed(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, "num_beams=2", "min_new_tokens=5")
-        async with app.run_test(size=(120, 50)) as pilot:
+        async with booted(tmp_path, "num_beams=2", "min_new_tokens=5", size=(120, 50)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             await send(pilot, app, "/set eos_token_id=[2,3] temperature=0.3")
             await pilot.pause()
             labels = [str(label.render()) for label in app.query(".changed-label")]
@@ -135,10 +133,9 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
 
 def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]))
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]),
+                          size=(120, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "Capital of France?")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app), 10)
             assert reply_texts(app) == ["The capital of France is Paris."]
@@ -157,10 +154,8 @@ def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(
 ])
 def test_transformers_chat_commands_work_as_aliases(tmp_path, command, check):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
             await send(pilot, app, command)
@@ -176,10 +171,8 @@ def test_bang_save_writes_transformers_chat_json_where_it_does(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
             await send(pilot, app, "!save")
