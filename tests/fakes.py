@@ -4,12 +4,14 @@ deterministic; it records every generate call for the tests to check."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tui.engine import (
+    Alternative,
     Failed,
     Finished,
     GenerationSettings,
@@ -17,7 +19,9 @@ from tui.engine import (
     LoadSettings,
     ModelInfo,
     Started,
+    TokenChoice,
     TokenDelta,
+    TokenProbs,
     Turn,
     TurnMetrics,
 )
@@ -38,16 +42,35 @@ def fixed_metrics(tokens: int) -> TurnMetrics:
                        total_s=1.0, rss_bytes=900 * 2**20, context_size=4096)
 
 
+PROBABILITIES = (0.97, 0.62, 0.35, 0.08, 0.88)  # one for each band of the token view's colours, in turn
+
+
+def scripted_choice(index: int, piece: str) -> TokenChoice:
+    """A made-up but fixed token choice for the `index`th word of a scripted reply."""
+    p = PROBABILITIES[index % len(PROBABILITIES)]
+    token_id = 1000 + index  # made-up ids (ScriptedEngine has no capabilities.token_ids: no branching)
+    options = [(token_id, piece, p)] + [(2000 + 10 * index + n, f" alt{n}", (1 - p) * share)
+                                        for n, share in ((1, 0.6), (2, 0.25), (3, 0.1))]
+    top = tuple(Alternative(i, t, math.log(q)) for i, t, q in sorted(options, key=lambda o: -o[2]))
+    return TokenChoice(token_id, piece, math.log(p), math.log(p), top, top)
+
+
 class ScriptedEngine:
-    capabilities = Capabilities(tools=True, prefill=True)  # replies carry no token probabilities or ids
+    """`token_probs`: replies asked for them (generate(logprobs=N)) send made-up, fixed TokenProbs,
+    without token ids. `pause_after`: each reply stops after that many words until `resume` is set
+    (or the reply is stopped), to look at a reply mid-stream."""
 
     def __init__(self, replies: list[str] | None = None, *, token_delay: float = 0.0,
-                 load_error: str | None = None, hold_load: bool = False, fail_after: int | None = None) -> None:
+                 load_error: str | None = None, hold_load: bool = False, fail_after: int | None = None,
+                 token_probs: bool = False, pause_after: int | None = None) -> None:
+        self.capabilities = Capabilities(tools=True, prefill=True, token_probs=token_probs)
         self.replies = list(replies or ["Hello! How can I help?"])
         self.token_delay = token_delay
         self.load_error = load_error
         self.hold_load = hold_load
         self.fail_after = fail_after
+        self.pause_after = pause_after
+        self.resume = threading.Event()
         self.calls: list[tuple[list[dict], GenerationSettings]] = []
         self.prefills: list[list[dict]] = []
         self.compile: CompileJob | None = None  # no background compile
@@ -74,7 +97,7 @@ class ScriptedEngine:
     def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
                  tools: Sequence[dict[str, Any]] | None = None) -> Turn:
         self.calls.append(([dict(m) for m in messages], settings.copy()))
-        self.logprobs_asked = logprobs  # the scripted replies carry no token probabilities
+        self.logprobs_asked = logprobs
         self.tools_given = tools
         turn = Turn()
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
@@ -108,8 +131,13 @@ class ScriptedEngine:
             if self.fail_after is not None and index >= self.fail_after:
                 turn.emit(Failed("generation failed: RuntimeError: simulated", "".join(sent), fixed_metrics(len(sent))))
                 return
+            if self.pause_after is not None and index == self.pause_after:
+                while not self.resume.wait(0.02) and not turn.stop_requested:
+                    pass
             piece = word + (" " if index < len(words) - 1 else "")
             sent.append(piece)
+            if self.logprobs_asked and self.capabilities.token_probs:
+                turn.emit(TokenProbs((scripted_choice(index, piece),)))
             turn.emit(TokenDelta(piece, len(sent)))
             if self.token_delay:
                 time.sleep(self.token_delay)

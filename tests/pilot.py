@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fakes import ScriptedEngine
+from textual.notifications import Notification, SeverityLevel
 
 from tui.ui.app import ChatApp
 from tui.cli.main import parse_args
@@ -19,12 +22,43 @@ def run(coro):
     return asyncio.run(coro)
 
 
+class RecordingApp(ChatApp):
+    """The real app, keeping every notification it was asked to show in `notified`, in order and
+    for good (Textual keeps only the ones still on screen, in a private set)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.notified: list[Notification] = []
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        self.notified.append(Notification(message, title, severity, timeout or self.NOTIFICATION_TIMEOUT,
+                                          markup=markup))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+
 def make_app(tmp_path: Path, *args: str, engine=None, config: Config | None = None,
-             saver: AutoSaver | None = None) -> ChatApp:
+             saver: AutoSaver | None = None) -> RecordingApp:
     """The real app on `engine` (a ScriptedEngine by default), its library and config in tmp_path."""
     saver = saver or AutoSaver(Library(tmp_path / "library.sqlite3"))
-    return ChatApp(parse_args(list(args)), config or Config(path=tmp_path / "config.toml"),
-                   engine=engine or ScriptedEngine(), saver=saver)
+    return RecordingApp(parse_args(list(args)), config or Config(path=tmp_path / "config.toml"),
+                        engine=engine or ScriptedEngine(), saver=saver)
+
+
+def chat_ready(app: ChatApp) -> bool:
+    """The model is loaded and the settings panel shows its values: the app takes a message."""
+    return app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready
+
+
+@asynccontextmanager
+async def booted(tmp_path: Path, *args: str, engine=None, config: Config | None = None,
+                 saver: AutoSaver | None = None, size: tuple[int, int] | None = None,
+                 timeout: float = 30.0) -> AsyncIterator[tuple]:
+    """make_app(...) running headless, once ready for a message: `async with booted(tmp_path) as (pilot, app)`."""
+    app = make_app(tmp_path, *args, engine=engine, config=config, saver=saver)
+    async with app.run_test(**({"size": size} if size else {})) as pilot:
+        await wait_for(pilot, lambda: chat_ready(app), timeout, what="the model to load")
+        yield pilot, app
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "the app") -> None:
@@ -54,8 +88,9 @@ def reply_texts(app: ChatApp) -> list[str]:
     return [m.content for m in app.chat_screen.messages if m.role == "assistant"]
 
 
-def notes(app: ChatApp) -> list[str]:
-    return [n.message for n in app._notifications]
+def notes(app: RecordingApp) -> list[str]:
+    """Every notification's message so far, oldest first."""
+    return [n.message for n in app.notified]
 
 
 def post_key(app: ChatApp, key: str, char: str | None = None) -> None:

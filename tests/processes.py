@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,20 @@ def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
 
 def library_file(tmp_path: Path) -> Path:
     return tmp_path / "data" / "chatui" / "library.sqlite3"  # platformdirs on Linux, app name chatui
+
+
+@contextmanager
+def spawned(command: list[str], env: dict[str, str], **popen) -> Iterator[subprocess.Popen]:
+    """`command` running in the repository root, stdin closed, stdout a pipe (`popen` adds to or
+    overrides that); killed and waited for on the way out if it is still running."""
+    proc = subprocess.Popen(command, **{"cwd": ROOT, "env": env, "stdin": subprocess.DEVNULL,
+                                        "stdout": subprocess.PIPE, **popen})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 class PipeReader:

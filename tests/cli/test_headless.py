@@ -16,6 +16,7 @@ from processes import (
     poll,
     raw_rows,
     run_cli,
+    spawned,
     subprocess_env,
 )
 
@@ -28,12 +29,10 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     two seconds before the kill, marked interrupted, and can be continued."""
     env = subprocess_env(tmp_path)
     db_path = library_file(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui", "do_sample=false", "max_new_tokens=300", "--prompt", "Say hi.",
-         "--prompt", "Write a long story about a lighthouse keeper and his cat.", "--stats"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
-    try:
+    command = [sys.executable, "-m", "tui", "do_sample=false", "max_new_tokens=300", "--prompt", "Say hi.",
+               "--prompt", "Write a long story about a lighthouse keeper and his cat.", "--stats"]
+    with spawned(command, env, stderr=subprocess.PIPE) as proc:
+        out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
         poll(lambda: "turn=1" in err.text(), 180, "the first turn to end", proc, err)
         reply1 = raw_rows(db_path, "SELECT p.text FROM message_parts p JOIN messages m ON m.id = p.message_id "
                                    "WHERE m.role = 'assistant' ORDER BY m.seq")[0][0]
@@ -43,10 +42,6 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
         poll(lambda: time.monotonic() - second_started > 4.5, 10, "four seconds of the second reply", proc, err)
         killed_at = time.monotonic()
         kill_9(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     out.join()
     assert "turn=2" not in err.text()  # it really was mid-reply
     streamed = out.data.decode()

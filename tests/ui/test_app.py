@@ -13,33 +13,26 @@ from pathlib import Path
 
 import psutil
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
-from processes import HELPERS, ROOT, PipeReader, integrity, kill_9, poll, subprocess_env
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from processes import HELPERS, PipeReader, integrity, kill_9, poll, spawned, subprocess_env
 
 from tui.ui.app import ChatApp
 from tui.cli.main import parse_args
 from tui.engine import Engine
-from tui.store import AutoSaver, Library
+from tui.store import Library
 from tui.store.config import Config
 
 
 def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path):
     db_path = tmp_path / "data" / "library.sqlite3"
-    proc = subprocess.Popen(
-        [sys.executable, str(HELPERS / "app_kill_target.py"), str(db_path), str(tmp_path / "config.toml")],
-        cwd=ROOT, env=subprocess_env(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
-    out = PipeReader(proc.stdout)
-    try:
+    command = [sys.executable, str(HELPERS / "app_kill_target.py"), str(db_path), str(tmp_path / "config.toml")]
+    with spawned(command, subprocess_env(tmp_path), stderr=subprocess.STDOUT) as proc:
+        out = PipeReader(proc.stdout)
         poll(lambda: "STREAMING" in out.text(), 60, "the second reply to stream", proc, out)
         streaming_at = time.monotonic()
         poll(lambda: time.monotonic() - streaming_at > 4.5, 10, "four seconds of streaming", proc, out)
         killed_at = time.monotonic()
         kill_9(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     out.join()
     assert "NOT-KILLED" not in out.text()
     conv_id = out.text().split("STREAMING", 1)[1].split()[0]
@@ -85,9 +78,8 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
     state: dict = {}
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine,
+                          timeout=120) as (pilot, app):
             engine._executor.submit(blocker.wait)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "generating")
@@ -125,15 +117,12 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
     config_file = blocker / "chatui" / "config.toml"
 
     async def scenario():
-        app = ChatApp(parse_args([]), Config(path=config_file), engine=ScriptedEngine(["fine"]),
-                      saver=AutoSaver(Library(tmp_path / "library.sqlite3")))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=ScriptedEngine(["fine"]), config=Config(path=config_file)) as (pilot, app):
             await send(pilot, app, "/set temperature=0.3")
             await pilot.pause()
             app.action_save_defaults()
             await pilot.pause()
-            failed = [n for n in app._notifications if n.title == "Could not save"]
+            failed = [n for n in app.notified if n.title == "Could not save"]
             assert len(failed) == 1 and failed[0].severity == "error"
             assert str(config_file) in failed[0].message and "cannot write" in failed[0].message
             assert app.chat_screen.session.generation.temperature == 0.3  # still in effect
@@ -157,7 +146,7 @@ def test_unwritable_or_full_config_dir_is_reported_and_settings_stay(tmp_path, m
             await pilot.pause()
             app.action_save_defaults()
             await pilot.pause()
-            failed = [n for n in app._notifications if n.title == "Could not save"]
+            failed = [n for n in app.notified if n.title == "Could not save"]
             assert len(failed) == 2 and "No space left on device" in failed[-1].message
             assert config_file.read_text() == saved
             assert [p.name for p in config_file.parent.iterdir()] == ["config.toml"]  # no temp file left
@@ -237,9 +226,7 @@ def test_screenshot_goes_to_the_current_folder_when_there_is_no_downloads_folder
     monkeypatch.chdir(here)
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path) as (pilot, app):
             app.action_screenshot()
             await wait_for(pilot, lambda: any(n.startswith("Screenshot saved to ") for n in notes(app)), 10)
             saved = [n.removeprefix("Screenshot saved to ") for n in notes(app) if n.startswith("Screenshot saved")]

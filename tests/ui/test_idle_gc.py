@@ -70,14 +70,12 @@ def test_a_reload_in_the_app_frees_the_old_model(tmp_path, tiny_model_dir):
     import asyncio
     import weakref
 
-    from pilot import make_app, wait_for
+    from pilot import booted, wait_for
 
     from tui.engine import Engine
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), engine=Engine())
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), engine=Engine(), timeout=120) as (pilot, app):
             assert gc.get_freeze_count() > 0
             old = weakref.ref(app.engine._loaded.model)
             app.chat_screen.loader.reload(app.chat_screen.loader.load_settings.replace(dtype="bfloat16"))

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 
 from tui.engine import Engine
 from tui.ui.screens.help import HelpScreen
 from tui.store import Library
-from tui.store.meta import MessageMeta, ReplyMetrics
 from tui.store.config import Config
+from tui.store.meta import MessageMeta, ReplyMetrics
 
 
 def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]))
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]), size=(120, 40)) as (pilot,
+                          app):
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -56,9 +55,7 @@ def test_message_typed_while_loading_is_sent_when_ready(tmp_path):
 def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
     async def scenario():
         long_reply = " ".join(f"w{i}" for i in range(400))
-        app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.01))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.01)) as (pilot, app):
             await send(pilot, app, "talk")
             await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 5)
             await pilot.press("escape")
@@ -81,10 +78,8 @@ def test_leaving_a_reply_saves_what_it_wrote_as_stopped(tmp_path, how):
 
     async def scenario() -> str:
         long_reply = " ".join(f"w{i}" for i in range(2000))
-        app = make_app(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "talk")
             await wait_for(pilot, lambda: chat.replies.live_tokens >= 20)
             conv_id = chat.session.conversation.id
@@ -141,16 +136,14 @@ def test_an_interrupted_reply_reopens_as_interrupted_and_continues(tmp_path):
 
 def test_slash_commands(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path) as (pilot, app):
             await send(pilot, app, "/set temperature=0.3 max_new_tokens=64")
             await pilot.pause()
             assert app.chat_screen.session.generation.temperature == 0.3 and app.chat_screen.session.generation.max_new_tokens == 64
             await send(pilot, app, "/set temperature=-1")
             await pilot.pause()
             assert app.chat_screen.session.generation.temperature == 0.3
-            assert any("temperature" in n.message and "out of range" in n.message for n in app._notifications)
+            assert any("temperature" in n.message and "out of range" in n.message for n in app.notified)
             await send(pilot, app, "/set max_new_tokens=999999")
             await pilot.pause()
             assert app.chat_screen.session.generation.max_new_tokens == 64  # beyond the 4096-token context
@@ -163,7 +156,7 @@ def test_slash_commands(tmp_path):
             assert "temperature=0.3" in note.text and "scripted-model" in note.text
             await send(pilot, app, "/bogus")
             await pilot.pause()
-            assert any("unknown command /bogus" in n.message for n in app._notifications)
+            assert any("unknown command /bogus" in n.message for n in app.notified)
             await send(pilot, app, "/help")
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
             assert "/set key=value" in app.screen.query_one("#help-commands").source
@@ -184,9 +177,7 @@ def test_slash_commands(tmp_path):
 def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
     async def scenario():
         reply = "\n\n".join(f"Paragraph {i} with some words." for i in range(300))
-        app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.002))
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine([reply], token_delay=0.002), size=(100, 30)) as (pilot, app):
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 20)
             await pilot.press("h", "i")
@@ -208,14 +199,12 @@ def test_typing_scrolling_and_palette_work_while_streaming(tmp_path):
 def test_generation_failure_keeps_partial_text_and_the_next_turn_works(tmp_path):
     async def scenario():
         engine = ScriptedEngine(["one two three four five", "fine again"], fail_after=3)
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 2)
             failed = app.chat_screen.messages[-1]
             assert failed.status == "failed" and failed.content == "one two three "
-            assert any("simulated" in n.message for n in app._notifications)
+            assert any("simulated" in n.message for n in app.notified)
             engine.fail_after = None
             await send(pilot, app, "again")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 4)
@@ -250,9 +239,8 @@ def test_generation_failure_mid_stream_on_the_tiny_model(tmp_path, tiny_model_di
     engine.generate = recording_generate
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=40", engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=40", engine=engine,
+                          timeout=120) as (pilot, app):
             state["armed"] = True
             await send(pilot, app, "please fail")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 2, 60)
@@ -280,9 +268,7 @@ def test_control_sequences_in_output_render_as_inert_text(tmp_path):
     hostile = "clear\x1b[2J now \x1b]52;c;ZXZpbA==\x07 link \x1b]8;;http://x\x1b\\y\x1b]8;;\x1b\\ bell\x07 back\x08 cr\r end"
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([hostile]))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine([hostile])) as (pilot, app):
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -300,9 +286,8 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
     async def scenario():
         from tui.engine import Engine
 
-        app = make_app(tmp_path, "do_sample=false", "max_new_tokens=40", engine=Engine())
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, "do_sample=false", "max_new_tokens=40", engine=Engine(), size=(120, 40),
+                          timeout=120) as (pilot, app):
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 120)
             assert "Paris" in reply_texts(app)[0]
@@ -314,9 +299,8 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
 
 def test_think_block_renders_as_a_collapsed_section(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]))
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]),
+                          size=(100, 30)) as (pilot, app):
             await send(pilot, app, "2+2?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
@@ -370,9 +354,7 @@ def test_the_prompt_takes_the_users_keys(tmp_path):
 def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
     async def scenario():
         engine = ScriptedEngine(["First answer.", "A long reply " * 200], token_delay=0.005)
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             await send(pilot, app, "Hello")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["First answer."])
             app.chat_screen.prompt_input.focus()
@@ -404,10 +386,8 @@ def test_single_line_breaks_show_as_written(tmp_path):
              "\n\n| colour | hex |\n|---|---|\n| red | #f00 |\n| blue | #00f |")
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([reply]))
-        async with app.run_test(size=(100, 40)) as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([reply]), size=(100, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             chat.prompt_input.focus()
             await pilot.press(*"Roses", "ctrl+j", *"Violets")
             await pilot.press("enter")
@@ -437,10 +417,8 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
 
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
-        app = make_app(tmp_path, engine=ScriptedEngine([reply, ""], token_delay=0.01))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine([reply, ""], token_delay=0.01)) as (pilot, app):
             chat, info = app.chat_screen, app.chat_screen.status.info
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "first turn")
             await wait_for(pilot, lambda: chat.replies.live_tokens >= 30 and info.context_used >= 42 + 20)
             assert chat.state == "generating" and info.ttft_s is None  # no figure from before
@@ -466,10 +444,8 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
 
 def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(60, 20)) as pilot:
+        async with booted(tmp_path, size=(60, 20)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             panel = chat.settings_panel
             assert not panel.display and chat.chat.size.width >= 55  # at 60 columns the chat has them
             await pilot.resize_terminal(120, 40)
@@ -491,10 +467,8 @@ def test_the_sidebar_steps_aside_when_the_chat_would_be_too_narrow(tmp_path):
 def test_context_is_counted_live_while_an_edited_message_is_answered(tmp_path):
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
-        app = make_app(tmp_path, engine=ScriptedEngine(["short answer", reply], token_delay=0.01))
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=ScriptedEngine(["short answer", reply], token_delay=0.01)) as (pilot, app):
             chat, info = app.chat_screen, app.chat_screen.status.info
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "first question")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["short answer"])
             await pilot.press("ctrl+g")  # edit the last message: its answer is written again

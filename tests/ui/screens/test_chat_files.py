@@ -4,7 +4,7 @@ saving to and opening files."""
 from __future__ import annotations
 
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 from textual.widgets import Input
 
 from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
@@ -18,15 +18,14 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
     saver = AutoSaver(None, reopen=lambda: Library(bad_path))
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]), saver=saver)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]), saver=saver) as (pilot,
+                          app):
             await send(pilot, app, "hello disk")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.pause()
             assert [(m.role, m.content) for m in app.chat_screen.messages] == [("user", "hello disk"),
                                                                    ("assistant", "first answer")]
-            not_saved = [n for n in app._notifications if n.title == "Not saved"]
+            not_saved = [n for n in app.notified if n.title == "Not saved"]
             assert len(not_saved) == 1  # said once, not once per message
             assert not_saved[0].severity == "error" and "kept in memory" in not_saved[0].message
             assert saver.pending > 0 and saver.library is None
@@ -63,9 +62,7 @@ def test_conversations_browser_search_open_and_restore_settings(tmp_path):
         other = library.create(model="scripted-model")
         library.add_message(other.id, "user", "Something else entirely")
         library.close()
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert app.screen.__class__.__name__ == "ConversationBrowser"
@@ -129,10 +126,8 @@ def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_al
         library.add_message(old.id, "user", "a question from before")
         library.close()
         engine = ScriptedEngine()
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, engine=engine, size=(120, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             footer_keys = lambda: set(chat.active_bindings)  # keys the footer shows (hidden ones are left out)  # noqa: E731
             assert "ctrl+l" not in footer_keys()
             await pilot.press("ctrl+o")
@@ -144,7 +139,7 @@ def test_opening_a_chat_made_with_other_options_offers_them_and_never_reloads_al
             offer = next(n for n in notes(app) if n.startswith("This chat was made with"))
             assert "dtype bfloat16 (now auto)" in offer and "quantization bnb-8bit (now none)" in offer
             assert "ctrl+l" in offer and "ctrl+l" in footer_keys()
-            titles = [n.title for n in app._notifications if n.message.startswith("This chat was made with")]
+            titles = [n.title for n in app.notified if n.message.startswith("This chat was made with")]
             assert titles == ["Other model options"]  # the same model, loaded otherwise
             await pilot.press("ctrl+l")
             await wait_for(pilot, lambda: len(engine.loads) == 2 and chat.state == "ready")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, notes, reply_texts, run, send, wait_for
 
 
 def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine(["first answer", "second answer"])) as (pilot, app):
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.press("ctrl+r")
@@ -32,9 +30,7 @@ def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
 
 def test_edit_last_message_sends_a_new_version(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine(["one", "two"]))
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=ScriptedEngine(["one", "two"])) as (pilot, app):
             await send(pilot, app, "original")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["one"])
             await pilot.press("ctrl+g")
@@ -51,9 +47,7 @@ def test_edit_last_message_sends_a_new_version(tmp_path):
 def test_continue_extends_a_stopped_reply(tmp_path):
     async def scenario():
         engine = ScriptedEngine(["alpha beta gamma delta " * 50, "and more"], token_delay=0.005)
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             await send(pilot, app, "go")
             await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 3)
             await pilot.press("escape")
@@ -74,10 +68,8 @@ def test_a_message_without_a_reply_gets_one(tmp_path, how):
     user message instead of saying there is no reply."""
     async def scenario():
         engine = ScriptedEngine(["First answer.", "Second answer."])
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["First answer."])
             chat.session.delete_message(chat.messages[-1])
@@ -102,10 +94,8 @@ def test_typing_on_a_focused_message_goes_to_the_prompt_and_runs_nothing(tmp_pat
     text goes to the prompt, and message actions use keys that cannot be typing."""
     async def scenario():
         engine = ScriptedEngine(["An answer about a story."])
-        app = make_app(tmp_path, engine=engine)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path, engine=engine) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1)
             reply_view = chat.chat.messages()[-1]

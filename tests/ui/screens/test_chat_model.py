@@ -8,7 +8,7 @@ import sys
 import pytest
 from broken_models import write_huge_config, write_pickle_only, write_unsupported_gguf
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 
 from tui.engine import Engine, LoadSettings
 from tui.ui.widgets.settings_panel import SettingsPanel
@@ -26,18 +26,17 @@ def test_failed_loads_in_the_app_keep_the_previous_model(tmp_path, tiny_model_di
     ]
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=Engine())
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=Engine(),
+                          size=(120, 50), timeout=120) as (pilot, app):
             failures = []
             for settings, expected in attempts:
                 if settings.quantization != "none":
                     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
-                count = len(app._notifications)
+                count = len(app.notified)
                 app.chat_screen.loader.reload(settings)
                 await wait_for(pilot, lambda: app.chat_screen.state != "loading", 120)
                 monkeypatch.delitem(sys.modules, "bitsandbytes", raising=False)
-                errors = [n for n in list(app._notifications)[count:] if n.title == "Model load failed"]
+                errors = [n for n in app.notified[count:] if n.title == "Model load failed"]
                 assert len(errors) == 1, (settings, notes(app))
                 message = errors[0].message
                 assert "\n" not in message and "Traceback" not in message
@@ -60,7 +59,7 @@ def test_load_failure_is_shown_and_the_app_keeps_running(tmp_path):
         async with app.run_test() as pilot:
             await wait_for(pilot, lambda: app.chat_screen.state == "error")
             assert "error" in app.chat_screen.status.info.render()
-            assert any("model path not found" in n.message for n in app._notifications)
+            assert any("model path not found" in n.message for n in app.notified)
             await send(pilot, app, "still here?")
             await pilot.pause()
             assert app.chat_screen.replies.pending_send and engine.calls == []
@@ -74,15 +73,14 @@ def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
     from tui.engine import Engine
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "max_new_tokens=5", engine=Engine())
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "max_new_tokens=5", engine=Engine(), size=(120, 50),
+                          timeout=120) as (pilot, app):
             app.query_one("#load-model").value = "/no/such/model"
             app.query_one(SettingsPanel).apply_load()
             await wait_for(pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.engine.info is not None, 120)
             await pilot.pause()
             assert app.chat_screen.engine.info.source == str(tiny_model_dir)
-            assert any("model path not found: /no/such/model" in n.message for n in app._notifications)
+            assert any("model path not found: /no/such/model" in n.message for n in app.notified)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
 
@@ -92,9 +90,7 @@ def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
 @pytest.mark.parametrize("width", [120, 200])
 def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_path, width):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(width, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, size=(width, 50)) as (pilot, app):
             sidebar = app.chat_screen.settings_panel
             for name in ("dtype", "device", "quantization", "attn_implementation"):
                 select = app.query_one(f"#load-{name}")  # the whole dropdown, border and arrow, in the row
@@ -121,9 +117,7 @@ def test_the_status_bar_follows_a_background_compile(tmp_path):
     async def scenario():
         engine = ScriptedEngine()
         job = engine.compile = SimpleNamespace(state="compiling", error="", done=Future())
-        app = make_app(tmp_path, "--compile", engine=engine)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, "--compile", engine=engine) as (pilot, app):
             assert engine.loads[-1].compile
             assert app.chat_screen.settings_panel.query_one("#load-compile").value  # the sidebar shows the option
             assert "compiling" in app.chat_screen.status.info.render()
@@ -131,6 +125,6 @@ def test_the_status_bar_follows_a_background_compile(tmp_path):
             job.error = "torch.compile failed, replies use the usual path: RuntimeError: no compiler"
             job.done.set_result("failed")  # set on the compile thread in the real engine
             await wait_for(pilot, lambda: "compile failed" in app.chat_screen.status.info.render())
-            assert any("no compiler" in n.message for n in app._notifications)
+            assert any("no compiler" in n.message for n in app.notified)
 
     run(scenario())

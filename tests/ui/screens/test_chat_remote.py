@@ -46,9 +46,9 @@ def test_faults_keep_the_partial_reply_and_retry_works(tmp_path, server):
 
             for status, words in ((500, "the server failed (500)"), (429, "try again in a moment")):
                 server.behaviour = status
-                count = len(app._notifications)
+                count = len(app.notified)
                 await chat.action_regenerate()
-                await wait_for(pilot, lambda: chat.state == "ready" and len(app._notifications) > count)
+                await wait_for(pilot, lambda: chat.state == "ready" and len(app.notified) > count)
                 assert any(words in note.lower() for note in notes(app)[count:]), notes(app)[count:]
                 assert "Traceback" not in " ".join(notes(app))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
 from tui.store.config import Config
@@ -28,15 +28,13 @@ BAD_SETS = [
 
 def test_bad_set_values_are_rejected_and_change_nothing(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path) as (pilot, app):
             before = app.chat_screen.session.generation.as_dict()
             for command, named in BAD_SETS:
-                count = len(app._notifications)
+                count = len(app.notified)
                 await send(pilot, app, command)
                 await pilot.pause()
-                new = list(app._notifications)[count:]
+                new = app.notified[count:]
                 assert len(new) == 1 and new[0].severity == "error", (command, [n.message for n in new])
                 assert named in new[0].message, (command, new[0].message)
                 assert app.chat_screen.session.generation.as_dict() == before, command
@@ -50,9 +48,7 @@ def test_bad_set_values_are_rejected_and_change_nothing(tmp_path):
 
 def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, size=(120, 50)) as (pilot, app):
             field = app.query_one("#param-temperature")
             field.value = "1.3"
             await pilot.pause()
@@ -87,9 +83,7 @@ def test_sidebar_form_changes_apply_to_the_next_generation(tmp_path):
 def test_presets_from_sidebar_and_user_presets(tmp_path):
     async def scenario():
         config = Config(path=tmp_path / "config.toml", presets={"mine": {"temperature": 0.42, "top_k": 7}})
-        app = make_app(tmp_path, config=config)
-        async with app.run_test(size=(120, 50)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
+        async with booted(tmp_path, config=config, size=(120, 50)) as (pilot, app):
             panel = app.query_one(SettingsPanel)
             generation = lambda: app.chat_screen.session.generation  # noqa: E731
             assert panel.preset_names == ["precise", "balanced", "creative", "mine"]
@@ -114,10 +108,8 @@ def test_presets_from_sidebar_and_user_presets(tmp_path):
 
 def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_removed(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, "num_beams=2", "min_new_tokens=5")
-        async with app.run_test(size=(120, 50)) as pilot:
+        async with booted(tmp_path, "num_beams=2", "min_new_tokens=5", size=(120, 50)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.settings_panel.ready)
             await send(pilot, app, "/set eos_token_id=[2,3] temperature=0.3")
             await pilot.pause()
             labels = [str(label.render()) for label in app.query(".changed-label")]
@@ -141,10 +133,9 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
 
 def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(tmp_path):
     async def scenario():
-        app = make_app(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]))
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]),
+                          size=(120, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "Capital of France?")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app), 10)
             assert reply_texts(app) == ["The capital of France is Paris."]
@@ -163,10 +154,8 @@ def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(
 ])
 def test_transformers_chat_commands_work_as_aliases(tmp_path, command, check):
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
             await send(pilot, app, command)
@@ -182,10 +171,8 @@ def test_bang_save_writes_transformers_chat_json_where_it_does(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test() as pilot:
+        async with booted(tmp_path) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(chat.messages) == 2)
             await send(pilot, app, "!save")

@@ -15,9 +15,9 @@ import psutil
 from fakes import ScriptedEngine
 from pilot import (
     FrameClock,
+    booted,
     keypress_latency,
     keypress_to_frame,
-    make_app,
     post_key,
     reply_texts,
     run,
@@ -77,9 +77,8 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
     reply = long_markdown_reply(3000)
 
     async def scenario():
-        app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=200))  # 7x this CPU's SmolLM2 decode
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        engine = PacedEngine([reply], tokens_per_s=200)  # 7x this CPU's SmolLM2 decode
+        async with booted(tmp_path, engine=engine, size=(120, 40)) as (pilot, app):
             clock = FrameClock(app)
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app.chat_screen.replies.live_tokens >= 10)
@@ -149,9 +148,7 @@ def test_quitting_the_moment_a_long_reply_ends_is_clean(tmp_path):
     reply = "\n\n".join(blocks[i % 4] for i in range(150)).replace("\n", " \n ")
 
     async def scenario():
-        app = make_app(tmp_path, engine=PacedEngine([reply], tokens_per_s=1000))
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=PacedEngine([reply], tokens_per_s=1000), size=(120, 40)) as (pilot, app):
             app.chat_screen.prompt_input.load_text("write a lot")
             app.chat_screen.prompt_input.focus()
             post_key(app, "enter")
@@ -172,9 +169,7 @@ def test_a_one_megabyte_paste_then_typing(tmp_path):
     text = line * (2**20 // len(line) + 1)
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
             app.chat_screen.prompt_input.focus()
             started = time.perf_counter()
             app.chat_screen.prompt_input.insert(text)
@@ -201,9 +196,7 @@ def test_opening_a_500_message_conversation(tmp_path):
     library.close()
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
             started = time.perf_counter()
             await app.chat_screen.files.open_conversation(conv.id)
             call_s = time.perf_counter() - started
@@ -245,9 +238,8 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
         return Counter(t.name for t in threading.enumerate() if not t.name.startswith("asyncio_"))
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine())
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine(),
+                          size=(100, 30), timeout=120) as (pilot, app):
             await send(pilot, app, "warm up")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
             await pilot.pause(0.2)

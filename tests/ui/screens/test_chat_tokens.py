@@ -3,7 +3,7 @@ version of it written from an alternative token."""
 
 from __future__ import annotations
 
-from pilot import make_app, reply_texts, run, send, wait_for
+from pilot import booted, reply_texts, run, send, wait_for
 
 from tui import token_probs
 from tui.engine import Engine
@@ -12,10 +12,9 @@ from tui.ui.screens.token_view import TokenViewScreen, band_colour
 
 def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_path, tiny_model_dir):
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine())
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine(),
+                          size=(120, 40), timeout=120) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready", 120)
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
             assert token_probs.of_message(chat.messages[-1].meta) == []  # off by default
@@ -66,10 +65,9 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
     from tui.ui.screens.compare import CompareScreen
 
     async def scenario():
-        app = make_app(tmp_path, str(tiny_model_dir), "max_new_tokens=6", engine=Engine())
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, str(tiny_model_dir), "max_new_tokens=6", engine=Engine(), size=(120, 40),
+                          timeout=120) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready", 120)
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
             with pytest.raises(SettingsError, match="is not current, a preset"):

@@ -3,7 +3,7 @@ it renamed and deleted."""
 
 from __future__ import annotations
 
-from pilot import make_app, run, wait_for
+from pilot import booted, make_app, run, wait_for
 
 from tui.ui.screens.conversations import ConversationBrowser
 from tui.store import Library
@@ -38,10 +38,8 @@ def test_renames_and_deletes_come_back_in_the_result(tmp_path):
         library.add_message(second.id, "user", "two")
 
     async def scenario():
-        app = make_app(tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
             chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready")
             await chat.files.open_conversation(first.id)
             await pilot.press("ctrl+o")
             await wait_for(pilot, lambda: isinstance(app.screen, ConversationBrowser))

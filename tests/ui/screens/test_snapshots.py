@@ -140,3 +140,92 @@ def test_sidebar_model_section(snap_compare, tmp_path):
         await pilot.pause(0.1)
 
     assert snap_compare(snapshot_app(tmp_path), terminal_size=(120, 40), run_before=before)
+
+
+def test_token_view(snap_compare, tmp_path):
+    """F5 on a reply recorded with token probabilities (made-up, fixed ones: see fakes.scripted_choice)."""
+    from tui.screens.token_view import TokenViewScreen
+
+    engine = ScriptedEngine(["The capital of France is Paris, a city on the Seine."], token_probs=True)
+
+    async def before(pilot):
+        app = pilot.app
+        await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        await pilot.press("f4")  # record token probabilities
+        app.chat_screen.prompt_input.load_text("What is the capital of France?")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat_screen.state == "ready"
+                       and any(m.role == "assistant" for m in app.chat_screen.messages), what="the reply")
+        app.clear_notifications()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, TokenViewScreen), what="the token view")
+        await pilot.press("right", "right", "right")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path, engine=engine), terminal_size=SIZE, run_before=before)
+
+
+def test_compare_screen(snap_compare, tmp_path):
+    """/compare: the last prompt answered under the current settings and the three built-in presets
+    (one after the other, so each column gets the next scripted reply; a fixed seed)."""
+    from tui.screens.compare import CompareScreen
+
+    replies = [REPLY, "Column one: add them with a plus.", "Column two: return a + b, the sum.",
+               "Column three: def add(a, b): return a + b", "Column four: the sum of two numbers."]
+    engine = ScriptedEngine(replies, token_probs=True)
+
+    async def before(pilot):
+        app = pilot.app
+        await converse(pilot)
+        app.chat_screen.prompt_input.load_text("/compare")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(engine.calls) == 5
+                       and all(c.final is not None for c in app.screen.columns), what="the compare columns")
+        app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path, "seed=7", engine=engine), terminal_size=(120, 34), run_before=before)
+
+
+def test_tool_approval_card(snap_compare, tmp_path):
+    """The card asking to run a tool call, over a finished conversation."""
+    from tui.screens.tool_approval import ToolApprovalScreen
+    from tui.tools.calls import ToolCall
+
+    async def before(pilot):
+        await converse(pilot)
+        call = ToolCall("get_weather", {"city": "Paris", "units": "metric", "days": 3}, id="call_1")
+        pilot.app.push_screen(ToolApprovalScreen(call, "weather"))
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ToolApprovalScreen), what="the card")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=SIZE, run_before=before)
+
+
+def test_reply_mid_stream(snap_compare, tmp_path):
+    """A reply held after 12 words, while the app is generating."""
+    engine = ScriptedEngine([REPLY], pause_after=12)
+
+    async def before(pilot):
+        app = pilot.app
+        await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        app.chat_screen.prompt_input.load_text("Write a Python function that adds two numbers.")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat_screen.state == "generating"
+                       and app.chat_screen.replies.live_tokens >= 12, what="12 words of the reply")
+        status = app.chat_screen.status  # the live tok/s follows the wall clock: pinned to one figure
+        update = status.update_info
+        status.update_info = lambda **info: update(**{k: v for k, v in info.items() if k != "tok_s"})
+        update(tok_s=20.0)
+        app.clear_notifications()
+        await pilot.pause(0.1)
+
+    try:
+        assert snap_compare(snapshot_app(tmp_path, engine=engine), terminal_size=SIZE, run_before=before)
+    finally:
+        engine.resume.set()
+
+
+def test_small_terminal(snap_compare, tmp_path):
+    """A finished conversation at 60x20."""
+    assert snap_compare(snapshot_app(tmp_path), terminal_size=(60, 20), run_before=converse)

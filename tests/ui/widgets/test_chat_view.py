@@ -4,7 +4,7 @@ widgets) and unfolds it when scrolled near: a long chat lays out like a short on
 from __future__ import annotations
 
 from fakes import ScriptedEngine
-from pilot import make_app, run, send, wait_for
+from pilot import booted, run, send, wait_for
 from textual.widgets.markdown import MarkdownBlock
 
 
@@ -24,9 +24,7 @@ def after_a_long_reply(tmp_path, check, reply: str = REPLY) -> None:
     """Run `await check(pilot, app)` once a long reply has streamed into the app (100x24)."""
 
     async def scenario():
-        app = make_app(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005))
-        async with app.run_test(size=(100, 24)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready")
+        async with booted(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005), size=(100, 24)) as (pilot, app):
             await send(pilot, app, "write a lot")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.chat.messages()[-1].text == reply)
             await pilot.pause(0.3)
