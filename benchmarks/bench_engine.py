@@ -80,10 +80,10 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
     import tempfile
     from pathlib import Path
 
-    from tui.ui.app import ChatApp
     from tui.cli.main import parse_args
     from tui.store import AutoSaver, Library
     from tui.store.config import Config
+    from tui.ui.app import ChatApp
 
     async def scenario() -> dict:
         tmp = Path(tempfile.mkdtemp())

@@ -20,17 +20,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tui.ui.app import ChatApp  # noqa: E402
-from tui.ui.bridge import ReplyDelta  # noqa: E402
 from tui.cli.main import parse_args  # noqa: E402
 from tui.engine import Finished, GenerationSettings, LoadSettings, ModelInfo, TokenDelta, Turn, TurnMetrics  # noqa: E402
 from tui.engine.backend import Capabilities, Progress  # noqa: E402
 from tui.engine.compiled import CompileJob  # noqa: E402
 from tui.engine.jobs import done, failed  # noqa: E402
 from tui.engine.prompt import Message  # noqa: E402
-from tui.ui.screens.chat import ChatScreen  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
+from tui.ui.app import ChatApp  # noqa: E402
+from tui.ui.bridge import ReplyDelta  # noqa: E402
+from tui.ui.screens.chat import ChatScreen  # noqa: E402
 
 TOKENS = 3000
 RATE = 150.0  # tokens per second: faster than this CPU decodes, so the UI is under pressure

@@ -208,10 +208,10 @@ def run_app(name: str) -> dict:
     import asyncio
     import tempfile
 
-    from tui.ui.app import ChatApp
     from tui.cli.main import parse_args
     from tui.store import AutoSaver, Library
     from tui.store.config import Config
+    from tui.ui.app import ChatApp
 
     async def scenario() -> dict:
         tmp = Path(tempfile.mkdtemp())

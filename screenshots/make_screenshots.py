@@ -15,13 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tui.ui.app import ChatApp  # noqa: E402
-from tui.ui.bridge import LoadDone, ReplyEnded  # noqa: E402
 from tui.cli.main import parse_args  # noqa: E402
-from tui.ui.screens.chat import ChatScreen  # noqa: E402
-from tui.ui.screens.chat_model import ModelLoader  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
+from tui.ui.app import ChatApp  # noqa: E402
+from tui.ui.bridge import LoadDone, ReplyEnded  # noqa: E402
+from tui.ui.screens.chat import ChatScreen  # noqa: E402
+from tui.ui.screens.chat_model import ModelLoader  # noqa: E402
 
 OUT = ROOT / "screenshots"
 SIZE = (112, 36)

@@ -27,8 +27,14 @@ def write_huge_config(folder: Path, tiny_model_dir: Path) -> Path:
     """A llama config of ~10 trillion parameters (tens of TB), and no weights at all."""
     folder.mkdir()
     config = json.loads((tiny_model_dir / "config.json").read_text())
-    config.update(hidden_size=65536, intermediate_size=262144, num_hidden_layers=200,
-                  num_attention_heads=512, num_key_value_heads=512, vocab_size=32000)
+    config.update(
+        hidden_size=65536,
+        intermediate_size=262144,
+        num_hidden_layers=200,
+        num_attention_heads=512,
+        num_key_value_heads=512,
+        vocab_size=32000,
+    )
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 

@@ -120,8 +120,21 @@ def transformers_serve(tiny_model_dir: Path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("transformers")), "serve", str(tiny_model_dir), "--host",
-               "127.0.0.1", "--port", str(port), "--dtype", "float32", "--device", "cpu", "--log-level", "warning"]
+    command = [
+        str(Path(sys.executable).with_name("transformers")),
+        "serve",
+        str(tiny_model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--device",
+        "cpu",
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root = f"http://127.0.0.1:{port}"
     try:

@@ -73,15 +73,30 @@ class FakeOpenAI:
             self.chunks_sent += 1
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
 
         if behaviour == "reasoning":
             send(chunk({"reasoning_content": "Let me think."}))
             send(chunk({"reasoning_content": " Yes."}))
         if behaviour == "tool_call":  # OpenAI's tool_calls deltas: the arguments come in pieces
             send(chunk({"content": "Let me add."}))
-            send(chunk({"tool_calls": [{"index": 0, "id": "call_srv1", "type": "function",
-                                        "function": {"name": "add", "arguments": ""}}]}))
+            send(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_srv1",
+                                "type": "function",
+                                "function": {"name": "add", "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
             for piece in ('{"a": 2', ', "b": 40}'):
                 send(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
             send(chunk({}, "tool_calls"))
@@ -101,15 +116,27 @@ class FakeOpenAI:
                 time.sleep(0.05)
             piece = chunk({"content": word})
             if logprobs:  # OpenAI's form: the token, its log-probability, the most likely ones
-                piece["choices"][0]["logprobs"] = {"content": [{"token": word, "logprob": -0.25, "top_logprobs": [
-                    {"token": word, "logprob": -0.25}, {"token": " else", "logprob": -1.75}]}]}
+                piece["choices"][0]["logprobs"] = {
+                    "content": [
+                        {
+                            "token": word,
+                            "logprob": -0.25,
+                            "top_logprobs": [{"token": word, "logprob": -0.25}, {"token": " else", "logprob": -1.75}],
+                        }
+                    ]
+                }
             send(piece)
         send(chunk({}, "stop"))
-        send({"object": "chat.completion.chunk", "choices": [],
-              "usage": {"prompt_tokens": 17, "completion_tokens": len(words), "total_tokens": 17 + len(words)}})
+        send(
+            {
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {"prompt_tokens": 17, "completion_tokens": len(words), "total_tokens": 17 + len(words)},
+            }
+        )
         send("[DONE]")
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tui.engine import (
     Alternative,
@@ -31,15 +32,32 @@ from tui.engine.jobs import done, failed
 from tui.engine.prompt import Message
 
 FIXED_INFO = ModelInfo(
-    name="scripted-model", source="/models/scripted", device="cpu", dtype="float32", quantization="none",
-    attn_implementation="sdpa", context_size=4096, parameters=135_000_000, footprint_bytes=540 * 2**20,
-    has_chat_template=True, load_seconds=1.5, unavailable={"device:cuda": "no CUDA GPU", "device:mps": "no Apple GPU"},
+    name="scripted-model",
+    source="/models/scripted",
+    device="cpu",
+    dtype="float32",
+    quantization="none",
+    attn_implementation="sdpa",
+    context_size=4096,
+    parameters=135_000_000,
+    footprint_bytes=540 * 2**20,
+    has_chat_template=True,
+    load_seconds=1.5,
+    unavailable={"device:cuda": "no CUDA GPU", "device:mps": "no Apple GPU"},
 )
 
 
 def fixed_metrics(tokens: int) -> TurnMetrics:
-    return TurnMetrics(prompt_tokens=42, prefill_tokens=42, new_tokens=tokens, ttft_s=0.25, decode_tok_s=20.0,
-                       total_s=1.0, rss_bytes=900 * 2**20, context_size=4096)
+    return TurnMetrics(
+        prompt_tokens=42,
+        prefill_tokens=42,
+        new_tokens=tokens,
+        ttft_s=0.25,
+        decode_tok_s=20.0,
+        total_s=1.0,
+        rss_bytes=900 * 2**20,
+        context_size=4096,
+    )
 
 
 PROBABILITIES = (0.97, 0.62, 0.35, 0.08, 0.88)  # one for each band of the token view's colours, in turn
@@ -49,8 +67,9 @@ def scripted_choice(index: int, piece: str) -> TokenChoice:
     """A made-up but fixed token choice for the `index`th word of a scripted reply."""
     p = PROBABILITIES[index % len(PROBABILITIES)]
     token_id = 1000 + index  # made-up ids (ScriptedEngine has no capabilities.token_ids: no branching)
-    options = [(token_id, piece, p)] + [(2000 + 10 * index + n, f" alt{n}", (1 - p) * share)
-                                        for n, share in ((1, 0.6), (2, 0.25), (3, 0.1))]
+    options = [(token_id, piece, p)] + [
+        (2000 + 10 * index + n, f" alt{n}", (1 - p) * share) for n, share in ((1, 0.6), (2, 0.25), (3, 0.1))
+    ]
     top = tuple(Alternative(i, t, math.log(q)) for i, t, q in sorted(options, key=lambda o: -o[2]))
     return TokenChoice(token_id, piece, math.log(p), math.log(p), top, top)
 
@@ -60,9 +79,17 @@ class ScriptedEngine:
     without token ids. `pause_after`: each reply stops after that many words until `resume` is set
     (or the reply is stopped), to look at a reply mid-stream."""
 
-    def __init__(self, replies: list[str] | None = None, *, token_delay: float = 0.0,
-                 load_error: str | None = None, hold_load: bool = False, fail_after: int | None = None,
-                 token_probs: bool = False, pause_after: int | None = None) -> None:
+    def __init__(
+        self,
+        replies: list[str] | None = None,
+        *,
+        token_delay: float = 0.0,
+        load_error: str | None = None,
+        hold_load: bool = False,
+        fail_after: int | None = None,
+        token_probs: bool = False,
+        pause_after: int | None = None,
+    ) -> None:
         self.capabilities = Capabilities(tools=True, prefill=True, token_probs=token_probs)
         self.replies = list(replies or ["Hello! How can I help?"])
         self.token_delay = token_delay
@@ -94,8 +121,13 @@ class ScriptedEngine:
         future.set_result(FIXED_INFO)
         return future
 
-    def generate(self, messages: Sequence[Message], settings: GenerationSettings, logprobs: int = 0,
-                 tools: Sequence[dict[str, Any]] | None = None) -> Turn:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        logprobs: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Turn:
         self.calls.append(([dict(m) for m in messages], settings.copy()))
         self.logprobs_asked = logprobs
         self.tools_given = tools

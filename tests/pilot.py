@@ -12,10 +12,11 @@ from pathlib import Path
 from fakes import ScriptedEngine
 from textual.notifications import Notification, SeverityLevel
 
-from tui.ui.app import ChatApp
 from tui.cli.main import parse_args
 from tui.store import AutoSaver, Library
 from tui.store.config import Config
+from tui.ui.app import ChatApp
+from tui.ui.widgets.message import MessageView
 
 
 def run(coro):
@@ -30,19 +31,32 @@ class RecordingApp(ChatApp):
         super().__init__(*args, **kwargs)
         self.notified: list[Notification] = []
 
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = True) -> None:
-        self.notified.append(Notification(message, title, severity, timeout or self.NOTIFICATION_TIMEOUT,
-                                          markup=markup))
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        self.notified.append(
+            Notification(message, title, severity, timeout or self.NOTIFICATION_TIMEOUT, markup=markup)
+        )
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
 
-def make_app(tmp_path: Path, *args: str, engine=None, config: Config | None = None,
-             saver: AutoSaver | None = None) -> RecordingApp:
+def make_app(
+    tmp_path: Path, *args: str, engine=None, config: Config | None = None, saver: AutoSaver | None = None
+) -> RecordingApp:
     """The real app on `engine` (a ScriptedEngine by default), its library and config in tmp_path."""
     saver = saver or AutoSaver(Library(tmp_path / "library.sqlite3"))
-    return RecordingApp(parse_args(list(args)), config or Config(path=tmp_path / "config.toml"),
-                        engine=engine or ScriptedEngine(), saver=saver)
+    return RecordingApp(
+        parse_args(list(args)),
+        config or Config(path=tmp_path / "config.toml"),
+        engine=engine or ScriptedEngine(),
+        saver=saver,
+    )
 
 
 def chat_ready(app: ChatApp) -> bool:
@@ -51,9 +65,15 @@ def chat_ready(app: ChatApp) -> bool:
 
 
 @asynccontextmanager
-async def booted(tmp_path: Path, *args: str, engine=None, config: Config | None = None,
-                 saver: AutoSaver | None = None, size: tuple[int, int] | None = None,
-                 timeout: float = 30.0) -> AsyncIterator[tuple]:
+async def booted(
+    tmp_path: Path,
+    *args: str,
+    engine=None,
+    config: Config | None = None,
+    saver: AutoSaver | None = None,
+    size: tuple[int, int] | None = None,
+    timeout: float = 30.0,
+) -> AsyncIterator[tuple]:
     """make_app(...) running headless, once ready for a message: `async with booted(tmp_path) as (pilot, app)`."""
     app = make_app(tmp_path, *args, engine=engine, config=config, saver=saver)
     async with app.run_test(**({"size": size} if size else {})) as pilot:
@@ -82,6 +102,11 @@ async def send(pilot, app: ChatApp, text: str) -> None:
     app.chat_screen.prompt_input.load_text(text)
     app.chat_screen.prompt_input.focus()
     await pilot.press("enter")
+
+
+def message_views(screen) -> list[MessageView]:
+    """The message views in the chat pane, top to bottom."""
+    return list(screen.chat.query_children(MessageView))
 
 
 def reply_texts(app: ChatApp) -> list[str]:

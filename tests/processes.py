@@ -20,16 +20,28 @@ HELPERS = Path(__file__).resolve().parent / "helpers"
 
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", XDG_DATA_HOME=str(tmp_path / "data"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
-               PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        PYTHONUNBUFFERED="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     return env
 
 
 def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m tui ARGS` to the end (the test session's isolated folders unless `env`)."""
-    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, input=stdin,
-                          timeout=300, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def library_file(tmp_path: Path) -> Path:
@@ -40,8 +52,9 @@ def library_file(tmp_path: Path) -> Path:
 def spawned(command: list[str], env: dict[str, str], **popen) -> Iterator[subprocess.Popen]:
     """`command` running in the repository root, stdin closed, stdout a pipe (`popen` adds to or
     overrides that); killed and waited for on the way out if it is still running."""
-    proc = subprocess.Popen(command, **{"cwd": ROOT, "env": env, "stdin": subprocess.DEVNULL,
-                                        "stdout": subprocess.PIPE, **popen})
+    proc = subprocess.Popen(
+        command, **{"cwd": ROOT, "env": env, "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, **popen}
+    )
     try:
         yield proc
     finally:
@@ -84,13 +97,15 @@ class PipeReader:
         self._thread.join(10)
 
 
-def poll(condition, timeout: float, what: str, proc: subprocess.Popen | None = None,
-         output: PipeReader | None = None) -> None:
+def poll(
+    condition, timeout: float, what: str, proc: subprocess.Popen | None = None, output: PipeReader | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}: "
-                                 f"{output.text()[-2000:] if output else ''}")
+            raise AssertionError(
+                f"the process ended (rc {proc.returncode}) before {what}: {output.text()[-2000:] if output else ''}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)

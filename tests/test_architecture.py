@@ -14,8 +14,10 @@ MAX_LINES = 450
 MAX_METHODS = 40
 # The one back-reference allowed, for type checking only: the chat screen's parts name the screen
 # they are given (tui/screens/chat.py builds them and routes to them).
-TYPING_BACK_REFERENCES = {(f"tui.ui.screens.chat_{part}", "tui.ui.screens.chat") for part in
-                          ("files", "messages", "model", "reply", "settings", "tokens", "tools", "transcript")}
+TYPING_BACK_REFERENCES = {
+    (f"tui.ui.screens.chat_{part}", "tui.ui.screens.chat")
+    for part in ("files", "messages", "model", "reply", "settings", "tokens", "tools", "transcript")
+}
 
 
 def module_name(path: Path) -> str:
@@ -44,7 +46,11 @@ def imports_of(name: str) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only = _type_checking_imports(tree)
     for node in ast.walk(tree):
-        if id(node) in typing_only and isinstance(node, ast.ImportFrom) and (name, node.module) in TYPING_BACK_REFERENCES:
+        if (
+            id(node) in typing_only
+            and isinstance(node, ast.ImportFrom)
+            and (name, node.module) in TYPING_BACK_REFERENCES
+        ):
             continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -100,8 +106,11 @@ def test_there_is_no_import_cycle():
 
 
 def test_no_module_is_over_450_lines():
-    long = {name: n for name, path in MODULES.items()
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        name: n
+        for name, path in MODULES.items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -122,8 +131,16 @@ def _size(qualified: str, classes: dict[str, tuple[ast.ClassDef, str]]) -> tuple
     lines = (node.end_lineno or node.lineno) - node.lineno + 1
     for base in node.bases:
         base_name = base.id if isinstance(base, ast.Name) else None
-        match = next((q for q in classes if base_name and q.endswith(f".{base_name}")
-                      and (q.startswith(module) or base_name in MODULES[module].read_text(encoding="utf-8"))), None)
+        match = next(
+            (
+                q
+                for q in classes
+                if base_name
+                and q.endswith(f".{base_name}")
+                and (q.startswith(module) or base_name in MODULES[module].read_text(encoding="utf-8"))
+            ),
+            None,
+        )
         if match is not None and match != qualified:
             more_methods, more_lines = _size(match, classes)
             methods, lines = methods + more_methods, lines + more_lines
@@ -143,7 +160,10 @@ def test_no_class_is_over_40_methods_or_450_lines_with_its_bases():
 def test_the_engine_and_the_store_know_nothing_of_textual():
     for name, path in MODULES.items():
         if name.startswith(("tui.engine", "tui.store", "tui.tools", "tui.core")) or name in (
-                "tui.cli.headless", "tui.cli.library", "tui.cli.tools"):
+            "tui.cli.headless",
+            "tui.cli.library",
+            "tui.cli.tools",
+        ):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
             imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
@@ -171,9 +191,16 @@ def test_every_key_binding_comes_from_the_table_of_actions():
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         if name != "tui.ui.actions":
-            imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                        and node.module == "textual.binding" for alias in node.names}
+            imported = {
+                alias.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "textual.binding"
+                for alias in node.names
+            }
             assert "Binding" not in imported, name
-        private = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                   and node.name == "_on_key"}
+        private = {
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "_on_key"
+        }
         assert not private, name

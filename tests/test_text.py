@@ -27,7 +27,7 @@ def test_think_splitter_gives_the_same_result_however_the_stream_is_cut(cuts):
     text = "<think>step one < two</think>The answer </thin is <b>4</b>."
     splitter, pieces, start = ThinkSplitter(), [], 0
     for size in cuts:
-        pieces += splitter.feed(text[start:start + size])
+        pieces += splitter.feed(text[start : start + size])
         start += size
     pieces += splitter.feed(text[start:]) + splitter.flush()
     think = "".join(p.text for p in pieces if p.kind == "think")

@@ -29,13 +29,26 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     two seconds before the kill, marked interrupted, and can be continued."""
     env = subprocess_env(tmp_path)
     db_path = library_file(tmp_path)
-    command = [sys.executable, "-m", "tui", "do_sample=false", "max_new_tokens=300", "--prompt", "Say hi.",
-               "--prompt", "Write a long story about a lighthouse keeper and his cat.", "--stats"]
+    command = [
+        sys.executable,
+        "-m",
+        "tui",
+        "do_sample=false",
+        "max_new_tokens=300",
+        "--prompt",
+        "Say hi.",
+        "--prompt",
+        "Write a long story about a lighthouse keeper and his cat.",
+        "--stats",
+    ]
     with spawned(command, env, stderr=subprocess.PIPE) as proc:
         out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
         poll(lambda: "turn=1" in err.text(), 180, "the first turn to end", proc, err)
-        reply1 = raw_rows(db_path, "SELECT p.text FROM message_parts p JOIN messages m ON m.id = p.message_id "
-                                   "WHERE m.role = 'assistant' ORDER BY m.seq")[0][0]
+        reply1 = raw_rows(
+            db_path,
+            "SELECT p.text FROM message_parts p JOIN messages m ON m.id = p.message_id "
+            "WHERE m.role = 'assistant' ORDER BY m.seq",
+        )[0][0]
         first_turn_bytes = len(reply1.encode()) + 2  # the reply, its newline, the blank line between turns
         poll(lambda: len(out) > first_turn_bytes, 60, "the second reply to stream", proc, err)
         second_started = time.monotonic()
@@ -47,7 +60,7 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     streamed = out.data.decode()
     assert streamed.startswith(reply1 + "\n\n")
     streamed2 = streamed[first_turn_bytes:]
-    two_seconds_before = out.data[first_turn_bytes:out.bytes_at(killed_at - 2.2)].decode("utf-8", "ignore")
+    two_seconds_before = out.data[first_turn_bytes : out.bytes_at(killed_at - 2.2)].decode("utf-8", "ignore")
     assert integrity(db_path) == "ok"
     library = Library(db_path)
     assert library.recovered_from is None  # the file was not judged damaged
@@ -61,29 +74,50 @@ def test_kill_9_during_a_headless_reply_keeps_all_but_the_last_two_seconds(tmp_p
     assert streamed2.startswith(second.content)  # what was saved is what was streamed
     assert len(second.content) >= len(two_seconds_before.rstrip()) > 0  # at most ~2 s lost
     library.close()
-    listed = subprocess.run([sys.executable, "-m", "tui", "--list"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "tui", "--list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0, listed.stderr
     assert summary.id[:8] in listed.stdout
 
 
 def test_headless_streams_replies_and_stats(tiny_model_dir):
-    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", "--prompt", "Hi",
-                     "--prompt", "-", "--stats", stdin="from stdin\n")
+    result = run_cli(
+        str(tiny_model_dir),
+        "do_sample=false",
+        "max_new_tokens=8",
+        "--prompt",
+        "Hi",
+        "--prompt",
+        "-",
+        "--stats",
+        stdin="from stdin\n",
+    )
     assert result.returncode == 0, result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("turn=")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("turn=")]
     assert len(lines) == 2 and lines[1].startswith("turn=2 ")
     fields = dict(part.split("=") for part in lines[0].split())
-    assert set(fields) == {"turn", "prompt_tokens", "new_tokens", "ttft_ms", "decode_tok_s", "total_ms", "rss_mb",
-                           "dtype", "quantization"}
-    assert fields["new_tokens"] == "8" and fields["dtype"] in ("float32", "bfloat16") and fields["quantization"] == "none"
-
+    assert set(fields) == {
+        "turn",
+        "prompt_tokens",
+        "new_tokens",
+        "ttft_ms",
+        "decode_tok_s",
+        "total_ms",
+        "rss_mb",
+        "dtype",
+        "quantization",
+    }
+    assert (
+        fields["new_tokens"] == "8" and fields["dtype"] in ("float32", "bfloat16") and fields["quantization"] == "none"
+    )
 
 
 def test_headless_beam_search_says_it_cannot_stream_and_prints_the_whole_reply(tiny_model_dir, tmp_path):
     env = subprocess_env(tmp_path)
-    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=6", "num_beams=2", "--prompt", "Hi",
-                     "--stats", env=env)
+    result = run_cli(
+        str(tiny_model_dir), "do_sample=false", "max_new_tokens=6", "num_beams=2", "--prompt", "Hi", "--stats", env=env
+    )
     assert result.returncode == 0, result.stderr
     assert "num_beams=2: beam search cannot stream" in result.stderr and "new_tokens=6" in result.stderr
     exported = json.loads(run_cli("--export", "last", env=env).stdout)
@@ -93,8 +127,16 @@ def test_headless_beam_search_says_it_cannot_stream_and_prints_the_whole_reply(t
 
 def test_headless_default_model_answers_paris_and_turns_are_a_blank_line_apart(smollm2_dir, tmp_path):
     env = subprocess_env(tmp_path)
-    result = run_cli("--prompt", "What is the capital of France?", "--prompt", "And of Italy?", "do_sample=false",
-                     "max_new_tokens=24", "--stats", env=env)
+    result = run_cli(
+        "--prompt",
+        "What is the capital of France?",
+        "--prompt",
+        "And of Italy?",
+        "do_sample=false",
+        "max_new_tokens=24",
+        "--stats",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert "turn=1 prompt_tokens=" in result.stderr
@@ -106,9 +148,24 @@ def test_headless_default_model_answers_paris_and_turns_are_a_blank_line_apart(s
 def test_a_normal_run_prints_no_library_warning_and_logs_it(tmp_path, tiny_model_dir):
     """length_penalty without beams makes transformers warn: into the log file, not the reply."""
     env = subprocess_env(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "tui", str(tiny_model_dir), "do_sample=false",
-                             "max_new_tokens=4", "length_penalty=0.5", "--prompt", "hi"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            str(tiny_model_dir),
+            "do_sample=false",
+            "max_new_tokens=4",
+            "length_penalty=0.5",
+            "--prompt",
+            "hi",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and "[transformers]" not in result.stdout
     log = tmp_path / "state" / "chatui" / "log" / "chatui.log"
@@ -138,8 +195,18 @@ def test_headless_on_a_remote_server_streams_and_a_cut_stream_exits_1_keeping_th
 def test_logprobs_file_has_one_json_line_per_token_and_the_library_keeps_them(tmp_path, tiny_model_dir):
     env = subprocess_env(tmp_path)
     out = tmp_path / "probs.jsonl"
-    result = run_cli(str(tiny_model_dir), "do_sample=false", "max_new_tokens=6", "--prompt", "Hi",
-                     "--logprobs", "3", "--logprobs-file", str(out), env=env)
+    result = run_cli(
+        str(tiny_model_dir),
+        "do_sample=false",
+        "max_new_tokens=6",
+        "--prompt",
+        "Hi",
+        "--logprobs",
+        "3",
+        "--logprobs-file",
+        str(out),
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 6
@@ -157,8 +224,10 @@ def test_logprobs_file_has_one_json_line_per_token_and_the_library_keeps_them(tm
 
 
 def test_logprobs_flags_are_checked(tiny_model_dir):
-    for args, message in ((["--logprobs", "3"], "go together"),
-                          (["--logprobs", "0", "--logprobs-file", "x.jsonl"], "from 1 to 20"),
-                          (["--logprobs", "3", "--logprobs-file", "/no/such/dir/x.jsonl"], "cannot write")):
+    for args, message in (
+        (["--logprobs", "3"], "go together"),
+        (["--logprobs", "0", "--logprobs-file", "x.jsonl"], "from 1 to 20"),
+        (["--logprobs", "3", "--logprobs-file", "/no/such/dir/x.jsonl"], "cannot write"),
+    ):
         result = run_cli(str(tiny_model_dir), "--prompt", "Hi", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -7,8 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from processes import ROOT, library_file, subprocess_env
@@ -97,8 +97,6 @@ def test_export_then_import_command(tmp_path: Path, lib: Library) -> None:
     assert os.path.exists(target)
 
 
-
-
 def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
     """`chatui --list | head -1` used to end with a BrokenPipeError traceback and exit 1."""
     env = subprocess_env(tmp_path)
@@ -106,16 +104,26 @@ def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> Non
         for n in range(3000):  # far more than a pipe buffer holds
             library.add_message(library.create(title=f"Conversation number {n} with a long title").id, "user", "hi")
     shell = subprocess.run(
-        f"{sys.executable} -m tui --list | head -1; echo \"rc=${{PIPESTATUS[0]}}\" >&2",
-        shell=True, executable="/bin/bash", cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        f'{sys.executable} -m tui --list | head -1; echo "rc=${{PIPESTATUS[0]}}" >&2',
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shell.stdout.split() == ["ID", "UPDATED", "MSGS", "MODEL", "TITLE"]
     assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
     assert shell.stderr.strip().endswith("rc=0")
 
 
 def test_tf_chat_export_is_what_transformers_chat_saves_and_reads_back(tmp_path: Path, lib: Library) -> None:
-    conv = lib.create(model="HuggingFaceTB/SmolLM2-135M-Instruct", system_prompt="Be brief.",
-                      generation_settings={"do_sample": False, "max_new_tokens": 64, "num_beams": 2})
+    conv = lib.create(
+        model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        system_prompt="Be brief.",
+        generation_settings={"do_sample": False, "max_new_tokens": 64, "num_beams": 2},
+    )
     lib.add_message(conv.id, "user", "Hello")
     lib.add_message(conv.id, "assistant", "Hi! How can I help?")
     target = tmp_path / "saved.json"
@@ -125,8 +133,11 @@ def test_tf_chat_export_is_what_transformers_chat_saves_and_reads_back(tmp_path:
     assert data["settings"]["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     config = data["settings"]["config"]
     assert config["num_beams"] == 2 and config["max_new_tokens"] == 64 and "transformers_version" in config
-    assert data["chat_history"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"},
-                                    {"role": "assistant", "content": "Hi! How can I help?"}]
+    assert data["chat_history"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+    ]
     out = io.StringIO()
     assert import_command(lib, target, out, io.StringIO()) == 0
     back = lib.get(out.getvalue().strip())

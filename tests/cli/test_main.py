@@ -1,4 +1,3 @@
-
 import re
 from pathlib import Path
 
@@ -9,8 +8,19 @@ from tui.cli.main import main, parse_args
 
 
 def test_parse_model_flags_and_settings():
-    options = parse_args(["some/model", "do_sample=false", "max_new_tokens=64", "--dtype", "bfloat16",
-                          "--prompt", "hi", "temperature=0.5", "--stats"])
+    options = parse_args(
+        [
+            "some/model",
+            "do_sample=false",
+            "max_new_tokens=64",
+            "--dtype",
+            "bfloat16",
+            "--prompt",
+            "hi",
+            "temperature=0.5",
+            "--stats",
+        ]
+    )
     assert options.load.model == "some/model" and options.load.dtype == "bfloat16"
     assert options.generation.do_sample is False and options.generation.max_new_tokens == 64
     assert options.generation.temperature == 0.5 and options.prompts == ["hi"] and options.stats
@@ -53,10 +63,16 @@ def test_bad_model_path_exits_non_zero_without_traceback():
 
 
 def test_any_generation_config_field_as_key_value():
-    options = parse_args(["min_new_tokens=20", "num_beams=2", "eos_token_id=2", "stop_strings=[\"###\"]",
-                          "do_sample=FALSE"])
-    assert options.generation_overrides == {"min_new_tokens": 20, "num_beams": 2, "eos_token_id": 2,
-                                            "stop_strings": ["###"], "do_sample": False}
+    options = parse_args(
+        ["min_new_tokens=20", "num_beams=2", "eos_token_id=2", 'stop_strings=["###"]', "do_sample=FALSE"]
+    )
+    assert options.generation_overrides == {
+        "min_new_tokens": 20,
+        "num_beams": 2,
+        "eos_token_id": 2,
+        "stop_strings": ["###"],
+        "do_sample": False,
+    }
     assert options.generation.generate_kwargs()["num_beams"] == 2
 
 
@@ -89,8 +105,12 @@ def test_config_toml_generation_takes_any_generation_config_field(tmp_path):
     options.apply_config(config)
     values = options.generation.values
     assert (values["min_new_tokens"], values["eos_token_id"], values["stop_strings"], values["num_beams"]) == (
-        12, [2, 17], ["###"], 2)
-    path.write_text('[generation]\ntemprature = 0.5\n')
+        12,
+        [2, 17],
+        ["###"],
+        2,
+    )
+    path.write_text("[generation]\ntemprature = 0.5\n")
     assert any("did you mean temperature?" in error for error in load_config(path).errors)
 
 
@@ -103,8 +123,10 @@ def test_list_tools_prints_each_server_its_state_and_tools(tmp_path):
     config = tmp_path / "config" / "chatui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     script = (Path(__file__).parents[1] / "tools" / "mcp_test_server.py").as_posix()
-    config.write_text(f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{script}"]\n'
-                      f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["{script}", "--crash"]\n')
+    config.write_text(
+        f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{script}"]\n'
+        f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["{script}", "--crash"]\n'
+    )
     result = run_cli("--list-tools", env=env)
     assert result.returncode == 1  # one server failed
     assert "calc: ready" in result.stdout

@@ -10,7 +10,9 @@ def write(path, text):
 
 
 def test_precedence_defaults_config_flags(tmp_path):
-    path = write(tmp_path / "config.toml", """
+    path = write(
+        tmp_path / "config.toml",
+        """
 theme = "chatui-paper"
 system_prompt = "From config."
 [model]
@@ -19,7 +21,8 @@ model = "/models/from-config"
 [generation]
 temperature = 0.2
 top_k = 10
-""")
+""",
+    )
     config = load_config(path)
     assert config.errors == []
     options = parse_args(["temperature=0.9", "--dtype", "float32"])
@@ -32,14 +35,17 @@ top_k = 10
 
 
 def test_the_configured_tool_servers_and_their_problems_come_with_the_options(tmp_path):
-    path = write(tmp_path / "config.toml", """
+    path = write(
+        tmp_path / "config.toml",
+        """
 [mcp.servers.calc]
 command = "python"
 args = ["server.py"]
 [mcp.servers.nokey]
 command = "run"
 env = { K = "${CHATUI_TEST_UNSET_VARIABLE}" }
-""")
+""",
+    )
     options = parse_args(["--prompt", "hi"])
     options.apply_config(load_config(path))
     assert [server.name for server in options.tool_servers] == ["calc"]

@@ -11,10 +11,10 @@ import pytest
 from fakes import ScriptedEngine
 
 from tui.core.chat_session import ChatSession
+from tui.core.tool_loop import RUN_ALWAYS, RUN_ONCE, STOPPED_TEXT, Decision, ToolLoop, ToolRoundLimit, denied_text
 from tui.engine import Finished
 from tui.engine.metrics import TurnMetrics
 from tui.store import AutoSaver
-from tui.core.tool_loop import RUN_ALWAYS, RUN_ONCE, STOPPED_TEXT, Decision, ToolLoop, ToolRoundLimit, denied_text
 from tui.tools.calls import MAX_TOOL_ROUNDS, ToolCall
 from tui.tools.servers import ServerConfig
 
@@ -82,7 +82,10 @@ def test_a_call_allowed_once_runs_and_the_next_one_is_asked_again(probed):
     goes_on, [result] = one_round(loop, session, "Let me add. " + ADD)
     assert goes_on and (result.text, result.outcome, result.server) == ("42", "ok", "calc")
     assert [(m.role, m.content) for m in session.messages] == [
-        ("user", "What is 2 + 40?"), ("assistant", "Let me add."), ("tool", "42")]
+        ("user", "What is 2 + 40?"),
+        ("assistant", "Let me add."),
+        ("tool", "42"),
+    ]
     one_round(loop, session, ADD)
     assert policy.asked == [("add", "calc"), ("add", "calc")]
 
@@ -103,7 +106,9 @@ def test_a_denied_call_tells_the_model_why_and_it_goes_on(probed):
     session = new_session()
     goes_on, [result] = one_round(loop, session, ADD)
     assert goes_on and result.outcome == "denied"
-    assert result.text == denied_text("do it in your head") == "The user did not allow this tool call: do it in your head"
+    assert (
+        result.text == denied_text("do it in your head") == "The user did not allow this tool call: do it in your head"
+    )
     history = session.plan_reply("send").messages
     assert history[-1]["role"] == "tool" and history[-1]["content"] == result.text
     assert denied_text() == "The user did not allow this tool call."
@@ -148,8 +153,11 @@ def test_a_stopped_tool_is_reported_and_the_model_does_not_go_on(probed):
         answers.append(result)
 
     async def main() -> bool:
-        calls = await loop.take_calls(ScriptedEngine(), session, replied(
-            session, '<tool_call>{"name": "sleep", "arguments": {"seconds": 30}}</tool_call>' + ADD))
+        calls = await loop.take_calls(
+            ScriptedEngine(),
+            session,
+            replied(session, '<tool_call>{"name": "sleep", "arguments": {"seconds": 30}}</tool_call>' + ADD),
+        )
         answering = asyncio.ensure_future(loop.answer(session, calls, answered))
         while not loop.tool_running:
             await asyncio.sleep(0.02)
@@ -169,8 +177,11 @@ def test_cancelling_the_loop_itself_is_not_taken_for_a_stopped_tool(probed):
         raise AssertionError("no result is stored for a cancelled loop")
 
     async def main() -> None:
-        calls = await loop.take_calls(ScriptedEngine(), session, replied(
-            session, '<tool_call>{"name": "sleep", "arguments": {"seconds": 30}}</tool_call>'))
+        calls = await loop.take_calls(
+            ScriptedEngine(),
+            session,
+            replied(session, '<tool_call>{"name": "sleep", "arguments": {"seconds": 30}}</tool_call>'),
+        )
         answering = asyncio.ensure_future(loop.answer(session, calls, answered))
         while not loop.tool_running:
             await asyncio.sleep(0.02)

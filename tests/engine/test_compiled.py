@@ -23,8 +23,9 @@ def plain_reply(tiny_engine) -> str:
 def test_compiled_replies_use_the_static_cache_and_match(tiny_model_dir, plain_reply, monkeypatch):
     threads = []
     compile_run = CompileJob.run
-    monkeypatch.setattr(CompileJob, "run", lambda job: threads.append(threading.current_thread().name)
-                        or compile_run(job))
+    monkeypatch.setattr(
+        CompileJob, "run", lambda job: threads.append(threading.current_thread().name) or compile_run(job)
+    )
     engine = Engine()
     try:
         engine.load(LoadSettings(model=str(tiny_model_dir), compile=True)).result()

@@ -32,8 +32,14 @@ def test_gguf_of_an_unsupported_architecture_is_one_clear_line(tmp_path):
     garbage.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 300)
     assert "garbage.gguf" in load_error(LoadSettings(model=str(garbage)))
     # Headless: exit code 1, one line on stderr, no traceback.
-    result = subprocess.run([sys.executable, "-m", "tui", str(gguf_file), "--prompt", "hi"], cwd=ROOT,
-                            env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", str(gguf_file), "--prompt", "hi"],
+        cwd=ROOT,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tui.engine import Engine, Finished, GenerationSettings, LoadSettings
-from tui.engine import packed_linear
+from tui.engine import Engine, Finished, GenerationSettings, LoadSettings, packed_linear
 from tui.engine.packed_linear import can_pack, pack_linear_layers
 
 pytestmark = pytest.mark.skipif(not can_pack("cpu", "float32"), reason="torch built without oneDNN")
@@ -36,10 +35,11 @@ def test_the_engine_packs_a_cpu_model_and_it_generates_the_same_tokens(tiny_mode
     messages = [{"role": "user", "content": "Tell me about lighthouses."}]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
+        "input_ids"
+    ]
     with torch.inference_mode():
-        expected = plain.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1]:]
+        expected = plain.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1] :]
     engine = Engine()
     try:
         engine.load(LoadSettings(model=str(tiny_model_dir), dtype="float32")).result()

@@ -9,13 +9,21 @@ from tui.tools.calls import ToolCall
 
 # A Hermes-style template (as Qwen's and SmolLM3's) that renders tools, tool calls and results.
 TEMPLATE = (
-    "{% if tools %}<|im_start|>system\n<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools><|im_end|>\n{% endif %}"
+    "{% if tools %}<|im_start|>system\n<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}"
+    "</tools><|im_end|>\n{% endif %}"
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
-    "{% for c in m.tool_calls or [] %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% for c in m.tool_calls or [] %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}"
+    "<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-ADD = {"type": "function", "function": {"name": "add", "description": "Add two whole numbers.",
-                                        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "description": "Add two whole numbers.",
+        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}},
+    },
+}
 
 
 def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_path):
@@ -31,8 +39,10 @@ def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_
         assert '"name": "add"' in with_tools and "Add two whole numbers." in with_tools
         assert "<tools>" not in tokenizer.decode(builder.build(ask, 512, 8).ids)
         call = ToolCall("add", {"a": 2, "b": 3}, id="call_1")
-        rounds = ask + [{"role": "assistant", "content": "", "tool_calls": [call.as_message_part()]},
-                        {"role": "tool", "tool_call_id": "call_1", "name": "add", "content": "5"}]
+        rounds = ask + [
+            {"role": "assistant", "content": "", "tool_calls": [call.as_message_part()]},
+            {"role": "tool", "tool_call_id": "call_1", "name": "add", "content": "5"},
+        ]
         rendered = tokenizer.decode(builder.build(rounds, 512, 8, [ADD]).ids)
         assert '<tool_call>{"name": "add", "arguments": "{\\"a\\": 2, \\"b\\": 3}"}</tool_call>' in rendered
         assert "<|im_start|>tool\n5<|im_end|>" in rendered
@@ -49,8 +59,11 @@ def test_the_tokenizers_own_response_template_is_used_when_it_has_one(tiny_engin
 
     tokenizer = tiny_engine._loaded.tokenizer
     assert tiny_engine.parse_response('<tool_call>{"name": "add"}</tool_call>').result() is None  # no template
-    parsed = {"role": "assistant", "content": "Sure. ",
-              "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]}
+    parsed = {
+        "role": "assistant",
+        "content": "Sure. ",
+        "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}],
+    }
     seen = {}
 
     def parse_response(text, tools=None):

@@ -26,12 +26,17 @@ def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_
     progress: list[tuple[int, str]] = []
     engine = Engine()
     try:
-        info = engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="float32"),
-                           lambda done, total, label: progress.append((done, label))).result()
+        info = engine.load(
+            LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="float32"),
+            lambda done, total, label: progress.append((done, label)),
+        ).result()
         assert info.quantization == "int4"
         model = engine._loaded.model
-        weights = {name: type(module.weight).__name__ for name, module in model.named_modules()
-                   if type(module).__name__ == "Linear"}
+        weights = {
+            name: type(module.weight).__name__
+            for name, module in model.named_modules()
+            if type(module).__name__ == "Linear"
+        }
         assert weights and all("Int4" in kind for kind in weights.values()), weights  # the output layer too
         steps = [done for done, label in progress if label == "quantizing to int4"]
         assert steps and steps == sorted(steps) and steps[-1] >= 98

@@ -8,10 +8,9 @@ import time
 
 import httpx2
 import pytest
-
 from fake_openai import FakeOpenAI
-from tui.engine import Failed, Finished, GenerationSettings, LoadError, LoadSettings, Started, TokenDelta
-from tui.engine import remote
+
+from tui.engine import Failed, Finished, GenerationSettings, LoadError, LoadSettings, Started, TokenDelta, remote
 from tui.engine.remote import RemoteBackend, api_base, request_body
 from tui.engine.remote_keys import KEY_FROM_CONFIG
 
@@ -66,10 +65,17 @@ def test_a_model_the_server_does_not_serve_is_one_clear_line(backend, server):
 
 
 def test_settings_map_to_openai_fields():
-    settings = GenerationSettings().with_updates({"temperature": 0.3, "top_p": 0.8, "seed": 7, "max_new_tokens": 64,
-                                                 "stop_strings": ["###"]})
+    settings = GenerationSettings().with_updates(
+        {"temperature": 0.3, "top_p": 0.8, "seed": 7, "max_new_tokens": 64, "stop_strings": ["###"]}
+    )
     body = request_body("m", ASK, settings, send_generation_config=True)
-    assert (body["temperature"], body["top_p"], body["seed"], body["max_tokens"], body["stop"]) == (0.3, 0.8, 7, 64, ["###"])
+    assert (body["temperature"], body["top_p"], body["seed"], body["max_tokens"], body["stop"]) == (
+        0.3,
+        0.8,
+        7,
+        64,
+        ["###"],
+    )
     assert '"top_p": 0.8' in body["generation_config"]  # transformers serve gets the whole config
 
 
@@ -109,13 +115,16 @@ def test_the_api_key_comes_from_the_variable_named_and_goes_only_in_the_header(b
     assert server.requests[-1]["headers"].get("Authorization") == "Bearer from-config"
 
 
-@pytest.mark.parametrize("status, message", [
-    (401, "refused the request (401): check the API key"),
-    (403, "refused the request (403): check the API key"),
-    (404, "not found (404)"),
-    (429, "busy or you sent too much (429): try again"),
-    (500, "the server failed (500): scripted 500"),
-])
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        (401, "refused the request (401): check the API key"),
+        (403, "refused the request (403): check the API key"),
+        (404, "not found (404)"),
+        (429, "busy or you sent too much (429): try again"),
+        (500, "the server failed (500): scripted 500"),
+    ],
+)
 def test_http_errors_are_one_clear_line(backend, server, status, message):
     connect(backend, server)
     server.behaviour = status
@@ -123,10 +132,13 @@ def test_http_errors_are_one_clear_line(backend, server, status, message):
     assert isinstance(final, Failed) and message in final.error and "\n" not in final.error
 
 
-@pytest.mark.parametrize("behaviour, message", [
-    ("cut", "ended before the reply did"),
-    ("malformed", "malformed event"),
-])
+@pytest.mark.parametrize(
+    "behaviour, message",
+    [
+        ("cut", "ended before the reply did"),
+        ("malformed", "malformed event"),
+    ],
+)
 def test_a_broken_stream_keeps_the_partial_reply(backend, server, behaviour, message):
     connect(backend, server)
     server.behaviour = behaviour
@@ -186,13 +198,18 @@ def test_a_saved_chat_never_chooses_which_variable_holds_a_key(tmp_path):
     from tui.store import AutoSaver, Library
     from tui.store.model import Conversation
 
-    session = ChatSession(AutoSaver(Library(tmp_path / "library.sqlite3")),
-                          load_settings=LoadSettings(endpoint="http://mine:8000", api_key_env="MY_KEY"))
-    crafted = Conversation("c1", "t", 0.0, 0.0, "m", {"endpoint": "http://evil.example", "api_key_env": "GITHUB_TOKEN"},
-                           {}, None)
+    session = ChatSession(
+        AutoSaver(Library(tmp_path / "library.sqlite3")),
+        load_settings=LoadSettings(endpoint="http://mine:8000", api_key_env="MY_KEY"),
+    )
+    crafted = Conversation(
+        "c1", "t", 0.0, 0.0, "m", {"endpoint": "http://evil.example", "api_key_env": "GITHUB_TOKEN"}, {}, None
+    )
     load = session.saved_settings(crafted).load
     assert load.endpoint == "http://evil.example" and load.api_key_env is None
-    same = Conversation("c2", "t", 0.0, 0.0, "m", {"endpoint": "http://mine:8000", "api_key_env": "GITHUB_TOKEN"}, {}, None)
+    same = Conversation(
+        "c2", "t", 0.0, 0.0, "m", {"endpoint": "http://mine:8000", "api_key_env": "GITHUB_TOKEN"}, {}, None
+    )
     assert session.saved_settings(same).load.api_key_env == "MY_KEY"
 
 
@@ -203,8 +220,9 @@ def test_think_tags_the_model_writes_in_its_content_are_left_as_they_are():
     streamed = "".join(plain.text({"content": piece}) for piece in ["<think>", "Okay so", "</think>", "Answer"])
     assert streamed + plain.close() == "<think>Okay so</think>Answer"
     fields = Reasoning()
-    streamed = "".join(fields.text(d) for d in [{"reasoning_content": "Hmm."}, {"reasoning_content": " Yes."},
-                                                {"content": "Answer"}])
+    streamed = "".join(
+        fields.text(d) for d in [{"reasoning_content": "Hmm."}, {"reasoning_content": " Yes."}, {"content": "Answer"}]
+    )
     assert streamed + fields.close() == "<think>Hmm. Yes.</think>Answer"
 
 
@@ -233,8 +251,10 @@ def test_tool_calls_stream_as_openai_deltas_and_read_as_a_local_models_calls(bac
     assert server.requests[-1]["body"]["tools"] == tools
     content, calls = parse_tool_calls(final.text)
     assert content == "Let me add." and [(c.name, c.arguments) for c in calls] == [("add", {"a": 2, "b": 40})]
-    follow_up = ASK + [{"role": "assistant", "content": content, "tool_calls": [calls[0].as_message_part()]},
-                       {"role": "tool", "tool_call_id": calls[0].id, "name": "add", "content": "42"}]
+    follow_up = ASK + [
+        {"role": "assistant", "content": content, "tool_calls": [calls[0].as_message_part()]},
+        {"role": "tool", "tool_call_id": calls[0].id, "name": "add", "content": "42"},
+    ]
     server.behaviour = "ok"
     backend.generate(follow_up, SETTINGS, tools=tools).wait()
     sent = server.requests[-1]["body"]["messages"]

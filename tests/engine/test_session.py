@@ -122,7 +122,7 @@ def test_kv_cache_is_reused_for_the_next_turn_and_output_matches(tiny_engine):
     builder = PromptBuilder(tiny_engine._loaded.tokenizer)
     before_ids = builder.build(follow, TINY_CONTEXT, 20).ids
     edited_ids = builder.build(edited, TINY_CONTEXT, 20).ids
-    unchanged = next(i for i, (a, b) in enumerate(zip(before_ids, edited_ids)) if a != b)
+    unchanged = next(i for i, (a, b) in enumerate(zip(before_ids, edited_ids, strict=False)) if a != b)
     after_edit = tiny_engine.generate(edited, GREEDY).wait()
     assert after_edit.metrics.prefill_tokens == len(edited_ids) - unchanged
 
@@ -191,7 +191,8 @@ def test_system_prompt_is_merged_when_the_template_rejects_it(tiny_engine):
     tokenizer = copy.deepcopy(tiny_engine._loaded.tokenizer)
     tokenizer.chat_template = (
         "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-        "{% endif %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+        "{% endif %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     ids = PromptBuilder(tokenizer).build(messages, 512, 10).ids
@@ -262,10 +263,14 @@ def test_dir_that_is_not_a_model(tmp_path):
 def test_remote_code_needs_the_flag(tmp_path):
     import json
 
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "my_custom_arch",
-        "auto_map": {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XModel"},
-    }))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "my_custom_arch",
+                "auto_map": {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XModel"},
+            }
+        )
+    )
     (tmp_path / "configuration_x.py").write_text("raise SystemExit('remote code ran')\n")
     engine = Engine()
     try:
@@ -360,8 +365,9 @@ def test_a_draft_model_that_cannot_load_is_a_warning_not_a_failure(tiny_model_di
         info = engine.load(LoadSettings(model=str(tiny_model_dir), draft_model=str(tmp_path / "nope"))).result()
         assert info.draft is None
         assert any(w.startswith("draft model not used:") and "nope" in w for w in info.warnings)
-        final = engine.generate([{"role": "user", "content": "hi"}],
-                                GenerationSettings().with_updates({"max_new_tokens": 4})).wait()
+        final = engine.generate(
+            [{"role": "user", "content": "hi"}], GenerationSettings().with_updates({"max_new_tokens": 4})
+        ).wait()
         assert final.metrics.new_tokens == 4
     finally:
         engine.close()
@@ -401,11 +407,12 @@ def tiny_engine_reply_ids(model_dir) -> list[int]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()
 
 
 def test_the_models_generation_config_is_the_base_under_chatuis_defaults(tiny_model_dir, tmp_path):

@@ -48,7 +48,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
     assert all(f.metrics.prefill_tokens < f.metrics.prompt_tokens for f in with_reuse[1:])
     messages = []
     smollm2_engine.turn_cache.drop()
-    for text, reused in zip(turns, with_reuse):
+    for text, reused in zip(turns, with_reuse, strict=False):
         half = text[: len(text) // 2]  # what was typed when the user paused
         assert smollm2_engine.prefill(messages + [{"role": "user", "content": half}], settings).result() > 0
         messages.append({"role": "user", "content": text})
@@ -61,7 +61,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
     model.set_attn_implementation("sdpa")
     try:
         messages = []
-        for text, reused in zip(turns, with_reuse):
+        for text, reused in zip(turns, with_reuse, strict=False):
             messages.append({"role": "user", "content": text})
             final = smollm2_engine.generate(messages, settings).wait()
             assert final.metrics.prefill_tokens == final.metrics.prompt_tokens
@@ -100,9 +100,13 @@ def test_reload_with_other_dtypes_and_quantizations_shrinks_and_still_answers(sm
     try:
         default = engine.load(LoadSettings()).result()
         assert default.dtype == ("bfloat16" if cpu_has_native_bf16() else "float32")
-        for load in (LoadSettings(dtype="float32"), LoadSettings(dtype="bfloat16"),
-                     LoadSettings(quantization="8bit"), LoadSettings(quantization="bnb-4bit"),
-                     LoadSettings(quantization="int4")):
+        for load in (
+            LoadSettings(dtype="float32"),
+            LoadSettings(dtype="bfloat16"),
+            LoadSettings(quantization="8bit"),
+            LoadSettings(quantization="bnb-4bit"),
+            LoadSettings(quantization="int4"),
+        ):
             info = engine.load(load).result()
             assert info.quantization == load.quantization  # "8bit" is "bnb-8bit"
             final = engine.generate(question, settings).wait()
@@ -110,8 +114,10 @@ def test_reload_with_other_dtypes_and_quantizations_shrinks_and_still_answers(sm
             if load.quantization != "int4":  # int4 over this already-4-bit GGUF model drifts more
                 assert "Paris" in final.text, (load, final)
             figures[load.quantization if load.quantization != "none" else load.dtype] = info.footprint_bytes
-            print(f"{info.dtype}/{info.quantization:9} footprint={info.footprint_bytes / 2**20:.0f} MB "
-                  f"rss={rss_bytes() / 2**20:.0f} MB")
+            print(
+                f"{info.dtype}/{info.quantization:9} footprint={info.footprint_bytes / 2**20:.0f} MB "
+                f"rss={rss_bytes() / 2**20:.0f} MB"
+            )
     finally:
         engine.close()
     assert figures["bfloat16"] <= figures["float32"] // 2 + 2**20  # bf16 halves the weights
@@ -120,8 +126,10 @@ def test_reload_with_other_dtypes_and_quantizations_shrinks_and_still_answers(sm
 
 
 def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smollm2_engine):
-    text = ("The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed the "
-            "spiral stairs, trimmed the wick, and watched the beam sweep across the water.")
+    text = (
+        "The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed the "
+        "spiral stairs, trimmed the wick, and watched the beam sweep across the water."
+    )
     messages = [{"role": "user", "content": f"Repeat this text exactly, word for word:\n\n{text}"}]
     greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 60})
     smollm2_engine.turn_cache.drop()
@@ -133,8 +141,6 @@ def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smo
     assert stats["accepted"] > fast.metrics.new_tokens / 2  # most tokens came from the lookup
     assert stats["steps"] < fast.metrics.new_tokens / 2  # in far fewer forward passes
     smollm2_engine.turn_cache.drop()
-
-
 
 
 def test_beam_search_gives_what_a_transformers_pipeline_gives(smollm2_engine, smollm2_dir):
@@ -154,8 +160,9 @@ def test_beam_search_gives_what_a_transformers_pipeline_gives(smollm2_engine, sm
     assert not started.streams and len(deltas) == 1  # one piece: the whole reply at the end
     dtype = getattr(torch, smollm2_engine.info.dtype)
     generator = pipeline("text-generation", model=str(smollm2_dir), dtype=dtype, device="cpu")
-    expected = generator(messages, do_sample=False, max_new_tokens=40, num_beams=2,
-                         return_full_text=False)[0]["generated_text"]
+    expected = generator(messages, do_sample=False, max_new_tokens=40, num_beams=2, return_full_text=False)[0][
+        "generated_text"
+    ]
     assert turn.final.text == expected and len(expected) > 20
 
 

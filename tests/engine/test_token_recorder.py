@@ -50,9 +50,18 @@ def test_the_probabilities_after_the_filters_are_transformers_own(tiny_model_dir
     engine = Engine(reuse_cache=False)
     try:
         engine.load(LoadSettings(model=str(tiny_model_dir), dtype="float32")).result()
-        settings = GenerationSettings().with_updates({
-            "do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.02,
-            "repetition_penalty": 1.3, "seed": 7, "max_new_tokens": 12})
+        settings = GenerationSettings().with_updates(
+            {
+                "do_sample": True,
+                "temperature": 0.7,
+                "top_k": 20,
+                "top_p": 0.9,
+                "min_p": 0.02,
+                "repetition_penalty": 1.3,
+                "seed": 7,
+                "max_new_tokens": 12,
+            }
+        )
         final, choices, _ = record(engine, ASK, settings, logprobs=8)
         assert isinstance(final, Finished) and len(choices) == 12
 
@@ -61,12 +70,17 @@ def test_the_probabilities_after_the_filters_are_transformers_own(tiny_model_dir
         torch.manual_seed(7)
         with torch.inference_mode():
             out = loaded.model.generate(
-                input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                output_scores=True, output_logits=True, return_dict_in_generate=True,
-                pad_token_id=loaded.tokenizer.pad_token_id, **settings.generate_kwargs())
+                input_ids=torch.tensor([prompt]),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                output_scores=True,
+                output_logits=True,
+                return_dict_in_generate=True,
+                pad_token_id=loaded.tokenizer.pad_token_id,
+                **settings.generate_kwargs(),
+            )
     finally:
         engine.close()
-    assert out.sequences[0, len(prompt):].tolist() == [c.id for c in choices]  # the same draws
+    assert out.sequences[0, len(prompt) :].tolist() == [c.id for c in choices]  # the same draws
     for step, choice in enumerate(choices):
         final_lp = torch.log_softmax(out.scores[step][0].float(), -1)
         raw_lp = torch.log_softmax(out.logits[step][0].float(), -1)
@@ -74,8 +88,11 @@ def test_the_probabilities_after_the_filters_are_transformers_own(tiny_model_dir
         assert choice.raw_logprob == pytest.approx(raw_lp[choice.id].item(), abs=1e-4)
         kept = torch.isfinite(final_lp)
         expected_top = torch.topk(final_lp, 8)
-        survivors = [(i, v) for i, v in zip(expected_top.indices.tolist(), expected_top.values.tolist())
-                     if math.isfinite(v)]
+        survivors = [
+            (i, v)
+            for i, v in zip(expected_top.indices.tolist(), expected_top.values.tolist(), strict=False)
+            if math.isfinite(v)
+        ]
         assert [a.id for a in choice.top] == [i for i, _ in survivors]
         assert [a.logprob for a in choice.top] == pytest.approx([v for _, v in survivors], abs=1e-4)
         expected_raw = torch.topk(raw_lp, 8)
@@ -93,8 +110,9 @@ def test_off_by_default_and_the_model_is_left_as_it_was(tiny_engine):
 
 
 def test_prompt_lookup_is_set_aside_while_recording(tiny_engine):
-    settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 10,
-                                                  "prompt_lookup_num_tokens": 10})
+    settings = GenerationSettings().with_updates(
+        {"do_sample": False, "max_new_tokens": 10, "prompt_lookup_num_tokens": 10}
+    )
     final, choices, _ = record(tiny_engine, [{"role": "user", "content": "a b c a b c a b c a b c"}], settings, 3)
     assert isinstance(final, Finished) and len(choices) == final.metrics.new_tokens == 10
 
@@ -116,7 +134,12 @@ def test_a_branch_from_a_token_continues_as_generate_does_from_that_prefix(smoll
     continued = builder.build(ASK + [{"role": "assistant", "content": prefix_text}], loaded.info.context_size, 16).ids
     assert continued == prompt + prefix_ids  # the branch's prompt is that prefix, token for token
     with torch.inference_mode():
-        out = loaded.model.generate(torch.tensor([continued]), attention_mask=torch.ones(1, len(continued), dtype=torch.long),
-                                    max_new_tokens=16, do_sample=False, pad_token_id=loaded.tokenizer.eos_token_id)
-    expected = loaded.tokenizer.decode(out[0, len(continued):], skip_special_tokens=True)
+        out = loaded.model.generate(
+            torch.tensor([continued]),
+            attention_mask=torch.ones(1, len(continued), dtype=torch.long),
+            max_new_tokens=16,
+            do_sample=False,
+            pad_token_id=loaded.tokenizer.eos_token_id,
+        )
+    expected = loaded.tokenizer.decode(out[0, len(continued) :], skip_special_tokens=True)
     assert branch.text == expected and branch.text

@@ -20,9 +20,16 @@ def tiny_model(tiny_model_dir):
 
 def greedy(model, ids, cache, new_tokens=24):
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,
-                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                             pad_token_id=0, return_dict_in_generate=True)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            cache=cache,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+            return_dict_in_generate=True,
+        )
     return out.sequences[0].tolist(), out.cache
 
 
@@ -87,6 +94,7 @@ def test_a_long_prompt_leaves_room_for_the_reply(tiny_model):
 
 # -- adaptive prompt lookup ---------------------------------------------------------------------
 
+
 def ids(*tokens):
     return torch.tensor([list(tokens)])
 
@@ -97,7 +105,7 @@ def test_proposes_what_followed_the_latest_occurrence_of_the_longest_suffix():
     sequence = [5, 6, 7, 1, 2, 5, 6, 8, 9, 3, 4, 5, 6]
     out, logits = gen.get_candidates(ids(*sequence))
     assert logits is None
-    assert out[0, len(sequence):].tolist() == [8, 9, 3, 4]  # after the later "5 6", not the first
+    assert out[0, len(sequence) :].tolist() == [8, 9, 3, 4]  # after the later "5 6", not the first
 
 
 def test_stops_at_end_of_sequence_and_at_max_length():
@@ -119,7 +127,7 @@ def test_rejected_guesses_back_off_exponentially_and_accepted_ones_grow():
     gen = Lookup(None, max_length=1000, max_tokens=10)
     repeating = [1, 2, 3, 4] * 5
     silent = []
-    for round_ in range(4):
+    for _ in range(4):
         out, _ = gen.get_candidates(ids(*repeating))
         assert out.shape[1] > len(repeating)  # it guesses...
         gen.update_candidate_strategy(out, None, 0)  # ...and is wrong
@@ -148,15 +156,22 @@ def test_prompt_lookup_is_off_by_default_and_validated():
 
 # -- CPU grouped-query attention ----------------------------------------------------------------
 
+
 def load(tiny_model_dir, **kwargs):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, **kwargs).eval()
 
 
 def greedy_ids(model, ids, new_tokens=24, cache=None):
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                             cache=cache if cache is not None else growing_cache(model),
-                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            cache=cache if cache is not None else growing_cache(model),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+        )
     return out[0].tolist()
 
 

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for f
 
 from fakes import ScriptedEngine  # noqa: E402
 
-from tui.ui.app import ChatApp  # noqa: E402
 from tui.cli.main import parse_args  # noqa: E402
 from tui.store import AutoSaver, Library  # noqa: E402
 from tui.store.config import Config  # noqa: E402
+from tui.ui.app import ChatApp  # noqa: E402
 
 FIRST_REPLY = "The first reply, complete: " + " ".join(f"word{i}" for i in range(40))
 SECOND_REPLY = " ".join(f"second{i}" for i in range(5000))  # ~50 s at 10 ms a token: never ends
@@ -38,8 +38,7 @@ async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
 
 async def main(library_path: Path, config_path: Path) -> None:
     engine = ScriptedEngine([FIRST_REPLY, SECOND_REPLY], token_delay=0.01)
-    app = ChatApp(parse_args([]), Config(path=config_path), engine=engine,
-                  saver=AutoSaver(Library(library_path)))
+    app = ChatApp(parse_args([]), Config(path=config_path), engine=engine, saver=AutoSaver(Library(library_path)))
     async with app.run_test() as pilot:
         chat = app.chat_screen
         await wait_for(pilot, lambda: chat.state == "ready")
@@ -48,8 +47,10 @@ async def main(library_path: Path, config_path: Path) -> None:
             chat.prompt_input.focus()
             await pilot.press("enter")
             if replies is not None:
-                await wait_for(pilot, lambda: chat.state == "ready"
-                               and sum(m.role == "assistant" for m in chat.messages) == replies)
+                await wait_for(
+                    pilot,
+                    lambda: chat.state == "ready" and sum(m.role == "assistant" for m in chat.messages) == replies,
+                )
                 print("FIRST-DONE", app.saver.conversation.id, flush=True)
         await wait_for(pilot, lambda: chat.state == "generating" and chat.replies.live_tokens >= 5)
         print("STREAMING", app.saver.conversation.id, flush=True)

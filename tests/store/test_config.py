@@ -27,7 +27,9 @@ def test_broken_toml_is_reported_with_its_line_and_left_alone(tmp_path):
 
 
 def test_invalid_values_are_rejected_by_the_same_specs(tmp_path):
-    path = write(tmp_path / "config.toml", """
+    path = write(
+        tmp_path / "config.toml",
+        """
 [generation]
 temperature = -1
 top_k = 1.5
@@ -38,13 +40,19 @@ colour = "red"
 compile = "yes"
 [presets.bad]
 temperature = "hot"
-""")
+""",
+    )
     config = load_config(path)
     assert config.generation == {"top_p": 0.5}
     joined = "\n".join(config.errors)
-    for fragment in ("temperature: -1 is out of range", "top_k: expected a whole number", "dtype",
-                     "compile: 'yes' is not true or false",
-                     "unknown key 'colour'", "[presets.bad]"):
+    for fragment in (
+        "temperature: -1 is out of range",
+        "top_k: expected a whole number",
+        "dtype",
+        "compile: 'yes' is not true or false",
+        "unknown key 'colour'",
+        "[presets.bad]",
+    ):
         assert fragment in joined
     assert config.load == {}
 
@@ -52,8 +60,13 @@ temperature = "hot"
 def test_save_defaults_is_atomic_and_keeps_presets_and_keys(tmp_path):
     path = write(tmp_path / "config.toml", '[keys]\n"chat.new" = "ctrl+x"\n')
     save_presets({"mine": {"temperature": 0.3, "seed": None}}, path=path)
-    save_defaults(LoadSettings(dtype="bfloat16"), GenerationSettings().with_updates({"top_k": 5}), "Be kind.",
-                  "chatui-forest", path=path)
+    save_defaults(
+        LoadSettings(dtype="bfloat16"),
+        GenerationSettings().with_updates({"top_k": 5}),
+        "Be kind.",
+        "chatui-forest",
+        path=path,
+    )
     save_theme("chatui-ember", path=path)
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     assert data["keys"] == {"chat.new": "ctrl+x"}

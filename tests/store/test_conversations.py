@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -55,9 +55,14 @@ def free_disk(library: Library) -> None:
 
 # -- basics ------------------------------------------------------------------------------------
 
+
 def test_create_add_get_list(lib: Library) -> None:
-    first = lib.create(model="org/model", load_settings={"dtype": "auto"},
-                       generation_settings={"temperature": 0.5}, system_prompt="Be brief.")
+    first = lib.create(
+        model="org/model",
+        load_settings={"dtype": "auto"},
+        generation_settings={"temperature": 0.5},
+        system_prompt="Be brief.",
+    )
     user = lib.add_message(first.id, "user", "What is 2+2?")
     reply = lib.add_message(first.id, "assistant", "4", status="stopped", meta=MessageMeta(extra={"tokens": 1}))
     second = lib.create()
@@ -65,7 +70,11 @@ def test_create_add_get_list(lib: Library) -> None:
 
     conv = lib.get(first.id)
     assert (conv.model, conv.load_settings, conv.generation_settings, conv.system_prompt) == (
-        "org/model", {"dtype": "auto"}, {"temperature": 0.5}, "Be brief.")
+        "org/model",
+        {"dtype": "auto"},
+        {"temperature": 0.5},
+        "Be brief.",
+    )
     assert conv.messages == [user, reply]
     assert reply.parent_id == user.id and user.parent_id is None
     assert (conv.messages[1].status, conv.messages[1].meta.to_dict()) == ("stopped", {"tokens": 1})
@@ -172,6 +181,7 @@ def test_resolve_id(lib: Library) -> None:
 
 # -- search ------------------------------------------------------------------------------------
 
+
 def test_search_titles_messages_prefix_and_snippet(lib: Library) -> None:
     pasta = lib.create(title="Dinner plans")
     lib.add_message(pasta.id, "user", "How do I cook spaghetti carbonara?")
@@ -199,11 +209,40 @@ def test_search_titles_messages_prefix_and_snippet(lib: Library) -> None:
     assert [s.id for s in lib.search("coffee")] == [cafe.id]
 
 
-@pytest.mark.parametrize("query", [
-    '"', '""', "'", "*", "**", "a*b", "AND", "OR", "NOT", "a AND", "NOT a", "NEAR(a b)", "(", ")",
-    "(a OR b", "col:a", "text:spaghetti", "^a", "a + b", "-", "{a b}:c", "\\", "%", "_", "\x00",
-    "spaghetti\"", '"spaghetti', "🍝", "a" * 2000,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        '""',
+        "'",
+        "*",
+        "**",
+        "a*b",
+        "AND",
+        "OR",
+        "NOT",
+        "a AND",
+        "NOT a",
+        "NEAR(a b)",
+        "(",
+        ")",
+        "(a OR b",
+        "col:a",
+        "text:spaghetti",
+        "^a",
+        "a + b",
+        "-",
+        "{a b}:c",
+        "\\",
+        "%",
+        "_",
+        "\x00",
+        'spaghetti"',
+        '"spaghetti',
+        "🍝",
+        "a" * 2000,
+    ],
+)
 def test_search_never_raises_on_odd_queries(lib: Library, query: str) -> None:
     conv = lib.create()
     lib.add_message(conv.id, "user", "spaghetti AND meatballs (NOT cream) a*b")
@@ -228,6 +267,7 @@ def test_search_finds_words_with_quotes(lib: Library) -> None:
 
 # -- versions ----------------------------------------------------------------------------------
 
+
 def test_versions_switch_and_branch(lib: Library) -> None:
     conv = lib.create()
     u1 = lib.add_message(conv.id, "user", "question")
@@ -241,14 +281,12 @@ def test_versions_switch_and_branch(lib: Library) -> None:
     assert contents(lib.switch_version(conv.id, a1.id).messages) == ["question", "answer one"]
     assert contents(lib.get(conv.id).messages) == ["question", "answer one"]
     # Switching back follows the newest child down to the leaf.
-    assert contents(lib.switch_version(conv.id, a2.id).messages) == [
-        "question", "answer two", "follow-up"]
+    assert contents(lib.switch_version(conv.id, a2.id).messages) == ["question", "answer two", "follow-up"]
 
     edit = lib.add_message(conv.id, "user", "question, edited", parent_id=None)  # a new root
     assert versions_of(lib.messages(conv.id), u1.id) == [u1, edit]
     assert contents(lib.get(conv.id).messages) == ["question, edited"]
-    assert contents(lib.switch_version(conv.id, u1.id).messages) == [
-        "question", "answer two", "follow-up"]
+    assert contents(lib.switch_version(conv.id, u1.id).messages) == ["question", "answer two", "follow-up"]
     assert len(lib.messages(conv.id)) == 5
     assert lib.list()[0].message_count == 3  # the active branch
 
@@ -293,6 +331,7 @@ def test_delete_long_chain(lib: Library) -> None:
 
 # -- schema, recovery, files -------------------------------------------------------------------
 
+
 def user_version(path: Path) -> int:
     db = sqlite3.connect(path)
     try:
@@ -316,12 +355,18 @@ def test_migrates_a_version_1_database_with_data(db_path: Path) -> None:
     db = sqlite3.connect(db_path, isolation_level=None)
     MIGRATIONS[0](db)
     db.execute("PRAGMA user_version = 1")
-    db.execute("INSERT INTO conversations (id, title, created, updated, leaf_id) "
-               "VALUES ('c0ffee00c0ffee00c0ffee00c0ffee00', 'Old chat', 1.0, 2.0, 'm2')")
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
-               "VALUES ('m1', 'c0ffee00c0ffee00c0ffee00c0ffee00', NULL, 'user', 'ancient wisdom', 1.0)")
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
-               "VALUES ('m2', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'm1', 'assistant', 'indeed', 2.0)")
+    db.execute(
+        "INSERT INTO conversations (id, title, created, updated, leaf_id) "
+        "VALUES ('c0ffee00c0ffee00c0ffee00c0ffee00', 'Old chat', 1.0, 2.0, 'm2')"
+    )
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
+        "VALUES ('m1', 'c0ffee00c0ffee00c0ffee00c0ffee00', NULL, 'user', 'ancient wisdom', 1.0)"
+    )
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
+        "VALUES ('m2', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'm1', 'assistant', 'indeed', 2.0)"
+    )
     db.close()
 
     with Library(db_path) as library:
@@ -338,20 +383,28 @@ def test_migrates_a_version_2_database_to_allow_interrupted_replies(db_path: Pat
     MIGRATIONS[0](db)
     MIGRATIONS[1](db)
     db.execute("PRAGMA user_version = 2")
-    db.execute("INSERT INTO conversations (id, title, created, updated, leaf_id) "
-               "VALUES ('c0ffee00c0ffee00c0ffee00c0ffee00', 'Two', 1.0, 2.0, 'm2')")
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
-               "VALUES ('m1', 'c0ffee00c0ffee00c0ffee00c0ffee00', NULL, 'user', 'a penguin question', 1.0)")
-    db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, created, status) "
-               "VALUES ('m2', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'm1', 'assistant', 'half an answer', 2.0, "
-               "'stopped')")
+    db.execute(
+        "INSERT INTO conversations (id, title, created, updated, leaf_id) "
+        "VALUES ('c0ffee00c0ffee00c0ffee00c0ffee00', 'Two', 1.0, 2.0, 'm2')"
+    )
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, created) "
+        "VALUES ('m1', 'c0ffee00c0ffee00c0ffee00c0ffee00', NULL, 'user', 'a penguin question', 1.0)"
+    )
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, created, status) "
+        "VALUES ('m2', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'm1', 'assistant', 'half an answer', 2.0, "
+        "'stopped')"
+    )
     db.close()
 
     with Library(db_path) as library:
         conv_id = "c0ffee00c0ffee00c0ffee00c0ffee00"
         conv = library.get(conv_id)
-        assert [(m.content, m.status) for m in conv.messages] == [("a penguin question", "ok"),
-                                                                   ("half an answer", "stopped")]
+        assert [(m.content, m.status) for m in conv.messages] == [
+            ("a penguin question", "ok"),
+            ("half an answer", "stopped"),
+        ]
         assert [s.id for s in library.search("penguin")] == [conv_id]  # the index still finds old rows
         reply = library.add_message(conv_id, "assistant", "", "m1", status="interrupted")
         library.update_message(reply.id, content="streaming walrus text")
@@ -397,7 +450,7 @@ def test_damaged_pages_are_moved_aside(db_path: Path) -> None:
             library.add_message(conv.id, "user", f"message number {n} " * 20)
     data = bytearray(db_path.read_bytes())
     assert len(data) > 8 * 4096
-    data[2 * 4096: 6 * 4096] = os.urandom(4 * 4096)  # smash some pages, keep the header
+    data[2 * 4096 : 6 * 4096] = os.urandom(4 * 4096)  # smash some pages, keep the header
     db_path.write_bytes(bytes(data))
     with Library(db_path) as library:
         assert library.recovered_from is not None
@@ -429,6 +482,7 @@ def test_default_path_is_in_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 # -- write failures ----------------------------------------------------------------------------
+
 
 def unwritable_path(tmp_path: Path, how: str) -> Path:
     """A library path that cannot be opened for writing: under a regular file, or (not as root,
@@ -483,6 +537,7 @@ def test_disk_full_raises_store_error_and_writes_nothing(lib: Library) -> None:
 
 
 # -- autosave ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("how", WAYS)
 def test_autosaver_keeps_changes_until_the_library_opens(tmp_path: Path, how: str) -> None:

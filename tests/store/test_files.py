@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +24,7 @@ from tui.store import (
 )
 from tui.store.meta import MessageMeta
 
-FUZZ = settings(max_examples=50, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def lib(tmp_path: Path) -> Iterator[Library]:
 
 
 # -- round trips -------------------------------------------------------------------------------
+
 
 def test_export_json_round_trip(tmp_path: Path, lib: Library) -> None:
     conv = sample(contents=("Hi", "Hello!", "Más ☃ 🍝\nline two", "stopped reply"))
@@ -53,10 +54,10 @@ def test_export_json_round_trip(tmp_path: Path, lib: Library) -> None:
 
 
 @FUZZ
-@given(title=st.text(), system_prompt=st.none() | st.text(),
-       contents=st.lists(st.text(), max_size=5).map(tuple))
-def test_export_json_round_trip_any_text(tmp_path: Path, lib: Library, title: str,
-                                         system_prompt: str | None, contents: tuple[str, ...]) -> None:
+@given(title=st.text(), system_prompt=st.none() | st.text(), contents=st.lists(st.text(), max_size=5).map(tuple))
+def test_export_json_round_trip_any_text(
+    tmp_path: Path, lib: Library, title: str, system_prompt: str | None, contents: tuple[str, ...]
+) -> None:
     conv = sample(title, contents, system_prompt)
     imported = import_conversation(write(tmp_path, export_json(conv)))
     assert shape(imported) == shape(conv)
@@ -77,47 +78,76 @@ def test_export_json_is_strict_json_and_inert(tmp_path: Path) -> None:
 
 # -- foreign formats ---------------------------------------------------------------------------
 
+
 def test_import_transformers_chat_save(tmp_path: Path) -> None:
     """transformers 5 `!save`: {"settings": {"base_url", "model_id", "config"}, "chat_history"}."""
     data = {
-        "settings": {"base_url": "http://localhost:8000", "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
-                     "config": {"max_new_tokens": 256, "do_sample": True, "temperature": 0.6,
-                                "top_p": 0.95, "eos_token_id": [1, 2], "_from_model_config": False}},
-        "chat_history": [{"role": "system", "content": "You are terse."},
-                         {"role": "user", "content": "Name a colour."},
-                         {"role": "assistant", "content": "Blue."}],
+        "settings": {
+            "base_url": "http://localhost:8000",
+            "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
+            "config": {
+                "max_new_tokens": 256,
+                "do_sample": True,
+                "temperature": 0.6,
+                "top_p": 0.95,
+                "eos_token_id": [1, 2],
+                "_from_model_config": False,
+            },
+        },
+        "chat_history": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue."},
+        ],
     }
     conv = import_conversation(write(tmp_path, data))
     assert conv.model == "Qwen/Qwen2.5-0.5B-Instruct"
-    assert conv.generation_settings == {"max_new_tokens": 256, "do_sample": True,
-                                        "temperature": 0.6, "top_p": 0.95, "eos_token_id": [1, 2]}
+    assert conv.generation_settings == {
+        "max_new_tokens": 256,
+        "do_sample": True,
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "eos_token_id": [1, 2],
+    }
     assert conv.system_prompt == "You are terse."
-    assert [(m.role, m.content) for m in conv.messages] == [
-        ("user", "Name a colour."), ("assistant", "Blue.")]
+    assert [(m.role, m.content) for m in conv.messages] == [("user", "Name a colour."), ("assistant", "Blue.")]
     assert conv.title == "Name a colour."
 
 
 def test_import_older_transformers_chat_save(tmp_path: Path) -> None:
     """Older releases saved the ChatArguments: model_name_or_path and the flags side by side."""
     data = {
-        "settings": {"model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct", "user": "me",
-                     "system_prompt": "Be kind.", "max_new_tokens": 64, "do_sample": False,
-                     "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0,
-                     "repetition_penalty": 1.0, "save_folder": "./chat_history/"},
+        "settings": {
+            "model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "user": "me",
+            "system_prompt": "Be kind.",
+            "max_new_tokens": 64,
+            "do_sample": False,
+            "num_beams": 1,
+            "temperature": 1.0,
+            "top_k": 50,
+            "top_p": 1.0,
+            "repetition_penalty": 1.0,
+            "save_folder": "./chat_history/",
+        },
         "chat_history": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
     }
     conv = import_conversation(write(tmp_path, data))
     assert conv.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert conv.system_prompt == "Be kind."
-    assert conv.generation_settings == {"max_new_tokens": 64, "do_sample": False,
-                                        "temperature": 1.0, "top_k": 50, "top_p": 1.0,
-                                        "repetition_penalty": 1.0}  # num_beams: not ours
+    assert conv.generation_settings == {
+        "max_new_tokens": 64,
+        "do_sample": False,
+        "temperature": 1.0,
+        "top_k": 50,
+        "top_p": 1.0,
+        "repetition_penalty": 1.0,
+    }  # num_beams: not ours
     assert [m.content for m in conv.messages] == ["hi", "hello"]
 
 
 def test_import_openai_lists(tmp_path: Path) -> None:
-    messages = [{"role": "user", "content": "2+2?", "name": "bob"},
-                {"role": "assistant", "content": "4"}]
+    messages = [{"role": "user", "content": "2+2?", "name": "bob"}, {"role": "assistant", "content": "4"}]
     bare = import_conversation(write(tmp_path, messages, "bare.json"))
     assert [(m.role, m.content) for m in bare.messages] == [("user", "2+2?"), ("assistant", "4")]
     assert (bare.model, bare.system_prompt, bare.generation_settings) == (None, None, {})
@@ -130,38 +160,48 @@ def test_import_openai_lists(tmp_path: Path) -> None:
     assert len(import_conversation(with_bom).messages) == 2
 
 
-@pytest.mark.parametrize(("data", "problem"), [
-    (b"\xff\xfe{}", "not UTF-8"),
-    (b"", "not valid JSON"),
-    (b"{", "not valid JSON"),
-    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (("[" * 70 + '{"role": "user", "content": "x"}' + "]" * 70).encode(), "nested too deeply"),
-    (b"1" * 5000, "not valid JSON"),
-    (b'[{"role": "user", "content": NaN}]', "NaN"),
-    (b'"just a string"', "not a conversation"),
-    (b'{"hello": "world"}', "not a conversation"),
-    (b'[{"role": "function", "content": "x"}]', "unknown role 'function'"),
-    (b'[{"role": "user", "content": null}]', "content must be a string"),
-    (b'[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]', "content must be a string"),
-    (b'[{"role": "user"}]', "content must be a string"),
-    (b'["user", "hi"]', "expected an object"),
-    (b'{"messages": "hi"}', "must be a list"),
-    (b'{"chat_history": [], "settings": []}', "'settings' must be an object"),
-    (b'[{"role": "user", "content": "\\ud800"}]', "not valid Unicode"),
-    (b'{"format": "chatui.conversation", "version": 2, "messages": []}', "unsupported"),
-    (b'{"format": "chatui.conversation", "version": true, "messages": []}', "unsupported"),
-    (b'{"format": "chatui.conversation", "version": 1, "title": 5}', "'title' must be a string"),
-    (b'{"format": "chatui.conversation", "version": 1, "created": "yesterday"}', "'created'"),
-    (b'{"format": "chatui.conversation", "version": 1, "created": true}', "'created'"),
-    (b'{"format": "chatui.conversation", "version": 1, "created": 1' + b"0" * 400 + b"}",
-     "not a finite number"),
-    (b'{"format": "chatui.conversation", "version": 1, "messages": [{"role": "user", '
-     b'"content": "x", "status": "great"}]}', "message 1: unknown status"),
-    (b'{"format": "chatui.conversation", "version": 1, "messages": [{"role": "user", '
-     b'"content": "x", "stats": [1]}]}', "'stats' must be an object"),
-    (b'{"format": "chatui.conversation", "version": 1, "generation_settings": null}',
-     "'generation_settings' must be an object"),
-])
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"", "not valid JSON"),
+        (b"{", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (("[" * 70 + '{"role": "user", "content": "x"}' + "]" * 70).encode(), "nested too deeply"),
+        (b"1" * 5000, "not valid JSON"),
+        (b'[{"role": "user", "content": NaN}]', "NaN"),
+        (b'"just a string"', "not a conversation"),
+        (b'{"hello": "world"}', "not a conversation"),
+        (b'[{"role": "function", "content": "x"}]', "unknown role 'function'"),
+        (b'[{"role": "user", "content": null}]', "content must be a string"),
+        (b'[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]', "content must be a string"),
+        (b'[{"role": "user"}]', "content must be a string"),
+        (b'["user", "hi"]', "expected an object"),
+        (b'{"messages": "hi"}', "must be a list"),
+        (b'{"chat_history": [], "settings": []}', "'settings' must be an object"),
+        (b'[{"role": "user", "content": "\\ud800"}]', "not valid Unicode"),
+        (b'{"format": "chatui.conversation", "version": 2, "messages": []}', "unsupported"),
+        (b'{"format": "chatui.conversation", "version": true, "messages": []}', "unsupported"),
+        (b'{"format": "chatui.conversation", "version": 1, "title": 5}', "'title' must be a string"),
+        (b'{"format": "chatui.conversation", "version": 1, "created": "yesterday"}', "'created'"),
+        (b'{"format": "chatui.conversation", "version": 1, "created": true}', "'created'"),
+        (b'{"format": "chatui.conversation", "version": 1, "created": 1' + b"0" * 400 + b"}", "not a finite number"),
+        (
+            b'{"format": "chatui.conversation", "version": 1, "messages": [{"role": "user", '
+            b'"content": "x", "status": "great"}]}',
+            "message 1: unknown status",
+        ),
+        (
+            b'{"format": "chatui.conversation", "version": 1, "messages": [{"role": "user", '
+            b'"content": "x", "stats": [1]}]}',
+            "'stats' must be an object",
+        ),
+        (
+            b'{"format": "chatui.conversation", "version": 1, "generation_settings": null}',
+            "'generation_settings' must be an object",
+        ),
+    ],
+)
 def test_import_rejects_bad_files(tmp_path: Path, data: bytes, problem: str) -> None:
     with pytest.raises(ImportFormatError) as excinfo:
         import_conversation(write(tmp_path, data, "bad.json"))
@@ -178,29 +218,60 @@ def test_import_unreadable_paths(tmp_path: Path) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["role", "content", "messages", "chat_history", "settings",
-                                       "format", "version", "title", "created", "status", "stats",
-                                       "model_id", "config", "temperature"]) | st.text(max_size=5),
-                      children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "role",
+                    "content",
+                    "messages",
+                    "chat_history",
+                    "settings",
+                    "format",
+                    "version",
+                    "title",
+                    "created",
+                    "status",
+                    "stats",
+                    "model_id",
+                    "config",
+                    "temperature",
+                ]
+            )
+            | st.text(max_size=5),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 message_like = st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system", "tool"]) | json_values,
-     "content": st.text() | json_values},
-    optional={"status": st.sampled_from(["ok", "stopped", "x"]) | json_values,
-              "stats": json_values, "created": json_values})
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "tool"]) | json_values,
+        "content": st.text() | json_values,
+    },
+    optional={
+        "status": st.sampled_from(["ok", "stopped", "x"]) | json_values,
+        "stats": json_values,
+        "created": json_values,
+    },
+)
 documents = (
     json_values
     | st.lists(message_like, max_size=4)
-    | st.fixed_dictionaries({"format": st.just("chatui.conversation"),
-                             "version": st.just(1) | json_values,
-                             "messages": st.lists(message_like, max_size=3) | json_values},
-                            optional={"title": json_values, "created": json_values,
-                                      "model": json_values, "load_settings": json_values})
-    | st.fixed_dictionaries({"chat_history": st.lists(message_like, max_size=3) | json_values},
-                            optional={"settings": json_values
-                                      | st.fixed_dictionaries({"config": json_values})})
+    | st.fixed_dictionaries(
+        {
+            "format": st.just("chatui.conversation"),
+            "version": st.just(1) | json_values,
+            "messages": st.lists(message_like, max_size=3) | json_values,
+        },
+        optional={"title": json_values, "created": json_values, "model": json_values, "load_settings": json_values},
+    )
+    | st.fixed_dictionaries(
+        {"chat_history": st.lists(message_like, max_size=3) | json_values},
+        optional={"settings": json_values | st.fixed_dictionaries({"config": json_values})},
+    )
 )
 
 
@@ -221,14 +292,17 @@ def test_fuzz_import_json_structures(tmp_path: Path, document: Any) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=200)
-       | st.text().map(lambda text: text.encode("utf-8", "surrogatepass"))
-       | documents.map(lambda doc: json.dumps(doc).encode()[:-1]))
+@given(
+    data=st.binary(max_size=200)
+    | st.text().map(lambda text: text.encode("utf-8", "surrogatepass"))
+    | documents.map(lambda doc: json.dumps(doc).encode()[:-1])
+)
 def test_fuzz_import_bytes(tmp_path: Path, data: bytes) -> None:
     check_import(write(tmp_path, data, "fuzz.bin"))
 
 
 # -- markdown ----------------------------------------------------------------------------------
+
 
 def test_export_markdown_layout() -> None:
     conv = sample(contents=("Question?", "Answer.", "More?", "Partial"))
@@ -243,13 +317,22 @@ def test_export_markdown_layout() -> None:
     assert "*(stopped)*" in text
 
 
-@pytest.mark.parametrize("hostile", [
-    "\x1b[2J", "\x1b]52;c;SGVsbG8=\x07", "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "\x07",
-    "\x08\x08\x08", "over\rwrite", "\x9b2J", "\x00", "\x7f",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "\x1b[2J",
+        "\x1b]52;c;SGVsbG8=\x07",
+        "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\",
+        "\x07",
+        "\x08\x08\x08",
+        "over\rwrite",
+        "\x9b2J",
+        "\x00",
+        "\x7f",
+    ],
+)
 def test_export_markdown_neutralises_terminal_controls(hostile: str) -> None:
-    conv = sample(title=f"T{hostile}", contents=(f"user {hostile}", f"bot {hostile}"),
-                  system_prompt=hostile)
+    conv = sample(title=f"T{hostile}", contents=(f"user {hostile}", f"bot {hostile}"), system_prompt=hostile)
     conv.model = f"m{hostile}"
     conv.generation_settings = {"k": hostile}
     text = export_markdown(conv)
@@ -259,10 +342,10 @@ def test_export_markdown_neutralises_terminal_controls(hostile: str) -> None:
 
 
 @FUZZ
-@given(title=st.text(), system_prompt=st.none() | st.text(),
-       contents=st.lists(st.text(), max_size=5).map(tuple))
-def test_export_markdown_round_trip_any_text(tmp_path: Path, title: str, system_prompt: str | None,
-                                             contents: tuple[str, ...]) -> None:
+@given(title=st.text(), system_prompt=st.none() | st.text(), contents=st.lists(st.text(), max_size=5).map(tuple))
+def test_export_markdown_round_trip_any_text(
+    tmp_path: Path, title: str, system_prompt: str | None, contents: tuple[str, ...]
+) -> None:
     conv = sample(title, contents, system_prompt)
     imported = import_conversation(write(tmp_path, export_markdown(conv), "chat.md"))
     assert shape(imported) == shape(conv)
@@ -270,8 +353,7 @@ def test_export_markdown_round_trip_any_text(tmp_path: Path, title: str, system_
 
 def test_export_markdown_shows_line_breaks_as_written_and_reads_back(tmp_path: Path) -> None:
     poem = "Roses are red,\nViolets are blue.\n\n- a list\n- stays a list\n\n```\ncode\nstays\n```"
-    conv = sample(contents=("Name three colors.", "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green",
-                            poem))
+    conv = sample(contents=("Name three colors.", "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green", poem))
     text = export_markdown(conv)
     assert "Red: Red\\\nBlue: Blue\\\nGreen: Green\n" in text  # hard breaks: a viewer keeps the lines
     assert "Roses are red,\\\nViolets are blue.\n" in text
@@ -300,6 +382,7 @@ def test_export_markdown_keeps_text_readable() -> None:
 
 
 # -- files -------------------------------------------------------------------------------------
+
 
 def test_write_file_atomic(tmp_path: Path) -> None:
     target = tmp_path / "out.md"

@@ -20,11 +20,27 @@ from tui.store.schema import SCHEMA_VERSION
 PREVIOUS_RELEASE = "f635798"
 PACKAGE = "store_f635798"
 
-METRICS = {"prompt_tokens": 30, "prefill_tokens": 30, "new_tokens": 3, "ttft_s": 0.25, "decode_tok_s": 12.5,
-           "total_s": 0.5, "rss_bytes": 2**30, "cuda_allocated": None, "cuda_reserved": None, "context_size": 8192}
+METRICS = {
+    "prompt_tokens": 30,
+    "prefill_tokens": 30,
+    "new_tokens": 3,
+    "ttft_s": 0.25,
+    "decode_tok_s": 12.5,
+    "total_s": 0.5,
+    "rss_bytes": 2**30,
+    "cuda_allocated": None,
+    "cuda_reserved": None,
+    "context_size": 8192,
+}
 TOKEN_PROBS = [[12, "Sun", -0.1, -0.1, [[12, "Sun", -0.1]], [[12, "Sun", -0.1, 1], [7, "Moon", -2.5, 0]]]]
 TOOL_CALLS = [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 40}'}}]
-TOOL_RESULT = {"tool_call_id": "call_1", "name": "add", "server": "calc", "outcome": "ok", "arguments": {"a": 2, "b": 40}}
+TOOL_RESULT = {
+    "tool_call_id": "call_1",
+    "name": "add",
+    "server": "calc",
+    "outcome": "ok",
+    "arguments": {"a": 2, "b": 40},
+}
 
 
 def previous_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -33,8 +49,13 @@ def previous_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name in ("model", "schema", "conversations", "files"):
-        shown = subprocess.run(["git", "show", f"{PREVIOUS_RELEASE}:tui/store/{name}.py"], cwd=ROOT,
-                               capture_output=True, text=True, check=False)
+        shown = subprocess.run(
+            ["git", "show", f"{PREVIOUS_RELEASE}:tui/store/{name}.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if shown.returncode != 0:
             pytest.skip(f"the previous release's code is not in this checkout's git history: {shown.stderr.strip()}")
         (package / f"{name}.py").write_text(shown.stdout.replace("tui.store.", f"{PACKAGE}."))
@@ -49,12 +70,17 @@ def fill(old: ModuleType, path: Path) -> list[str]:
     an unknown stats key, an interrupted reply. Returns their ids."""
     lib = importlib.import_module(f"{old.__name__}.conversations").Library(path)
     try:
-        chat = lib.create(model="org/model", load_settings={"dtype": "bfloat16"},
-                          generation_settings={"temperature": 0.7}, system_prompt="Be brief.")
+        chat = lib.create(
+            model="org/model",
+            load_settings={"dtype": "bfloat16"},
+            generation_settings={"temperature": 0.7},
+            system_prompt="Be brief.",
+        )
         question = lib.add_message(chat.id, "user", "What lights the day?")
         lib.add_message(chat.id, "assistant", "The moon, surely.", status="stopped", stats={"error": "oops"})
-        lib.add_message(chat.id, "assistant", "The Sun.", question.id,
-                        stats={**METRICS, "logprobs": TOKEN_PROBS})  # a regenerated version
+        lib.add_message(
+            chat.id, "assistant", "The Sun.", question.id, stats={**METRICS, "logprobs": TOKEN_PROBS}
+        )  # a regenerated version
         lib.add_message(chat.id, "assistant", "Let me add.", stats={**METRICS, "tool_calls": TOOL_CALLS})
         lib.add_message(chat.id, "tool", "42", stats=TOOL_RESULT)
         lib.add_message(chat.id, "assistant", "It is 42 and still sunny", status="interrupted")
@@ -65,29 +91,45 @@ def fill(old: ModuleType, path: Path) -> list[str]:
         lib.close()
 
 
-def test_every_chat_and_message_of_the_previous_release_migrates(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_chat_and_message_of_the_previous_release_migrates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = previous_store(tmp_path, monkeypatch)
     path = tmp_path / "library.sqlite3"
     ids = fill(old, path)
     old_lib = importlib.import_module(f"{old.__name__}.conversations").Library(path)
     old_files = importlib.import_module(f"{old.__name__}.files")
     before = {conv_id: (old_lib.get(conv_id), old_lib.messages(conv_id)) for conv_id in ids}
-    old_exports = {conv_id: (old_files.export_json(conv), old_files.export_markdown(conv))
-                   for conv_id, (conv, _) in before.items()}
+    old_exports = {
+        conv_id: (old_files.export_json(conv), old_files.export_markdown(conv)) for conv_id, (conv, _) in before.items()
+    }
     old_lib.close()
 
     with Library(path) as lib:
         for conv_id, (old_conv, old_messages) in before.items():
             conv = lib.get(conv_id)
-            assert (conv.title, conv.created, conv.updated, conv.model, conv.load_settings,
-                    conv.generation_settings, conv.system_prompt) == (
-                old_conv.title, old_conv.created, old_conv.updated, old_conv.model, old_conv.load_settings,
-                old_conv.generation_settings, old_conv.system_prompt)
+            assert (
+                conv.title,
+                conv.created,
+                conv.updated,
+                conv.model,
+                conv.load_settings,
+                conv.generation_settings,
+                conv.system_prompt,
+            ) == (
+                old_conv.title,
+                old_conv.created,
+                old_conv.updated,
+                old_conv.model,
+                old_conv.load_settings,
+                old_conv.generation_settings,
+                old_conv.system_prompt,
+            )
             assert [m.id for m in conv.messages] == [m.id for m in old_conv.messages]  # the same active branch
-            assert [(m.id, m.role, m.content, m.created, m.parent_id, m.status, m.meta.to_dict() or None)
-                    for m in lib.messages(conv_id)] == [
-                (m.id, m.role, m.content, m.created, m.parent_id, m.status, m.stats) for m in old_messages]
+            assert [
+                (m.id, m.role, m.content, m.created, m.parent_id, m.status, m.meta.to_dict() or None)
+                for m in lib.messages(conv_id)
+            ] == [(m.id, m.role, m.content, m.created, m.parent_id, m.status, m.stats) for m in old_messages]
             assert (export_json(conv), export_markdown(conv)) == old_exports[conv_id]
 
         chat = lib.messages(ids[0])

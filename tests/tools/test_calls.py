@@ -14,8 +14,10 @@ def names_and_args(calls):
 
 
 def test_qwen_hermes_smollm3_tool_call_tags():
-    text = 'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>\n' \
-           '<tool_call>{"name": "env_value", "arguments": "{\\"name\\": \\"HOME\\"}"}</tool_call>'
+    text = (
+        'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>\n'
+        '<tool_call>{"name": "env_value", "arguments": "{\\"name\\": \\"HOME\\"}"}</tool_call>'
+    )
     content, calls = parse_tool_calls(text)
     assert content == "Let me add."
     assert names_and_args(calls) == [("add", {"a": 2, "b": 3}), ("env_value", {"name": "HOME"})]
@@ -29,26 +31,45 @@ def test_mistral_both_forms():
 
 
 def test_llama3_json_reply_with_or_without_python_tag():
-    for text in ('{"name": "add", "parameters": {"a": 7, "b": 8}}',
-                 '<|python_tag|>{"name": "add", "parameters": {"a": 7, "b": 8}}'):
+    for text in (
+        '{"name": "add", "parameters": {"a": 7, "b": 8}}',
+        '<|python_tag|>{"name": "add", "parameters": {"a": 7, "b": 8}}',
+    ):
         assert names_and_args(parse_tool_calls(text)[1]) == [("add", {"a": 7, "b": 8})]
 
 
 def test_text_that_only_looks_like_a_call_is_left_as_it_is():
-    for text in ('Here is JSON: {"name": "x"}', '{"name": "Ada", "age": 3}', "<tool_call>not json</tool_call>",
-                 "Plain answer."):
+    for text in (
+        'Here is JSON: {"name": "x"}',
+        '{"name": "Ada", "age": 3}',
+        "<tool_call>not json</tool_call>",
+        "Plain answer.",
+    ):
         content, calls = parse_tool_calls(text)
         assert calls == [] and content == text
 
 
 def test_calls_and_schemas_in_the_forms_chat_templates_take():
     call = ToolCall("add", {"a": 1, "b": 2}, id="call_1")
-    assert call.as_message_part() == {"id": "call_1", "type": "function",
-                                      "function": {"name": "add", "arguments": json.dumps({"a": 1, "b": 2})}}
+    assert call.as_message_part() == {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "add", "arguments": json.dumps({"a": 1, "b": 2})},
+    }
     server = ServerConfig("calc", command="x")
-    ready = ServerStatus(server, "ready", tools=[ToolInfo("add", "Add two whole numbers.",
-                                                          {"type": "object", "properties": {"a": {"type": "integer"}}})])
+    ready = ServerStatus(
+        server,
+        "ready",
+        tools=[ToolInfo("add", "Add two whole numbers.", {"type": "object", "properties": {"a": {"type": "integer"}}})],
+    )
     failed = ServerStatus(server, "failed", "crashed", tools=[])
-    assert function_schemas([ready, failed]) == [{"type": "function", "function": {
-        "name": "add", "description": "Add two whole numbers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]
+    assert function_schemas([ready, failed]) == [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Add two whole numbers.",
+                "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}},
+            },
+        }
+    ]

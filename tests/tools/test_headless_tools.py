@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fakes import ScriptedEngine
 
-from tui.cli.main import parse_args
 from tui.cli.headless import run_headless
+from tui.cli.main import parse_args
 from tui.store import Library
 from tui.tools.servers import ServerConfig
 
@@ -42,12 +42,20 @@ def test_an_approved_call_runs_and_the_model_answers_from_its_result(tmp_path):
     assert engine.tools_given and engine.tools_given[0]["function"]["name"] == "add"  # the template gets the tools
     follow_up = engine.calls[1][0]
     assert follow_up[-2]["tool_calls"][0]["function"]["name"] == "add"
-    assert follow_up[-1] == {"role": "tool", "content": "42", "tool_call_id": follow_up[-2]["tool_calls"][0]["id"],
-                             "name": "add"}
+    assert follow_up[-1] == {
+        "role": "tool",
+        "content": "42",
+        "tool_call_id": follow_up[-2]["tool_calls"][0]["id"],
+        "name": "add",
+    }
     assert out.endswith("The sum is 42.\n") and "tool call add" in err and ": ok: 42" in err
     roles = [(m.role, m.content) for m in stored_messages()]
-    assert roles == [("user", "What is 2 + 40?"), ("assistant", "Let me compute."), ("tool", "42"),
-                     ("assistant", "The sum is 42.")]
+    assert roles == [
+        ("user", "What is 2 + 40?"),
+        ("assistant", "Let me compute."),
+        ("tool", "42"),
+        ("assistant", "The sum is 42."),
+    ]
 
 
 def test_without_approval_the_call_is_refused_and_the_refusal_is_shown(tmp_path):
@@ -67,8 +75,8 @@ def test_a_model_that_keeps_calling_is_stopped_after_five_rounds(tmp_path):
 
 def test_a_chat_with_tool_calls_exports_imports_and_continues(tmp_path):
     from tui.core.chat_session import ChatSession
-    from tui.store.model import model_message
     from tui.store import AutoSaver, export_json, export_markdown, import_conversation
+    from tui.store.model import model_message
 
     code, _, err, _, _ = run(tmp_path, "--approve-tools", "add", replies=[CALL, "The sum is 42."])
     assert code == 0, err

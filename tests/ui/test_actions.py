@@ -31,5 +31,6 @@ def test_config_can_rebind_a_modal_key_by_its_id():
 def test_compare_has_a_keep_key_for_each_column():
     from tui.ui.screens.compare import MAX_COLUMNS
 
-    assert [b.id for b in bindings("compare") if b.id.startswith("compare.keep_")] == \
-        [f"compare.keep_{n}" for n in range(1, MAX_COLUMNS + 1)]
+    assert [b.id for b in bindings("compare") if b.id.startswith("compare.keep_")] == [
+        f"compare.keep_{n}" for n in range(1, MAX_COLUMNS + 1)
+    ]

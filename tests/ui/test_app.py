@@ -16,11 +16,11 @@ from fakes import ScriptedEngine
 from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
 from processes import HELPERS, PipeReader, integrity, kill_9, poll, spawned, subprocess_env
 
-from tui.ui.app import ChatApp
 from tui.cli.main import parse_args
 from tui.engine import Engine
 from tui.store import Library
 from tui.store.config import Config
+from tui.ui.app import ChatApp
 
 
 def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path):
@@ -36,7 +36,7 @@ def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path
     out.join()
     assert "NOT-KILLED" not in out.text()
     conv_id = out.text().split("STREAMING", 1)[1].split()[0]
-    before = out.data[:out.bytes_at(killed_at - 2.2)].decode()
+    before = out.data[: out.bytes_at(killed_at - 2.2)].decode()
     shown_two_seconds_before = int(before.rsplit("TOKENS", 1)[1].split()[0])
     assert shown_two_seconds_before > 20  # it streamed for a while before that
     assert integrity(db_path) == "ok"
@@ -49,7 +49,10 @@ def test_kill_9_of_the_app_mid_reply_keeps_all_but_the_last_two_seconds(tmp_path
     assert library.recovered_from is None
     conv = library.get(conv_id)
     assert [(m.role, m.content, m.status) for m in conv.messages[:3]] == [
-        ("user", "first question", "ok"), ("assistant", FIRST_REPLY, "ok"), ("user", "second question", "ok")]
+        ("user", "first question", "ok"),
+        ("assistant", FIRST_REPLY, "ok"),
+        ("user", "second question", "ok"),
+    ]
     second = conv.messages[3]
     assert (second.role, second.status) == ("assistant", "interrupted")
     assert SECOND_REPLY.startswith(second.content)
@@ -78,8 +81,9 @@ def test_quitting_while_a_reply_is_queued_does_not_hang_the_exit(tmp_path, tiny_
     state: dict = {}
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine,
-                          timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=engine, timeout=120
+        ) as (pilot, app):
             engine._executor.submit(blocker.wait)
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "generating")
@@ -160,19 +164,21 @@ def test_library_and_exports_are_private_and_nothing_listens(tmp_path, monkeypat
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
     old_umask = os.umask(0o000)  # the modes must come from chatui, not from a careful umask
     try:
+
         async def scenario():
             # The app's own default saver: the library at the platformdirs path, opened lazily.
-            app = ChatApp(parse_args([str(tiny_model_dir), "do_sample=false", "max_new_tokens=4"]),
-                          Config(path=tmp_path / "config.toml"), engine=Engine())
+            app = ChatApp(
+                parse_args([str(tiny_model_dir), "do_sample=false", "max_new_tokens=4"]),
+                Config(path=tmp_path / "config.toml"),
+                engine=Engine(),
+            )
             async with app.run_test() as pilot:
                 await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
                 await send(pilot, app, "a secret")
                 await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
-                listening = [c for c in psutil.Process().net_connections(kind="inet")
-                             if c.status == psutil.CONN_LISTEN]
+                listening = [c for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
                 assert listening == []
-                assert [c for c in psutil.Process().net_connections(kind="all")
-                        if c.status == psutil.CONN_LISTEN] == []
+                assert [c for c in psutil.Process().net_connections(kind="all") if c.status == psutil.CONN_LISTEN] == []
                 export = tmp_path / "exported.md"
                 export.write_text("an older file, world-readable\n")
                 os.chmod(export, 0o644)

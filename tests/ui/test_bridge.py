@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tui.ui.bridge import ReplyDelta, ReplyEnded, pump_turn
 from tui.engine import Finished, TokenDelta, Turn
+from tui.ui.bridge import ReplyDelta, ReplyEnded, pump_turn
 
 
 class FrameTarget:
@@ -38,7 +38,7 @@ def batch_spacing(active: bool) -> float:
     target = FrameTarget(frame_s=0.02)
     pump_turn(target, turn, 1, user_is_active=lambda: active)
     producer.join()
-    gaps = sorted(b - a for a, b in zip(target.posted, target.posted[1:]))
+    gaps = sorted(b - a for a, b in zip(target.posted, target.posted[1:], strict=False))
     return gaps[len(gaps) // 2]
 
 
@@ -46,6 +46,5 @@ def test_batches_rest_longer_while_the_user_is_active():
     """A frame costs `took`; the bridge rests 2x that between batches (UI idle half the time), and
     4x while the user types or scrolls, so a keypress lands in a frame less often."""
     idle, active = batch_spacing(False), batch_spacing(True)
-    print(f"\nbatch spacing with 20 ms frames: {idle * 1000:.0f} ms, while the user is active "
-          f"{active * 1000:.0f} ms")
+    print(f"\nbatch spacing with 20 ms frames: {idle * 1000:.0f} ms, while the user is active {active * 1000:.0f} ms")
     assert active > 1.5 * idle

@@ -5,16 +5,16 @@ the themes work in a running app."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.widgets import Footer, Input, Markdown, OptionList
 
-from tui.ui import themes
 from tui.paths import config_dir
+from tui.ui import themes
 from tui.ui.themes import (
     DEFAULT_THEME,
     FIELDS,
@@ -107,9 +107,7 @@ def test_bundled_contrast(path: Path) -> None:
 
 def test_user_theme_added_and_replaces_bundled(user_dir: Path) -> None:
     (user_dir / "mine.toml").write_text(GOOD.format(name="mine"), encoding="utf-8")
-    (user_dir / "dusk.toml").write_text(
-        GOOD.format(name=DEFAULT_THEME).replace("#7aa2f7", "#123456"), encoding="utf-8"
-    )
+    (user_dir / "dusk.toml").write_text(GOOD.format(name=DEFAULT_THEME).replace("#7aa2f7", "#123456"), encoding="utf-8")
     loaded, warnings = load_themes()
     assert warnings == []
     by_name = {theme.name: theme for theme in loaded}

@@ -6,26 +6,31 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, message_views, notes, reply_texts, run, send, wait_for
 
 from tui.engine import Engine
-from tui.ui.screens.help import HelpScreen
 from tui.store import Library
 from tui.store.config import Config
 from tui.store.meta import MessageMeta, ReplyMetrics
+from tui.ui.screens.help import HelpScreen
 
 
 def test_send_shows_the_reply_its_stats_and_saves_it(tmp_path):
     async def scenario():
-        async with booted(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]), size=(120, 40)) as (pilot,
-                          app):
+        async with booted(tmp_path, engine=ScriptedEngine(["Paris is the **capital**."]), size=(120, 40)) as (
+            pilot,
+            app,
+        ):
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
             assert reply_texts(app) == ["Paris is the **capital**."]
-            views = app.chat_screen.chat.messages()
+            views = message_views(app.chat_screen)
             assert [v.role for v in views] == ["user", "assistant"]
-            assert "20.0 tok/s" in app.chat_screen.status.info.render() and "TTFT 0.25 s" in app.chat_screen.status.info.render()
+            assert (
+                "20.0 tok/s" in app.chat_screen.status.info.render()
+                and "TTFT 0.25 s" in app.chat_screen.status.info.render()
+            )
             stats = views[1].query_one(".message-stats").render()
             assert "tokens · 20.0 tok/s" in str(stats)
             conv_id = app.saver.conversation.id
@@ -63,7 +68,7 @@ def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
             reply = app.chat_screen.messages[-1]
             assert reply.status == "stopped" and reply.content.startswith("w0 w1 w2")
             assert len(reply.content.split()) < 400
-            assert "stopped" in str(app.chat_screen.chat.messages()[-1].query_one(".message-header").render())
+            assert "stopped" in str(message_views(app.chat_screen)[-1].query_one(".message-header").render())
 
     run(scenario())
 
@@ -124,7 +129,7 @@ def test_an_interrupted_reply_reopens_as_interrupted_and_continues(tmp_path):
             await pilot.pause()
             generation = chat.session.generation  # the chat's own settings, but a flag given with it wins
             assert (generation.max_new_tokens, generation.temperature) == (7, 0.3)
-            header = str(chat.chat.messages()[-1].query_one(".message-header").render())
+            header = str(message_views(chat)[-1].query_one(".message-header").render())
             assert "interrupted" in header and "ctrl+t" in header
             await pilot.press("ctrl+t")
             await wait_for(pilot, lambda: chat.state == "ready" and chat.messages[-1].status == "ok")
@@ -139,7 +144,10 @@ def test_slash_commands(tmp_path):
         async with booted(tmp_path) as (pilot, app):
             await send(pilot, app, "/set temperature=0.3 max_new_tokens=64")
             await pilot.pause()
-            assert app.chat_screen.session.generation.temperature == 0.3 and app.chat_screen.session.generation.max_new_tokens == 64
+            assert (
+                app.chat_screen.session.generation.temperature == 0.3
+                and app.chat_screen.session.generation.max_new_tokens == 64
+            )
             await send(pilot, app, "/set temperature=-1")
             await pilot.pause()
             assert app.chat_screen.session.generation.temperature == 0.3
@@ -152,7 +160,7 @@ def test_slash_commands(tmp_path):
             assert app.chat_screen.session.system_prompt == "Answer in French."
             await send(pilot, app, "/status")
             await pilot.pause()
-            note = app.chat_screen.chat.messages()[-1]
+            note = message_views(app.chat_screen)[-1]
             assert "temperature=0.3" in note.text and "scripted-model" in note.text
             await send(pilot, app, "/bogus")
             await pilot.pause()
@@ -169,7 +177,7 @@ def test_slash_commands(tmp_path):
             assert sent_settings.temperature == 0.3
             await send(pilot, app, "/clear")
             await pilot.pause()
-            assert app.chat_screen.messages == [] and app.chat_screen.chat.messages() == []
+            assert app.chat_screen.messages == [] and message_views(app.chat_screen) == []
 
     run(scenario())
 
@@ -239,8 +247,9 @@ def test_generation_failure_mid_stream_on_the_tiny_model(tmp_path, tiny_model_di
     engine.generate = recording_generate
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=40", engine=engine,
-                          timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=40", engine=engine, timeout=120
+        ) as (pilot, app):
             state["armed"] = True
             await send(pilot, app, "please fail")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 2, 60)
@@ -249,9 +258,8 @@ def test_generation_failure_mid_stream_on_the_tiny_model(tmp_path, tiny_model_di
             assert failed.role == "assistant" and failed.status == "failed"
             assert failed.content  # the partial reply is kept
             assert any("simulated accelerator fault" in m for m in notes(app))
-            views = app.chat_screen.chat.messages()
-            assert views[1].text == failed.content and "failed" in str(
-                views[1].query_one(".message-header").render())
+            views = message_views(app.chat_screen)
+            assert views[1].text == failed.content and "failed" in str(views[1].query_one(".message-header").render())
             assert views[-1].role == "error" and "simulated accelerator fault" in views[-1].text
             await send(pilot, app, "now work")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == 4, 60)
@@ -265,14 +273,16 @@ def test_generation_failure_mid_stream_on_the_tiny_model(tmp_path, tiny_model_di
 
 
 def test_control_sequences_in_output_render_as_inert_text(tmp_path):
-    hostile = "clear\x1b[2J now \x1b]52;c;ZXZpbA==\x07 link \x1b]8;;http://x\x1b\\y\x1b]8;;\x1b\\ bell\x07 back\x08 cr\r end"
+    hostile = (
+        "clear\x1b[2J now \x1b]52;c;ZXZpbA==\x07 link \x1b]8;;http://x\x1b\\y\x1b]8;;\x1b\\ bell\x07 back\x08 cr\r end"
+    )
 
     async def scenario():
         async with booted(tmp_path, engine=ScriptedEngine([hostile])) as (pilot, app):
             await send(pilot, app, "hi")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
-            body = app.chat_screen.chat.messages()[-1].body
+            body = message_views(app.chat_screen)[-1].body
             shown = body.source
             assert "\x1b" not in shown and "\x07" not in shown and "\x08" not in shown and "\r" not in shown
             assert "␛[2J" in shown and "␇" in shown
@@ -286,8 +296,9 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
     async def scenario():
         from tui.engine import Engine
 
-        async with booted(tmp_path, "do_sample=false", "max_new_tokens=40", engine=Engine(), size=(120, 40),
-                          timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path, "do_sample=false", "max_new_tokens=40", engine=Engine(), size=(120, 40), timeout=120
+        ) as (pilot, app):
             await send(pilot, app, "What is the capital of France?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 120)
             assert "Paris" in reply_texts(app)[0]
@@ -299,12 +310,13 @@ def test_the_real_smollm2_answers_in_the_app(tmp_path, smollm2_dir):
 
 def test_think_block_renders_as_a_collapsed_section(tmp_path):
     async def scenario():
-        async with booted(tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]),
-                          size=(100, 30)) as (pilot, app):
+        async with booted(
+            tmp_path, engine=ScriptedEngine(["<think>Two plus two makes four.</think>The answer is 4."]), size=(100, 30)
+        ) as (pilot, app):
             await send(pilot, app, "2+2?")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
             await pilot.pause()
-            view = app.chat_screen.chat.messages()[-1]
+            view = message_views(app.chat_screen)[-1]
             section = view.query_one(".think")
             assert section.display and section.collapsed
             assert section.query_one(".think-body").source == "Two plus two makes four."
@@ -364,9 +376,11 @@ def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
             await pilot.press("space", *"you")
             await pilot.pause(1.0)
             assert len(engine.prefills) == 1  # once, after the pause
-            assert engine.prefills[0] == [{"role": "user", "content": "Hello"},
-                                          {"role": "assistant", "content": "First answer."},
-                                          {"role": "user", "content": "How are you"}]
+            assert engine.prefills[0] == [
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "First answer."},
+                {"role": "user", "content": "How are you"},
+            ]
             app.chat_screen.prompt_input.load_text("/hel")
             await pilot.pause(1.0)
             assert len(engine.prefills) == 1  # a slash command is not a message
@@ -380,10 +394,12 @@ def test_a_paused_draft_is_prefilled_but_not_a_command_or_mid_reply(tmp_path):
 
 
 def test_single_line_breaks_show_as_written(tmp_path):
-    """"Red: Red\nBlue: Blue" is three lines on screen (Markdown would join them into one), in
+    """ "Red: Red\nBlue: Blue" is three lines on screen (Markdown would join them into one), in
     replies and in the user's own ctrl+j lines; lists, code blocks and tables render as before."""
-    reply = ("Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green\n\n- one\n- two\n\n```\na\nb\n```"
-             "\n\n| colour | hex |\n|---|---|\n| red | #f00 |\n| blue | #00f |")
+    reply = (
+        "Here are three colors:\n\nRed: Red\nBlue: Blue\nGreen: Green\n\n- one\n- two\n\n```\na\nb\n```"
+        "\n\n| colour | hex |\n|---|---|\n| red | #f00 |\n| blue | #00f |"
+    )
 
     async def scenario():
         async with booted(tmp_path, engine=ScriptedEngine([reply]), size=(100, 40)) as (pilot, app):
@@ -393,7 +409,7 @@ def test_single_line_breaks_show_as_written(tmp_path):
             await pilot.press("enter")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == [reply])
             await pilot.pause(0.2)
-            user_view, reply_view = chat.chat.messages()
+            user_view, reply_view = message_views(chat)
             [poem] = user_view.query("MarkdownParagraph")
             assert poem.size.height == 2
             paragraphs = list(reply_view.query("MarkdownParagraph"))
@@ -412,8 +428,13 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
     with Library(tmp_path / "library.sqlite3") as library:
         other = library.create(title="Other")
         user = library.add_message(other.id, "user", "old question")
-        library.add_message(other.id, "assistant", "old answer", user.id,
-                            meta=MessageMeta(ReplyMetrics(prompt_tokens=30, new_tokens=12, ttft_s=0.9, decode_tok_s=7.5)))
+        library.add_message(
+            other.id,
+            "assistant",
+            "old answer",
+            user.id,
+            meta=MessageMeta(ReplyMetrics(prompt_tokens=30, new_tokens=12, ttft_s=0.9, decode_tok_s=7.5)),
+        )
 
     async def scenario():
         reply = " ".join(f"w{i}" for i in range(300))
@@ -426,8 +447,9 @@ def test_the_status_bar_shows_the_open_chats_figures_live(tmp_path):
             assert info.context_used == 42 + 300 and info.ttft_s == 0.25
             # Continue on a finished reply that the model has nothing to add to: it says so.
             await pilot.press("ctrl+t")
-            await wait_for(pilot, lambda: chat.state == "ready" and "The model had nothing to add to this reply."
-                           in notes(app))
+            await wait_for(
+                pilot, lambda: chat.state == "ready" and "The model had nothing to add to this reply." in notes(app)
+            )
             assert chat.messages[-1].status == "ok" and chat.messages[-1].meta.metrics.new_tokens == 300
             chat.session.delete_message(chat.messages[-1])
             await chat.transcript.render()

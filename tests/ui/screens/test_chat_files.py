@@ -4,11 +4,11 @@ saving to and opening files."""
 from __future__ import annotations
 
 from fakes import ScriptedEngine
-from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from pilot import booted, make_app, message_views, notes, reply_texts, run, send, wait_for
 from textual.widgets import Input
 
-from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from tui.store import AutoSaver, Library
+from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
 
 
 def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_path):
@@ -18,13 +18,17 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
     saver = AutoSaver(None, reopen=lambda: Library(bad_path))
 
     async def scenario():
-        async with booted(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]), saver=saver) as (pilot,
-                          app):
+        async with booted(tmp_path, engine=ScriptedEngine(["first answer", "second answer"]), saver=saver) as (
+            pilot,
+            app,
+        ):
             await send(pilot, app, "hello disk")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.pause()
-            assert [(m.role, m.content) for m in app.chat_screen.messages] == [("user", "hello disk"),
-                                                                   ("assistant", "first answer")]
+            assert [(m.role, m.content) for m in app.chat_screen.messages] == [
+                ("user", "hello disk"),
+                ("assistant", "first answer"),
+            ]
             not_saved = [n for n in app.notified if n.title == "Not saved"]
             assert len(not_saved) == 1  # said once, not once per message
             assert not_saved[0].severity == "error" and "kept in memory" in not_saved[0].message
@@ -32,7 +36,7 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
             # /status tells the truth too
             await send(pilot, app, "/status")
             await pilot.pause()
-            assert "not saved yet" in app.chat_screen.chat.messages()[-1].text
+            assert "not saved yet" in message_views(app.chat_screen)[-1].text
             # The disk is fixed: the next retry saves everything, in order.
             blocker.unlink()
             blocker.mkdir()
@@ -45,8 +49,11 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
             conv_id = app.saver.conversation.id
         stored = Library(bad_path).get(conv_id)
         assert [(m.role, m.content) for m in stored.messages] == [
-            ("user", "hello disk"), ("assistant", "first answer"),
-            ("user", "and now?"), ("assistant", "second answer")]
+            ("user", "hello disk"),
+            ("assistant", "first answer"),
+            ("user", "and now?"),
+            ("assistant", "second answer"),
+        ]
         assert stored.title == "hello disk"
 
     run(scenario())
@@ -55,8 +62,9 @@ def test_unwritable_library_keeps_messages_in_memory_and_saves_them_later(tmp_pa
 def test_conversations_browser_search_open_and_restore_settings(tmp_path):
     async def scenario():
         library = Library(tmp_path / "library.sqlite3")
-        old = library.create(model="scripted-model", generation_settings={"temperature": 0.25},
-                             system_prompt="Be terse.")
+        old = library.create(
+            model="scripted-model", generation_settings={"temperature": 0.25}, system_prompt="Be terse."
+        )
         library.add_message(old.id, "user", "Tell me about penguins")
         library.add_message(old.id, "assistant", "Penguins are flightless birds.")
         other = library.create(model="scripted-model")
@@ -72,8 +80,14 @@ def test_conversations_browser_search_open_and_restore_settings(tmp_path):
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.saver.conversation.id == old.id)
             await pilot.pause()
-            assert [v.text for v in app.chat_screen.chat.messages()] == ["Tell me about penguins", "Penguins are flightless birds."]
-            assert app.chat_screen.session.generation.temperature == 0.25 and app.chat_screen.session.system_prompt == "Be terse."
+            assert [v.text for v in message_views(app.chat_screen)] == [
+                "Tell me about penguins",
+                "Penguins are flightless birds.",
+            ]
+            assert (
+                app.chat_screen.session.generation.temperature == 0.25
+                and app.chat_screen.session.system_prompt == "Be terse."
+            )
 
     run(scenario())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import booted, notes, reply_texts, run, send, wait_for
+from pilot import booted, message_views, notes, reply_texts, run, send, wait_for
 
 
 def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
@@ -14,7 +14,7 @@ def test_regenerate_replaces_the_reply_and_keeps_the_old_as_a_version(tmp_path):
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["first answer"])
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["second answer"])
-            views = app.chat_screen.chat.messages()
+            views = message_views(app.chat_screen)
             assert [v.text for v in views] == ["question", "second answer"]
             assert "version 2/2" in str(views[1].query_one(".message-header").render())
             # The regenerated prompt did not include the old reply.
@@ -38,7 +38,7 @@ def test_edit_last_message_sends_a_new_version(tmp_path):
             await send(pilot, app, "edited")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and reply_texts(app) == ["two"])
             assert [m.content for m in app.chat_screen.messages] == ["edited", "two"]
-            user_view = app.chat_screen.chat.messages()[0]
+            user_view = message_views(app.chat_screen)[0]
             assert "version 2/2" in str(user_view.query_one(".message-header").render())
 
     run(scenario())
@@ -54,7 +54,9 @@ def test_continue_extends_a_stopped_reply(tmp_path):
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.ready)
             partial = app.chat_screen.messages[-1].content
             await pilot.press("ctrl+t")
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.messages[-1].content != partial)
+            await wait_for(
+                pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.messages[-1].content != partial
+            )
             assert app.chat_screen.messages[-1].content == partial + "and more"
             assert engine.calls[1][0][-1] == {"role": "assistant", "content": partial}
             assert len(app.chat_screen.messages) == 2
@@ -66,6 +68,7 @@ def test_continue_extends_a_stopped_reply(tmp_path):
 def test_a_message_without_a_reply_gets_one(tmp_path, how):
     """After the last reply is deleted (or never came), regenerate and continue answer the last
     user message instead of saying there is no reply."""
+
     async def scenario():
         engine = ScriptedEngine(["First answer.", "Second answer."])
         async with booted(tmp_path, engine=engine) as (pilot, app):
@@ -76,7 +79,7 @@ def test_a_message_without_a_reply_gets_one(tmp_path, how):
             await chat.transcript.render()
             assert [m.role for m in chat.messages] == ["user"]
             if how == "ctrl+r on the message":
-                chat.chat.messages()[-1].focus()
+                message_views(chat)[-1].focus()
                 await pilot.press("ctrl+r")
             elif how.startswith("/"):
                 await send(pilot, app, how)
@@ -92,13 +95,14 @@ def test_a_message_without_a_reply_gets_one(tmp_path, how):
 def test_typing_on_a_focused_message_goes_to_the_prompt_and_runs_nothing(tmp_path):
     """With a reply focused, typing "story" used to run r (regenerate), d (delete)...: now the
     text goes to the prompt, and message actions use keys that cannot be typing."""
+
     async def scenario():
         engine = ScriptedEngine(["An answer about a story."])
         async with booted(tmp_path, engine=engine) as (pilot, app):
             chat = app.chat_screen
             await send(pilot, app, "question")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1)
-            reply_view = chat.chat.messages()[-1]
+            reply_view = message_views(chat)[-1]
             reply_view.focus()
             await pilot.press(*"story edit", "d", "c", "e", "r")
             assert chat.prompt_input.text == "story editdcer" and chat.prompt_input.has_focus

@@ -26,8 +26,15 @@ def test_failed_loads_in_the_app_keep_the_previous_model(tmp_path, tiny_model_di
     ]
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=5", engine=Engine(),
-                          size=(120, 50), timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path,
+            str(tiny_model_dir),
+            "do_sample=false",
+            "max_new_tokens=5",
+            engine=Engine(),
+            size=(120, 50),
+            timeout=120,
+        ) as (pilot, app):
             failures = []
             for settings, expected in attempts:
                 if settings.quantization != "none":
@@ -73,11 +80,14 @@ def test_apply_with_a_bad_path_keeps_the_old_model(tmp_path, tiny_model_dir):
     from tui.engine import Engine
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "max_new_tokens=5", engine=Engine(), size=(120, 50),
-                          timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path, str(tiny_model_dir), "max_new_tokens=5", engine=Engine(), size=(120, 50), timeout=120
+        ) as (pilot, app):
             app.query_one("#load-model").value = "/no/such/model"
             app.query_one(SettingsPanel).apply_load()
-            await wait_for(pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.engine.info is not None, 120)
+            await wait_for(
+                pilot, lambda: app.chat_screen.state != "loading" and app.chat_screen.engine.info is not None, 120
+            )
             await pilot.pause()
             assert app.chat_screen.engine.info.source == str(tiny_model_dir)
             assert any("model path not found: /no/such/model" in n.message for n in app.notified)

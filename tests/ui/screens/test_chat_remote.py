@@ -23,8 +23,16 @@ def server():
 
 
 def remote_app(tmp_path, server, *args):
-    return make_app(tmp_path, "fake/model-a", "--endpoint", server.url, "do_sample=false", "max_new_tokens=20",
-                    *args, engine=Backends())
+    return make_app(
+        tmp_path,
+        "fake/model-a",
+        "--endpoint",
+        server.url,
+        "do_sample=false",
+        "max_new_tokens=20",
+        *args,
+        engine=Backends(),
+    )
 
 
 def test_faults_keep_the_partial_reply_and_retry_works(tmp_path, server):
@@ -54,7 +62,9 @@ def test_faults_keep_the_partial_reply_and_retry_works(tmp_path, server):
 
             server.behaviour = "ok"  # retry: the same question is answered whole
             await chat.action_regenerate()
-            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "Hello there, how can I help?")
+            await wait_for(
+                pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "Hello there, how can I help?"
+            )
             assert [m.content for m in chat.messages if m.role == "user"] == ["hi", "and again?"]
             assert server.requests[-1]["body"]["messages"][-1]["content"] == "and again?"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import ScriptedEngine
-from pilot import booted, notes, reply_texts, run, send, wait_for
+from pilot import booted, message_views, notes, reply_texts, run, send, wait_for
 from textual.widgets import Select
 
 from tui.store.config import Config
@@ -116,14 +116,19 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
             assert labels == ["temperature = 0.3", "num_beams = 2", "min_new_tokens = 5", "eos_token_id = [2, 3]"]
             await send(pilot, app, "/status")
             await pilot.pause()
-            status = chat.chat.messages()[-1].text
-            assert "changed from the defaults: `temperature=0.3 num_beams=2 min_new_tokens=5 eos_token_id=[2, 3]`" in status
+            status = message_views(chat)[-1].text
+            assert (
+                "changed from the defaults: `temperature=0.3 num_beams=2 min_new_tokens=5 eos_token_id=[2, 3]`"
+                in status
+            )
             removes = {button.name: button for button in app.query(".remove-setting")}
             removes["num_beams"].press()
             await pilot.pause()
             assert "num_beams" not in chat.session.generation.values
             assert [str(label.render()) for label in app.query(".changed-label")][1:] == [
-                "min_new_tokens = 5", "eos_token_id = [2, 3]"]
+                "min_new_tokens = 5",
+                "eos_token_id = [2, 3]",
+            ]
             await send(pilot, app, "/set temprature=1")
             await pilot.pause()
             assert any("did you mean temperature?" in n for n in notes(app))
@@ -133,25 +138,30 @@ def test_any_generation_field_is_listed_in_the_sidebar_and_status_and_can_be_rem
 
 def test_beam_search_says_its_reply_comes_when_done_and_the_reply_arrives_whole(tmp_path):
     async def scenario():
-        async with booted(tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]),
-                          size=(120, 40)) as (pilot, app):
+        async with booted(
+            tmp_path, "num_beams=2", engine=ScriptedEngine(["The capital of France is Paris."]), size=(120, 40)
+        ) as (pilot, app):
             chat = app.chat_screen
             await send(pilot, app, "Capital of France?")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app), 10)
             assert reply_texts(app) == ["The capital of France is Paris."]
-            assert any("num_beams=2: beam search cannot stream; the reply appears when it is done" in n
-                       for n in notes(app))
+            assert any(
+                "num_beams=2: beam search cannot stream; the reply appears when it is done" in n for n in notes(app)
+            )
 
     run(scenario())
 
 
-@pytest.mark.parametrize("command, check", [
-    ("!set temperature=0.25", lambda chat, app: chat.session.generation.temperature == 0.25),
-    ("!status", lambda chat, app: "**Status**" in chat.chat.messages()[-1].text),
-    ("!help", lambda chat, app: type(app.screen).__name__ == "HelpScreen"),
-    ("!clear", lambda chat, app: chat.messages == []),
-    ("!exit", lambda chat, app: app.return_code == 0 and not app.is_running),
-])
+@pytest.mark.parametrize(
+    "command, check",
+    [
+        ("!set temperature=0.25", lambda chat, app: chat.session.generation.temperature == 0.25),
+        ("!status", lambda chat, app: "**Status**" in message_views(chat)[-1].text),
+        ("!help", lambda chat, app: type(app.screen).__name__ == "HelpScreen"),
+        ("!clear", lambda chat, app: chat.messages == []),
+        ("!exit", lambda chat, app: app.return_code == 0 and not app.is_running),
+    ],
+)
 def test_transformers_chat_commands_work_as_aliases(tmp_path, command, check):
     async def scenario():
         async with booted(tmp_path) as (pilot, app):

@@ -18,6 +18,7 @@ from pilot import (
     booted,
     keypress_latency,
     keypress_to_frame,
+    message_views,
     post_key,
     reply_texts,
     run,
@@ -97,7 +98,7 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
                 if ended_at is None and app.chat_screen.state == "ready":
                     ended_at = time.monotonic()
                 await asyncio.sleep(0.05 if tokens >= 2850 else 0.1)
-            view = app.chat_screen.chat.messages()[-1]
+            view = message_views(app.chat_screen)[-1]
             assert view.text == reply and app.chat_screen.messages[-1].content == reply
             assert app.chat_screen.prompt_input.text == "x" * len(presses)
             gc.callbacks.remove(count_full_collections)
@@ -108,13 +109,16 @@ def test_keypresses_stay_fast_while_a_long_reply_streams(tmp_path):
         at_end = [press for press in presses if not press[3] or press[2] >= 2850]
 
         def summary(ms: list[float]) -> str:
-            return (f"median {statistics.median(ms):.1f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, "
-                    f"max {ms[-1]:.1f} ms")
+            return (
+                f"median {statistics.median(ms):.1f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, max {ms[-1]:.1f} ms"
+            )
 
-        print(f"\nkeypresses while streaming 3,000 tokens at 200 tok/s, n={len(during)} (reply tokens "
-              f"{during[0][2]}..{during[-1][2]}):\n  handled: {summary(handled)}\n  on screen: "
-              f"{summary(drawn)}\n  {len(at_end)} presses around the end: handled within "
-              f"{max(p[0] for p in at_end) * 1000:.0f} ms, on screen within {max(p[1] for p in at_end) * 1000:.0f} ms")
+        print(
+            f"\nkeypresses while streaming 3,000 tokens at 200 tok/s, n={len(during)} (reply tokens "
+            f"{during[0][2]}..{during[-1][2]}):\n  handled: {summary(handled)}\n  on screen: "
+            f"{summary(drawn)}\n  {len(at_end)} presses around the end: handled within "
+            f"{max(p[0] for p in at_end) * 1000:.0f} ms, on screen within {max(p[1] for p in at_end) * 1000:.0f} ms"
+        )
         assert len(during) >= 50 and during[-1][2] >= 2000  # spread over most of the reply
         # The issue's bound, on the key being handled. Measured max 20-57 ms; before the message
         # end became a class (`:last-child` restyled every block at each mount) 64-111 ms, before
@@ -141,10 +145,12 @@ def test_quitting_the_moment_a_long_reply_ends_is_clean(tmp_path):
 
     The race was found by benchmarks/bench_render.py, which hits it every run at 400-1000 tok/s
     (MountError on exit); this test walks the same path but does not reliably lose the race."""
-    blocks = ["Here is a paragraph that explains the next step in some detail, with **bold** and `code`.",
-              "- a list item with a few words\n- another item that is a little longer than the first",
-              "```python\ndef step(value):\n    return value * 2 + 1\n```",
-              "1. first point\n2. second point with *emphasis*"]
+    blocks = [
+        "Here is a paragraph that explains the next step in some detail, with **bold** and `code`.",
+        "- a list item with a few words\n- another item that is a little longer than the first",
+        "```python\ndef step(value):\n    return value * 2 + 1\n```",
+        "1. first point\n2. second point with *emphasis*",
+    ]
     reply = "\n\n".join(blocks[i % 4] for i in range(150)).replace("\n", " \n ")
 
     async def scenario():
@@ -154,8 +160,9 @@ def test_quitting_the_moment_a_long_reply_ends_is_clean(tmp_path):
             post_key(app, "enter")
             deadline = time.monotonic() + 60
             chat = app.chat_screen
-            while not (chat.state == "ready" and len(chat.messages) == 2
-                       and chat.messages[-1].status != "interrupted"):  # stored as it starts; ended
+            while not (
+                chat.state == "ready" and len(chat.messages) == 2 and chat.messages[-1].status != "interrupted"
+            ):  # stored as it starts; ended
                 assert time.monotonic() < deadline, "the reply did not end"
                 await asyncio.sleep(0.001)
             assert chat.messages[-1].content == reply  # saved before it is drawn
@@ -178,8 +185,10 @@ def test_a_one_megabyte_paste_then_typing(tmp_path):
             latencies = [await keypress_latency(pilot, app) for _ in range(5)]
             assert len(app.chat_screen.prompt_input.text) == len(text) + 5
             ms = sorted(x * 1000 for x in latencies)
-            print(f"\n1 MB paste ({len(text):,} chars): insert+frame {paste_s * 1000:.0f} ms; "
-                  f"keypress after it median={statistics.median(ms):.1f} ms max={ms[-1]:.1f} ms")
+            print(
+                f"\n1 MB paste ({len(text):,} chars): insert+frame {paste_s * 1000:.0f} ms; "
+                f"keypress after it median={statistics.median(ms):.1f} ms max={ms[-1]:.1f} ms"
+            )
             assert paste_s < 5
             assert statistics.median(ms) <= 100
 
@@ -191,8 +200,9 @@ def test_opening_a_500_message_conversation(tmp_path):
     conv = library.create(model="scripted-model", title="long one")
     for i in range(250):
         library.add_message(conv.id, "user", f"Question {i}: what about item {i}?")
-        library.add_message(conv.id, "assistant",
-                            f"Answer {i} with **Markdown**:\n\n- point a\n- point b\n\n```\ncode {i}\n```")
+        library.add_message(
+            conv.id, "assistant", f"Answer {i} with **Markdown**:\n\n- point a\n- point b\n\n```\ncode {i}\n```"
+        )
     library.close()
 
     async def scenario():
@@ -203,16 +213,18 @@ def test_opening_a_500_message_conversation(tmp_path):
             await pilot.pause()  # until the frame with it is drawn
             open_s = time.perf_counter() - started
             assert len(app.chat_screen.messages) == 500
-            views = app.chat_screen.chat.messages()
+            views = message_views(app.chat_screen)
             # It shows the end of the conversation, in order (all of it, or only its latest part).
             assert len(views) >= 20 and views[-1].text.startswith("Answer 249")
-            assert [v.message_id for v in views] == [m.id for m in app.chat_screen.messages[-len(views):]]
+            assert [v.message_id for v in views] == [m.id for m in app.chat_screen.messages[-len(views) :]]
             app.chat_screen.prompt_input.focus()
             latencies = [await keypress_latency(pilot, app) for _ in range(5)]
             ms = sorted(x * 1000 for x in latencies)
-            print(f"\nopen 500 messages: {open_s:.2f} s (open_conversation {call_s:.2f} s, then the first "
-                  f"frame); {len(views)} message views; keypress after: median={statistics.median(ms):.1f} ms "
-                  f"max={ms[-1]:.1f} ms")
+            print(
+                f"\nopen 500 messages: {open_s:.2f} s (open_conversation {call_s:.2f} s, then the first "
+                f"frame); {len(views)} message views; keypress after: median={statistics.median(ms):.1f} ms "
+                f"max={ms[-1]:.1f} ms"
+            )
             assert open_s < 3, f"opening a 500-message conversation blocked the app for {open_s:.1f} s"
             assert statistics.median(ms) <= 100
 
@@ -238,8 +250,15 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
         return Counter(t.name for t in threading.enumerate() if not t.name.startswith("asyncio_"))
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine(),
-                          size=(100, 30), timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path,
+            str(tiny_model_dir),
+            "do_sample=false",
+            "max_new_tokens=8",
+            engine=Engine(),
+            size=(100, 30),
+            timeout=120,
+        ) as (pilot, app):
             await send(pilot, app, "warm up")
             await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1, 60)
             await pilot.pause(0.2)
@@ -247,15 +266,27 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
             counts, kinds, rss, stray = [], [], {}, []
             started = time.perf_counter()
             for turn in range(1, 101):
-                kind = ("stop" if turn % 10 == 5 else "regenerate" if turn % 10 == 7
-                        else "continue" if turn % 10 == 9 else "send")
+                kind = (
+                    "stop"
+                    if turn % 10 == 5
+                    else "regenerate"
+                    if turn % 10 == 7
+                    else "continue"
+                    if turn % 10 == 9
+                    else "send"
+                )
                 if turn % 25 == 0:
                     await send(pilot, app, "/new")
                     await wait_for(pilot, lambda: app.chat_screen.messages == [])
-                n, last = len(app.chat_screen.messages), app.chat_screen.messages[-1] if app.chat_screen.messages else None
+                n, last = (
+                    len(app.chat_screen.messages),
+                    app.chat_screen.messages[-1] if app.chat_screen.messages else None,
+                )
                 if kind == "send":
                     await send(pilot, app, f"turn {turn}")
-                    await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60)
+                    await wait_for(
+                        pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60
+                    )
                 elif kind == "stop":
                     # The tiny model writes ~400 tokens/s: no Pilot idle waits between send and stop.
                     app.chat_screen.settings_editor.set_generation({"max_new_tokens": 400})
@@ -267,24 +298,41 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
                         assert time.monotonic() < deadline, "the long reply did not start"
                         await asyncio.sleep(0.001)
                     post_key(app, "escape")
-                    await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60)
+                    await wait_for(
+                        pilot, lambda: app.chat_screen.state == "ready" and len(app.chat_screen.messages) == n + 2, 60
+                    )
                     app.chat_screen.settings_editor.set_generation({"max_new_tokens": 8})
                     assert app.chat_screen.messages[-1].status == "stopped", app.chat_screen.messages[-1].status
                 elif kind == "regenerate":
                     await pilot.press("ctrl+r")
-                    await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.messages[-1].id != last.id, 60)
-                    assert len(app.chat_screen.messages) == n and len(app.saver.versions(app.chat_screen.messages[-1].id)) >= 2
+                    await wait_for(
+                        pilot,
+                        lambda: app.chat_screen.state == "ready" and app.chat_screen.messages[-1].id != last.id,
+                        60,
+                    )
+                    assert (
+                        len(app.chat_screen.messages) == n
+                        and len(app.saver.versions(app.chat_screen.messages[-1].id)) >= 2
+                    )
                 else:
                     await pilot.press("ctrl+t")
-                    await wait_for(pilot, lambda: app.chat_screen.state == "ready"
-                                   and app.chat_screen.messages[-1].content != last.content, 60)
-                    assert len(app.chat_screen.messages) == n and app.chat_screen.messages[-1].content.startswith(last.content)
+                    await wait_for(
+                        pilot,
+                        lambda: (
+                            app.chat_screen.state == "ready" and app.chat_screen.messages[-1].content != last.content
+                        ),
+                        60,
+                    )
+                    assert len(app.chat_screen.messages) == n and app.chat_screen.messages[-1].content.startswith(
+                        last.content
+                    )
                 deadline = time.monotonic() + 2
                 while (reply_workers(app) or other_threads() - baseline_others) and time.monotonic() < deadline:
                     await pilot.pause(0.02)
                 if reply_workers(app) or other_threads() - baseline_others:
-                    stray.append((turn, kind, len(reply_workers(app)),
-                                  sorted((other_threads() - baseline_others).elements())))
+                    stray.append(
+                        (turn, kind, len(reply_workers(app)), sorted((other_threads() - baseline_others).elements()))
+                    )
                 counts.append(threading.active_count())
                 if counts[-1] == max(counts):
                     busiest = sorted(t.name for t in threading.enumerate())
@@ -297,11 +345,13 @@ def test_soak_100_turns_threads_and_memory_stay_flat(tmp_path, tiny_model_dir):
             elapsed = time.perf_counter() - started
             growth = rss[100] / rss[10] - 1
             pool = [t.name for t in threading.enumerate() if t.name.startswith("asyncio_")]
-            print(f"\nsoak: 100 turns in {elapsed:.0f} s (stopped {kinds.count('stop')}, regenerated "
-                  f"{kinds.count('regenerate')}, continued {kinds.count('continue')}); threads: baseline "
-                  f"{baseline}, after each turn min {min(counts)} max {max(counts)}, at the end {counts[-1]} "
-                  f"(executor pool threads {len(pool)}); RSS turn 10 {rss[10] / 2**20:.1f} MB, turn 100 "
-                  f"{rss[100] / 2**20:.1f} MB ({growth * 100:+.2f}%)")
+            print(
+                f"\nsoak: 100 turns in {elapsed:.0f} s (stopped {kinds.count('stop')}, regenerated "
+                f"{kinds.count('regenerate')}, continued {kinds.count('continue')}); threads: baseline "
+                f"{baseline}, after each turn min {min(counts)} max {max(counts)}, at the end {counts[-1]} "
+                f"(executor pool threads {len(pool)}); RSS turn 10 {rss[10] / 2**20:.1f} MB, turn 100 "
+                f"{rss[100] / 2**20:.1f} MB ({growth * 100:+.2f}%)"
+            )
             assert not stray, f"reply workers or threads left after turns: {stray[:10]}"
             # Bounded: besides the threads there at the start, only the executor's pool, which
             # grows lazily (when a pump is still finishing as the next turn starts) up to its cap.

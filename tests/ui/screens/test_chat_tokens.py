@@ -12,8 +12,15 @@ from tui.ui.screens.token_view import TokenViewScreen, band_colour
 
 def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_path, tiny_model_dir):
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "do_sample=false", "max_new_tokens=8", engine=Engine(),
-                          size=(120, 40), timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path,
+            str(tiny_model_dir),
+            "do_sample=false",
+            "max_new_tokens=8",
+            engine=Engine(),
+            size=(120, 40),
+            timeout=120,
+        ) as (pilot, app):
             chat = app.chat_screen
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
@@ -25,8 +32,7 @@ def test_probabilities_are_recorded_shown_and_a_branch_writes_a_new_version(tmp_
             await pilot.press("f4")
             assert "token probs" in chat.status.info.render()
             await chat.action_regenerate()
-            await wait_for(pilot, lambda: chat.state == "ready"
-                           and token_probs.of_message(chat.messages[-1].meta), 60)
+            await wait_for(pilot, lambda: chat.state == "ready" and token_probs.of_message(chat.messages[-1].meta), 60)
             original = chat.messages[-1]
             choices = token_probs.of_message(original.meta)
             assert len(choices) == 8 and all(c.top[0].id == c.id for c in choices)  # greedy
@@ -65,8 +71,9 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
     from tui.ui.screens.compare import CompareScreen
 
     async def scenario():
-        async with booted(tmp_path, str(tiny_model_dir), "max_new_tokens=6", engine=Engine(), size=(120, 40),
-                          timeout=120) as (pilot, app):
+        async with booted(
+            tmp_path, str(tiny_model_dir), "max_new_tokens=6", engine=Engine(), size=(120, 40), timeout=120
+        ) as (pilot, app):
             chat = app.chat_screen
             await send(pilot, app, "hello")
             await wait_for(pilot, lambda: chat.state == "ready" and len(reply_texts(app)) == 1, 60)
@@ -80,8 +87,12 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
             screen = app.screen
             await wait_for(pilot, lambda: all(isinstance(c.final, Finished) for c in screen.columns), 60)
             columns = screen.columns
-            assert [c.name for c in columns] == ["current", "do_sample=false,max_new_tokens=4", "creative",
-                                                 "prompt_lookup_num_tokens=10"]
+            assert [c.name for c in columns] == [
+                "current",
+                "do_sample=false,max_new_tokens=4",
+                "creative",
+                "prompt_lookup_num_tokens=10",
+            ]
             seeds = {c.settings.seed for c in columns}
             assert len(seeds) == 1 and None not in seeds  # sampling: one seed for every column
             assert [c.final.metrics.new_tokens for c in columns] == [6, 4, 6, 6]
@@ -92,7 +103,9 @@ def test_compare_answers_the_last_prompt_under_each_setting_with_one_seed_and_ke
             assert "no perplexity with prompt lookup" in str(screen.query_one("#compare-stats-3").render())
             kept_text = columns[1].text
             await pilot.press("2")
-            await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen) and reply_texts(app)[-1] == kept_text)
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, CompareScreen) and reply_texts(app)[-1] == kept_text
+            )
             assert chat.session.version_label(chat.messages[-1]) == "version 2/2"
             assert len([m for m in chat.messages if m.role == "user"]) == 1
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from fakes import ScriptedEngine
-from pilot import make_app, reply_texts, run, send, wait_for
+from pilot import make_app, message_views, reply_texts, run, send, wait_for
 
+from tui.store.config import load_config
 from tui.ui.screens.dialogs import TextPromptScreen
 from tui.ui.screens.tool_approval import ToolApprovalScreen
-from tui.store.config import load_config
 
 SCRIPT = (Path(__file__).parents[2] / "tools" / "mcp_test_server.py").as_posix()
 CALL = 'Let me compute. <tool_call>{"name": "add", "arguments": {"a": 2, "b": 40}}</tool_call>'
@@ -44,8 +44,12 @@ def test_a_call_waits_for_approval_runs_once_and_the_model_answers(tmp_path):
             await pilot.press("a")  # always, in this chat
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "The sum is 42.", 30)
             roles = [(m.role, m.content) for m in chat.messages]
-            assert roles == [("user", "What is 2 + 40?"), ("assistant", "Let me compute."), ("tool", "42"),
-                             ("assistant", "The sum is 42.")]
+            assert roles == [
+                ("user", "What is 2 + 40?"),
+                ("assistant", "Let me compute."),
+                ("tool", "42"),
+                ("assistant", "The sum is 42."),
+            ]
             await send(pilot, app, "Again?")  # always: no card this time
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "Still 42.", 30)
             assert not isinstance(app.screen, ToolApprovalScreen)
@@ -56,8 +60,10 @@ def test_a_call_waits_for_approval_runs_once_and_the_model_answers(tmp_path):
 def test_the_card_takes_and_names_the_users_keys(tmp_path):
     async def scenario():
         path = tmp_path / "config.toml"
-        path.write_text(f'[keys]\n"tool_approval.run_once" = "r"\n'
-                        f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n')
+        path.write_text(
+            f'[keys]\n"tool_approval.run_once" = "r"\n'
+            f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n'
+        )
         config = load_config(path)
         app = make_app(tmp_path, engine=ScriptedEngine([CALL, "The sum is 42."]), config=config)
         app.options.apply_config(config)  # as the command line does: the options carry the servers
@@ -156,7 +162,7 @@ def test_tool_output_is_shown_inert(tmp_path):
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "Done.", 30)
             stored = [m for m in chat.messages if m.role == "tool"][0]
             assert stored.content == "\x1b[2J\x1b]0;pwned\x07boom"  # kept exactly, for the model
-            view = next(v for v in chat.chat.messages() if v.role == "tool")
+            view = next(v for v in message_views(chat) if v.role == "tool")
             shown = view.query_one(".message-body").source
             assert "\x1b" not in shown and "\x07" not in shown and "␛[2J" in shown and "boom" in shown
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pilot import booted, make_app, run, wait_for
 
-from tui.ui.screens.conversations import ConversationBrowser
 from tui.store import Library
 from tui.store.config import Config
+from tui.ui.screens.conversations import ConversationBrowser
 
 
 def test_the_browser_fits_60_columns_and_shows_the_users_keys(tmp_path):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pilot import make_app, run, wait_for
 
-from tui.ui.screens.help import HelpScreen
 from tui.store.config import Config
+from tui.ui.screens.help import HelpScreen
 
 
 def test_help_fits_and_scrolls_in_small_terminals(tmp_path):
     for size in ((60, 20), (120, 40)):
+
         async def scenario():
             app = make_app(tmp_path)
             async with app.run_test(size=size) as pilot:

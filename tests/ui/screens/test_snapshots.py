@@ -10,12 +10,12 @@ import pytest
 from fakes import ScriptedEngine
 from pilot import wait_for
 
-from tui.ui.app import ChatApp
 from tui.cli.main import parse_args
-from tui.ui.screens.chat import ChatScreen
-from tui.ui.screens.chat_model import ModelLoader
 from tui.store import AutoSaver, Library
 from tui.store.config import Config
+from tui.ui.app import ChatApp
+from tui.ui.screens.chat import ChatScreen
+from tui.ui.screens.chat_model import ModelLoader
 from tui.ui.themes import load_themes
 
 REPLY = (
@@ -50,8 +50,9 @@ class SnapshotApp(ChatApp):
 def snapshot_app(tmp_path: Path, *args: str, engine=None, theme: str | None = None) -> SnapshotApp:
     options = parse_args(list(args) + (["--theme", theme] if theme else []))
     saver = AutoSaver(Library(tmp_path / "library.sqlite3"))
-    return SnapshotApp(options, Config(path=tmp_path / "config.toml"), engine=engine or ScriptedEngine([REPLY]),
-                       saver=saver)
+    return SnapshotApp(
+        options, Config(path=tmp_path / "config.toml"), engine=engine or ScriptedEngine([REPLY]), saver=saver
+    )
 
 
 async def converse(pilot) -> None:
@@ -59,8 +60,11 @@ async def converse(pilot) -> None:
     await wait_for(pilot, lambda: app.chat_screen.state == "ready")
     app.chat_screen.prompt_input.load_text("Write a Python function that adds two numbers.")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: app.chat_screen.state == "ready"
-                   and any(m.role == "assistant" for m in app.chat_screen.messages), what="the reply")
+    await wait_for(
+        pilot,
+        lambda: app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages),
+        what="the reply",
+    )
     app.clear_notifications()
     await pilot.pause(0.1)
 
@@ -88,8 +92,7 @@ def test_load_error(snap_compare, tmp_path):
         await wait_for(pilot, lambda: pilot.app.chat_screen.state == "error")
         await pilot.pause(0.1)
 
-    assert snap_compare(snapshot_app(tmp_path, "/models/missing", engine=engine), terminal_size=SIZE,
-                        run_before=before)
+    assert snap_compare(snapshot_app(tmp_path, "/models/missing", engine=engine), terminal_size=SIZE, run_before=before)
 
 
 def test_sidebar_generation_form(snap_compare, tmp_path):
@@ -103,8 +106,11 @@ def test_sidebar_generation_form(snap_compare, tmp_path):
 
 def test_conversations_browser(snap_compare, tmp_path):
     library = Library(tmp_path / "library.sqlite3")
-    for title, words in (("Penguins", "Penguins are flightless birds"), ("Rust lifetimes", "Borrowing rules"),
-                         ("Sourdough", "Feed the starter daily")):
+    for title, words in (
+        ("Penguins", "Penguins are flightless birds"),
+        ("Rust lifetimes", "Borrowing rules"),
+        ("Sourdough", "Feed the starter daily"),
+    ):
         conv = library.create(model="scripted-model", title=title, created=1_700_000_000)
         library.add_message(conv.id, "user", words, created=1_700_000_000)
     library.close()
@@ -124,8 +130,9 @@ def test_help_screen(snap_compare, tmp_path):
         await pilot.press("f1")
         await pilot.pause(0.1)
 
-    assert snap_compare(snapshot_app(tmp_path, engine=ScriptedEngine(hold_load=True)), terminal_size=(110, 50),
-                        run_before=before)
+    assert snap_compare(
+        snapshot_app(tmp_path, engine=ScriptedEngine(hold_load=True)), terminal_size=(110, 50), run_before=before
+    )
 
 
 @pytest.mark.parametrize("theme", sorted(t.name for t in load_themes()[0]))
@@ -154,8 +161,11 @@ def test_token_view(snap_compare, tmp_path):
         await pilot.press("f4")  # record token probabilities
         app.chat_screen.prompt_input.load_text("What is the capital of France?")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.chat_screen.state == "ready"
-                       and any(m.role == "assistant" for m in app.chat_screen.messages), what="the reply")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen.state == "ready" and any(m.role == "assistant" for m in app.chat_screen.messages),
+            what="the reply",
+        )
         app.clear_notifications()
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, TokenViewScreen), what="the token view")
@@ -170,8 +180,13 @@ def test_compare_screen(snap_compare, tmp_path):
     (one after the other, so each column gets the next scripted reply; a fixed seed)."""
     from tui.screens.compare import CompareScreen
 
-    replies = [REPLY, "Column one: add them with a plus.", "Column two: return a + b, the sum.",
-               "Column three: def add(a, b): return a + b", "Column four: the sum of two numbers."]
+    replies = [
+        REPLY,
+        "Column one: add them with a plus.",
+        "Column two: return a + b, the sum.",
+        "Column three: def add(a, b): return a + b",
+        "Column four: the sum of two numbers.",
+    ]
     engine = ScriptedEngine(replies, token_probs=True)
 
     async def before(pilot):
@@ -179,8 +194,15 @@ def test_compare_screen(snap_compare, tmp_path):
         await converse(pilot)
         app.chat_screen.prompt_input.load_text("/compare")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(engine.calls) == 5
-                       and all(c.final is not None for c in app.screen.columns), what="the compare columns")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, CompareScreen)
+                and len(engine.calls) == 5
+                and all(c.final is not None for c in app.screen.columns)
+            ),
+            what="the compare columns",
+        )
         app.clear_notifications()
         await pilot.pause(0.1)
 
@@ -190,6 +212,7 @@ def test_compare_screen(snap_compare, tmp_path):
 def test_tool_approval_card(snap_compare, tmp_path):
     """The card asking to run a tool call, over a finished conversation."""
     from tui.screens.tool_approval import ToolApprovalScreen
+
     from tui.tools.calls import ToolCall
 
     async def before(pilot):
@@ -211,8 +234,11 @@ def test_reply_mid_stream(snap_compare, tmp_path):
         await wait_for(pilot, lambda: app.chat_screen.state == "ready")
         app.chat_screen.prompt_input.load_text("Write a Python function that adds two numbers.")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.chat_screen.state == "generating"
-                       and app.chat_screen.replies.live_tokens >= 12, what="12 words of the reply")
+        await wait_for(
+            pilot,
+            lambda: app.chat_screen.state == "generating" and app.chat_screen.replies.live_tokens >= 12,
+            what="12 words of the reply",
+        )
         status = app.chat_screen.status  # the live tok/s follows the wall clock: pinned to one figure
         update = status.update_info
         status.update_info = lambda **info: update(**{k: v for k, v in info.items() if k != "tok_s"})

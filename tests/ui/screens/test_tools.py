@@ -8,17 +8,19 @@ from pathlib import Path
 
 from pilot import make_app, notes, run, wait_for
 
-from tui.ui.screens.tools import ToolsScreen
 from tui.store.config import load_config
+from tui.ui.screens.tools import ToolsScreen
 
 SCRIPT = (Path(__file__).parents[2] / "tools" / "mcp_test_server.py").as_posix()
 
 
 def test_tools_lists_each_server_its_state_and_tools(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text(f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n'
-                    f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}", "--crash"]\n'
-                    '[mcp.servers.nokey]\ncommand = "run"\nenv = { K = "${CHATUI_TEST_UNSET_VARIABLE}" }\n')
+    path.write_text(
+        f'[mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}"]\n'
+        f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["{SCRIPT}", "--crash"]\n'
+        '[mcp.servers.nokey]\ncommand = "run"\nenv = { K = "${CHATUI_TEST_UNSET_VARIABLE}" }\n'
+    )
 
     async def scenario():
         config = load_config(path)

@@ -4,7 +4,7 @@ widgets) and unfolds it when scrolled near: a long chat lays out like a short on
 from __future__ import annotations
 
 from fakes import ScriptedEngine
-from pilot import booted, run, send, wait_for
+from pilot import booted, message_views, run, send, wait_for
 from textual.widgets.markdown import MarkdownBlock
 
 
@@ -26,7 +26,9 @@ def after_a_long_reply(tmp_path, check, reply: str = REPLY) -> None:
     async def scenario():
         async with booted(tmp_path, engine=ScriptedEngine([reply], token_delay=0.0005), size=(100, 24)) as (pilot, app):
             await send(pilot, app, "write a lot")
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.chat.messages()[-1].text == reply)
+            await wait_for(
+                pilot, lambda: app.chat_screen.state == "ready" and message_views(app.chat_screen)[-1].text == reply
+            )
             await pilot.pause(0.3)
             await check(pilot, app)
 
@@ -49,7 +51,7 @@ def test_far_markdown_is_folded_and_unfolds_when_scrolled_near(tmp_path):
         assert len(bodies) > 4  # the reply streamed into a chain of chunks
         assert bodies[1].folded and not bodies[-1].folded  # the top is far away, the end in view
         folded_blocks, folded_height = block_count(app), app.chat_screen.chat.virtual_size.height
-        assert app.chat_screen.chat.messages()[-1].text == REPLY and app.chat_screen.messages[-1].content == REPLY
+        assert message_views(app.chat_screen)[-1].text == REPLY and app.chat_screen.messages[-1].content == REPLY
 
         app.chat_screen.chat.scroll_home(animate=False)
         await wait_for(pilot, lambda: not bodies[1].folded and bodies[-1].folded)
@@ -90,9 +92,9 @@ def test_paragraphs_keep_their_blank_line_where_one_chunk_meets_the_next(tmp_pat
     async def check(pilot, app):
         await unfold_all(pilot, app)
         app.chat_screen.chat.scroll_end(animate=False)
-        view = app.chat_screen.chat.messages()[-1]
+        view = message_views(app.chat_screen)[-1]
         bodies = app.chat_screen.chat._bodies()[-4:]
-        for before, after in zip(bodies, bodies[1:]):
+        for before, after in zip(bodies, bodies[1:], strict=False):
             last, first = before.children[-1], after.children[0]
             assert first.region.y - last.region.bottom == 1, (last.source_range, first.source_range)
         stats = view.query_one(".message-stats")
@@ -109,13 +111,13 @@ def test_a_long_list_streams_in_chunks_that_read_as_one_list(tmp_path):
 
     async def check(pilot, app):
         await unfold_all(pilot, app)
-        reply_view = app.chat_screen.chat.messages()[-1]
+        reply_view = message_views(app.chat_screen)[-1]
         bodies = [body for body in app.chat_screen.chat._bodies() if body.parent is reply_view]
         assert len(bodies) >= 5  # the list was cut, not streamed as one growing block
         assert "".join(body.source for body in bodies) == reply
         app.chat_screen.chat.scroll_end(animate=False)
         await pilot.pause(0.2)
-        for before, after in zip(bodies[-4:], bodies[-3:]):
+        for before, after in zip(bodies[-4:], bodies[-3:], strict=False):
             last, first = before.children[-1], after.children[0]
             assert first.region.y == last.region.bottom  # no blank line inside the list
             number = int(after.source.split(".", 1)[0])
@@ -132,8 +134,8 @@ def test_chunks_are_cut_only_where_markdown_splits_cleanly():
     assert chunk_cut("", "short") is None
     assert chunk_cut(para, "more words\n\nNext") == (len("more words\n\n"), False)
     items = "".join(f"- item {i}\n" for i in range(200))
-    at, flush = chunk_cut(items[:CHUNK_CHARS + 3], items[CHUNK_CHARS + 3:CHUNK_CHARS + 40])
-    assert flush and (items[:CHUNK_CHARS + 3] + items[CHUNK_CHARS + 3:])[CHUNK_CHARS + 3 + at:].startswith("- item")
+    at, flush = chunk_cut(items[: CHUNK_CHARS + 3], items[CHUNK_CHARS + 3 : CHUNK_CHARS + 40])
+    assert flush and (items[: CHUNK_CHARS + 3] + items[CHUNK_CHARS + 3 :])[CHUNK_CHARS + 3 + at :].startswith("- item")
     assert chunk_cut("```\n" + "code line\n" * 100, "more\n\nstill code\n") is None  # inside a fence
     assert chunk_cut("- a\n" * 250, "1. b\n") is None  # a bullet list, then an ordered one: two lists
     assert chunk_cut("- a\n" * 250, "  - nested\n") is None  # not a top-level item

@@ -31,7 +31,7 @@ def record_appends(markdown: Markdown, log: list[str], entry=None) -> None:
 def test_writes_are_joined_in_order_and_stop_waits_for_every_append():
     async def scenario():
         app = MarkdownApp()
-        async with app.run_test() as pilot:
+        async with app.run_test():
             markdown = app.query_one(Markdown)
             appended: list[str] = []
             record_appends(markdown, appended)
@@ -45,7 +45,7 @@ def test_writes_are_joined_in_order_and_stop_waits_for_every_append():
             assert len(appended) < len(words)  # writes that came during an append were joined
             # every append is done and none overlapped: the blocks are the paragraphs, in order
             paragraphs = [str(block.render()).strip() for block in markdown.children]
-            assert paragraphs == ["".join(words[i:i + 10]).strip() for i in range(0, 200, 10)]
+            assert paragraphs == ["".join(words[i : i + 10]).strip() for i in range(0, 200, 10)]
 
     asyncio.run(scenario())
 

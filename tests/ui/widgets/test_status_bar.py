@@ -13,7 +13,9 @@ def test_a_status_tick_after_the_status_line_is_gone_is_harmless(tmp_path):
         app = make_app(tmp_path)
         async with app.run_test(size=(100, 30)) as pilot:
             # the sidebar mounts lazily: removing a widget meanwhile trips Textual's Select
-            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.is_mounted)
+            await wait_for(
+                pilot, lambda: app.chat_screen.state == "ready" and app.chat_screen.settings_panel.is_mounted
+            )
             await pilot.pause()
             await app.chat_screen.status.query_one("#status-text").remove()
             app.chat_screen.status.update_info(tok_s=12.5, state="generating")

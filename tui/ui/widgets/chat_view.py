@@ -46,9 +46,6 @@ class ChatView(VerticalScroll):
         message.stop()
         self.refold_soon()
 
-    def messages(self) -> list[MessageView]:
-        return list(self.query_children(MessageView))
-
     async def clear(self) -> None:
         await self.remove_children()
         self.anchor()
