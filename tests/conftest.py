@@ -35,6 +35,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_model)
 
 
+@pytest.fixture
+def tui_log(caplog: pytest.LogCaptureFixture):
+    """caplog for chatui's own loggers, also after a test ran the command line (which routes the
+    "tui" loggers to the log file and stops them propagating to the root)."""
+    import logging
+
+    logger = logging.getLogger("tui")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="tui"):
+            yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct as a safetensors dir (converted from the bundled GGUF once)."""

@@ -151,7 +151,7 @@ def test_sidebar_model_section(snap_compare, tmp_path):
 
 def test_token_view(snap_compare, tmp_path):
     """F5 on a reply recorded with token probabilities (made-up, fixed ones: see fakes.scripted_choice)."""
-    from tui.screens.token_view import TokenViewScreen
+    from tui.ui.screens.token_view import TokenViewScreen
 
     engine = ScriptedEngine(["The capital of France is Paris, a city on the Seine."], token_probs=True)
 
@@ -178,7 +178,7 @@ def test_token_view(snap_compare, tmp_path):
 def test_compare_screen(snap_compare, tmp_path):
     """/compare: the last prompt answered under the current settings and the three built-in presets
     (one after the other, so each column gets the next scripted reply; a fixed seed)."""
-    from tui.screens.compare import CompareScreen
+    from tui.ui.screens.compare import CompareScreen
 
     replies = [
         REPLY,
@@ -211,9 +211,8 @@ def test_compare_screen(snap_compare, tmp_path):
 
 def test_tool_approval_card(snap_compare, tmp_path):
     """The card asking to run a tool call, over a finished conversation."""
-    from tui.screens.tool_approval import ToolApprovalScreen
-
     from tui.tools.calls import ToolCall
+    from tui.ui.screens.tool_approval import ToolApprovalScreen
 
     async def before(pilot):
         await converse(pilot)
