@@ -117,13 +117,13 @@ def measure_app(dtype: str, new_tokens: int, repeats: int) -> dict:
                     raise SystemExit("the app did not start a reply")
                 while chat.state != "ready":
                     await asyncio.sleep(0.05)
-                return chat.messages[-1].stats
+                return chat.messages[-1].meta.metrics
 
             await reply("Hi")  # warm-up
             for _ in range(repeats):
-                stats = await reply(PROMPT[0]["content"])
-                rates.append(stats["decode_tok_s"])
-        return {"decode_tok_s": statistics.median(rates), "tokens": stats["new_tokens"]}
+                metrics = await reply(PROMPT[0]["content"])
+                rates.append(metrics.decode_tok_s)
+        return {"decode_tok_s": statistics.median(rates), "tokens": metrics.new_tokens}
 
     return asyncio.run(scenario())
 
