@@ -35,7 +35,12 @@ class IdleCollector:
         self.streaming = False
 
     def freeze_long_lived(self) -> None:
-        """After a model load: what exists now (modules, the model) lives until the next load."""
+        """After a model load: what exists now (modules, the model) lives until the next load.
+
+        The previous model's reference cycles are garbage by now but not yet collected unless a
+        full collection happened to run during the load; frozen with the rest they would be kept
+        for good. So collect first (one full pass, while the load's end is drawn), then freeze."""
+        gc.collect()
         gc.freeze()
 
     def thaw(self) -> None:
