@@ -237,6 +237,11 @@ class AdaptivePromptLookup(CandidateGenerator):
         extra = torch.tensor([found], dtype=input_ids.dtype, device=input_ids.device)
         return torch.cat((input_ids, extra), dim=1), None
 
+    @property
+    def num_drafting_tokens(self) -> int:
+        """The most tokens one proposal holds (transformers >= 5.25 asks, to size its cache's record)."""
+        return self.max_tokens
+
     def update_candidate_strategy(self, input_ids: torch.LongTensor, scores: torch.Tensor, num_matches: int):
         if not self.proposed:
             return
