@@ -22,6 +22,7 @@ class FakeOpenAI:
         self.behaviour: Any = "ok"
         self.requests: list[dict[str, Any]] = []
         self.chunks_sent = 0
+        self.closed_by_client = threading.Event()  # a stream ended because the client hung up
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +61,7 @@ class FakeOpenAI:
                 try:
                     fake._stream(self.wfile, behaviour, bool(body.get("logprobs")))
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client closed the stream (stop)
+                    fake.closed_by_client.set()  # the client closed the stream (stop)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

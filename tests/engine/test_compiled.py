@@ -35,7 +35,7 @@ def test_compiled_replies_use_the_static_cache_and_match(tiny_model_dir, plain_r
         assert job.done.done() and isinstance(during, Finished) and during.text == plain_reply
         assert job.done.result() == "ready", job.error
         assert threads and threads[0].startswith("chatui-torch")  # the engine's one torch thread
-        model = engine._loaded.model
+        model = engine.loaded.model
         calls = []
         compiled_call = model._compiled_call  # transformers' compiled forward, made by the warm-up
         model._compiled_call = lambda *a, **k: calls.append(1) or compiled_call(*a, **k)

@@ -43,7 +43,7 @@ def test_the_engine_packs_a_cpu_model_and_it_generates_the_same_tokens(tiny_mode
     engine = Engine()
     try:
         engine.load(LoadSettings(model=str(tiny_model_dir), dtype="float32")).result()
-        kinds = [type(module).__name__ for module in engine._loaded.model.modules()]
+        kinds = [type(module).__name__ for module in engine.loaded.model.modules()]
         assert "Linear" not in kinds and kinds.count("PackedLinear") == 2 * 7 + 1  # 2 layers, and the head
         greedy = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 12})
         final = engine.generate(messages, greedy).wait()

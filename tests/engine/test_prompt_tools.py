@@ -33,7 +33,7 @@ def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_
     engine = Engine()
     try:
         engine.load(LoadSettings(model=str(model_dir))).result()
-        builder, tokenizer = engine._builder, engine._loaded.tokenizer
+        builder, tokenizer = engine.prompt_builder, engine.loaded.tokenizer
         ask = [{"role": "user", "content": "What is 2 + 3?"}]
         with_tools = tokenizer.decode(builder.build(ask, 512, 8, [ADD]).ids)
         assert '"name": "add"' in with_tools and "Add two whole numbers." in with_tools
@@ -57,7 +57,7 @@ def test_tools_and_a_tool_round_render_through_the_template(tiny_model_dir, tmp_
 def test_the_tokenizers_own_response_template_is_used_when_it_has_one(tiny_engine, monkeypatch):
     from tui.tools.calls import calls_from_parsed
 
-    tokenizer = tiny_engine._loaded.tokenizer
+    tokenizer = tiny_engine.loaded.tokenizer
     assert tiny_engine.parse_response('<tool_call>{"name": "add"}</tool_call>').result() is None  # no template
     parsed = {
         "role": "assistant",

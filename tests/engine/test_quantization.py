@@ -31,7 +31,7 @@ def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_
             lambda done, total, label: progress.append((done, label)),
         ).result()
         assert info.quantization == "int4"
-        model = engine._loaded.model
+        model = engine.loaded.model
         weights = {
             name: type(module.weight).__name__
             for name, module in model.named_modules()

@@ -82,7 +82,7 @@ def test_stop_before_start_finishes_at_once(tiny_engine):
 
 
 def test_exception_in_forward_becomes_failed_with_partial_text(tiny_engine, monkeypatch):
-    model = tiny_engine._loaded.model
+    model = tiny_engine.loaded.model
     calls = {"n": 0}
     original = type(model).forward
 
@@ -119,7 +119,7 @@ def test_kv_cache_is_reused_for_the_next_turn_and_output_matches(tiny_engine):
     assert fresh.text == reused.text
     # An edited earlier message invalidates the cache from the edit on.
     edited = [{"role": "user", "content": "Goodbye"}] + follow[1:]
-    builder = PromptBuilder(tiny_engine._loaded.tokenizer)
+    builder = PromptBuilder(tiny_engine.loaded.tokenizer)
     before_ids = builder.build(follow, TINY_CONTEXT, 20).ids
     edited_ids = builder.build(edited, TINY_CONTEXT, 20).ids
     unchanged = next(i for i, (a, b) in enumerate(zip(before_ids, edited_ids, strict=False)) if a != b)
@@ -149,7 +149,7 @@ def test_a_draft_prefilled_while_typing_leaves_only_the_rest_and_output_matches(
 
 
 def test_a_prefill_that_fails_loses_nothing_and_is_logged(tiny_engine, monkeypatch, tui_log):
-    model = tiny_engine._loaded.model
+    model = tiny_engine.loaded.model
     tiny_engine.turn_cache.drop()
 
     def out_of_memory(*args, **kwargs):
@@ -173,8 +173,8 @@ def test_oldest_turns_are_dropped_to_fit_the_context_and_system_is_kept(tiny_eng
     assert isinstance(final, Finished)
     assert final.dropped_messages >= 2 and final.dropped_messages % 2 == 0
     assert final.metrics.prompt_tokens + 50 <= TINY_CONTEXT
-    prompt = PromptBuilder(tiny_engine._loaded.tokenizer).build(messages, TINY_CONTEXT, 50)
-    text = tiny_engine._loaded.tokenizer.decode(prompt.ids)
+    prompt = PromptBuilder(tiny_engine.loaded.tokenizer).build(messages, TINY_CONTEXT, 50)
+    text = tiny_engine.loaded.tokenizer.decode(prompt.ids)
     assert "SYSTEM-MARK" in text and "last question" in text and "q0 " not in text
 
 
@@ -187,7 +187,7 @@ def test_max_new_tokens_beyond_the_context_fails_clearly(tiny_engine):
 def test_system_prompt_is_merged_when_the_template_rejects_it(tiny_engine):
     import copy
 
-    tokenizer = copy.deepcopy(tiny_engine._loaded.tokenizer)
+    tokenizer = copy.deepcopy(tiny_engine.loaded.tokenizer)
     tokenizer.chat_template = (
         "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
         "{% endif %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"

@@ -55,7 +55,7 @@ def test_greedy_output_with_kv_reuse_and_growing_cache_equals_plain_transformers
         final = smollm2_engine.generate(messages, settings).wait()
         assert final.text == reused.text and final.metrics.prefill_tokens < 15
         messages.append({"role": "assistant", "content": final.text})
-    model = smollm2_engine._loaded.model
+    model = smollm2_engine.loaded.model
     smollm2_engine.turn_cache.reuse = False
     smollm2_engine.turn_cache.grow_in_place = False  # the reference is plain transformers: DynamicCache
     model.set_attn_implementation("sdpa")
@@ -137,7 +137,7 @@ def test_copying_on_the_real_model_takes_fewer_steps_and_gives_the_same_text(smo
     smollm2_engine.turn_cache.drop()
     fast = smollm2_engine.generate(messages, greedy.with_updates({"prompt_lookup_num_tokens": 10})).wait()
     assert fast.text == plain.text and "spiral stairs" in fast.text
-    stats = smollm2_engine._loaded.model.last_candidate_generator.stats
+    stats = smollm2_engine.loaded.model.last_candidate_generator.stats
     assert stats["accepted"] > fast.metrics.new_tokens / 2  # most tokens came from the lookup
     assert stats["steps"] < fast.metrics.new_tokens / 2  # in far fewer forward passes
     smollm2_engine.turn_cache.drop()

@@ -35,7 +35,7 @@ def test_under_greedy_decoding_the_chosen_token_is_the_top_one_at_every_step(smo
         assert len(choice.top) == len(choice.top_raw) == 10
         assert choice.logprob <= 0 and math.isclose(choice.logprob, choice.top[0].logprob)
         assert [a.logprob for a in choice.top] == sorted((a.logprob for a in choice.top), reverse=True)
-    tokenizer = smollm2_engine._loaded.tokenizer
+    tokenizer = smollm2_engine.loaded.tokenizer
     assert tokenizer.decode([c.id for c in choices], skip_special_tokens=True) == final.text
     paris = next(c for c in choices if "Paris" in c.token)
     assert math.exp(paris.raw_logprob) > 0.5  # the model is sure of it
@@ -65,8 +65,8 @@ def test_the_probabilities_after_the_filters_are_transformers_own(tiny_model_dir
         final, choices, _ = record(engine, ASK, settings, logprobs=8)
         assert isinstance(final, Finished) and len(choices) == 12
 
-        loaded = engine._loaded
-        prompt = engine._builder.build(ASK, loaded.info.context_size, 12).ids
+        loaded = engine.loaded
+        prompt = engine.prompt_builder.build(ASK, loaded.info.context_size, 12).ids
         torch.manual_seed(7)
         with torch.inference_mode():
             out = loaded.model.generate(
@@ -106,7 +106,7 @@ def test_off_by_default_and_the_model_is_left_as_it_was(tiny_engine):
     final, choices, order = record(tiny_engine, ASK, settings, logprobs=0)
     assert isinstance(final, Finished) and choices == [] and "probs" not in order
     record(tiny_engine, ASK, settings, logprobs=5)
-    assert "_get_logits_processor" not in vars(tiny_engine._loaded.model)  # the wrapper is gone
+    assert "_get_logits_processor" not in vars(tiny_engine.loaded.model)  # the wrapper is gone
 
 
 def test_prompt_lookup_is_set_aside_while_recording(tiny_engine):
@@ -129,7 +129,7 @@ def test_a_branch_from_a_token_continues_as_generate_does_from_that_prefix(smoll
     branch = smollm2_engine.generate(ASK + [{"role": "assistant", "content": prefix_text}], settings).wait()
     assert isinstance(branch, Finished)
 
-    loaded, builder = smollm2_engine._loaded, smollm2_engine._builder
+    loaded, builder = smollm2_engine.loaded, smollm2_engine.prompt_builder
     prompt = builder.build(ASK, loaded.info.context_size, 16).ids
     continued = builder.build(ASK + [{"role": "assistant", "content": prefix_text}], loaded.info.context_size, 16).ids
     assert continued == prompt + prefix_ids  # the branch's prompt is that prefix, token for token

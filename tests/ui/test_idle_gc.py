@@ -84,12 +84,12 @@ def test_a_reload_in_the_app_frees_the_old_model(tmp_path, tiny_model_dir, monke
     async def scenario():
         async with booted(tmp_path, str(tiny_model_dir), engine=Engine(), timeout=120) as (pilot, app):
             assert gc.get_freeze_count() > 0
-            old = weakref.ref(app.engine._loaded.model)
+            old = weakref.ref(app.engine.loaded.model)
             gc.disable()
             app.chat_screen.loader.reload(app.chat_screen.loader.load_settings.replace(dtype="bfloat16"))
             await wait_for(pilot, lambda: app.chat_screen.state == "loading", 30)
             await wait_for(pilot, lambda: app.chat_screen.state == "ready", 120)
-            assert app.engine._loaded.model.dtype == torch.bfloat16
+            assert app.engine.loaded.model.dtype == torch.bfloat16
             gc.enable()
             gc.collect()
             assert old() is None, "the old model is still alive after the reload"

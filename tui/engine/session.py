@@ -70,6 +70,17 @@ class Engine:
     # -- model ----------------------------------------------------------------------------------
 
     @property
+    def loaded(self) -> LoadedModel | None:
+        """The loaded model and tokenizer (None while none is). Read-only: whatever runs them must
+        run on the torch thread, as a job of this engine."""
+        return self._loaded
+
+    @property
+    def prompt_builder(self) -> PromptBuilder | None:
+        """How messages become the loaded model's prompt (its chat template, the context budget)."""
+        return self._builder
+
+    @property
     def info(self) -> ModelInfo | None:
         loaded = self._loaded  # read once: the torch thread may set it to None meanwhile
         return loaded.info if loaded else None
