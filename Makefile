@@ -3,6 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
+# Two test processes (pytest-xdist): the suite is mostly single-threaded Python (Textual), so two
+# cores run it in about half the time. PYTEST_ARGS='-n 0' runs it in one process.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test lint bench screenshots setup setup-dev clean
 

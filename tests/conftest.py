@@ -12,6 +12,11 @@ from pathlib import Path
 # a temporary place. The cache dir stays the user's, so the GGUF conversion is done only once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Parallel test processes (pytest-xdist) share the cores: torch's threads per process shrink to
+# match, or each process's matmuls wait on the other's threads.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 _TMP_HOME = Path(tempfile.mkdtemp(prefix="chatui-tests-"))
 os.environ["XDG_CONFIG_HOME"] = str(_TMP_HOME / "config")
 os.environ["XDG_DATA_HOME"] = str(_TMP_HOME / "data")

@@ -146,9 +146,16 @@ def converted_gguf_dir(gguf_file: Path, progress: Progress | None = None) -> Pat
         config.pop("quantization_config", None)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         _check_saved_copy(tmp, model)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        # Another process (a second chatui, a parallel test worker) may have finished first: its
+        # copy is complete (only complete copies are renamed into place) and may be in use.
+        if not _is_complete_copy(target):
+            if target.exists():
+                shutil.rmtree(target)
+            try:
+                tmp.rename(target)
+            except OSError:
+                if not _is_complete_copy(target):
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
