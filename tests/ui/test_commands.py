@@ -3,7 +3,7 @@ key from the user's keymap, and one Help entry."""
 
 from __future__ import annotations
 
-from pilot import make_app, notes, run, wait_for
+from pilot import chat_ready, make_app, notes, run, wait_for
 
 from tui.store.config import Config
 from tui.ui.actions import ACTIONS
@@ -20,7 +20,7 @@ def test_palette_entries_carry_their_help_and_the_users_key(tmp_path):
         config = Config(path=tmp_path / "config.toml", keys={"chat.conversations": "f6", "app.help": "f2"})
         app = make_app(tmp_path, config=config)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.is_mounted)
+            await wait_for(pilot, lambda: chat_ready(app))  # mounted whole: no quit mid-mount
             entries = palette_entries(app)
             by_title = {a.title: a for a in ACTIONS if a.scope in ("app", "chat") and a.palette}
             for title, action in by_title.items():
@@ -41,7 +41,7 @@ def test_the_users_help_key_opens_and_closes_help_and_the_stop_key_is_named_as_b
         config = Config(path=tmp_path / "config.toml", keys={"app.help": "f2", "chat.stop": "ctrl+k"})
         app = make_app(tmp_path, config=config)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.chat_screen.is_mounted)
+            await wait_for(pilot, lambda: chat_ready(app))  # mounted whole: no quit mid-mount
             await pilot.press("f2")
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
             rows = app.screen.query_one("#help-keys")

@@ -392,7 +392,11 @@ class MessageView(Vertical, can_focus=True):
         await self.body.update(inert(answer))
 
     async def _stop_stream(self, kind: str) -> None:
-        await self._streams.pop(kind).stop()
+        # None to stop after a chunk's mount failed while the view was being taken down (the
+        # MountError is let go, see on_message_view__append): the next chunk starts afresh.
+        stream = self._streams.pop(kind, None)
+        if stream is not None:
+            await stream.stop()
         if kind == "answer":
             for body in self.query(".message-body").results(MessageMarkdown):
                 body.streaming = False
