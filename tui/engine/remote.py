@@ -12,8 +12,8 @@ is never stored in a conversation, an export or the log.
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import json
 import socket
 import threading
