@@ -10,6 +10,7 @@ from textual.widgets import Button
 
 from tui.store import Message as StoredMessage
 from tui.store.meta import ReplyMetrics
+from tui.store.parts import attachments_of
 from tui.ui.bridge import ContextCounted, count_context
 from tui.ui.screens.chat_tools import tool_card
 from tui.ui.widgets.message import MessageView
@@ -50,6 +51,7 @@ class Transcript:
             status=message.status,
             version=self.screen.session.version_label(message),
             message_id=message.id,
+            attachments=attachments_of(message.parts),
         )
 
     async def mount(self, message: StoredMessage) -> MessageView:
