@@ -113,3 +113,28 @@ def test_a_pasted_file_path_is_offered_as_an_attachment(tmp_path):
             await wait_for(pilot, lambda: prompt.text.endswith("just some words"))
 
     run(scenario())
+
+
+def test_the_app_answers_an_image_as_transformers_does(tmp_path, tiny_vlm_dir):
+    """The real engine on the tiny vision model: the reply to an image sent from the app is the
+    greedy reply plain `model.generate` writes."""
+    from engine.test_vision import reference_reply
+    from images import image_message
+
+    from tui.engine import Engine
+
+    blue = png((20, 20, 220))
+    (tmp_path / "blue.png").write_bytes(blue)
+
+    async def scenario():
+        args = (str(tiny_vlm_dir), "--dtype", "float32", "do_sample=false", "max_new_tokens=10")
+        async with booted(tmp_path, *args, engine=Engine()) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'blue.png'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await send(pilot, app, "What is in this picture?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2, 120, "the reply")
+            return screen.messages[1].content
+
+    reply = run(scenario())
+    assert reply == reference_reply(tiny_vlm_dir, [image_message(blue, "What is in this picture?", "blue.png")], 10)
