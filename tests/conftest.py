@@ -205,6 +205,17 @@ def smollm2_fp32_engine(smollm2_dir: Path):
 def transformers_serve(tiny_model_dir: Path):
     """A real `transformers serve` on 127.0.0.1 with the tiny model, started once and stopped at
     the end (its /health answers first)."""
+    yield from serve(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def transformers_serve_vlm(tiny_vlm_dir: Path):
+    """A real `transformers serve` with the tiny vision model."""
+    yield from serve(tiny_vlm_dir)
+
+
+def serve(model_dir: Path):
+    """`transformers serve MODEL_DIR` on a free port, until the generator is closed."""
     import socket
     import subprocess
     import sys
@@ -218,7 +229,7 @@ def transformers_serve(tiny_model_dir: Path):
     command = [
         str(Path(sys.executable).with_name("transformers")),
         "serve",
-        str(tiny_model_dir),
+        str(model_dir),
         "--host",
         "127.0.0.1",
         "--port",
