@@ -24,7 +24,7 @@ from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
 from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
 from tui.store.model import model_content, model_history
-from tui.store.parts import Attachment, TextPart, attachments_of
+from tui.store.parts import Attachment, ImagePart, Part, TextPart, attachments_of
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
@@ -357,10 +357,20 @@ class ChatSession:
         self.saver.update_message(reply.id, content=content, meta=meta)
         return calls
 
-    def add_tool_result(self, call: ToolCall, server: str, text: str, outcome: str) -> Message:
-        """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees next."""
+    def add_tool_result(
+        self, call: ToolCall, server: str, text: str, outcome: str, images: Sequence[tuple[str, bytes]] = ()
+    ) -> Message:
+        """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees
+        next; `images` (MIME type, bytes) are the tool's image content, kept as image parts."""
         meta = MessageMeta(tool_result=ToolResult(call.id, call.name, server, outcome, call.arguments))
-        return self.saver.tool_message(text, meta, status="ok" if outcome in ("ok", "error", "denied") else "stopped")
+        pictures: tuple[Part, ...] = tuple(
+            ImagePart(f"{call.name}-{n}.{mime.rpartition('/')[2]}", mime, data)
+            for n, (mime, data) in enumerate(images, 1)
+        )
+        content: str | tuple[Part, ...] = (*pictures, TextPart(text)) if pictures else text
+        return self.saver.tool_message(
+            content, meta, status="ok" if outcome in ("ok", "error", "denied") else "stopped"
+        )
 
     def leave_reply(self) -> Message | None:
         """The user leaves a reply being written (quit, a new chat, another chat): what it wrote

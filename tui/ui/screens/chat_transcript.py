@@ -43,7 +43,8 @@ class Transcript:
 
     def view_for(self, message: StoredMessage) -> MessageView:
         if message.role == "tool":  # a short card: the call, its outcome, the first lines
-            return self.message_view("tool", tool_card(message), message_id=message.id)
+            attached = attachments_of(message.parts)  # a tool's images (MCP image content)
+            return self.message_view("tool", tool_card(message), message_id=message.id, attachments=attached)
         return self.message_view(
             message.role,
             message.content,
