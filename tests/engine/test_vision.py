@@ -131,3 +131,18 @@ def test_token_count_includes_the_image_tokens(tiny_vlm_engine, messages):
     with_image = tiny_vlm_engine.count_tokens(messages).result()
     without = tiny_vlm_engine.count_tokens([{"role": "user", "content": "Count the tokens"}]).result()
     assert with_image - without == 16
+
+
+def test_a_draft_read_ahead_after_an_image_turn_keeps_the_reply_exact(tiny_vlm_engine, tiny_vlm_dir):
+    first = [image_message(RED, "Describe it.")]
+    tiny_vlm_engine.turn_cache.drop()
+    answer = tiny_vlm_engine.generate(first, GREEDY).wait()
+    history = first + [{"role": "assistant", "content": answer.text}]
+    assert tiny_vlm_engine.prefill(history + [{"role": "user", "content": "Tell me more about"}], GREEDY).result() > 0
+    sent = history + [{"role": "user", "content": "Tell me more about the colours"}]
+    reply = tiny_vlm_engine.generate(sent, GREEDY).wait()
+    assert reply.text == reference_reply(tiny_vlm_dir, sent)
+    assert reply.metrics.prefill_tokens < 10  # the image and the draft were in the cache
+    # A draft whose images are not in the cache yet is left to the reply (which reads the pixels).
+    tiny_vlm_engine.turn_cache.drop()
+    assert tiny_vlm_engine.prefill(first, GREEDY).result() == 0
