@@ -59,6 +59,9 @@ def test_attach_chips_send_and_view(tmp_path, monkeypatch):
             assert app.screen.image.data == RED
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, ImageViewer))
+            await pilot.click(".thumbnail")  # a click on the thumbnail opens it too
+            await wait_for(pilot, lambda: isinstance(app.screen, ImageViewer))
+            await pilot.press("escape")
 
     run(scenario())
 
