@@ -146,3 +146,22 @@ def test_a_draft_read_ahead_after_an_image_turn_keeps_the_reply_exact(tiny_vlm_e
     # A draft whose images are not in the cache yet is left to the reply (which reads the pixels).
     tiny_vlm_engine.turn_cache.drop()
     assert tiny_vlm_engine.prefill(first, GREEDY).result() == 0
+
+
+def test_a_smolvlm_shaped_model_splits_images_into_tiles_and_answers_as_transformers_does(tiny_idefics3_dir):
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    try:
+        engine.load(LoadSettings(model=str(tiny_idefics3_dir), dtype="float32")).result()
+        assert engine.capabilities.images
+        messages = [image_message(png((20, 20, 220), size=(60, 40)), "What is it?")]
+        first = engine.generate(messages, GREEDY).wait()
+        assert isinstance(first, Finished) and first.text == reference_reply(tiny_idefics3_dir, messages)
+        assert first.metrics.prompt_tokens > 40  # tiles and a global view, each with its tokens
+        follow = messages + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "More?"}]
+        reused = engine.generate(follow, GREEDY).wait()
+        assert isinstance(reused, Finished) and reused.text == reference_reply(tiny_idefics3_dir, follow)
+        assert reused.metrics.prefill_tokens < reused.metrics.prompt_tokens / 2  # the images stayed cached
+    finally:
+        engine.close()
