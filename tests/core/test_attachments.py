@@ -95,3 +95,15 @@ def blobs(path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
     finally:
         db.close()
+
+
+def test_a_pdf_becomes_its_text(tmp_path):
+    from images import pdf
+
+    part = read_attachment(pdf(tmp_path / "report.pdf", "Quarterly figures (draft)"))
+    assert isinstance(part, FilePart) and part.mime == "application/pdf"
+    assert part.text == "Quarterly figures (draft)"
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7\nnot really a pdf")
+    with pytest.raises(AttachmentError, match="broken.pdf is not a readable PDF"):
+        read_attachment(broken)

@@ -190,6 +190,10 @@ def test_import_openai_lists(tmp_path: Path) -> None:
         (b'{"messages": "hi"}', "must be a list"),
         (b'{"chat_history": [], "settings": []}', "'settings' must be an object"),
         (b'[{"role": "user", "content": "\\ud800"}]', "not valid Unicode"),
+        (
+            b'[{"role": "user", "content": [{"type": "text", "text": "<file name=\\"a\\">\\n\\ud800\\n</file>"}]}]',
+            "not valid Unicode",
+        ),
         (b'{"format": "chatui.conversation", "version": 2, "messages": []}', "unsupported"),
         (b'{"format": "chatui.conversation", "version": true, "messages": []}', "unsupported"),
         (b'{"format": "chatui.conversation", "version": 1, "title": 5}', "'title' must be a string"),

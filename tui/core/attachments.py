@@ -158,6 +158,7 @@ def _pdf_text(name: str, data: bytes) -> str:
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise AttachmentError(f"{name} is not a readable PDF ({exc})") from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
+    text = text.encode("utf-8", errors="replace").decode("utf-8")  # no lone surrogates from odd fonts
     if not text:
         raise AttachmentError(
             f"{name} has no text to read (a scanned or image-only PDF?): attach its pages as images instead"

@@ -438,11 +438,8 @@ def _foreign(
 
 
 def _strings_of(conv: Conversation) -> list[Any]:
-    return [
-        conv.title,
-        conv.model,
-        conv.system_prompt,
-        conv.load_settings,
-        conv.generation_settings,
-        [[m.content, m.meta.to_dict()] for m in conv.messages],
+    messages = [
+        [m.meta.to_dict(), *(f"{getattr(p, 'name', '')}{getattr(p, 'text', '')}" for p in m.parts)]
+        for m in conv.messages
     ]
+    return [conv.title, conv.model, conv.system_prompt, conv.load_settings, conv.generation_settings, messages]
