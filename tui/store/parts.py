@@ -98,7 +98,8 @@ def text_of(parts: Sequence[Part]) -> str:
 
 def document_text(part: FilePart) -> str:
     """A document as the model reads it: its name, then its text."""
-    return f'<file name="{part.name}">\n{part.text}\n</file>'
+    name = part.name.replace('"', "'").replace("\n", " ")  # the attribute stays one quoted line
+    return f'<file name="{name}">\n{part.text}\n</file>'
 
 
 def part_row(part: Part) -> PartRow:
