@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tui.engine.prompt import Message, Prompt, PromptBuilder, PromptError, content_text
+from tui.engine.prompt import Message, Prompt, PromptBuilder, PromptError
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ def is_vision_config(config: Any) -> bool:
         getattr(config, "model_type", None) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
         and getattr(config, "vision_config", None) is not None
     )
-
-
-def has_images(messages: Sequence[Message]) -> bool:
-    return bool(_image_parts(messages))
 
 
 def open_image(data: bytes, name: str) -> Any:
@@ -159,6 +155,3 @@ def split_reuse(builder: PromptBuilder, prompt: Prompt, cached: int) -> tuple[in
     if most < cached:
         log.info("an image turn reads %d cached tokens again (its images go in whole)", cached - most)
     return most, prompt.model_inputs
-
-
-__all__ = ["ProcessorPromptBuilder", "content_text", "has_images", "is_vision_config", "split_reuse"]
