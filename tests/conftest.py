@@ -93,6 +93,137 @@ def tiny_model_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     return out
 
 
+# A ChatML template that reads content parts (images as the processor's <image> placeholder).
+TINY_VLM_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight LLaVA (a 2-layer CLIP vision tower on 32x32 images, 16 image tokens, and a
+    2-layer Llama) with the real SmolLM2 tokenizer plus an `<image>` token, and LLaVA's Pillow
+    image processor saved under its usual name (transformers picks the Pillow one: no
+    torchvision). The projector's weights are scaled up so the image steers the tiny model's
+    reply (a red and a blue picture get different greedy replies). Never emits end-of-turn."""
+    import torch
+    from transformers import AutoTokenizer, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers.models.llava import LlavaProcessor
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    out = tmp_path_factory.mktemp("tiny-vlm")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    tokenizer.add_tokens(["<image>"], special_tokens=True)
+    tokenizer.chat_template = TINY_VLM_TEMPLATE
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=TINY_CONTEXT,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=None,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        image_seq_length=16,
+    )
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config)
+    with torch.no_grad():
+        for weight in model.model.multi_modal_projector.parameters():
+            weight.mul_(8)
+    model.generation_config.eos_token_id = None
+    image_processor = LlavaImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=TINY_VLM_TEMPLATE,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Idefics3 (SmolVLM's architecture: a SigLIP tower, pixel shuffle, images
+    split into tiles plus a global view, each wrapped in its own tokens) with the SmolLM2
+    tokenizer and Idefics3's Pillow image processor. Never emits end-of-turn."""
+    import torch
+    from transformers import AutoTokenizer, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    out = tmp_path_factory.mktemp("tiny-idefics3")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    tokenizer.add_tokens(["<fake_token_around_image>", "<image>", "<global-img>"], special_tokens=True)
+    tokenizer.chat_template = TINY_VLM_TEMPLATE
+    config = Idefics3Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 1024,
+            "bos_token_id": tokenizer.bos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+    )
+    torch.manual_seed(0)
+    model = Idefics3ForConditionalGeneration(config)
+    model.generation_config.eos_token_id = None
+    image_processor = Idefics3ImageProcessorPil(
+        size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True
+    )
+    processor = Idefics3Processor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=TINY_VLM_TEMPLATE
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_engine(tiny_vlm_dir: Path):
+    """One engine with the tiny vision model loaded (float32), shared by tests that only generate."""
+    from tui.engine import Engine, LoadSettings
+
+    engine = Engine()
+    engine.load(LoadSettings(model=str(tiny_vlm_dir), dtype="float32")).result()
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir: Path):
     """One engine with the tiny model loaded, shared by tests that only generate."""
@@ -130,6 +261,17 @@ def smollm2_fp32_engine(smollm2_dir: Path):
 def transformers_serve(tiny_model_dir: Path):
     """A real `transformers serve` on 127.0.0.1 with the tiny model, started once and stopped at
     the end (its /health answers first)."""
+    yield from serve(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def transformers_serve_vlm(tiny_vlm_dir: Path):
+    """A real `transformers serve` with the tiny vision model."""
+    yield from serve(tiny_vlm_dir)
+
+
+def serve(model_dir: Path):
+    """`transformers serve MODEL_DIR` on a free port, until the generator is closed."""
     import socket
     import subprocess
     import sys
@@ -143,7 +285,7 @@ def transformers_serve(tiny_model_dir: Path):
     command = [
         str(Path(sys.executable).with_name("transformers")),
         "serve",
-        str(tiny_model_dir),
+        str(model_dir),
         "--host",
         "127.0.0.1",
         "--port",

@@ -89,8 +89,9 @@ class ScriptedEngine:
         fail_after: int | None = None,
         token_probs: bool = False,
         pause_after: int | None = None,
+        images: bool = False,
     ) -> None:
-        self.capabilities = Capabilities(tools=True, prefill=True, token_probs=token_probs)
+        self.capabilities = Capabilities(tools=True, prefill=True, token_probs=token_probs, images=images)
         self.replies = list(replies or ["Hello! How can I help?"])
         self.token_delay = token_delay
         self.load_error = load_error

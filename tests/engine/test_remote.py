@@ -259,3 +259,31 @@ def test_tool_calls_stream_as_openai_deltas_and_read_as_a_local_models_calls(bac
     backend.generate(follow_up, SETTINGS, tools=tools).wait()
     sent = server.requests[-1]["body"]["messages"]
     assert sent[-2]["tool_calls"][0]["function"]["name"] == "add" and sent[-1]["role"] == "tool"
+
+
+def test_images_go_as_image_url_data_urls_and_documents_as_text_parts(backend, server):
+    import base64
+
+    from images import png
+
+    from tui.store.model import model_content
+    from tui.store.parts import FilePart, ImagePart, TextPart
+
+    picture = png()
+    connect(backend, server)
+    assert backend.capabilities.images
+    content = model_content(
+        (ImagePart("dot.png", "image/png", picture), FilePart("notes.md", "text/markdown", "buy milk"), TextPart("So?"))
+    )
+    final = backend.generate([{"role": "user", "content": content}], SETTINGS).wait()
+    assert isinstance(final, Finished)
+    [sent] = server.requests[-1]["body"]["messages"]
+    image, document, text = sent["content"]
+    assert image == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(picture).decode()},
+    }
+    assert document == {"type": "text", "text": '<file name="notes.md">\nbuy milk\n</file>'}
+    assert text == {"type": "text", "text": "So?"}
+    backend.generate([{"role": "user", "content": "plain"}], SETTINGS).wait()
+    assert server.requests[-1]["body"]["messages"] == [{"role": "user", "content": "plain"}]

@@ -48,3 +48,20 @@ def test_stop_ends_the_reply_and_the_server_goes_on_answering(served):
     short = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 4})
     after = backend.generate(ASK, short).wait()
     assert isinstance(after, Finished) and after.reason == "length"
+
+
+def test_an_image_sent_to_transformers_serve_gets_the_in_process_reply(transformers_serve_vlm, tiny_vlm_engine):
+    from images import image_message, png
+
+    backend = RemoteBackend()
+    try:
+        backend.load(LoadSettings(endpoint=transformers_serve_vlm)).result(timeout=60)
+        settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 12, "min_new_tokens": 12})
+        messages = [image_message(png((20, 20, 220)), "What is in this picture?")]
+        remote_final = backend.generate(messages, settings).wait()
+        assert isinstance(remote_final, Finished), remote_final
+        tiny_vlm_engine.turn_cache.drop()
+        local = tiny_vlm_engine.generate(messages, settings).wait()
+        assert remote_final.text == local.text
+    finally:
+        backend.close()

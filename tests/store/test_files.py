@@ -19,10 +19,12 @@ from tui.store import (
     Library,
     export_json,
     export_markdown,
+    export_tf_chat,
     import_conversation,
     write_file_atomic,
 )
 from tui.store.meta import MessageMeta
+from tui.store.model import Message
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -174,12 +176,24 @@ def test_import_openai_lists(tmp_path: Path) -> None:
         (b'{"hello": "world"}', "not a conversation"),
         (b'[{"role": "function", "content": "x"}]', "unknown role 'function'"),
         (b'[{"role": "user", "content": null}]', "content must be a string"),
-        (b'[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]', "content must be a string"),
+        (
+            b'[{"role": "user", "content": [{"type": "input_audio", "text": "hi"}]}]',
+            "unknown content part 'input_audio'",
+        ),
+        (
+            b'[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]',
+            "an image must be a base64 data URL",
+        ),
+        (b'[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]', "an image without a URL"),
         (b'[{"role": "user"}]', "content must be a string"),
         (b'["user", "hi"]', "expected an object"),
         (b'{"messages": "hi"}', "must be a list"),
         (b'{"chat_history": [], "settings": []}', "'settings' must be an object"),
         (b'[{"role": "user", "content": "\\ud800"}]', "not valid Unicode"),
+        (
+            b'[{"role": "user", "content": [{"type": "text", "text": "<file name=\\"a\\">\\n\\ud800\\n</file>"}]}]',
+            "not valid Unicode",
+        ),
         (b'{"format": "chatui.conversation", "version": 2, "messages": []}', "unsupported"),
         (b'{"format": "chatui.conversation", "version": true, "messages": []}', "unsupported"),
         (b'{"format": "chatui.conversation", "version": 1, "title": 5}', "'title' must be a string"),
@@ -413,3 +427,67 @@ def test_a_pipe_or_device_is_written_not_replaced(tmp_path: Path) -> None:
     assert received == [b"through the pipe"]
     assert stat.S_ISFIFO(pipe.stat().st_mode)  # still a pipe
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def attached_conversation() -> Conversation:
+    from images import png
+
+    from tui.store.parts import FilePart, ImagePart, TextPart
+
+    parts = (
+        ImagePart("red dot.png", "image/png", png((200, 0, 0))),
+        FilePart("notes.md", "text/markdown", "# Plan\n```\ncode\n```\nbuy zucchini"),
+        TextPart("What about these?"),
+    )
+    conv = sample()
+    first = conv.messages[0]
+    conv.messages[0] = Message(first.id, "user", parts, first.created, None)
+    return conv
+
+
+def test_json_export_carries_images_as_data_urls_and_documents_as_name_and_text(tmp_path):
+    conv = attached_conversation()
+    data = json.loads(export_json(conv))
+    image, document, text = data["messages"][0]["content"]
+    assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")
+    assert document == {"type": "text", "text": '<file name="notes.md">\n# Plan\n```\ncode\n```\nbuy zucchini\n</file>'}
+    assert text == {"type": "text", "text": "What about these?"}
+    assert isinstance(data["messages"][1]["content"], str)  # text-only messages stay strings
+    path = tmp_path / "chat.json"
+    path.write_text(export_json(conv))
+    back = import_conversation(path)
+    assert back.messages[0].parts == conv.messages[0].parts
+    assert [m.content for m in back.messages] == [m.content for m in conv.messages]
+
+
+def test_markdown_export_writes_images_beside_the_file_and_reads_them_back(tmp_path):
+    from tui.store.exports import markdown_images
+
+    conv = attached_conversation()
+    text = export_markdown(conv, "chat_files")
+    images = markdown_images(conv, "chat_files")
+    [(relative, data)] = images.items()
+    assert f"![red dot.png](<{relative}>)" in text and relative.startswith("chat_files/") and relative.endswith(".png")
+    assert "<details><summary>notes.md</summary>" in text and "buy zucchini" in text
+    path = tmp_path / "chat.md"
+    path.write_text(text)
+    (tmp_path / "chat_files").mkdir()
+    (tmp_path / relative).write_bytes(data)
+    back = import_conversation(path)
+    assert back.messages[0].parts == conv.messages[0].parts
+    assert [m.content for m in back.messages] == [m.content for m in conv.messages]
+    (tmp_path / relative).unlink()
+    with pytest.raises(ImportFormatError, match="cannot read the image chat_files/"):
+        import_conversation(path)
+
+
+def test_tf_chat_export_has_images_as_the_chat_template_takes_them(tmp_path):
+    conv = attached_conversation()
+    data = json.loads(export_tf_chat(conv, {}))
+    user = next(turn for turn in data["chat_history"] if turn["role"] == "user")
+    assert user["content"][0]["type"] == "image" and user["content"][0]["url"].startswith("data:image/png;base64,")
+    path = tmp_path / "tf.json"
+    path.write_text(json.dumps(data))
+    back = import_conversation(path)
+    image, original = back.messages[0].parts[0], conv.messages[0].parts[0]
+    assert (image.kind, image.data, image.mime) == ("image", original.data, "image/png")

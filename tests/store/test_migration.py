@@ -1,5 +1,6 @@
-"""A library written by the previous release (schema 3: content and stats columns) opens with
-this one (schema 4: message parts and meta) with every chat and message as it was."""
+"""Libraries written by earlier releases open with this one with every chat and message as it
+was: schema 3 (content and stats columns) and schema 4 (message parts and meta, before images
+and documents were stored as blobs)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from processes import ROOT
 
 from tui.store import Library, export_json, export_markdown
 from tui.store.meta import ReplyMetrics, ToolResult
+from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.store.schema import SCHEMA_VERSION
 
-PREVIOUS_RELEASE = "f635798"
-PACKAGE = "store_f635798"
+PREVIOUS_RELEASE = "f635798"  # schema 3
+PARTS_RELEASE = "691021a"  # schema 4: text parts only
 
 METRICS = {
     "prompt_tokens": 30,
@@ -43,14 +45,20 @@ TOOL_RESULT = {
 }
 
 
-def previous_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The previous release's store (model, schema, conversations, files) from git, as a package."""
-    package = tmp_path / PACKAGE
+def previous_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    release: str = PREVIOUS_RELEASE,
+    names: tuple[str, ...] = ("model", "schema", "conversations", "files"),
+) -> ModuleType:
+    """A release's store (the modules `names`) from git, as a package."""
+    package_name = f"store_{release}"
+    package = tmp_path / package_name
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("model", "schema", "conversations", "files"):
+    for name in names:
         shown = subprocess.run(
-            ["git", "show", f"{PREVIOUS_RELEASE}:tui/store/{name}.py"],
+            ["git", "show", f"{release}:tui/store/{name}.py"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -58,11 +66,12 @@ def previous_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
         )
         if shown.returncode != 0:
             pytest.skip(f"the previous release's code is not in this checkout's git history: {shown.stderr.strip()}")
-        (package / f"{name}.py").write_text(shown.stdout.replace("tui.store.", f"{PACKAGE}."))
+        source = shown.stdout.replace("tui.store.", f"{package_name}.")
+        (package / f"{name}.py").write_text(source.replace("from tui.store import", f"from {package_name} import"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [name for name in sys.modules if name.startswith(PACKAGE)]:
+    for name in [name for name in sys.modules if name.startswith(package_name)]:
         del sys.modules[name]
-    return importlib.import_module(PACKAGE)
+    return importlib.import_module(package_name)
 
 
 def fill(old: ModuleType, path: Path) -> list[str]:
@@ -155,5 +164,58 @@ def sqlite_user_version(path: Path) -> int:
     db = sqlite3.connect(path)
     try:
         return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+PARTS_MODULES = ("model", "schema", "conversations", "files", "parts", "meta", "rows")
+
+
+def test_a_schema_4_library_migrates_and_then_stores_attachments_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = previous_store(tmp_path, monkeypatch, PARTS_RELEASE, PARTS_MODULES)
+    path = tmp_path / "library.sqlite3"
+    old_lib = importlib.import_module(f"{old.__name__}.conversations").Library(path)
+    old_meta = importlib.import_module(f"{old.__name__}.meta")
+    chat = old_lib.create(model="org/model", system_prompt="Be brief.")
+    question = old_lib.add_message(chat.id, "user", "What lights the day?")
+    old_lib.add_message(chat.id, "assistant", "The moon.", status="stopped")
+    old_lib.add_message(chat.id, "assistant", "The Sun.", question.id, meta=old_meta.MessageMeta.from_dict({**METRICS}))
+    before = [
+        (m.id, m.role, m.content, m.created, m.parent_id, m.status, m.meta.to_dict()) for m in old_lib.messages(chat.id)
+    ]
+    old_leaf = [m.id for m in old_lib.get(chat.id).messages]
+    old_lib.close()
+
+    with Library(path) as lib:
+        assert [
+            (m.id, m.role, m.content, m.created, m.parent_id, m.status, m.meta.to_dict()) for m in lib.messages(chat.id)
+        ] == before
+        assert [m.id for m in lib.get(chat.id).messages] == old_leaf
+        assert [s.id for s in lib.search("moon")] == [chat.id]
+
+        image = ImagePart("dot.png", "image/png", b"\x89PNG not really")
+        notes = FilePart("notes.md", "text/markdown", "# Plan\nbuy zucchini")
+        lib.add_message(chat.id, "user", (image, notes, TextPart("And these?")))
+        other = lib.create()
+        lib.add_message(other.id, "user", (image, TextPart("Same picture")))
+        assert blob_count(path) == 2  # the image once, the document once
+        [*_, stored] = lib.get(chat.id).messages
+        assert stored.parts == (image, notes, TextPart("And these?"))
+        assert [s.id for s in lib.search("zucchini")] == [chat.id]  # words inside the document
+        lib.delete(chat.id)
+        assert blob_count(path) == 1  # the document is freed; the other chat still shows the image
+        assert lib.search("zucchini") == []
+        assert lib.get(other.id).messages[0].parts[0] == image
+        lib.delete(other.id)
+        assert blob_count(path) == 0
+    assert sqlite_user_version(path) == SCHEMA_VERSION
+
+
+def blob_count(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
     finally:
         db.close()

@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Image, MCPServer
 
 server = MCPServer("chatui-test-tools")
 
@@ -32,6 +32,18 @@ def sleep(seconds: float) -> str:
     """Wait, then say so (for timeouts)."""
     time.sleep(seconds)
     return "slept"
+
+
+@server.tool()
+def draw(colour: str) -> list:
+    """Draw a small picture in a colour (an image result, as image-generation servers send)."""
+    import io
+
+    from PIL import Image as Picture
+
+    out = io.BytesIO()
+    Picture.new("RGB", (24, 16), colour).save(out, format="PNG")
+    return ["Here it is.", Image(data=out.getvalue(), format="png")]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ a crash is one line that says why."""
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from pathlib import Path
 
@@ -45,3 +46,14 @@ def test_a_hanging_tool_times_out_and_a_crash_says_why():
     assert missing.state == "failed" and missing.detail
     statuses = list_all([server(), server("--crash")])
     assert [s.state for s in statuses] == ["ready", "failed"]
+
+
+def test_an_image_result_comes_back_as_image_bytes_beside_the_text():
+    from PIL import Image
+
+    result = asyncio.run(call_tool(server(), "draw", {"colour": "red"}))
+    assert (result.text, result.is_error) == ("Here it is.", False)
+    [(mime, data)] = result.images
+    assert mime == "image/png"
+    with Image.open(io.BytesIO(data)) as picture:
+        assert picture.size == (24, 16) and picture.convert("RGB").getpixel((0, 0)) == (255, 0, 0)

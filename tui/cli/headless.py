@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 from tui import token_probs
+from tui.core.attachments import AttachmentError, read_attachment, resolve_path
 from tui.core.chat_session import ChatSession
 from tui.core.options import Options
 from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
@@ -55,6 +56,12 @@ def run_headless(
     stderr: TextIO = sys.stderr,
 ) -> int:
     backend: Backend = engine or Backends()
+    try:  # read before the model loads: a missing or unreadable file costs no load
+        attachments = [read_attachment(resolve_path(path), image_only) for path, image_only in options.attachments]
+    except AttachmentError as exc:
+        print(f"chatui: {exc}", file=stderr)
+        backend.close()
+        return EXIT_USAGE
     session = _open_session(options, backend, stderr)
     if session is None:
         backend.close()
@@ -77,7 +84,13 @@ def run_headless(
             for number, prompt in enumerate(options.prompts, start=1):
                 if number > 1:
                     stdout.write("\n")  # a blank line between turns
-                session.add_user_message(stdin.read().strip() if prompt == "-" else prompt)
+                text = stdin.read().strip() if prompt == "-" else prompt
+                attached = attachments if number == 1 else []
+                problem = session.attachment_problem(attached, text)
+                if problem:  # before anything is sent or saved
+                    print(f"chatui: {problem}", file=stderr)
+                    return EXIT_USAGE
+                session.add_user_message(text, attachments=attached)
                 code = _turn(session, backend, number, options, stdout, stderr, logprobs_file, tools)
                 if code:
                     return code

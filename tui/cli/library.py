@@ -15,8 +15,8 @@ from tui.store import (
     StoreError,
     export_as,
     import_conversation,
-    write_file_atomic,
 )
+from tui.store.exports import images_folder, markdown_images, write_export
 from tui.store.files import EXPORT_FORMATS
 from tui.text import inert
 
@@ -76,16 +76,18 @@ def export_command(library: Library, ref: str, fmt: str, out_path: Path | None, 
     except StoreError as error:
         print(f"chatui: {error}", file=err)
         return 1
-    text = export_as(conv, fmt)
     if out_path is None:
-        out.write(text)
+        out.write(export_as(conv, fmt))
+        if fmt == "md" and markdown_images(conv):
+            print("chatui: the images are not written with the Markdown on stdout: export with -o FILE", file=err)
         return 0
     try:
-        write_file_atomic(out_path, text)
+        images = write_export(conv, fmt, out_path)
     except OSError as error:
         print(f"chatui: cannot write {out_path}: {error.strerror or error}", file=err)
         return 1
-    print(f"exported {conv.id[:8]} to {out_path}", file=out)
+    beside = f" (and {images} image{'s' * (images != 1)} in {images_folder(out_path)}/)" if images else ""
+    print(f"exported {conv.id[:8]} to {out_path}{beside}", file=out)
     return 0
 
 

@@ -106,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="run headless: one user turn per --prompt, replies to stdout ('-' reads a turn from stdin)",
     )
+    parser.add_argument(
+        "--image",
+        action=_Attach,
+        dest="attachments",
+        metavar="PATH",
+        help="headless: attach an image to the first --prompt (repeatable; needs a vision model)",
+    )
+    parser.add_argument(
+        "--file",
+        action=_Attach,
+        dest="attachments",
+        metavar="PATH",
+        help="headless: attach a document (text, Markdown, code, CSV, JSON, PDF) or an image to the first --prompt "
+        "(repeatable)",
+    )
     parser.add_argument("--stats", action="store_true", help="headless: print one stats line per turn to stderr")
     parser.add_argument("--no-save", action="store_true", help="headless: do not save the turns to the library")
     parser.add_argument(
@@ -178,6 +193,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error("--logprobs N and --logprobs-file PATH go together")
     if ns.logprobs is not None and not 1 <= ns.logprobs <= MAX_LOGPROBS:
         parser.error(f"--logprobs: give a number from 1 to {MAX_LOGPROBS}, got {ns.logprobs}")
+    if ns.attachments and not ns.prompt:
+        parser.error("--image and --file attach to the first --prompt (headless); in the app, use /attach PATH")
     if ns.logprobs is not None and not ns.prompt:
         parser.error("--logprobs works with --prompt (headless); in the app, use the token view")
     command: tuple[str, ...] | None = None
@@ -192,6 +209,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         generation=generation,
         system_prompt=ns.system_prompt,
         prompts=list(ns.prompt or []),
+        attachments=list(ns.attachments or []),
         stats=ns.stats,
         list_tools=ns.list_tools,
         approve_tools=tuple(n.strip() for n in (ns.approve_tools or "").split(",") if n.strip()),
@@ -206,6 +224,15 @@ def parse_args(argv: Sequence[str]) -> Options:
         conversation=ns.conversation,
         library_command=command,
     )
+
+
+class _Attach(argparse.Action):
+    """`--image PATH` / `--file PATH`, kept in command-line order as (path, image only)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values, option_string=None):
+        found = list(getattr(namespace, self.dest, None) or [])
+        found.append((str(values), option_string == "--image"))
+        setattr(namespace, self.dest, found)
 
 
 def run_app(options: Options, config: Config) -> int:
@@ -258,5 +285,5 @@ def _run(argv: Sequence[str]) -> int:
 
         for error in [*config.errors, *options.tool_problems]:
             print(f"chatui: warning: {error}", file=sys.stderr)
-        return run_headless(options)
+        return run_headless(options, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
     return run_app(options, config)

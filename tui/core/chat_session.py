@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tui import token_probs
+from tui.core.attachments import AttachmentError, fit_problem, refuse_images
 from tui.engine.backend import Backend
 from tui.engine.events import Alternative, Failed, Finished, TokenChoice
 from tui.engine.loading import ModelInfo
@@ -22,7 +23,8 @@ from tui.engine.settings import LOAD_FIELDS, GenerationSettings, LoadSettings, S
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
 from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
-from tui.store.model import model_history
+from tui.store.model import model_content, model_history
+from tui.store.parts import Attachment, ImagePart, Part, TextPart, attachments_of
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
@@ -169,11 +171,37 @@ class ChatSession:
 
     # -- changes --------------------------------------------------------------------------------
 
-    def add_user_message(self, text: str, edit_of: Message | None = None) -> Message:
-        """Add the user's message after the last one, or as a new version of `edit_of`."""
+    def add_user_message(
+        self, text: str, edit_of: Message | None = None, attachments: Sequence[Attachment] = ()
+    ) -> Message:
+        """Add the user's message (with its attachments, first) after the last one, or as a new
+        version of `edit_of` (which keeps that message's attachments)."""
+        kept = attachments_of(edit_of.parts) if edit_of is not None else ()
+        parts = (*kept, *attachments, TextPart(text))
+        content = parts if len(parts) > 1 else text
         if edit_of is not None:
-            return self.saver.user_message(text, parent_id=edit_of.parent_id)
-        return self.saver.user_message(text)
+            return self.saver.user_message(content, parent_id=edit_of.parent_id)
+        return self.saver.user_message(content)
+
+    def attachment_problem(self, attachments: Sequence[Attachment], text: str) -> str | None:
+        """Why a message with these attachments cannot be sent to the loaded model, in one line:
+        images to a model that reads text only, or more tokens than the context has left (the
+        backend counts them; it blocks on the backend's thread). None when it can be sent."""
+        if not attachments or self.backend is None:
+            return None
+        model, _ = self.loaded_model()
+        try:
+            refuse_images(attachments, model, self.backend.capabilities.images)
+        except AttachmentError as exc:
+            return str(exc)
+        info = self.backend.info
+        history = self.history()
+        message = {"role": "user", "content": model_content((*attachments, TextPart(text)))}
+        used = self.backend.count_tokens(history).result() if history else 0
+        total = self.backend.count_tokens([*history, message]).result()
+        names = [attachment.name for attachment in attachments]
+        context = info.context_size if info is not None else 0
+        return fit_problem(names, total - used, used, context, int(self.generation.max_new_tokens))
 
     def set_generation(self, updates: dict[str, Any], context_size: int | None = None) -> GenerationSettings:
         """Apply validated generation values (all or nothing); raises SettingsError if bad."""
@@ -329,10 +357,20 @@ class ChatSession:
         self.saver.update_message(reply.id, content=content, meta=meta)
         return calls
 
-    def add_tool_result(self, call: ToolCall, server: str, text: str, outcome: str) -> Message:
-        """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees next."""
+    def add_tool_result(
+        self, call: ToolCall, server: str, text: str, outcome: str, images: Sequence[tuple[str, bytes]] = ()
+    ) -> Message:
+        """A call's result (`outcome`: "ok", "error", "denied", "stopped"), what the model sees
+        next; `images` (MIME type, bytes) are the tool's image content, kept as image parts."""
         meta = MessageMeta(tool_result=ToolResult(call.id, call.name, server, outcome, call.arguments))
-        return self.saver.tool_message(text, meta, status="ok" if outcome in ("ok", "error", "denied") else "stopped")
+        pictures: tuple[Part, ...] = tuple(
+            ImagePart(f"{call.name}-{n}.{mime.rpartition('/')[2]}", mime, data)
+            for n, (mime, data) in enumerate(images, 1)
+        )
+        content: str | tuple[Part, ...] = (*pictures, TextPart(text)) if pictures else text
+        return self.saver.tool_message(
+            content, meta, status="ok" if outcome in ("ok", "error", "denied") else "stopped"
+        )
 
     def leave_reply(self) -> Message | None:
         """The user leaves a reply being written (quit, a new chat, another chat): what it wrote

@@ -17,6 +17,7 @@ class Options:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     system_prompt: str | None = None
     prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
+    attachments: list[tuple[str, bool]] = field(default_factory=list)  # `--image`/`--file`: (path, image only)
     stats: bool = False
     list_tools: bool = False  # `--list-tools`: the MCP servers and their tools, then exit
     approve_tools: tuple[str, ...] = ()  # headless: tools whose calls may run (`--approve-tools`)

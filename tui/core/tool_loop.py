@@ -146,6 +146,7 @@ class ToolLoop:
         result stored and passed to `answered`. True when the model should be asked again; False
         when the user stopped a tool (the model does not go on by itself)."""
         for call in calls:
+            images: tuple[tuple[str, bytes], ...] = ()
             server = self.tools.server_of.get(call.name)
             name = server.name if server is not None else ""
             if server is None:
@@ -158,8 +159,9 @@ class ToolLoop:
                     if decision.always:
                         self.always_allowed.add(call.name)
                     running(call, name)
-                    text, outcome = await self._run(server, call)
-            await answered(Answered(call, name, text, outcome, session.add_tool_result(call, name, text, outcome)))
+                    text, outcome, images = await self._run(server, call)
+            stored = session.add_tool_result(call, name, text, outcome, images)
+            await answered(Answered(call, name, text, outcome, stored))
             if outcome == "stopped":
                 return False
         return True
@@ -176,16 +178,16 @@ class ToolLoop:
         running.cancel()
         return True
 
-    async def _run(self, server: Any, call: ToolCall) -> tuple[str, str]:
+    async def _run(self, server: Any, call: ToolCall) -> tuple[str, str, tuple[tuple[str, bytes], ...]]:
         self._running = asyncio.ensure_future(call_tool(server, call.name, call.arguments))
         try:
             result = await self._running
-            return result.text, "error" if result.is_error else "ok"
+            return result.text, "error" if result.is_error else "ok", result.images
         except asyncio.CancelledError:
             task = asyncio.current_task()
             assert task is not None  # a coroutine awaiting runs in a task
             if task.cancelling():  # the loop itself was cancelled, not just the tool
                 raise
-            return STOPPED_TEXT, "stopped"
+            return STOPPED_TEXT, "stopped", ()
         finally:
             self._running = None

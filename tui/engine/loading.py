@@ -36,6 +36,7 @@ from tui.engine.sources import (
     one_line,
     resolve_source,
 )
+from tui.engine.vision import is_vision_config
 from tui.logs import quiet_transformers
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class LoadedModel:
     tokenizer: Any
     info: ModelInfo
     settings: LoadSettings
+    processor: Any = None  # a vision model's processor (its tokenizer is `tokenizer`)
 
 
 class _WeightsProgress:
@@ -142,15 +144,14 @@ def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) ->
     return f"cannot load {source.name}: {one_line(exc)}"
 
 
-def check_memory(config: Any, settings: LoadSettings, dtype: str, device: str, trust: bool) -> int:
+def check_memory(config: Any, settings: LoadSettings, dtype: str, device: str, trust: bool, auto_class: Any) -> int:
     """Estimate the weights' size from the config on the meta device; refuse a load that cannot fit."""
     import psutil
     import torch
     from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
 
     with init_empty_weights(include_buffers=True):  # buffers too: nothing is allocated
-        empty = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+        empty = auto_class.from_config(config, trust_remote_code=trust)
     params = sum(p.numel() for p in empty.parameters())
     del empty
     need = int(params * bytes_per_parameter(settings.quantization, dtype))
@@ -230,8 +231,17 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)  # read once, for both
         dtype = pick_dtype(settings.dtype, device, None if source.is_gguf else checkpoint_dtype(config))
         quant_config = transformers_config(settings.quantization, dtype)
-        params = check_memory(config, settings, dtype, device, trust)
-        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
+        auto_class: Any = AutoModelForCausalLM
+        processor: Any = None
+        if is_vision_config(config):  # images in, text out: its processor reads the images
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            auto_class = AutoModelForImageTextToText
+            processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=trust)
+        params = check_memory(config, settings, dtype, device, trust, auto_class)
+        tokenizer = (
+            processor.tokenizer if processor else AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
+        )
         kwargs: dict[str, Any] = {
             "dtype": getattr(torch, dtype),
             "trust_remote_code": trust,
@@ -246,11 +256,11 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
             lambda factory, args, kwargs: _WeightsProgress(report, 65, 25, f"loading {source.name}", *args, **kwargs)
         )
         try:
-            model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+            model = auto_class.from_pretrained(model_path, **kwargs)
         finally:
             hf_logging.set_tqdm_hook(previous)
         if quant_config is None:
-            model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) leaves `self` unbound
+            model.to(device)
         model.eval()
         parameters = int(model.num_parameters()) or params
         if settings.quantization == "int4":
@@ -269,7 +279,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     if device == "cpu" and dtype == "float16":
         warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")
     context = context_size_of(model, tokenizer)
-    has_template = bool(getattr(tokenizer, "chat_template", None))
+    has_template = bool(getattr(processor or tokenizer, "chat_template", None))
     if not has_template:
         warnings.append(f"{source.name} has no chat template; using a plain 'User:/Assistant:' format")
     attn = getattr(model.config, "_attn_implementation", None) or settings.attn_implementation
@@ -289,7 +299,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         unavailable=unavailable_options(),
     )
     report(_STEPS, _STEPS, "ready")
-    return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings)
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings, processor=processor)
 
 
 def _quantize_int4_cached(model: Any, model_path: str, dtype: str, report: Callable[[int, int, str], None]) -> None:
@@ -307,7 +317,7 @@ def _quantize_int4_cached(model: Any, model_path: str, dtype: str, report: Calla
 
 
 def context_size_of(model: Any, tokenizer: Any) -> int:
-    config = model.config
+    config = model.config.get_text_config()
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
@@ -324,7 +334,7 @@ def free_model(loaded: LoadedModel | None) -> None:
         return
     device = loaded.info.device
     loaded.model = None
-    loaded.tokenizer = None
+    loaded.tokenizer = loaded.processor = None
     gc.collect()
     if device == "cuda":
         import torch

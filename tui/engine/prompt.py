@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-Message = dict[str, Any]  # {"role": "system"|"user"|"assistant"|"tool", "content": str, "tool_calls"?: [...]}
+# {"role": "system"|"user"|"assistant"|"tool", "content": str or content parts, "tool_calls"?: [...]};
+# content parts: {"type": "text", "text"} and {"type": "image", "data": bytes, "mime", "name"}.
+Message = dict[str, Any]
 
 
 class PromptError(Exception):
@@ -18,16 +20,37 @@ class Prompt:
     ids: list[int]
     dropped_messages: int  # oldest messages left out to fit the context
     continue_reply: bool  # the last message is an assistant reply to continue
+    model_inputs: dict[str, Any] = field(default_factory=dict)  # beside the ids: an image prompt's pixels
+    cache_ids: list[int] | None = None  # the ids as the KV cache knows them, where they differ (images)
+
+    @property
+    def cache_key(self) -> list[int]:
+        return self.cache_ids if self.cache_ids is not None else self.ids
+
+
+def content_text(content: Any) -> str:
+    """Message content as plain text: a text model's view of content parts (an image is named,
+    not shown)."""
+    if not isinstance(content, list):
+        return content or ""
+    return "\n\n".join(
+        part.get("text", "") if part.get("type") == "text" else f"[image: {part.get('name') or 'unnamed'}]"
+        for part in content
+    )
 
 
 def _merge_system(messages: Sequence[Message]) -> list[Message]:
     """For templates that reject the system role: fold it into the first user turn."""
-    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    system = "\n\n".join(content_text(m["content"]) for m in messages if m["role"] == "system")
     rest = [dict(m) for m in messages if m["role"] != "system"]
     if system:
         for message in rest:
             if message["role"] == "user":
-                message["content"] = f"{system}\n\n{message['content']}"
+                content = message["content"]
+                if isinstance(content, list):
+                    message["content"] = [{"type": "text", "text": system}, *content]
+                else:
+                    message["content"] = f"{system}\n\n{content}"
                 break
         else:
             rest.insert(0, {"role": "user", "content": system})
@@ -36,7 +59,7 @@ def _merge_system(messages: Sequence[Message]) -> list[Message]:
 
 def _plain_format(messages: Sequence[Message], continue_reply: bool) -> str:
     names = {"system": "System", "user": "User", "assistant": "Assistant"}
-    parts = [f"{names.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    parts = [f"{names.get(m['role'], m['role'].title())}: {content_text(m['content'])}" for m in messages]
     text = "\n\n".join(parts)
     return text if continue_reply else text + "\n\nAssistant:"
 
@@ -66,15 +89,22 @@ class PromptBuilder:
         has_system = any(m["role"] == "system" for m in messages)
         if has_system and self._system_ok is not False:
             try:
-                ids = tok.apply_chat_template(list(messages), **kwargs)
+                ids = self._apply_template(list(messages), kwargs)
                 self._system_ok = True
-                return _as_list(ids)
+                return ids
             except Exception as exc:  # jinja TemplateError: "System role not supported"
                 if "system" not in str(exc).lower():
                     raise
                 self._system_ok = False
         merged = _merge_system(messages) if has_system else list(messages)
-        return _as_list(tok.apply_chat_template(merged, **kwargs))
+        return self._apply_template(merged, kwargs)
+
+    def _apply_template(self, messages: list[Message], kwargs: dict[str, Any]) -> list[int]:
+        """The chat template applied to `messages` (a text model reads content parts as text)."""
+        flat = [
+            dict(m, content=content_text(m["content"])) if isinstance(m.get("content"), list) else m for m in messages
+        ]
+        return _as_list(self.tokenizer.apply_chat_template(flat, **kwargs))
 
     def token_count(self, messages: Sequence[Message]) -> int:
         """Tokens of `messages` as the model sees them: a conversation ending with a reply is

@@ -12,6 +12,7 @@ is never stored in a conversation, an export or the log.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -98,6 +99,21 @@ def describe_transport_error(exc: Exception, base: str) -> str:
     return f"request to {base} failed: {type(exc).__name__}: {text}"
 
 
+def openai_message(message: Message) -> dict[str, Any]:
+    """A message as chat completions take it: content parts with images as `image_url` data URLs
+    (documents are already text parts)."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return dict(message)
+    parts = [
+        {"type": "image_url", "image_url": {"url": f"data:{p['mime']};base64,{base64.b64encode(p['data']).decode()}"}}
+        if p.get("type") == "image"
+        else {"type": "text", "text": p.get("text", "")}
+        for p in content
+    ]
+    return dict(message, content=parts)
+
+
 def request_body(
     model: str, messages: Sequence[Message], settings: GenerationSettings, send_generation_config: bool
 ) -> dict[str, Any]:
@@ -106,7 +122,7 @@ def request_body(
     values = settings.values
     body: dict[str, Any] = {
         "model": model,
-        "messages": [dict(m) for m in messages],
+        "messages": [openai_message(m) for m in messages],
         "stream": True,
         "stream_options": {"include_usage": True},
         "max_tokens": values["max_new_tokens"],
@@ -135,7 +151,8 @@ class RemoteBackend:
     """An OpenAI-compatible server, as a `Backend` (tui/engine/backend.py). Servers send text,
     not token ids; token probabilities come where the server gives OpenAI's `logprobs`."""
 
-    capabilities = Capabilities(token_probs=True, tools=True)
+    # images: sent as data URLs; whether the server's model reads them is the server's to say
+    capabilities = Capabilities(token_probs=True, tools=True, images=True)
 
     def __init__(self, transport: httpx2.BaseTransport | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-remote")

@@ -47,6 +47,7 @@ from tui.engine.settings import GenerationSettings, LoadSettings
 from tui.engine.sources import one_line
 from tui.engine.turn import Turn
 from tui.engine.turn_cache import TurnCache
+from tui.engine.vision import ProcessorPromptBuilder, split_reuse
 
 Progress = Callable[[int, int, str], None]
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 class Engine:
     """Load a model and generate replies; all torch work runs on one worker thread. A `Backend`
     (tui/engine/backend.py)."""
-
-    capabilities = Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True)
 
     def __init__(self, reuse_cache: bool = True) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-torch")
@@ -79,6 +78,12 @@ class Engine:
     def prompt_builder(self) -> PromptBuilder | None:
         """How messages become the loaded model's prompt (its chat template, the context budget)."""
         return self._builder
+
+    @property
+    def capabilities(self) -> Capabilities:
+        loaded = self._loaded
+        images = loaded is not None and loaded.processor is not None  # a vision model
+        return Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True, images=images)
 
     @property
     def info(self) -> ModelInfo | None:
@@ -130,7 +135,11 @@ class Engine:
         self._draft, self._draft_same_vocab = None, True
         if loaded.settings.draft_model:
             self._load_draft(loaded)
-        self._builder = PromptBuilder(loaded.tokenizer)
+        self._builder = (
+            ProcessorPromptBuilder(loaded.processor, loaded.model)
+            if loaded.processor
+            else PromptBuilder(loaded.tokenizer)
+        )
         self._warm_up(loaded)
         self.compile = None
         if loaded.settings.compile:
@@ -186,7 +195,8 @@ class Engine:
 
         model = loaded.model
         with torch.inference_mode():
-            model(input_ids=torch.tensor([[model.config.bos_token_id or 0] * 4], device=model.device))
+            bos = getattr(model.config.get_text_config(), "bos_token_id", None) or 0
+            model(input_ids=torch.tensor([[bos] * 4], device=model.device))
 
     def unload(self) -> Future[None]:
         """Free the model (a server took over); a later load brings one back."""
@@ -237,16 +247,20 @@ class Engine:
 
         model = loaded.model
         try:
-            ids = self._builder.build(messages, loaded.info.context_size, settings.max_new_tokens).ids
+            prompt = self._builder.build(messages, loaded.info.context_size, settings.max_new_tokens)
         except PromptError:
             return 0  # a draft too long for the context: generate() will say so, if it is sent
-        cache, reused = self.turn_cache.for_prompt(loaded, ids)
+        ids = prompt.cache_key
+        most, pixels = split_reuse(self._builder, prompt, self.turn_cache.cached(ids))
+        if pixels:
+            return 0  # images not in the cache yet: the reply reads them, with their pixels
+        cache, reused = self.turn_cache.for_prompt(loaded, ids, most)
         if cache is None:  # transformers' own cache
             from transformers import DynamicCache
 
             cache = DynamicCache(config=model.config)
         # The last token is left for generate(), which needs at least one to start from.
-        new = ids[reused:-1]
+        new = prompt.ids[reused:-1]
         if not new:
             return 0
         try:
@@ -341,7 +355,7 @@ class Engine:
 
                 recorder = TokenRecorder(tokenizer, logprobs)
                 kwargs.pop("prompt_lookup_num_tokens", None)  # one token per step, one record per token
-            static = None
+            static, pixels = None, prompt.model_inputs  # an image prompt read whole: all its pixels
             if (
                 self.compile is not None
                 and self._draft is None
@@ -359,7 +373,9 @@ class Engine:
 
                 cache, reused = growing_cache(model, context or None), 0
             else:
-                cache, reused = self.turn_cache.for_prompt(loaded, prompt.ids)
+                most, pixels = split_reuse(self._builder, prompt, self.turn_cache.cached(prompt.cache_key))
+                cache, reused = self.turn_cache.for_prompt(loaded, prompt.cache_key, most)
+            kwargs.update(pixels)
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
@@ -407,7 +423,7 @@ class Engine:
                 assert streamer is not None  # made above whenever the reply streams
                 text = streamer.text
             if static is None and streams:
-                self.turn_cache.keep(out.cache, sequence)
+                self.turn_cache.keep(out.cache, prompt.cache_key + new_ids)
             if turn.stop_requested:
                 reason = "stopped"
             elif len(new_ids) >= settings.max_new_tokens and not self._ends_turn(model, new_ids):

@@ -32,21 +32,26 @@ class TurnCache:
         self._cache = None
         self._ids = []
 
-    def for_prompt(self, loaded: LoadedModel, ids: list[int]) -> tuple[Any, int]:
+    def cached(self, ids: list[int]) -> int:
+        """How many of `ids` the cache holds (their common prefix), without touching it."""
+        return common_prefix(self._ids, ids) if self.reuse and self._cache is not None else 0
+
+    def for_prompt(self, loaded: LoadedModel, ids: list[int], most: int | None = None) -> tuple[Any, int]:
         """The cache to prefill `ids` into and how many of them it holds already: the previous
-        turn's, cropped to the common prefix, else a new growing one (None: generate's own)."""
-        cache, reused = self._reusable(ids)
+        turn's, cropped to the common prefix (and to `most` tokens), else a new growing one
+        (None: generate's own)."""
+        cache, reused = self._reusable(ids, most)
         if cache is None and self.grow_in_place:
             from tui.engine.torch_parts import growing_cache
 
             cache = growing_cache(loaded.model, loaded.info.context_size or None)
         return cache, reused
 
-    def _reusable(self, ids: list[int]) -> tuple[Any, int]:
+    def _reusable(self, ids: list[int], most: int | None) -> tuple[Any, int]:
         """The previous turn's KV cache cropped to its common prefix with `ids`, or (None, 0)."""
         if not self.reuse or self._cache is None:
             return None, 0
-        keep = min(common_prefix(self._ids, ids), len(ids) - 1)
+        keep = min(common_prefix(self._ids, ids), len(ids) - 1, len(ids) if most is None else most)
         if keep <= 0 or not hasattr(self._cache, "crop"):
             self.drop()
             return None, 0

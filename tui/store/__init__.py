@@ -1,9 +1,11 @@
 """Persistence: the conversation library (SQLite, message versions, full-text search;
-`conversations`; messages' typed parts and metadata: `parts`, `meta`), autosave that survives an
-unwritable disk (`autosave`), conversation files
-(JSON/Markdown export and import, the atomic writer; `files`) and config.toml (`config`).
+`conversations`; messages' typed parts and metadata: `parts`, `meta`; images and documents stored
+once each), autosave that survives an unwritable disk (`autosave`), conversation files
+(JSON/Markdown export and import, the atomic writer; `files`, their attachments: `file_parts`,
+writing an export with its images: `exports`) and config.toml (`config`).
 
-`conversations`, `autosave`, `files`, `parts` and `meta` use the standard library (and `tui.paths`, `tui.text`);
+`conversations`, `autosave`, `files`, `file_parts`, `exports`, `parts` and `meta` use the standard
+library (and `tui.paths`, `tui.text`);
 `config` also uses tomli-w, and the engine's setting specs (`tui.engine.settings`, no torch) to
 check values."""
 

@@ -36,7 +36,7 @@ from tui.store.model import (
     subtree_ids,
     versions_of,
 )
-from tui.store.parts import text_parts
+from tui.store.parts import Part, text_parts, with_text
 
 _Change = Callable[[Library], object]
 
@@ -151,8 +151,9 @@ class AutoSaver:
 
     # -- changes -------------------------------------------------------------------------------
 
-    def user_message(self, content: str, parent_id: str | None | Default = CURRENT_LEAF) -> Message:
-        """Add a user message after the active leaf, or under `parent_id` (an edit: a new version)."""
+    def user_message(self, content: str | tuple[Part, ...], parent_id: str | None | Default = CURRENT_LEAF) -> Message:
+        """Add a user message (its text, or its parts) after the active leaf, or under `parent_id`
+        (an edit: a new version)."""
         return self._add("user", content, parent_id, "ok", None)
 
     def assistant_message(
@@ -165,7 +166,7 @@ class AutoSaver:
         """Add a reply after the active leaf, or under `parent_id` (a regeneration: a new version)."""
         return self._add("assistant", content, parent_id, status, meta)
 
-    def tool_message(self, content: str, meta: MessageMeta, status: str = "ok") -> Message:
+    def tool_message(self, content: str | tuple[Part, ...], meta: MessageMeta, status: str = "ok") -> Message:
         """Add a tool's result after the active leaf (`meta.tool_result` says which call it answers)."""
         return self._add("tool", content, CURRENT_LEAF, status, meta)
 
@@ -178,7 +179,7 @@ class AutoSaver:
         meta = _meta_copy(meta)
         self._tree[index] = replace(
             old,
-            parts=old.parts if content is None else text_parts(content),
+            parts=old.parts if content is None else with_text(old.parts, content),
             status=old.status if status is None else status,
             meta=old.meta if meta is None else meta,
         )
@@ -267,14 +268,25 @@ class AutoSaver:
     # -- internals -----------------------------------------------------------------------------
 
     def _add(
-        self, role: str, content: str, parent_id: str | None | Default, status: str, meta: MessageMeta | None
+        self,
+        role: str,
+        content: str | tuple[Part, ...],
+        parent_id: str | None | Default,
+        status: str,
+        meta: MessageMeta | None,
     ) -> Message:
         conv = self._current()
         parent = self._leaf if isinstance(parent_id, Default) else parent_id
         if parent is not None:
             self._index(parent)
         message = Message(
-            new_id(), role, text_parts(content), time.time(), parent, status, _meta_copy(meta) or MessageMeta()
+            new_id(),
+            role,
+            text_parts(content) if isinstance(content, str) else content,
+            time.time(),
+            parent,
+            status,
+            _meta_copy(meta) or MessageMeta(),
         )
         if not self._stored:
             self._save(
@@ -290,7 +302,7 @@ class AutoSaver:
                 )
             )
             self._stored = True
-        conv.title = auto_title(conv.title, role, content, any(m.role == "user" for m in self._tree))
+        conv.title = auto_title(conv.title, role, message.content, any(m.role == "user" for m in self._tree))
         self._tree.append(message)
         self._leaf, conv.updated = message.id, message.created
         self._refresh()
@@ -299,7 +311,7 @@ class AutoSaver:
                 Library.add_message,
                 conv_id=conv.id,
                 role=role,
-                content=content,
+                content=message.parts,
                 parent_id=parent,
                 status=status,
                 meta=message.meta,

@@ -34,7 +34,7 @@ from tui.store.model import (
     new_id,
     newest_leaf,
 )
-from tui.store.parts import text_parts
+from tui.store.parts import Part, text_of, text_parts, with_text
 from tui.store.schema import (
     CorruptFile,
     connect,
@@ -227,6 +227,7 @@ class Library:
         with self._write() as db:
             if not db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount:
                 raise NotFoundError(f"no conversation with id {conv_id!r}")
+            rows.free_unused_blobs(db)
 
     def set_settings(
         self,
@@ -263,7 +264,7 @@ class Library:
         self,
         conv_id: str,
         role: str,
-        content: str,
+        content: str | tuple[Part, ...],
         parent_id: str | None | Default = CURRENT_LEAF,
         status: str = "ok",
         meta: MessageMeta | None = None,
@@ -272,17 +273,17 @@ class Library:
         created: float | None = None,
     ) -> Message:
         """Add a message under `parent_id` (the active leaf by default; a parent that already has
-        children makes a new version) and make it the active leaf. A conversation still titled
-        "New chat" takes its title from its first user message."""
+        children makes a new version) and make it the active leaf. `content` is its text, or its
+        parts (attachments stored once each). A conversation still titled "New chat" takes its
+        title from its first user message."""
         now = time.time() if created is None else created
+        parts = text_parts(content) if isinstance(content, str) else content
         with self._write() as db:
             row = rows.conversation_row(db, conv_id)
             parent = row["leaf_id"] if isinstance(parent_id, Default) else parent_id
             if parent is not None and rows.message_row(db, parent)["conversation_id"] != conv_id:
                 raise NotFoundError(f"message {parent!r} is not in conversation {conv_id!r}")
-            message = Message(
-                message_id or new_id(), role, text_parts(content), now, parent, status, meta or MessageMeta()
-            )
+            message = Message(message_id or new_id(), role, parts, now, parent, status, meta or MessageMeta())
             had_user = (
                 db.execute(
                     "SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'user' LIMIT 1", (conv_id,)
@@ -292,21 +293,21 @@ class Library:
             rows.insert_message(db, conv_id, message)
             db.execute(
                 "UPDATE conversations SET leaf_id = ?, updated = ?, title = ? WHERE id = ?",
-                (message.id, now, auto_title(row["title"], role, content, had_user), conv_id),
+                (message.id, now, auto_title(row["title"], role, text_of(parts), had_user), conv_id),
             )
         return message
 
     def update_message(
         self, message_id: str, content: str | None = None, status: str | None = None, meta: MessageMeta | None = None
     ) -> Message:
-        """Change a message in place (None leaves a field as it is; new `content` makes it a
-        text-only message); return the new message."""
+        """Change a message in place (None leaves a field as it is; new `content` replaces its
+        text, its attachments stay); return the new message."""
         with self._write() as db:
             row = rows.message_row(db, message_id)
             [old] = rows.messages_where(db, "id = ?", (message_id,))
             new = replace(
                 old,
-                parts=old.parts if content is None else text_parts(content),
+                parts=old.parts if content is None else with_text(old.parts, content),
                 status=old.status if status is None else status,
                 meta=old.meta if meta is None else meta,
             )
@@ -327,6 +328,7 @@ class Library:
             conv = rows.conversation_row(db, row["conversation_id"])
             doomed = {r[0] for r in db.execute(f"{rows.SUBTREE} SELECT id FROM subtree", (message_id,))}
             db.execute(f"{rows.SUBTREE} DELETE FROM messages WHERE id IN subtree", (message_id,))
+            rows.free_unused_blobs(db)
             leaf = row["parent_id"] if conv["leaf_id"] in doomed else conv["leaf_id"]
             db.execute(
                 "UPDATE conversations SET leaf_id = ?, updated = ? WHERE id = ?", (leaf, time.time(), conv["id"])

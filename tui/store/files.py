@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tui.paths import write_atomic
+from tui.store.file_parts import (
+    PartError,
+    attachments_from_markdown,
+    comment_json,
+    depth,
+    finite,
+    markdown_attachments,
+    openai_content,
+    parts_from_openai,
+    template_history,
+)
 from tui.store.meta import TOKEN_PROBS_KEY, MessageMeta
 from tui.store.model import (
     DEFAULT_TITLE,
@@ -26,7 +37,7 @@ from tui.store.model import (
     new_id,
     title_from,
 )
-from tui.store.parts import text_parts
+from tui.store.parts import Part, text_of
 from tui.text import inert, soft_break_lines
 
 FORMAT = "chatui.conversation"
@@ -49,17 +60,6 @@ class _Problem(Exception):
 # Export
 
 
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: NaN and infinities (not valid JSON) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _stats(meta: MessageMeta) -> dict[str, Any] | None:
     """A message's meta as the files' "stats" (null when there is none)."""
     return meta.to_dict() or None
@@ -80,11 +80,17 @@ def export_json(conv: Conversation) -> str:
         "generation_settings": conv.generation_settings,
         "system_prompt": conv.system_prompt,
         "messages": [
-            {"role": m.role, "content": m.content, "created": m.created, "status": m.status, "stats": _stats(m.meta)}
+            {
+                "role": m.role,
+                "content": openai_content(m.parts),
+                "created": m.created,
+                "status": m.status,
+                "stats": _stats(m.meta),
+            }
             for m in conv.messages
         ],
     }
-    text = json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False)
+    text = json.dumps(finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
@@ -108,15 +114,9 @@ def export_as(conv: Conversation, fmt: str) -> str:
 def export_tf_chat(conv: Conversation, config: dict[str, Any]) -> str:
     """The JSON `transformers chat` writes with `!save`: `{"settings": {...}, "chat_history":
     [...]}`, `config` being the whole GenerationConfig dict (tui.engine.generation_config)."""
-    history = model_history(conv.system_prompt or "", conv.messages)
+    history = template_history(model_history(conv.system_prompt or "", conv.messages))
     data = {"settings": {"base_url": None, "model_id": conv.model, "config": config}, "chat_history": history}
-    return json.dumps(_finite(data), ensure_ascii=False, indent=4) + "\n"
-
-
-def _comment_json(value: Any) -> str:
-    """JSON for an HTML comment: one line, nothing that could end the comment or reach a terminal."""
-    text = json.dumps(_finite(value), ensure_ascii=True, allow_nan=False)
-    return text.replace(">", "\\u003e")
+    return json.dumps(finite(data), ensure_ascii=False, indent=4) + "\n"
 
 
 def _with_hard_breaks(content: str) -> tuple[str, list[int]]:
@@ -129,9 +129,10 @@ def _with_hard_breaks(content: str) -> tuple[str, list[int]]:
     return "\n".join(lines), marked
 
 
-def export_markdown(conv: Conversation) -> str:
+def export_markdown(conv: Conversation, folder: str = "images") -> str:
     """A readable transcript: title, settings, then one section per message. Terminal control
-    characters are neutralised (see `tui.text.inert`), so `cat`-ing the file is harmless."""
+    characters are neutralised (see `tui.text.inert`), so `cat`-ing the file is harmless. Images
+    link into `folder` beside the file (`markdown_images` says what goes there)."""
     date = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
     header = {
         "format": FORMAT,
@@ -145,7 +146,7 @@ def export_markdown(conv: Conversation) -> str:
         "system_prompt": conv.system_prompt,
     }
     parts = [
-        f"{MARKDOWN_MARK}conversation {_comment_json(header)} -->\n",
+        f"{MARKDOWN_MARK}conversation {comment_json(header)} -->\n",
         inert(f"# {' '.join(conv.title.split())}\n\n- **Model:** {conv.model or 'default'}\n- **Date:** {date}\n"),
     ]
     if conv.generation_settings:
@@ -173,8 +174,10 @@ def export_markdown(conv: Conversation) -> str:
         }
         if shown != text or lf != message.content:  # control characters were changed: keep the exact text
             meta["content"] = message.content
-        parts.append(f"\n{MARKDOWN_MARK}message {_comment_json(meta)} -->\n## {message.role.capitalize()}\n\n")
-        parts.append(shown + "\n")
+        attached, recorded = markdown_attachments(message.parts, folder)
+        meta |= {"attachments": recorded} if recorded else {}
+        parts.append(f"\n{MARKDOWN_MARK}message {comment_json(meta)} -->\n## {message.role.capitalize()}\n\n")
+        parts.append(shown + "\n" + inert(attached))
         if message.status != "ok":
             parts.append(f"\n*({message.status})*\n")
     return "".join(parts)
@@ -184,7 +187,7 @@ MARKDOWN_MARK = "<!-- chatui:"
 _MARKER = re.compile(r"^<!-- chatui:(conversation|message) (\{.*\}) -->\n", re.M)
 
 
-def _from_markdown(text: str) -> Conversation:
+def _from_markdown(text: str, base: Path) -> Conversation:
     """A conversation from chatui's own Markdown export."""
     header = _MARKER.match(text)
     if header is None or header.group(1) != "conversation":
@@ -211,7 +214,14 @@ def _from_markdown(text: str) -> Conversation:
                     _fail(f"message {len(messages) + 1}: the file was changed (line breaks do not match)")
                 lines[n] = lines[n][:-1]
             content = "\n".join(lines)
-        messages.append({key: meta.get(key) for key in ("role", "status", "created", "stats")} | {"content": content})
+        try:
+            attached = attachments_from_markdown(meta.get("attachments"), base)
+        except PartError as error:
+            _fail(f"message {len(messages) + 1}: {error}")
+        messages.append(
+            {key: meta.get(key) for key in ("role", "status", "created", "stats")}
+            | {"content": content, "with": attached}
+        )
     return _from_chatui(data | {"messages": messages})
 
 
@@ -244,7 +254,8 @@ def import_conversation(path: Path) -> Conversation:
     name = Path(path).name
     try:
         text = _read_text(Path(path))
-        conv = _from_markdown(text) if _looks_like_markdown(path, text) else _parse(_json_of(text))
+        markdown = _looks_like_markdown(path, text)
+        conv = _from_markdown(text, Path(path).parent) if markdown else _parse(_json_of(text))
         # Lone surrogates (from JSON \ud800 escapes) cannot be stored as UTF-8.
         json.dumps(_strings_of(conv), ensure_ascii=False).encode("utf-8")
         return conv
@@ -291,21 +302,9 @@ def _json_of(text: str) -> Any:
         _fail("nested too deeply")
     except ValueError as error:  # e.g. an integer with too many digits
         _fail(f"not valid JSON ({error})")
-    if _depth(data) > MAX_DEPTH:
+    if depth(data) > MAX_DEPTH:
         _fail("nested too deeply")
     return data
-
-
-def _depth(data: Any) -> int:
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-    return deepest
 
 
 def _parse(data: Any) -> Conversation:
@@ -356,6 +355,7 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         if not isinstance(item, dict):
             _fail(f"{where}expected an object, not {type(item).__name__}")
         role, content = _role_and_content(item, where)
+        content = (*item.get("with", ()), *content)
         status = _get(item, "status", str, "a string", "ok", where)
         if status not in STATUSES:
             _fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
@@ -363,7 +363,7 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
             Message(
                 new_id(),
                 role,
-                text_parts(content),
+                content,
                 _timestamp(item, "created", created, where),
                 messages[-1].id if messages else None,
                 status,
@@ -405,13 +405,14 @@ def _from_transformers(data: dict[str, Any]) -> Conversation:
     )
 
 
-def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, str]:
+def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, tuple[Part, ...]]:
     role, content = item.get("role"), item.get("content")
     if role not in ROLES:
         _fail(f"{where}unknown role {role!r} (expected one of {', '.join(ROLES)})")
-    if not isinstance(content, str):
-        _fail(f"{where}content must be a string, not {type(content).__name__}")
-    return role, content
+    try:
+        return role, parts_from_openai(content)
+    except PartError as error:
+        _fail(f"{where}{error}")
 
 
 def _foreign(
@@ -427,21 +428,18 @@ def _foreign(
             _fail(f"message {number}: expected an object, not {type(item).__name__}")
         pairs.append(_role_and_content(item, f"message {number}: "))
     if pairs and pairs[0][0] == "system":
-        system_prompt = pairs.pop(0)[1]
+        system_prompt = text_of(pairs.pop(0)[1])
     now = time.time()
     messages: list[Message] = []
     for role, content in pairs:
-        messages.append(Message(new_id(), role, text_parts(content), now, messages[-1].id if messages else None))
-    title = next((t for role, content in pairs if role == "user" and (t := title_from(content))), DEFAULT_TITLE)
+        messages.append(Message(new_id(), role, content, now, messages[-1].id if messages else None))
+    title = next((t for role, parts in pairs if role == "user" and (t := title_from(text_of(parts)))), DEFAULT_TITLE)
     return Conversation(new_id(), title, now, now, model, {}, generation, system_prompt, messages)
 
 
 def _strings_of(conv: Conversation) -> list[Any]:
-    return [
-        conv.title,
-        conv.model,
-        conv.system_prompt,
-        conv.load_settings,
-        conv.generation_settings,
-        [[m.content, m.meta.to_dict()] for m in conv.messages],
+    messages = [
+        [m.meta.to_dict(), *(f"{getattr(p, 'name', '')}{getattr(p, 'text', '')}" for p in m.parts)]
+        for m in conv.messages
     ]
+    return [conv.title, conv.model, conv.system_prompt, conv.load_settings, conv.generation_settings, messages]

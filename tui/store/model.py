@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.store.meta import MessageMeta
-from tui.store.parts import Part, text_of
+from tui.store.parts import FilePart, ImagePart, Part, TextPart, document_text, text_of
 
 DEFAULT_TITLE = "New chat"
 TITLE_MAX = 60
@@ -173,10 +173,32 @@ def subtree_ids(messages: Sequence[Message], message_id: str) -> set[str]:
     return found
 
 
+def model_content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
+    """A message's parts as the model reads them: documents as their name and text, before the
+    message's text; with images, a list of content parts in order (`{"type": "text", "text"}`,
+    `{"type": "image", "data", "mime", "name"}`: the chat template's image parts, with the
+    image's bytes), else one string."""
+    if not any(isinstance(part, ImagePart) for part in parts):
+        return "\n\n".join(text for text in map(_part_text, parts) if text)
+    content: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            content.append({"type": "image", "data": part.data, "mime": part.mime, "name": part.name})
+        elif text := _part_text(part):
+            content.append({"type": "text", "text": text})
+    return content
+
+
+def _part_text(part: Part) -> str:
+    if isinstance(part, FilePart):
+        return document_text(part)
+    return part.text if isinstance(part, TextPart) else ""
+
+
 def model_message(message: Message) -> dict[str, Any]:
-    """A stored message as the chat template takes it: a reply's tool calls and a tool result's
-    call id go with them."""
-    turn: dict[str, Any] = {"role": message.role, "content": message.content}
+    """A stored message as the chat template takes it (its content: `model_content`): a reply's
+    tool calls and a tool result's call id go with them."""
+    turn: dict[str, Any] = {"role": message.role, "content": model_content(message.parts)}
     meta = message.meta
     if message.role == "assistant" and meta.tool_calls:
         turn["tool_calls"] = meta.tool_calls

@@ -9,7 +9,7 @@ from typing import Any
 
 from tui.store.meta import MessageMeta
 from tui.store.model import Conversation, ConversationSummary, Message, NotFoundError
-from tui.store.parts import Part, part_from_row, part_row
+from tui.store.parts import Part, PartRow, TextPart, part_from_row, part_row
 
 
 def to_json(value: Any) -> str | None:
@@ -67,11 +67,13 @@ def messages_where(db: sqlite3.Connection, condition: str, args: tuple[Any, ...]
     insertion order."""
     parts: dict[str, list[Part]] = {}
     for row in db.execute(
-        f"SELECT p.message_id, p.kind, p.text FROM message_parts p JOIN messages "
-        f"ON messages.id = p.message_id WHERE {condition} ORDER BY p.position",
+        f"SELECT p.message_id, p.kind, p.text, p.blob, p.name, p.mime, b.data FROM message_parts p "
+        f"JOIN messages ON messages.id = p.message_id LEFT JOIN blobs b ON b.digest = p.blob "
+        f"WHERE {condition} ORDER BY p.position",
         args,
     ):
-        parts.setdefault(row["message_id"], []).append(part_from_row(row["kind"], row["text"]))
+        stored = PartRow(row["kind"], row["text"], row["blob"], row["name"], row["mime"])
+        parts.setdefault(row["message_id"], []).append(part_from_row(stored, row["data"]))
     rows = db.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {condition} ORDER BY seq", args)
     return [message_from(row, tuple(parts.get(row["id"], ()))) for row in rows]
 
@@ -116,7 +118,19 @@ def insert_message(db: sqlite3.Connection, conv_id: str, message: Message) -> No
 
 
 def insert_parts(db: sqlite3.Connection, message: Message) -> None:
+    """The message's parts, each attachment's bytes stored first unless the library has them."""
     db.executemany(
-        "INSERT INTO message_parts (message_id, position, kind, text) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO blobs (digest, size, data) VALUES (?, ?, ?)",
+        [(part.digest, len(part.blob), part.blob) for part in message.parts if not isinstance(part, TextPart)],
+    )
+    db.executemany(
+        "INSERT INTO message_parts (message_id, position, kind, text, blob, name, mime) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(message.id, position, *part_row(part)) for position, part in enumerate(message.parts)],
     )
+
+
+def free_unused_blobs(db: sqlite3.Connection) -> int:
+    """Delete the stored attachments no message part names any more; how many were freed."""
+    return db.execute(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM message_parts p WHERE p.blob = blobs.digest)"
+    ).rowcount

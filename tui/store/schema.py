@@ -181,7 +181,38 @@ def _v4_parts(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_base, _v2_search, _v3_interrupted, _v4_parts)
+_FILE_TRIGGER = """CREATE TRIGGER search_file_insert AFTER INSERT ON message_parts WHEN new.kind = 'file' BEGIN
+       INSERT INTO search(rowid, conversation_id, text)
+       SELECT new.seq, m.conversation_id, new.name || char(10) || CAST(b.data AS TEXT)
+       FROM messages m JOIN blobs b ON b.digest = new.blob WHERE m.id = new.message_id;
+   END"""
+
+
+def _v5_blobs(db: sqlite3.Connection) -> None:
+    """Images and attached documents: their bytes stored once each in `blobs`, named by their
+    SHA-256 (the same file attached twice is one row); a part row names its blob, with the
+    attachment's name and type. A document's text (its blob) is searched with its name. Every
+    existing row stays as it was (the new columns are NULL for text parts)."""
+    db.execute("""
+        CREATE TABLE blobs (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL
+        )""")
+    db.execute("ALTER TABLE message_parts ADD COLUMN blob TEXT REFERENCES blobs(digest)")
+    db.execute("ALTER TABLE message_parts ADD COLUMN name TEXT")
+    db.execute("ALTER TABLE message_parts ADD COLUMN mime TEXT")
+    db.execute("CREATE INDEX message_parts_blob ON message_parts(blob) WHERE blob IS NOT NULL")
+    db.execute(_FILE_TRIGGER)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _v1_base,
+    _v2_search,
+    _v3_interrupted,
+    _v4_parts,
+    _v5_blobs,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

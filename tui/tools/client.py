@@ -8,6 +8,8 @@ last line explains a crash.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import shutil
 import tempfile
 from contextlib import AsyncExitStack
@@ -39,6 +41,7 @@ class ServerStatus:
 class ToolResult:
     text: str  # what goes back to the model
     is_error: bool = False
+    images: tuple[tuple[str, bytes], ...] = ()  # MCP image content: (MIME type, bytes) each
 
 
 def _last_line(log: Any) -> str:
@@ -117,11 +120,25 @@ async def call_tool(
         except Exception as exc:  # noqa: BLE001
             said = _last_line(log)
             return ToolResult(f"the tool {name} failed: {_reason(exc)}" + (f" ({said})" if said else ""), is_error=True)
-    parts = []
+    parts, images = [], []
     for item in getattr(result, "content", None) or []:
         text = getattr(item, "text", None)
-        parts.append(text if isinstance(text, str) else f"[{getattr(item, 'type', 'content')}]")
-    return ToolResult("\n".join(parts), is_error=bool(getattr(result, "is_error", False)))
+        image = _image_of(item)
+        if image is not None:
+            images.append(image)
+        else:
+            parts.append(text if isinstance(text, str) else f"[{getattr(item, 'type', 'content')}]")
+    return ToolResult("\n".join(parts), bool(getattr(result, "is_error", False)), tuple(images))
+
+
+def _image_of(item: Any) -> tuple[str, bytes] | None:
+    """An MCP image content item as (MIME type, bytes); None for anything else or bad base64."""
+    if getattr(item, "type", None) != "image" or not isinstance(getattr(item, "data", None), str):
+        return None
+    try:
+        return str(getattr(item, "mimeType", None) or "image/png"), base64.b64decode(item.data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def list_all(servers: list[ServerConfig], timeout: float = LIST_TIMEOUT_S) -> list[ServerStatus]:

@@ -6,7 +6,7 @@ help, the slash-command dispatch and every key named in text, always with the us
 Scopes: "app" actions run on the app, "chat" actions on the chat screen, "prompt" actions in the
 prompt, "message" actions on a focused message; the others on one modal screen each: "browser"
 (conversations), "token_view", "compare", "tool_approval", "confirm" (a yes/no question),
-"text_prompt" (a line of text), "help" and "tools". The command palette offers "app" and "chat"
+"text_prompt" (a line of text), "help", "tools" and "image_viewer". The command palette offers "app" and "chat"
 actions; an action with no key is reached from the palette or its slash command.
 """
 
@@ -74,6 +74,16 @@ ACTIONS: tuple[Action, ...] = (
            "Answer the last prompt again under 2-4 settings side by side (current, a preset, or "
            "key=value,...; by default current and the built-in presets), with the same seed; keep one.",
            slash=("compare",), argument="[SETTINGS ...]"),
+    Action("chat.attach", "attach", None, "Attach a file",
+           "Attach an image or a document (text, Markdown, code, CSV, JSON, PDF) to your next message; a path "
+           "may start with ~ or be relative to where chatui started. Repeat for more.", slash=("attach",),
+           argument="PATH"),
+    Action("chat.detach", "detach", None, "Remove an attachment",
+           "Remove attachment N (counting from 1) from your next message, or the last one.", slash=("detach",),
+           argument="[N]"),
+    Action("chat.view_image", "view_image", "f9", "View image",
+           "Show the focused message's image (or the chat's last one) full size.", slash=("image",),
+           footer=False),
     Action("chat.tools", "tools", None, "Tools",
            "The configured MCP servers (config.toml [mcp]), each with its state and its tools; `/tools off "
            "[NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat.", slash=("tools",),
@@ -164,6 +174,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("confirm.no", "answer(False)", "n,escape", "No", "Answer no.", scope="confirm"),
     Action("text_prompt.cancel", "cancel", "escape", "Cancel", "Close without an answer.", scope="text_prompt"),
     Action("help.close", "dismiss", "escape,q", "Close", "Close the help.", scope="help"),
+    Action("image_viewer.close", "close", "escape,q", "Close", "Close the image.", scope="image_viewer"),
     Action("tools.close", "dismiss", "escape,q", "Close", "Close the tools list.", scope="tools"),
 )
 # fmt: on

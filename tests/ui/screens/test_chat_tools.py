@@ -143,7 +143,7 @@ def test_tools_switch_off_and_on_for_a_chat(tmp_path):
             await chat.action_new_chat()  # a new chat starts with every tool
             await send(pilot, app, "new chat")
             await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app) == ["Back."])
-            assert {t["function"]["name"] for t in engine.tools_given} == {"add", "echo", "env_value", "sleep"}
+            assert {t["function"]["name"] for t in engine.tools_given} == {"add", "draw", "echo", "env_value", "sleep"}
 
     run(scenario())
 
@@ -165,5 +165,31 @@ def test_tool_output_is_shown_inert(tmp_path):
             view = next(v for v in message_views(chat) if v.role == "tool")
             shown = view.query_one(".message-body").source
             assert "\x1b" not in shown and "\x07" not in shown and "␛[2J" in shown and "boom" in shown
+
+    run(scenario())
+
+
+def test_an_image_a_tool_returns_is_stored_and_shown_in_its_result(tmp_path):
+    from tui.store.parts import ImagePart
+    from tui.ui.widgets.attachments import AttachmentsShown
+
+    draw = '<tool_call>{"name": "draw", "arguments": {"colour": "red"}}</tool_call>'
+
+    async def scenario():
+        app, engine = tools_app(tmp_path, [draw, "A red picture."])
+        async with app.run_test(size=(120, 40)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
+            await send(pilot, app, "Draw me something red")
+            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
+            await pilot.press("o")
+            await wait_for(pilot, lambda: chat.state == "ready" and reply_texts(app)[-1] == "A red picture.", 30)
+            tool = next(m for m in chat.messages if m.role == "tool")
+            [image] = [p for p in tool.parts if isinstance(p, ImagePart)]
+            assert (image.name, image.mime, tool.content) == ("draw-1.png", "image/png", "Here it is.")
+            view = message_views(chat)[[m.id for m in chat.messages].index(tool.id)]
+            assert len(view.query_one(AttachmentsShown).query(".thumbnail")) == 1
+            follow_up = engine.calls[-1][0]
+            assert any(isinstance(m["content"], list) and m["content"][0]["type"] == "image" for m in follow_up)
 
     run(scenario())

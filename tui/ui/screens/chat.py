@@ -32,6 +32,7 @@ from tui.ui.actions import ACTIONS, Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
 from tui.ui.idle_gc import IdleCollector
+from tui.ui.screens.chat_attach import Attachments
 from tui.ui.screens.chat_files import ConversationFiles
 from tui.ui.screens.chat_messages import MessageActions
 from tui.ui.screens.chat_model import ModelLoader
@@ -42,6 +43,7 @@ from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
+from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown
 from tui.ui.widgets.chat_view import ChatView
 from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
@@ -49,7 +51,7 @@ from tui.ui.widgets.settings_panel import SettingsPanel
 from tui.ui.widgets.status_bar import StatusBar
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
-ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls)
+ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, Attachments)
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 
@@ -89,6 +91,7 @@ class ChatScreen(Screen[None]):
         self.files = ConversationFiles(self)
         self.lab = TuningLab(self)
         self.tool_calls = ToolCalls(self)
+        self.attachments = Attachments(self)
         self.settings_panel = SettingsPanel(
             session.generation,
             session.system_prompt,
@@ -100,7 +103,7 @@ class ChatScreen(Screen[None]):
     @property
     def parts(self) -> tuple[object, ...]:
         """The parts that run the table's chat actions, in ACTION_PARTS order."""
-        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls)
+        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls, self.attachments)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -112,6 +115,7 @@ class ChatScreen(Screen[None]):
                     self.keymap.key("prompt.send"),
                     (self.keymap.keys("prompt.new_line") or "").replace(",", "/"),
                 )
+                yield AttachmentChips(id="chips")
                 yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")
@@ -173,8 +177,14 @@ class ChatScreen(Screen[None]):
         await self.send(text)
 
     async def send(self, text: str) -> None:
+        problem = await self.attachments.problem(text)
+        if problem:  # one line; the message and its attachments stay for another try
+            self.notify(problem, severity="error")
+            self.prompt_input.load_text(text)
+            return
         edited, self.editing = self.editing, None
-        user = self.session.add_user_message(text, edit_of=edited)
+        attached = await self.attachments.take()
+        user = self.session.add_user_message(text, edit_of=edited, attachments=attached)
         self.files.report_saves()
         if edited is not None:  # an edit becomes a new version of that message
             await self.transcript.render()
@@ -228,6 +238,15 @@ class ChatScreen(Screen[None]):
 
     async def on_message_view_action(self, event: MessageView.Action) -> None:
         await self.message_actions.on_view_action(event)
+
+    async def on_attachment_chips_removed(self, event: AttachmentChips.Removed) -> None:
+        await self.attachments.remove(event.index)
+
+    def on_attachments_shown_image_chosen(self, event: AttachmentsShown.ImageChosen) -> None:
+        self.attachments.view(event.image)
+
+    def on_prompt_input_path_pasted(self, event: PromptInput.PathPasted) -> None:
+        self.attachments.offer_pasted(event.text)
 
     def on_message_view_typed(self, event: MessageView.Typed) -> None:
         self.prompt_input.focus()

@@ -15,11 +15,10 @@ from tui.store import (
     Library,
     StoreError,
     export_as,
-    export_json,
-    export_markdown,
     import_conversation,
     write_file_atomic,
 )
+from tui.store.exports import images_folder, write_export
 from tui.ui.screens.conversations import ConversationBrowser
 from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
 
@@ -169,13 +168,12 @@ class ConversationFiles:
         if path.exists() and not await self.screen.app.push_screen_wait(ConfirmScreen(f"{path} exists. Replace it?")):
             self.screen.notify("Not saved.")
             return
-        text = export_json(conv) if path.suffix.lower() == ".json" else export_markdown(conv)
         try:
-            write_file_atomic(path, text)
+            images = write_export(conv, "json" if path.suffix.lower() == ".json" else "md", path)
         except OSError as exc:
             self.screen.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error")
             return
-        self.screen.notify(f"Saved to {path}")
+        self.screen.notify(f"Saved to {path}" + (f" (images in {images_folder(path)}/)" if images else ""))
 
     def action_save_tf_chat(self, answer: str = "") -> None:
         """`!save [NAME]`: transformers chat's JSON, where transformers chat puts it by default."""

@@ -10,6 +10,7 @@ from textual.widgets import Button
 
 from tui.store import Message as StoredMessage
 from tui.store.meta import ReplyMetrics
+from tui.store.parts import attachments_of
 from tui.ui.bridge import ContextCounted, count_context
 from tui.ui.screens.chat_tools import tool_card
 from tui.ui.widgets.message import MessageView
@@ -42,7 +43,8 @@ class Transcript:
 
     def view_for(self, message: StoredMessage) -> MessageView:
         if message.role == "tool":  # a short card: the call, its outcome, the first lines
-            return self.message_view("tool", tool_card(message), message_id=message.id)
+            attached = attachments_of(message.parts)  # a tool's images (MCP image content)
+            return self.message_view("tool", tool_card(message), message_id=message.id, attachments=attached)
         return self.message_view(
             message.role,
             message.content,
@@ -50,6 +52,7 @@ class Transcript:
             status=message.status,
             version=self.screen.session.version_label(message),
             message_id=message.id,
+            attachments=attachments_of(message.parts),
         )
 
     async def mount(self, message: StoredMessage) -> MessageView:

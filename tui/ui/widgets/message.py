@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual import events
@@ -19,9 +20,11 @@ from textual.message import Message
 from textual.widget import MountError, Widget
 from textual.widgets import Collapsible, Markdown, Static
 
+from tui.store.parts import Attachment
 from tui.text import ThinkSplitter, inert, markdown_parser, split_think
 from tui.ui.actions import Keymap, bindings
 from tui.ui.activity import UserActivity
+from tui.ui.widgets.attachments import AttachmentsShown
 from tui.ui.widgets.markdown_stream import InputFirstStream
 
 CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
@@ -185,6 +188,7 @@ class MessageView(Vertical, can_focus=True):
         status: str = "ok",
         version: str = "",
         message_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
         keymap: Keymap | None = None,
         activity: UserActivity | None = None,
         **kwargs,
@@ -193,6 +197,7 @@ class MessageView(Vertical, can_focus=True):
         self.keymap = keymap or Keymap()  # the keys named in hints
         self.activity = activity  # the user's input, which a streaming reply lets draw first
         self.message_id = message_id
+        self.attachments = tuple(attachments)  # shown above the text
         self.role = role
         self.text = text
         self.status = status
@@ -207,6 +212,8 @@ class MessageView(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Static(self._header_text(), classes="message-header")
+        if self.attachments:
+            yield AttachmentsShown(self.attachments)
         think, answer = split_think(self.text) if self.role == "assistant" else ("", self.text)
         thinking = Collapsible(
             LiveMarkdown(inert(think), open_links=False, classes="think-body"),

@@ -1,0 +1,109 @@
+"""Files read into attachments, and a conversation's attachments through edits and deletes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from fakes import ScriptedEngine
+from images import png
+
+from tui.core.attachments import AttachmentError, fit_problem, read_attachment, resolve_path
+from tui.core.chat_session import ChatSession
+from tui.engine import LoadSettings
+from tui.store import AutoSaver, Library
+from tui.store.parts import FilePart, ImagePart, TextPart
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "mime"),
+    [
+        ("table.csv", b"a,b\n1,2\n", "text/csv"),
+        ("data.json", b'{"a": 1}', "application/json"),
+        ("notes.md", b"# Title", "text/markdown"),
+        ("script.py", b"print('hi')\n", "text/x-python"),
+        ("README", b"no suffix, plain UTF-8 text", "text/plain"),
+        ("bom.txt", b"\xef\xbb\xbfwith a byte-order mark", "text/plain"),
+    ],
+)
+def test_text_files_become_documents(tmp_path, name, data, mime):
+    (tmp_path / name).write_bytes(data)
+    part = read_attachment(tmp_path / name)
+    assert isinstance(part, FilePart) and part.mime == mime and part.text == data.decode("utf-8-sig")
+
+
+def test_an_image_is_kept_as_its_bytes_whatever_its_name(tmp_path):
+    (tmp_path / "photo").write_bytes(png())  # no suffix: sniffed
+    part = read_attachment(tmp_path / "photo")
+    assert isinstance(part, ImagePart) and part.mime == "image/png" and part.data == png()
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    with pytest.raises(AttachmentError, match="chatui cannot read .txt files"):
+        read_attachment(tmp_path / "latin1.txt")
+
+
+def test_paths_as_users_type_and_paste_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_path("~/a b.png") == tmp_path / "a b.png"
+    assert resolve_path("'/tmp/a b.png'") == resolve_path('"/tmp/a b.png"') == resolve_path("/tmp/a b.png")
+    assert resolve_path("x.md", cwd=tmp_path) == tmp_path / "x.md"
+
+
+def test_the_context_check_says_by_how_much():
+    assert fit_problem(["a.md"], 100, 50, 1000, 200) is None
+    line = fit_problem(["a.md", "b.pdf"], 900, 100, 1000, 200)
+    assert line == (
+        "a.md, b.pdf do not fit: the message takes 900 tokens, 200 more than the 700 left in the context "
+        "(1,000 tokens, 100 used by the chat, 200 kept for the reply)"
+    )
+    assert fit_problem(["a.md"], 0, 0, 1000, 200) is None  # a backend that cannot count: no check
+
+
+def test_an_edit_keeps_the_attachments_and_a_reply_update_keeps_them_too(tmp_path):
+    path = tmp_path / "library.sqlite3"
+    engine = ScriptedEngine(images=True)
+    engine.load(LoadSettings()).result()
+    session = ChatSession(AutoSaver(Library(path)), backend=engine)
+    session.new()
+    image = ImagePart("a.png", "image/png", png())
+    first = session.add_user_message("What is it?", attachments=[image])
+    assert first.parts == (image, TextPart("What is it?"))
+    edited = session.add_user_message("And now?", edit_of=first)
+    assert edited.parts == (image, TextPart("And now?")) and edited.parent_id == first.parent_id
+    session.saver.update_message(edited.id, content="And now, really?")
+    with Library(path) as library:
+        stored = library.messages(session.conversation.id)
+        assert stored[-1].parts == (image, TextPart("And now, really?"))
+        library.delete_message(first.id)
+        assert blobs(path) == 1  # the edit still shows the image
+        library.delete_message(edited.id)
+        assert blobs(path) == 0
+
+
+def test_images_for_a_model_that_reads_text_only_are_refused(tmp_path):
+    engine = ScriptedEngine()
+    engine.load(LoadSettings()).result()
+    session = ChatSession(AutoSaver.memory_only(), backend=engine)
+    session.new()
+    problem = session.attachment_problem([ImagePart("a.png", "image/png", png())], "Look")
+    assert problem == "scripted-model reads text only: it cannot see a.png (load a vision model to send images)"
+    assert session.attachment_problem([FilePart("a.md", "text/markdown", "short")], "Look") is None
+
+
+def blobs(path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_pdf_becomes_its_text(tmp_path):
+    from images import pdf
+
+    part = read_attachment(pdf(tmp_path / "report.pdf", "Quarterly figures (draft)"))
+    assert isinstance(part, FilePart) and part.mime == "application/pdf"
+    assert part.text == "Quarterly figures (draft)"
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7\nnot really a pdf")
+    with pytest.raises(AttachmentError, match="broken.pdf is not a readable PDF"):
+        read_attachment(broken)

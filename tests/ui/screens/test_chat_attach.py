@@ -1,0 +1,143 @@
+"""Attachments in the app: /attach (with ~ and relative paths), chips removable before sending,
+a pasted path offered, images shown in their message and full size, and one-line refusals that
+keep the typed message."""
+
+from __future__ import annotations
+
+from fakes import ScriptedEngine
+from images import png
+from pilot import booted, message_views, notes, run, send, wait_for
+from textual import events
+
+from tui.store.parts import FilePart, ImagePart, TextPart
+from tui.ui.screens.dialogs import ConfirmScreen
+from tui.ui.screens.image_viewer import ImageViewer
+from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown
+
+RED = png((220, 20, 20))
+
+
+def chip_labels(app) -> list[str]:
+    return app.chat_screen.query_one(AttachmentChips).labels
+
+
+def test_attach_chips_send_and_view(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "pics").mkdir(parents=True)
+    (home / "pics" / "red.png").write_bytes(RED)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text("buy zucchini and milk")
+    (tmp_path / "extra.txt").write_text("not needed")
+    engine = ScriptedEngine(["A red square."], images=True)
+
+    async def scenario():
+        async with booted(tmp_path, engine=engine) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, "/attach ~/pics/red.png")
+            await send(pilot, app, "/attach notes.md")  # relative to where chatui started
+            await send(pilot, app, "/attach extra.txt")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 3 and "tokens" in chip_labels(app)[1])
+            labels = chip_labels(app)
+            assert labels[0].startswith("image: red.png · ") and labels[0].endswith("✕")
+            assert labels[1].startswith("file: notes.md · 21 B · ") and "tokens" in labels[1]
+            await send(pilot, app, "/detach")  # the last one
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 2)
+            await send(pilot, app, "What is this?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2, what="the reply")
+            assert chip_labels(app) == []
+            user = screen.messages[0]
+            assert [type(p) for p in user.parts] == [ImagePart, FilePart, TextPart]
+            sent = engine.calls[-1][0][-1]["content"]
+            assert [part["type"] for part in sent] == ["image", "text", "text"] and sent[0]["data"] == RED
+            assert '<file name="notes.md">' in sent[1]["text"]
+            shown = message_views(screen)[0].query_one(AttachmentsShown)
+            assert len(shown.query(".thumbnail")) == 1
+            message_views(screen)[0].focus()
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: isinstance(app.screen, ImageViewer))
+            assert app.screen.image.data == RED
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ImageViewer))
+            await pilot.click(".thumbnail")  # a click on the thumbnail opens it too
+            await wait_for(pilot, lambda: isinstance(app.screen, ImageViewer))
+            await pilot.press("escape")
+
+    run(scenario())
+
+
+def test_refusals_are_one_line_and_keep_the_typed_message(tmp_path):
+    (tmp_path / "red.png").write_bytes(RED)
+    (tmp_path / "broken.png").write_bytes(RED[:50])
+    (tmp_path / "long.txt").write_text("word " * 5000)  # the scripted count: a token a word; context 4096
+    engine = ScriptedEngine()  # reads text only
+
+    async def scenario():
+        async with booted(tmp_path, engine=engine) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await wait_for(pilot, lambda: any("reads text only" in n for n in notes(app)))
+            await send(pilot, app, f"/attach {tmp_path / 'broken.png'}")
+            await wait_for(pilot, lambda: any("broken.png is not a readable image" in n for n in notes(app)))
+            await send(pilot, app, f"/attach {tmp_path / 'missing.pdf'}")
+            await wait_for(pilot, lambda: any("missing.pdf: no such file" in n for n in notes(app)))
+            assert chip_labels(app) == []
+            await send(pilot, app, f"/attach {tmp_path / 'long.txt'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await send(pilot, app, "Sum it up")
+            await wait_for(pilot, lambda: any("long.txt do not fit" in n for n in notes(app)))
+            assert screen.prompt_input.text == "Sum it up" and len(chip_labels(app)) == 1
+            assert engine.calls == [] and screen.messages == []  # nothing sent, nothing saved
+            assert all("\n" not in n for n in notes(app))
+
+    run(scenario())
+
+
+def test_a_pasted_file_path_is_offered_as_an_attachment(tmp_path):
+    picture = tmp_path / "dropped picture.png"
+    picture.write_bytes(RED)
+
+    async def scenario():
+        async with booted(tmp_path, engine=ScriptedEngine(images=True)) as (pilot, app):
+            prompt = app.chat_screen.prompt_input
+            prompt.focus()
+            prompt.post_message(events.Paste(f"'{picture}'"))  # as a terminal pastes a dropped file
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            assert prompt.text == "" and "dropped picture.png" in chip_labels(app)[0]
+            await pilot.click("#chip-0")  # pressing a chip removes it
+            await wait_for(pilot, lambda: chip_labels(app) == [])
+            prompt.post_message(events.Paste(str(picture)))
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("n")  # declined: the path is pasted as text
+            await wait_for(pilot, lambda: prompt.text == str(picture))
+            prompt.post_message(events.Paste("just some words"))
+            await wait_for(pilot, lambda: prompt.text.endswith("just some words"))
+
+    run(scenario())
+
+
+def test_the_app_answers_an_image_as_transformers_does(tmp_path, tiny_vlm_dir):
+    """The real engine on the tiny vision model: the reply to an image sent from the app is the
+    greedy reply plain `model.generate` writes."""
+    from engine.test_vision import reference_reply
+    from images import image_message
+
+    from tui.engine import Engine
+
+    blue = png((20, 20, 220))
+    (tmp_path / "blue.png").write_bytes(blue)
+
+    async def scenario():
+        args = (str(tiny_vlm_dir), "--dtype", "float32", "do_sample=false", "max_new_tokens=10")
+        async with booted(tmp_path, *args, engine=Engine()) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'blue.png'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await send(pilot, app, "What is in this picture?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2, 120, "the reply")
+            return screen.messages[1].content
+
+    reply = run(scenario())
+    assert reply == reference_reply(tiny_vlm_dir, [image_message(blue, "What is in this picture?", "blue.png")], 10)

@@ -1,0 +1,175 @@
+"""Files attached to a message: read into image and document parts, checked before anything is
+sent, shared by the app (`/attach`, a pasted path) and headless (`--image`, `--file`).
+
+Images (PNG, JPEG, GIF, WebP, BMP, TIFF) are kept as their file's bytes, checked with Pillow.
+Documents become their text: text, Markdown, code, CSV, JSON and the like as UTF-8, PDFs
+through pypdf. Whatever cannot be used is an AttachmentError whose message is one line for the
+user, naming the file."""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tui.store.parts import Attachment, FilePart, ImagePart
+
+MAX_BYTES = 200 * 2**20  # larger files are refused before they are read
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+PDF_TYPE = "application/pdf"
+# Suffixes read as text without sniffing (others are text when they decode as UTF-8, NUL-free).
+TEXT_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".csv": "text/csv", ".json": "application/json"}
+
+
+class AttachmentError(Exception):
+    """A file cannot be attached; the message is one line for the user."""
+
+
+def resolve_path(text: str, cwd: Path | None = None) -> Path:
+    """A path as the user typed it: `~` expanded, relative to `cwd` (the working folder),
+    surrounding quotes (as terminals paste them) removed."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else (cwd or Path.cwd()) / path
+
+
+def read_attachment(path: Path, image_only: bool = False) -> Attachment:
+    """The part for the file at `path` (an image or a document); `image_only` (`--image`)
+    refuses anything but an image."""
+    name = path.name
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise AttachmentError(f"{path} is not a file")
+    except FileNotFoundError:
+        raise AttachmentError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_BYTES:
+        raise AttachmentError(f"{name} is {size / 2**20:,.0f} MB: attachments are limited to {MAX_BYTES // 2**20} MB")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_TYPES or _looks_like_image(data):
+        return _image(name, data, IMAGE_TYPES.get(suffix))
+    if image_only:
+        raise AttachmentError(f"{name} is not an image (PNG, JPEG, GIF, WebP, BMP or TIFF)")
+    if suffix == ".pdf" or data.startswith(b"%PDF"):
+        return FilePart(name, PDF_TYPE, _pdf_text(name, data))
+    text = _as_text(data)
+    if text is None:
+        kind = f"{suffix} files" if suffix else "this kind of file"
+        raise AttachmentError(
+            f"chatui cannot read {kind} ({name}): attach images, PDFs or text (Markdown, code, CSV, JSON, ...)"
+        )
+    mime = TEXT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "text/plain"
+    return FilePart(name, mime, text)
+
+
+def read_attachments(paths: Sequence[Path], image_only: bool = False) -> list[Attachment]:
+    return [read_attachment(path, image_only) for path in paths]
+
+
+def refuse_images(attachments: Sequence[Attachment], model: str, accepts_images: bool) -> None:
+    """AttachmentError when images go to a model that reads text only."""
+    images = [a.name for a in attachments if isinstance(a, ImagePart)]
+    if images and not accepts_images:
+        raise AttachmentError(
+            f"{model} reads text only: it cannot see {', '.join(images)} (load a vision model to send images)"
+        )
+
+
+def describe(attachment: Attachment) -> str:
+    """Name and size, as a chip shows it."""
+    size = len(attachment.blob) if isinstance(attachment, ImagePart) else len(attachment.text)
+    return f"{attachment.name} ({human_size(size)})"
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:,.1f} KB" if size < 2**20 else f"{size / 2**20:,.1f} MB"
+
+
+def fit_problem(
+    names: Sequence[str], message_tokens: int, used_tokens: int, context: int, max_new_tokens: int
+) -> str | None:
+    """Why a message with attachments cannot be sent (it needs more of the context than is left
+    after the conversation so far and the reply's max_new_tokens), saying by how much; None if
+    it fits or the counts are unknown (0)."""
+    if not message_tokens or not context:
+        return None
+    left = max(context - max_new_tokens - used_tokens, 0)
+    if message_tokens <= left:
+        return None
+    return (
+        f"{', '.join(names)} do not fit: the message takes {message_tokens:,} tokens, "
+        f"{message_tokens - left:,} more than the {left:,} left in the context ({context:,} tokens, "
+        f"{used_tokens:,} used by the chat, {max_new_tokens:,} kept for the reply)"
+    )
+
+
+def _looks_like_image(data: bytes) -> bool:
+    return data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    )
+
+
+def _image(name: str, data: bytes, mime: str | None) -> ImagePart:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes it all: a truncated or damaged file fails here
+            found = Image.MIME.get(image.format or "")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise AttachmentError(f"{name} is not a readable image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise AttachmentError(f"{name} is too large an image ({exc})") from None
+    return ImagePart(name, found or mime or "application/octet-stream", data)
+
+
+def _pdf_text(name: str, data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise AttachmentError(f"{name} is an encrypted PDF: save an unprotected copy to attach it")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except AttachmentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise AttachmentError(f"{name} is not a readable PDF ({exc})") from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    text = text.encode("utf-8", errors="replace").decode("utf-8")  # no lone surrogates from odd fonts
+    if not text:
+        raise AttachmentError(
+            f"{name} has no text to read (a scanned or image-only PDF?): attach its pages as images instead"
+        )
+    return text
+
+
+def _as_text(data: bytes) -> str | None:
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None

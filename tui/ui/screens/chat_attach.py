@@ -1,0 +1,163 @@
+"""Attachments of the next message: `/attach PATH`, a file path pasted into the prompt, the chips
+above the prompt (removable), the checks before sending, and the image viewer. A part of the chat
+screen (screens/chat.py), which owns the widgets.
+
+Reading a file and the checks before sending are those headless runs (tui/core/attachments.py,
+`ChatSession.attachment_problem`): a refusal is one line and the typed message stays."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tui.core.attachments import AttachmentError, human_size, read_attachment, refuse_images, resolve_path
+from tui.store.model import model_content
+from tui.store.parts import Attachment, FilePart, ImagePart, TextPart, images_of
+from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
+from tui.ui.screens.image_viewer import ImageViewer
+from tui.ui.widgets.attachments import AttachmentChips, size_of
+from tui.ui.widgets.message import MessageView
+
+if TYPE_CHECKING:
+    from tui.ui.screens.chat import ChatScreen
+
+log = logging.getLogger(__name__)
+ATTACH_QUESTION = "Attach a file (an image, or text, Markdown, code, CSV, JSON, PDF)"
+
+
+class Attachments:
+    """The files waiting to go with the next message, and the chips that show them."""
+
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+        self.pending: list[Attachment] = []
+        self.tokens: dict[str, int] = {}  # a document's digest → its tokens, once counted
+        self.last_folder: Path = Path.cwd()
+
+    @property
+    def chips(self) -> AttachmentChips:
+        return self.screen.query_one(AttachmentChips)
+
+    # -- adding and removing --------------------------------------------------------------------
+
+    def action_attach(self, answer: str = "") -> None:
+        """`/attach PATH`: the file goes with the next message (asked for, from the last folder
+        used, when no path is given)."""
+        self.screen.run_worker(self._attach(answer), group="attach")
+
+    async def _attach(self, answer: str) -> None:
+        if not answer:
+            typed = await self.screen.app.push_screen_wait(
+                TextPromptScreen(
+                    "Attach a file (an image, or text, Markdown, code, CSV, JSON, PDF)", f"{self.last_folder}/"
+                )
+            )
+            answer = typed or ""
+            if not answer:
+                return
+        await self.attach(answer)
+
+    async def attach(self, typed: str) -> bool:
+        """Read the file at `typed` and add it; a refusal is one line. True when it was added."""
+        path = resolve_path(typed)
+        try:
+            attachment = await asyncio.to_thread(read_attachment, path)
+            if self.screen.engine.info is not None:
+                model, _ = self.screen.session.loaded_model()
+                refuse_images([attachment], model, self.screen.engine.capabilities.images)
+        except AttachmentError as exc:
+            self.screen.notify(str(exc), severity="error")
+            return False
+        self.last_folder = path.parent
+        self.pending.append(attachment)
+        await self.show()
+        if isinstance(attachment, FilePart) and attachment.digest not in self.tokens:
+            self.screen.run_worker(self._count(attachment), group="attachment-tokens")
+        return True
+
+    async def _count(self, document: FilePart) -> None:
+        content = model_content((document, TextPart("")))
+        future = self.screen.engine.count_tokens([{"role": "user", "content": content}])
+        try:
+            self.tokens[document.digest] = await asyncio.wrap_future(future)
+        except Exception as exc:  # a count is a nicety: the chip just goes without it
+            log.info("could not count the tokens of %s: %s", document.name, exc)
+            return
+        await self.show()
+
+    def action_detach(self, answer: str = "") -> None:
+        self.screen.run_worker(self._detach(answer), group="attach")
+
+    async def _detach(self, answer: str) -> None:
+        """`/detach [N]`: remove attachment N (from 1), or the last one."""
+        if not self.pending:
+            self.screen.notify("Nothing is attached.", severity="warning")
+            return
+        try:
+            index = int(answer) - 1 if answer.strip() else len(self.pending) - 1
+        except ValueError:
+            index = -1
+        if not 0 <= index < len(self.pending):
+            self.screen.notify(f"/detach takes a number from 1 to {len(self.pending)}.", severity="error")
+            return
+        await self.remove(index)
+
+    async def remove(self, index: int) -> None:
+        if 0 <= index < len(self.pending):
+            removed = self.pending.pop(index)
+            await self.show()
+            self.screen.notify(f"Removed {removed.name}.")
+
+    async def show(self) -> None:
+        await self.chips.show([self.label(attachment) for attachment in self.pending])
+
+    def label(self, attachment: Attachment) -> str:
+        kind = "image" if isinstance(attachment, ImagePart) else "file"
+        label = f"{kind}: {attachment.name} · {human_size(size_of(attachment))}"
+        tokens = self.tokens.get(attachment.digest) if isinstance(attachment, FilePart) else None
+        return label + (f" · {tokens:,} tokens" if tokens else "")
+
+    def offer_pasted(self, text: str) -> None:
+        """A file path pasted into the prompt (as terminals paste a dropped file): offered as an
+        attachment; declined, or refused, the path goes into the prompt as text."""
+        self.screen.run_worker(self._offer_pasted(text), group="attach")
+
+    async def _offer_pasted(self, text: str) -> None:
+        question = f"Attach {resolve_path(text).name} to your message? (no: the path is pasted as text)"
+        if await self.screen.app.push_screen_wait(ConfirmScreen(question)):
+            await self.attach(text)  # a refusal is said; the prompt stays as it was
+        else:
+            self.screen.prompt_input.insert(text)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def problem(self, text: str) -> str | None:
+        """Why the next message cannot go with its attachments (one line), or None."""
+        if not self.pending or self.screen.engine.info is None:
+            return None  # no model yet: checked by the model when it answers
+        return await asyncio.to_thread(self.screen.session.attachment_problem, list(self.pending), text)
+
+    async def take(self) -> list[Attachment]:
+        """The attachments for the message being sent; the chips empty."""
+        taken, self.pending = self.pending, []
+        await self.show()
+        return taken
+
+    # -- viewing --------------------------------------------------------------------------------
+
+    def action_view_image(self) -> None:
+        """The focused message's first image (or the chat's last image) full size."""
+        focused = self.screen.focused
+        messages = self.screen.messages
+        if isinstance(focused, MessageView) and focused.message_id:
+            messages = [m for m in messages if m.id == focused.message_id]
+        images = [image for message in messages for image in images_of(message.parts)]
+        if not images:
+            self.screen.notify("There is no image to show.", severity="warning")
+            return
+        self.view(images[0] if isinstance(focused, MessageView) else images[-1])
+
+    def view(self, image: ImagePart) -> None:
+        self.screen.app.push_screen(ImageViewer(image))
