@@ -3,8 +3,9 @@
 Decode is bound by memory bandwidth: each new token reads every weight once, so a model that
 reads B bytes per token on a machine that moves W bytes per second makes at most W / B tokens per
 second. The bandwidth is measured once (a copy of a buffer far larger than the caches, on the
-device the model would use, about a second) and kept in the user cache dir, keyed by what would
-change it (the CPU, the memory, the GPU, the threads torch uses).
+device the model would use, about a second; on the CPU with numpy on every core, no torch) and
+kept in the user cache dir, keyed by what would change it (the CPU, the memory, the GPU, the
+cores this process may use).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,32 +119,68 @@ def _bandwidth_file() -> Path:
     return cache_dir() / "bandwidth.json"
 
 
-def _machine_key(device: str) -> str:
-    import torch
+def measure_threads() -> int:
+    """Threads the CPU measurement copies with: one per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
-    parts = [device, cpu_name(), str(psutil.virtual_memory().total), str(torch.get_num_threads())]
+
+def _machine_key(device: str) -> str:
+    parts = [device, cpu_name(), str(psutil.virtual_memory().total), str(measure_threads())]
     if device == "cuda":
+        import torch
+
         parts.append(torch.cuda.get_device_name(0))
     return "|".join(parts)
 
 
+def measure_cpu_bandwidth(seconds: float = MEASURE_SECONDS, nbytes: int = MEASURE_BYTES) -> float:
+    """Bytes per second the CPU's cores move together: each thread copies its own slice of a
+    buffer far larger than the caches (numpy releases the GIL in a copy), reading and writing it.
+    No torch: it may run beside the engine's thread without touching its model."""
+    import numpy
+
+    threads = measure_threads()
+    source = numpy.ones(nbytes // 8, dtype=numpy.float64)
+    target = numpy.empty_like(source)
+    slices = [slice(i * len(source) // threads, (i + 1) * len(source) // threads) for i in range(threads)]
+    numpy.copyto(target, source)  # touch every page once before timing
+
+    def copy_all() -> None:
+        workers = [threading.Thread(target=numpy.copyto, args=(target[part], source[part])) for part in slices]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    copies, started = 0, time.perf_counter()
+    while True:
+        copy_all()
+        copies += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and copies >= 3:
+            break
+    return 2 * source.nbytes * copies / elapsed
+
+
 def measure_bandwidth(device: str = "cpu", seconds: float = MEASURE_SECONDS, nbytes: int = MEASURE_BYTES) -> float:
-    """Bytes per second that a copy on `device` reads and writes (torch's threads, as decode uses
-    them): each copy reads `nbytes` and writes `nbytes`."""
+    """Bytes per second that a copy on `device` reads and writes (a GPU's through torch)."""
+    if device != "cuda":
+        return measure_cpu_bandwidth(seconds, nbytes)
     import torch
 
     count = nbytes // 4
     source = torch.ones(count, dtype=torch.float32, device=device)
     target = torch.empty_like(source)
-    target.copy_(source)  # touch every page once before timing
-    if device == "cuda":
-        torch.cuda.synchronize()
+    target.copy_(source)
+    torch.cuda.synchronize()
     copies, started = 0, time.perf_counter()
     while True:
         target.copy_(source)
         copies += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
+        torch.cuda.synchronize()
         elapsed = time.perf_counter() - started
         if elapsed >= seconds and copies >= 3:
             break

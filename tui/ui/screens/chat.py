@@ -35,6 +35,7 @@ from tui.ui.idle_gc import IdleCollector
 from tui.ui.screens.chat_files import ConversationFiles
 from tui.ui.screens.chat_messages import MessageActions
 from tui.ui.screens.chat_model import ModelLoader
+from tui.ui.screens.chat_models import ModelPicking
 from tui.ui.screens.chat_reply import ReplyStream
 from tui.ui.screens.chat_settings import SettingsEditor
 from tui.ui.screens.chat_tokens import TuningLab
@@ -49,7 +50,7 @@ from tui.ui.widgets.settings_panel import SettingsPanel
 from tui.ui.widgets.status_bar import StatusBar
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
-ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls)
+ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, ModelPicking)
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 
@@ -89,6 +90,7 @@ class ChatScreen(Screen[None]):
         self.files = ConversationFiles(self)
         self.lab = TuningLab(self)
         self.tool_calls = ToolCalls(self)
+        self.models = ModelPicking(self)
         self.settings_panel = SettingsPanel(
             session.generation,
             session.system_prompt,
@@ -100,7 +102,7 @@ class ChatScreen(Screen[None]):
     @property
     def parts(self) -> tuple[object, ...]:
         """The parts that run the table's chat actions, in ACTION_PARTS order."""
-        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls)
+        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls, self.models)
 
     # -- layout ---------------------------------------------------------------------------------
 
