@@ -19,6 +19,9 @@ from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRound
 from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
 from tui.engine.backend import Backend
 from tui.engine.backends import Backends
+from tui.engine.estimates import limit_pct
+from tui.engine.loading import ModelInfo
+from tui.engine.machine import cached_bandwidth, memory_bandwidth
 from tui.store import AutoSaver, Library, Message, StoreError
 from tui.tools.calls import ToolCall
 
@@ -209,9 +212,24 @@ def _reply(
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
-        print(
-            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
-            file=stderr,
-            flush=True,
+        line = final.metrics.stats_line(
+            number,
+            info.dtype if info else "",
+            info.quantization if info else "",
+            bandwidth_share(info, final.metrics.decode_tok_s),
         )
+        print(line, file=stderr, flush=True)
     return 0, stored
+
+
+def bandwidth_share(info: ModelInfo | None, decode_tok_s: float) -> float | None:
+    """Decode speed as a percentage of this machine's bandwidth limit for the loaded model (the
+    CPU's bandwidth measured once, about a second, between turns; a GPU's from `--doctor`'s
+    cache); None for a server's model or when it is not known."""
+    if info is None or info.remote or not info.bytes_per_token or decode_tok_s <= 0:
+        return None
+    if info.device == "cuda":
+        bandwidth = cached_bandwidth("cuda")
+    else:
+        bandwidth = memory_bandwidth("cpu")
+    return limit_pct(decode_tok_s, info.bytes_per_token, bandwidth.bytes_per_s) if bandwidth else None

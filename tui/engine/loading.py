@@ -21,6 +21,7 @@ from tui.engine.packed_linear import can_pack, pack_linear_layers
 from tui.engine.quantization import (
     INT4_GROUP_SIZE,
     bytes_per_parameter,
+    bytes_read_per_token,
     check_quantization,
     quantize_int4,
     transformers_config,
@@ -64,6 +65,7 @@ class ModelInfo:
     # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
     unavailable: dict[str, str] = field(default_factory=dict)
     available_models: list[str] = field(default_factory=list)  # a server's models (remote only)
+    bytes_per_token: int = 0  # weights one decoded token reads (engine/estimates.py); 0 when unknown
 
     @property
     def remote(self) -> bool:
@@ -287,6 +289,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         load_seconds=time.perf_counter() - started,
         warnings=warnings,
         unavailable=unavailable_options(),
+        bytes_per_token=bytes_read_per_token(model),
     )
     report(_STEPS, _STEPS, "ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings)

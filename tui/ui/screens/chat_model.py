@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tui.engine import LoadSettings
+from tui.engine import LoadSettings, ModelInfo
+from tui.engine.estimates import roofline_tok_s
+from tui.engine.machine import Bandwidth, cached_bandwidth, memory_bandwidth
 from tui.engine.metrics import cuda_memory, rss_bytes
 from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.ui.bridge import CompileDone, LoadDone, LoadProgress, start_load, watch_compile
@@ -71,6 +73,7 @@ class ModelLoader:
             context_size=info.context_size,
         )
         self.refresh_memory()
+        self.show_limit(info)
         screen.transcript.show_figures()
         job = screen.engine.compile
         screen.status.update_info(compile="compiling (torch.compile; replies wait for it)" if job else "")
@@ -78,6 +81,30 @@ class ModelLoader:
             watch_compile(screen, job)
         if screen.replies.pending_send:
             await screen.replies.start("send")
+
+    def show_limit(self, info: ModelInfo) -> None:
+        """The loaded model's decode limit from this machine's bandwidth, for the status bar's
+        "% of bandwidth limit": the cached figure, or the CPU's measured now on a thread (about a
+        second, numpy, once); none for a server's model or a GPU never measured (`--doctor`)."""
+        status = self.screen.status
+        status.update_info(tok_s_limit=None)
+        if info.remote or not info.bytes_per_token:
+            return
+        device = "cuda" if info.device == "cuda" else "cpu"
+        bandwidth = cached_bandwidth(device)
+        if bandwidth is not None:
+            status.update_info(tok_s_limit=roofline_tok_s(info.bytes_per_token, bandwidth.bytes_per_s))
+        elif device == "cpu":
+            self.screen.run_worker(lambda: self._measured(info), thread=True, group="bandwidth", exclusive=True)
+
+    def _measured(self, info: ModelInfo) -> None:
+        bandwidth: Bandwidth = memory_bandwidth("cpu")
+        limit = roofline_tok_s(info.bytes_per_token, bandwidth.bytes_per_s)
+        self.screen.app.call_from_thread(self._set_limit, info, limit)
+
+    def _set_limit(self, info: ModelInfo, limit: float) -> None:
+        if self.screen.engine.info is info:  # the model it was measured for is still loaded
+            self.screen.status.update_info(tok_s_limit=limit)
 
     def compile_done(self, message: CompileDone) -> None:
         screen, job = self.screen, message.job
