@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import TextIO
 
 from tui import token_probs
@@ -63,11 +64,16 @@ def run_headless(
         backend.close()
         return EXIT_USAGE
     try:
+        line = LoadLine(stderr)
         try:
-            info = backend.load(options.load).result()
+            info = backend.load(options.load, line.show).result()
         except LoadError as exc:
+            line.clear()
             print(f"chatui: {exc}", file=stderr)
             return EXIT_FAILURE
+        line.clear()
+        if options.stats:
+            print(f"load model={info.name} load_ms={info.load_seconds * 1000:.0f}", file=stderr, flush=True)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
         try:
@@ -90,6 +96,32 @@ def run_headless(
         return 0
     finally:
         backend.close()
+
+
+class LoadLine:
+    """chatui's own progress line while a model loads (the first run converts the bundled GGUF,
+    tens of seconds): on a terminal one line, rewritten in place and cleared once loaded; into a
+    pipe nothing (the libraries' own bars go to the log, never here)."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self.stderr = stderr
+        self.live = stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+
+    def show(self, done: int, total: int, label: str) -> None:
+        if not self.live or done >= total:
+            return
+        elapsed = time.monotonic() - self.started
+        self.stderr.write(f"\r\x1b[2Kchatui: {label} · {100 * done // max(total, 1)} % · {elapsed:.0f} s")
+        self.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stderr.write("\r\x1b[2K")
+            self.stderr.flush()
+            self.shown = False
 
 
 class CommandLineApproval:

@@ -48,6 +48,7 @@ from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
 from tui.ui.widgets.settings_panel import SettingsPanel
 from tui.ui.widgets.status_bar import StatusBar
+from tui.ui.widgets.welcome import WelcomePanel
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
 ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, ModelPicking)
@@ -109,6 +110,7 @@ class ChatScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
+                yield WelcomePanel(id="welcome")
                 yield ChatView(id="chat")
                 send, new_line = (
                     self.keymap.key("prompt.send"),
@@ -124,6 +126,14 @@ class ChatScreen(Screen[None]):
         return self.query_one(ChatView)
 
     @property
+    def welcome(self) -> WelcomePanel:
+        return self.query_one(WelcomePanel)
+
+    def refresh_welcome(self) -> None:
+        """The welcome panel shows while the open chat has no message."""
+        self.welcome.display = not self.messages
+
+    @property
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
@@ -137,6 +147,16 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.prompt_input.focus()
+        keys = (
+            ("app.help", "help"),
+            ("app.sidebar", "settings"),
+            ("chat.conversations", "chats"),
+            ("chat.models", "models"),
+        )
+        self.welcome.show(
+            keys=tuple((self.keymap.key(i), what) for i, what in keys if self.keymap.key(i)),
+            send_key=self.keymap.key("prompt.send"),
+        )
         self.session.new()
         self.loader.load(self.session.load_settings)
         self.tool_calls.start()
@@ -146,6 +166,7 @@ class ChatScreen(Screen[None]):
         if not self.is_attached:  # the app is closing
             return
         self.status.update_info(state=state)
+        self.welcome.show(state=state.value)
         self.settings_panel.set_busy(state is AppState.LOADING)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -5,7 +5,10 @@ backend's to say (`engine.info`, `engine.load_settings`); the load asked for is 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
+
+from textual.timer import Timer
 
 from tui.engine import LoadSettings, ModelInfo
 from tui.engine.estimates import roofline_tok_s
@@ -19,9 +22,31 @@ if TYPE_CHECKING:
     from tui.ui.screens.chat import ChatScreen
 
 
+def describe_loaded(info: ModelInfo) -> str:
+    if info.remote:
+        return f"on {info.source}"
+    parts = [info.device, info.dtype if info.quantization == "none" else f"{info.dtype} {info.quantization}"]
+    if info.parameters:
+        parts.append(
+            f"{info.parameters / 1e9:.1f}B parameters"
+            if info.parameters >= 1e9
+            else f"{info.parameters / 1e6:.0f}M parameters"
+        )
+    if info.context_size:
+        parts.append(f"context {info.context_size:,}")
+    parts.append(f"loaded in {info.load_seconds:.1f} s")
+    return " · ".join(parts)
+
+
 class ModelLoader:
+    clock = staticmethod(time.monotonic)  # pinned in snapshots
+
     def __init__(self, screen: ChatScreen) -> None:
         self.screen = screen
+        self.started: float | None = None  # when the load in flight began
+        self.fraction = 0.0  # of the load in flight, done
+        self.label = ""
+        self._ticker: Timer | None = None
 
     @property
     def load_settings(self) -> LoadSettings:
@@ -36,6 +61,10 @@ class ModelLoader:
         screen.collector.thaw()
         screen.status.update_info(detail=f"loading {settings.model or DEFAULT_MODEL_NAME}", tok_s=None)
         screen.status.show_progress(0, 100)
+        self.started, self.fraction, self.label = self.clock(), 0.0, "starting"
+        screen.welcome.show(model=settings.model or DEFAULT_MODEL_NAME, detail="starting", elapsed_s=None, left_s=None)
+        if self._ticker is None:
+            self._ticker = screen.set_interval(1, self.tick)
         start_load(screen, screen.engine, settings)
 
     def reload(self, settings: LoadSettings) -> None:
@@ -46,6 +75,18 @@ class ModelLoader:
         if self.screen.state is AppState.LOADING:
             self.screen.status.show_progress(message.done, message.total)
             self.screen.status.update_info(detail=message.label)
+            self.fraction = message.done / message.total if message.total else 0.0
+            self.label = message.label
+            self.tick()
+
+    def tick(self) -> None:
+        """The welcome panel's clock while a load runs: the time so far, and the time left as the
+        share done so far says (from 5 % done on)."""
+        if self.screen.state is not AppState.LOADING or self.started is None:
+            return
+        elapsed = self.clock() - self.started
+        left = elapsed * (1 - self.fraction) / self.fraction if self.fraction >= 0.05 else None
+        self.screen.welcome.show(detail=self.label, elapsed_s=elapsed, left_s=left)
 
     async def done(self, message: LoadDone) -> None:
         screen = self.screen
@@ -59,11 +100,14 @@ class ModelLoader:
         if info is None:
             screen.state = AppState.ERROR
             screen.status.update_info(detail="no model loaded (fix it in the sidebar, then Apply)", model="")
+            pick = screen.keymap.key("chat.models")
+            screen.welcome.show(detail=f"{message.error} ({pick} picks another model; the sidebar sets its options)")
             return
         screen.collector.freeze_long_lived()
         for warning in info.warnings:
             screen.notify(warning, severity="warning", timeout=10)
         screen.state = AppState.READY
+        screen.welcome.show(model=info.name, detail=describe_loaded(info))
         screen.status.update_info(
             detail="",
             model=info.name,
