@@ -3,7 +3,8 @@ code uses (model info with siblings, `resolve/REV/FILE` with ETag, X-Repo-Commit
 Content-Length, Range for resume, whoami for a token), for repos whose files a test gives.
 
 Behaviours a test can switch on: a gated repo (401 + X-Error-Code GatedRepo without the token)
-and a connection dropped mid-file (the next `drops[name]` GETs of a file stop half way). Every
+a connection dropped mid-file (the next `drops[name]` GETs of a file stop half way) and a slow
+link (`pace_s` after each 64 KiB). Every
 request is recorded, its header names in lower case.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +33,7 @@ class Repo:
 class HubState:
     repos: dict[str, Repo] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)  # file name → GETs still to drop half way
+    pace_s: float = 0.0  # a pause after each 64 KiB of a file's body (a slow link, for cancel tests)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
     def add_folder(self, repo_id: str, folder: Path, gated: bool = False) -> Repo:
@@ -138,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+            return
+        if self.state.pace_s:
+            for start in range(0, len(body), 64 * 1024):
+                self.wfile.write(body[start : start + 64 * 1024])
+                time.sleep(self.state.pace_s)
             return
         self.wfile.write(body)
 

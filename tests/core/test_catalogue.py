@@ -126,3 +126,19 @@ def test_one_line_per_model(hub_cache: Path) -> None:
     line = entry_line(next(e for e in entries if e.name == "chatui-test/tiny-chat"))
     assert line.startswith("chatui-test/tiny-chat  LlamaForCausalLM  3M  float32  ")
     assert "chat  text" in line and "(fits)" in line and "tok/s at float32" in line and "used 2h ago" in line
+
+
+def test_the_servers_models_are_listed_and_a_server_that_is_down_is_one_problem(hub_cache: Path) -> None:
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        entries, problems = build_catalogue(_target(), [], [], endpoint=server.url)
+    remote = [e for e in entries if e.kind == "remote"]
+    assert [(e.name, e.endpoint, e.origins) for e in remote] == [
+        ("fake/model-a", server.url, ["server"]),
+        ("fake/model-b", server.url, ["server"]),
+    ]
+    assert problems == []
+    entries, problems = build_catalogue(_target(), [], [], endpoint="http://127.0.0.1:9/v1")
+    assert not [e for e in entries if e.kind == "remote"] and len(problems) == 1
+    assert problems[0].startswith("server http://127.0.0.1:9/v1: ")

@@ -148,3 +148,72 @@ def test_a_hub_id_not_in_the_cache_is_downloaded_with_progress_then_loaded(
                 assert [r.repo_id for r in cached_models()] == ["org/tiny"]
 
     run(scenario())
+
+
+@pytest.fixture
+def online_hub(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """The local Hub with org/tiny and org/gated, online, an empty cache and stored tokens in
+    tmp_path, the picker on the pinned catalogue."""
+    from huggingface_hub import hf_api
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "stored_tokens"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(ModelPicking, "read_catalogue", pinned_catalogue())
+    with HubServer() as hub:
+        hub.state.add_folder("org/tiny", tiny_model_dir)
+        hub.state.add_folder("org/gated", tiny_model_dir, gated=True)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
+        yield hub
+
+
+async def start_download(pilot, app, repo_id: str) -> None:
+    screen = await open_picker(pilot, app)
+    await pilot.press(*repo_id)
+    await wait_for(pilot, lambda: f"download {repo_id}" in str(screen.query_one(DataTable).get_row_at(0)[0]))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.screen is not screen, what="the download")
+
+
+def test_escape_cancels_a_download_and_keeps_what_came(tmp_path: Path, online_hub: HubServer) -> None:
+    online_hub.state.pace_s = 0.02  # about 3 MiB/s: the weights take seconds
+
+    async def scenario() -> None:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
+            await start_download(pilot, app, "org/tiny")
+            download = app.screen
+            assert isinstance(download, ModelDownloadScreen)
+            await wait_for(pilot, lambda: download.plan is not None)
+            await pilot.press("enter")
+            bar = download.query_one("#download-file-bar")
+            await wait_for(pilot, lambda: "model.safetensors" in str(download.query_one("#download-file").render()))
+            await wait_for(pilot, lambda: bar.progress > 0)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is app.chat_screen, what="the cancel")
+            assert any(n.startswith("download cancelled; what came is kept") for n in notes(app))
+            assert len(app.engine.loads) == 1  # nothing loaded
+            partial = list((tmp_path / "hub" / "models--org--tiny" / "blobs").glob("*.chatui-partial"))
+            assert len(partial) == 1 and partial[0].stat().st_size > 0
+
+    run(scenario())
+
+
+def test_a_gated_repo_asks_for_a_token_then_lists_its_files(tmp_path: Path, online_hub: HubServer) -> None:
+    from hub_server import TOKEN
+
+    from tui.ui.screens.dialogs import TextPromptScreen
+
+    async def scenario() -> None:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
+            await start_download(pilot, app, "org/gated")
+            await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen), what="the token question")
+            await pilot.press(*TOKEN, "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelDownloadScreen) and app.screen.plan is not None)
+            assert (tmp_path / "token").read_text() == TOKEN  # where huggingface_hub keeps it
+            assert "model.safetensors" in str(app.screen.query_one("#download-files").render())
+
+    run(scenario())
