@@ -5,10 +5,10 @@ kept. A part of the chat screen (screens/chat.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tui.core.catalogue import CatalogueEntry, load_catalogue
+from tui.engine.settings import SettingsError
 from tui.ui.screens.model_download import ModelDownloadScreen
 from tui.ui.screens.models import ModelPicker
 
@@ -40,11 +40,15 @@ class ModelPicking:
             repo_id = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
             if repo_id is None:
                 return
-            settings = replace(current, model=repo_id, endpoint=None)
+            model, endpoint = repo_id, None
         elif choice.entry is not None:
-            entry = choice.entry
-            settings = replace(current, model=entry.model or None, endpoint=entry.endpoint or None)
+            model, endpoint = choice.entry.model or None, choice.entry.endpoint or None
         else:
+            return
+        try:
+            settings = current.replace(model=model, endpoint=endpoint)
+        except SettingsError as exc:  # the other load options do not go with this model
+            screen.notify(str(exc), severity="error")
             return
         if screen.replies.generating():
             screen.notify(
