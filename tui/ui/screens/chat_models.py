@@ -36,6 +36,8 @@ class ModelPicking:
         if choice is None:
             return
         current = screen.loader.load_settings
+        model: str | None
+        endpoint: str | None
         if choice.download:
             repo_id = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
             if repo_id is None:
