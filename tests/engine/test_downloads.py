@@ -190,3 +190,23 @@ def test_offline_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DownloadError, match="offline"):
         plan_download("org/tiny")
+
+
+def test_a_gguf_repo_downloads_one_quantization_and_loads_by_its_file(hub: HubServer, tmp_path: Path) -> None:
+    from tui.core.catalogue import build_catalogue
+    from tui.engine.downloads import loadable
+
+    folder = tmp_path / "gguf-repo"
+    folder.mkdir()
+    for name, size in (("m.Q8_0.gguf", 3000), ("m.Q4_K_M.gguf", 2000), ("m.Q2_K.gguf", 1000)):
+        (folder / name).write_bytes(b"GGUF" + bytes(size))
+    (folder / "README.md").write_text("a GGUF repo")
+    hub.state.add_folder("org/m-GGUF", folder)
+    plan = plan_download("org/m-GGUF")
+    assert sorted(f.name for f in plan.files) == ["README.md", "m.Q4_K_M.gguf"]
+    assert set(plan.skipped) == {"m.Q8_0.gguf", "m.Q2_K.gguf"}
+    snapshot = download(plan)
+    assert loadable(snapshot, "org/m-GGUF") == str(snapshot / "m.Q4_K_M.gguf")
+    entries, _ = build_catalogue(None, [], [])
+    entry = next(e for e in entries if e.name == "org/m-GGUF")
+    assert entry.kind == "gguf" and entry.model == str(snapshot / "m.Q4_K_M.gguf") and entry.in_hub_cache

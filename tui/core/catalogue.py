@@ -163,7 +163,10 @@ class Catalogue:
             path = ggufs[0] if ggufs and not (repo.snapshot / "config.json").exists() else repo.snapshot
             facts = inspect_model(path, size_bytes=repo.size_bytes)
             facts.size_bytes = repo.size_bytes
-            self._add(CatalogueEntry(repo.repo_id, repo.repo_id, "hub", ["cache"], facts, str(path)))
+            if path.suffix == ".gguf":  # a GGUF-only repo: transformers loads it by its file
+                self._add(CatalogueEntry(repo.repo_id, str(path), "gguf", ["cache"], facts, str(path)))
+            else:
+                self._add(CatalogueEntry(repo.repo_id, repo.repo_id, "hub", ["cache"], facts, str(path)))
 
     def add_local(self, model: str, origin: str, last_used: float | None = None) -> None:
         """A folder or .gguf file (or a Hub id, from the history); missing ones are left out."""

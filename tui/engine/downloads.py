@@ -170,7 +170,35 @@ def plan_download(repo_id: str, token: str | None = None) -> DownloadPlan:
     skipped = [s.rfilename for s in siblings if not _wanted(s.rfilename)]
     if not any(f.name.endswith((".safetensors", ".gguf")) for f in wanted):
         raise DownloadError(f"{repo_id} has no safetensors or GGUF weights chatui can load")
+    ggufs = [f for f in wanted if f.name.lower().endswith(".gguf")]
+    if len(ggufs) > 1 and not any(f.name == "config.json" for f in wanted):
+        keep = pick_gguf(ggufs)  # a GGUF repo holds one file per quantization: one is enough
+        skipped += [f.name for f in ggufs if f is not keep]
+        wanted = [f for f in wanted if f is keep or not f.name.lower().endswith(".gguf")]
     return DownloadPlan(repo_id, str(info.sha or "main"), wanted, skipped)
+
+
+# The quantizations a GGUF repo is read in, best first: llama.cpp's usual default, then the
+# smaller and larger ones transformers can dequantize.
+GGUF_PREFERENCE = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q4_1", "Q5_K_S", "Q5_0", "Q6_K", "Q8_0", "Q3_K_M", "F16")
+
+
+def pick_gguf(files: list[RemoteFile]) -> RemoteFile:
+    """The one GGUF file of a repo of many to download: by GGUF_PREFERENCE, else the smallest."""
+    for quantization in GGUF_PREFERENCE:
+        for file in files:
+            if quantization.lower() in file.name.lower():
+                return file
+    return min(files, key=lambda file: file.size)
+
+
+def loadable(folder: Path, repo_id: str) -> str:
+    """What to load from a downloaded snapshot: the Hub id of a transformers model, or the path
+    of the GGUF file of a GGUF-only repo (transformers reads those by file)."""
+    if (folder / "config.json").is_file():
+        return repo_id
+    ggufs = sorted(folder.glob("*.gguf"))
+    return str(ggufs[0]) if ggufs else repo_id
 
 
 class _FileBar:

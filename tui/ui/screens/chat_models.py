@@ -39,10 +39,10 @@ class ModelPicking:
         model: str | None
         endpoint: str | None
         if choice.download:
-            repo_id = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
-            if repo_id is None:
+            downloaded = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
+            if downloaded is None:
                 return
-            model, endpoint = repo_id, None
+            model, endpoint = downloaded, None
         elif choice.entry is not None:
             model, endpoint = choice.entry.model or None, choice.entry.endpoint or None
         else:

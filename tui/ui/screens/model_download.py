@@ -2,7 +2,8 @@
 the user says so, a progress bar per file and one overall (huggingface_hub's own download,
 `engine/downloads.py`, on a thread). Escape cancels and keeps what came: the next download of
 the same model resumes. A gated or private repo asks for a token and stores it where
-huggingface_hub does. Dismissed with the Hub id when it is all in the cache, else None."""
+huggingface_hub does. Dismissed with what to load once it is all in the cache (the Hub id, or
+a GGUF-only repo's file), else None."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tui.engine.downloads import (
     DownloadProgress,
     TokenRequired,
     download,
+    loadable,
     plan_download,
     save_token,
 )
@@ -130,11 +132,11 @@ class ModelDownloadScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True, group="fetch")
     def fetch(self, plan: DownloadPlan) -> None:
         try:
-            download(plan, self.progress_from_thread, self.cancel)
+            folder = download(plan, self.progress_from_thread, self.cancel)
         except DownloadError as exc:
             self.app.call_from_thread(self.stopped, str(exc))
             return
-        self.app.call_from_thread(self.dismiss, plan.repo_id)
+        self.app.call_from_thread(self.dismiss, loadable(folder, plan.repo_id))
 
     def stopped(self, message: str) -> None:
         if self.cancel.is_set():

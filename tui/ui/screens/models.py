@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -176,7 +177,8 @@ class ModelPicker(ModalScreen[PickerChoice | None]):
     def describe(self, entry: CatalogueEntry) -> str:
         facts, guess = entry.facts, entry.estimate
         if entry.in_hub_cache:
-            where = f"in the Hugging Face cache, revision {entry.path.rstrip('/').rsplit('/', 1)[-1][:8]}"
+            snapshot = Path(entry.path).parent if entry.kind == "gguf" else Path(entry.path)
+            where = f"in the Hugging Face cache, revision {snapshot.name[:8]}"
         else:
             where = entry.endpoint or entry.path or "on the Hub, not downloaded"
         parts = [f"{where} ({' + '.join(entry.origins)})"]
@@ -235,7 +237,7 @@ class ModelPicker(ModalScreen[PickerChoice | None]):
         from tui.engine.hub_cache import HubCacheError, delete_model
 
         try:
-            freed = delete_model(entry.model)
+            freed = delete_model(entry.name)  # a cached model is named by its Hub id
         except HubCacheError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
