@@ -132,12 +132,16 @@ def test_the_servers_models_are_listed_and_a_server_that_is_down_is_one_problem(
     from fake_openai import FakeOpenAI
 
     with FakeOpenAI() as server:
-        entries, problems = build_catalogue(_target(), [], [], endpoint=server.url)
+        used = [("fake/model-b", server.url, 100.0), ("chatui-test/tiny-chat", server.url, 50.0)]
+        entries, problems = build_catalogue(_target(), used, [], endpoint=server.url)
     remote = [e for e in entries if e.kind == "remote"]
     assert [(e.name, e.endpoint, e.origins) for e in remote] == [
+        ("fake/model-b", server.url, ["history", "server"]),
+        ("chatui-test/tiny-chat", server.url, ["history"]),  # served once, kept apart from the cached one
         ("fake/model-a", server.url, ["server"]),
-        ("fake/model-b", server.url, ["server"]),
     ]
+    cached = next(e for e in entries if e.name == "chatui-test/tiny-chat" and e.kind == "hub")
+    assert cached.origins == ["cache"]
     assert problems == []
     entries, problems = build_catalogue(_target(), [], [], endpoint="http://127.0.0.1:9/v1")
     assert not [e for e in entries if e.kind == "remote"] and len(problems) == 1

@@ -198,8 +198,8 @@ class Catalogue:
     def add_history(self, used: list[tuple[str, str, float]]) -> None:
         for model, endpoint, when in used:
             if endpoint:
-                entry = self._add(CatalogueEntry(model or "(server default)", model, "remote", ["history"]))
-                entry.endpoint = endpoint
+                name = model or "(server default)"
+                entry = self._add(CatalogueEntry(name, model, "remote", ["history"], endpoint=endpoint))
                 entry.last_used = max(entry.last_used or 0, when)
             else:
                 self.add_local(model, "history", when)
@@ -212,8 +212,7 @@ class Catalogue:
         try:
             info = backend.load(LoadSettings(endpoint=endpoint)).result(timeout=REMOTE_TIMEOUT_S)
             for model in info.available_models:
-                entry = self._add(CatalogueEntry(model, model, "remote", ["server"], endpoint=endpoint))
-                entry.endpoint = endpoint
+                self._add(CatalogueEntry(model, model, "remote", ["server"], endpoint=endpoint))
         except Exception as exc:  # down, refused, not OpenAI-compatible: one line, the rest stays
             self.problems.append(f"server {endpoint}: {exc}")
         finally:
