@@ -246,18 +246,27 @@ def build_catalogue(
 
 
 def load_catalogue(
-    load: LoadSettings, config_paths: list[str], measure_gpu: bool = True, with_server: bool = True
+    load: LoadSettings,
+    config_paths: list[str],
+    measure_gpu: bool = True,
+    with_server: bool = True,
+    measure: bool = True,
 ) -> tuple[list[CatalogueEntry], list[str]]:
     """The catalogue for this machine: the library's history, the HF cache, config.toml's
     paths and the configured server. The bandwidth is measured once (about a second) when never
-    measured here before; a GPU's only when `measure_gpu` (it runs torch: the app leaves torch
-    to the engine's thread, and uses the cached figure or none)."""
+    measured here before, and when `measure` (not while a reply runs: it would share the memory
+    with it, and the figure kept would be too low); a GPU's only when `measure_gpu` too (it runs
+    torch: the app leaves torch to the engine's thread, and uses the cached figure or none)."""
     from tui.engine.machine import cached_bandwidth, describe_machine, memory_bandwidth
     from tui.store import Library, StoreError
 
     machine = describe_machine()
     device = "cuda" if machine.gpu is not None and load.device in ("auto", "cuda") else "cpu"
-    bandwidth = memory_bandwidth(device) if device == "cpu" or measure_gpu else cached_bandwidth(device)
+    bandwidth: Bandwidth | None
+    if measure and (device == "cpu" or measure_gpu):
+        bandwidth = memory_bandwidth(device)
+    else:
+        bandwidth = cached_bandwidth(device)
     problems: list[str] = []
     try:
         with Library() as library:

@@ -217,3 +217,29 @@ def test_a_gated_repo_asks_for_a_token_then_lists_its_files(tmp_path: Path, onli
             assert "model.safetensors" in str(app.screen.query_one("#download-files").render())
 
     run(scenario())
+
+
+def test_the_app_reads_the_catalogue_without_measuring_while_a_reply_runs(
+    tmp_path: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from tui.engine import machine
+    from tui.ui.state import AppState
+
+    measured: list[str] = []
+    monkeypatch.setattr(machine, "measure_bandwidth", lambda device="cpu", *a: measured.append(device) or 1e10)
+    monkeypatch.setattr(machine, "cached_bandwidth", lambda device="cpu": None)
+    monkeypatch.setattr(machine, "_bandwidth_file", lambda: tmp_path / "bandwidth.json")
+    screen = SimpleNamespace(
+        state=AppState.GENERATING,
+        loader=SimpleNamespace(load_settings=LoadSettings()),
+        config=SimpleNamespace(model_paths=[]),
+    )
+    entries, _ = ModelPicking(screen).read_catalogue()  # type: ignore[arg-type]
+    assert "chatui-test/tiny-chat" in [e.name for e in entries] and measured == []
+    assert all(e.estimate is None or e.estimate.tok_s == 0 for e in entries)  # no figure yet: no speed
+    screen.state = AppState.READY
+    entries, _ = ModelPicking(screen).read_catalogue()  # type: ignore[arg-type]
+    assert measured == ["cpu"]
+    assert next(e for e in entries if e.name == "chatui-test/tiny-chat").estimate.tok_s > 0

@@ -11,6 +11,7 @@ from tui.core.catalogue import CatalogueEntry, load_catalogue
 from tui.engine.settings import SettingsError
 from tui.ui.screens.model_download import ModelDownloadScreen
 from tui.ui.screens.models import ModelPicker
+from tui.ui.state import AppState
 
 if TYPE_CHECKING:
     from tui.ui.screens.chat import ChatScreen
@@ -22,9 +23,10 @@ class ModelPicking:
 
     def read_catalogue(self) -> tuple[list[CatalogueEntry], list[str]]:
         """On a thread: the catalogue for the load options in use (the CPU's bandwidth measured
-        once, without torch; a GPU's only from the cache)."""
+        once, without torch, unless a reply is being written; a GPU's only from the cache)."""
         screen = self.screen
-        return load_catalogue(screen.loader.load_settings, screen.config.model_paths, measure_gpu=False)
+        idle = screen.state is not AppState.GENERATING
+        return load_catalogue(screen.loader.load_settings, screen.config.model_paths, measure_gpu=False, measure=idle)
 
     def action_pick_model(self, query: str = "") -> None:
         self.screen.run_worker(self._pick(query), group="pick-model", exclusive=True)
