@@ -4,6 +4,7 @@ random-weight model with the real SmolLM2 tokenizer, built once per test session
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -320,3 +321,47 @@ def serve(model_dir: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def fake_hub_cache(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face hub cache made of real tiny models, downloaded once through huggingface_hub
+    from the local Hub (tests/hub_server.py): chatui-test/tiny-chat (the tiny model, float32,
+    with a chat template) and chatui-test/tiny-base (the same in bfloat16, no chat template)."""
+    import shutil
+
+    import torch
+    from hub_server import HubServer
+    from huggingface_hub import constants
+    from transformers import AutoModelForCausalLM
+
+    from tui.engine.downloads import download, plan_download
+
+    base = tmp_path_factory.mktemp("tiny-base")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    model.save_pretrained(base)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, base / name)
+    tokenizer_config = json.loads((base / "tokenizer_config.json").read_text())
+    tokenizer_config.pop("chat_template", None)
+    (base / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    cache = tmp_path_factory.mktemp("hf-home") / "hub"
+    with HubServer() as hub, pytest.MonkeyPatch.context() as patch:
+        hub.state.add_folder("chatui-test/tiny-chat", tiny_model_dir)
+        hub.state.add_folder("chatui-test/tiny-base", base)
+        patch.setenv("HF_ENDPOINT", hub.url)
+        patch.setattr(constants, "HF_HUB_OFFLINE", False)
+        patch.setattr(constants, "HF_HUB_CACHE", str(cache))
+        for repo_id in ("chatui-test/tiny-chat", "chatui-test/tiny-base"):
+            download(plan_download(repo_id))
+    return cache
+
+
+@pytest.fixture
+def hub_cache(fake_hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """huggingface_hub reads the fake cache (fake_hub_cache) for this test."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(fake_hub_cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(fake_hub_cache))
+    return fake_hub_cache

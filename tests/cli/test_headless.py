@@ -107,6 +107,7 @@ def test_headless_streams_replies_and_stats(tiny_model_dir):
         "rss_mb",
         "dtype",
         "quantization",
+        "limit_pct",
     }
     assert (
         fields["new_tokens"] == "8" and fields["dtype"] in ("float32", "bfloat16") and fields["quantization"] == "none"

@@ -92,3 +92,12 @@ def test_an_api_key_is_used_only_from_a_private_file_and_kept_by_save_defaults(t
     save_defaults(LoadSettings(endpoint="http://127.0.0.1:8000"), GenerationSettings(), "", None, path=path)
     assert load_config(path).api_key == "sk-in-config"  # saving defaults does not drop the key
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_models_paths_list_extra_models_for_the_picker(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[models]\npaths = ["~/models/a", "/x/b.gguf"]\n')
+    assert load_config(path).model_paths == ["~/models/a", "/x/b.gguf"]
+    path.write_text('[models]\npaths = "~/models/a"\n')
+    config = load_config(path)
+    assert config.model_paths == [] and config.errors == [f"{path}: [models] paths must be a list of strings"]

@@ -638,3 +638,12 @@ def test_autosaver_needs_a_conversation(lib: Library) -> None:
     with pytest.raises(TypeError):
         saver.assistant_message("x", meta=MessageMeta(extra={"bad": object()}))
     assert saver.pending == 0 and lib.count() == 0
+
+
+def test_models_used_are_the_load_settings_models_most_recent_first(db_path: Path) -> None:
+    with Library(db_path) as lib:
+        lib.create(load_settings={"model": "org/a"}, created=100.0)
+        lib.create(load_settings={"model": "org/a"}, created=300.0)
+        lib.create(load_settings={}, created=200.0)  # the bundled model
+        lib.create(load_settings={"model": "m", "endpoint": "http://127.0.0.1:8000/v1"}, created=50.0)
+        assert lib.models_used() == [("org/a", "", 300.0), ("", "", 200.0), ("m", "http://127.0.0.1:8000/v1", 50.0)]

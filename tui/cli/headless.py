@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import TextIO
 
 from tui import token_probs
@@ -20,6 +21,9 @@ from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRound
 from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
 from tui.engine.backend import Backend
 from tui.engine.backends import Backends
+from tui.engine.estimates import limit_pct
+from tui.engine.loading import ModelInfo
+from tui.engine.machine import cached_bandwidth, memory_bandwidth
 from tui.store import AutoSaver, Library, Message, StoreError
 from tui.tools.calls import ToolCall
 
@@ -67,11 +71,16 @@ def run_headless(
         backend.close()
         return EXIT_USAGE
     try:
+        line = LoadLine(stderr)
         try:
-            info = backend.load(options.load).result()
+            info = backend.load(options.load, line.show).result()
         except LoadError as exc:
+            line.clear()
             print(f"chatui: {exc}", file=stderr)
             return EXIT_FAILURE
+        line.clear()
+        if options.stats:
+            print(f"load model={info.name} load_ms={info.load_seconds * 1000:.0f}", file=stderr, flush=True)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
         try:
@@ -100,6 +109,32 @@ def run_headless(
         return 0
     finally:
         backend.close()
+
+
+class LoadLine:
+    """chatui's own progress line while a model loads (the first run converts the bundled GGUF,
+    tens of seconds): on a terminal one line, rewritten in place and cleared once loaded; into a
+    pipe nothing (the libraries' own bars go to the log, never here)."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self.stderr = stderr
+        self.live = stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+
+    def show(self, done: int, total: int, label: str) -> None:
+        if not self.live or done >= total:
+            return
+        elapsed = time.monotonic() - self.started
+        self.stderr.write(f"\r\x1b[2Kchatui: {label} · {100 * done // max(total, 1)} % · {elapsed:.0f} s")
+        self.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stderr.write("\r\x1b[2K")
+            self.stderr.flush()
+            self.shown = False
 
 
 class CommandLineApproval:
@@ -222,9 +257,24 @@ def _reply(
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
-        print(
-            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
-            file=stderr,
-            flush=True,
+        line = final.metrics.stats_line(
+            number,
+            info.dtype if info else "",
+            info.quantization if info else "",
+            bandwidth_share(info, final.metrics.decode_tok_s),
         )
+        print(line, file=stderr, flush=True)
     return 0, stored
+
+
+def bandwidth_share(info: ModelInfo | None, decode_tok_s: float) -> float | None:
+    """Decode speed as a percentage of this machine's bandwidth limit for the loaded model (the
+    CPU's bandwidth measured once, about a second, between turns; a GPU's from `--doctor`'s
+    cache); None for a server's model or when it is not known."""
+    if info is None or info.remote or not info.bytes_per_token or decode_tok_s <= 0:
+        return None
+    if info.device == "cuda":
+        bandwidth = cached_bandwidth("cuda")
+    else:
+        bandwidth = memory_bandwidth("cpu")
+    return limit_pct(decode_tok_s, info.bytes_per_token, bandwidth.bytes_per_s) if bandwidth else None

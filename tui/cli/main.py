@@ -162,6 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="import a conversation file (chatui JSON, transformers chat JSON, "
         "OpenAI-style messages) and print its new id",
     )
+    models = parser.add_argument_group("models")
+    models.add_argument(
+        "--models",
+        action="store_true",
+        help="list the models chatui can load (HF cache, used before, config.toml, bundled, server) "
+        "with their size and what they need here, and exit",
+    )
+    models.add_argument("--json", action="store_true", help="with --models: one JSON list")
+    models.add_argument(
+        "--doctor",
+        action="store_true",
+        help="print this machine (CPU features, GPU, memory bandwidth) and the dtype and quantization "
+        "chatui would pick, and why; then exit",
+    )
+    models.add_argument(
+        "--download",
+        metavar="ID",
+        help="download a Hub model into the Hugging Face cache (resumable) and exit",
+    )
     parser.add_argument("--theme", metavar="NAME", help="colour theme of the app")
     parser.add_argument("--version", action="version", version=f"chatui {__version__}")
     return parser
@@ -197,6 +216,15 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error("--image and --file attach to the first --prompt (headless); in the app, use /attach PATH")
     if ns.logprobs is not None and not ns.prompt:
         parser.error("--logprobs works with --prompt (headless); in the app, use the token view")
+    if ns.json and not ns.models:
+        parser.error("--json goes with --models")
+    model_command: tuple[str, ...] | None = None
+    if ns.models:
+        model_command = ("models", "json" if ns.json else "text")
+    elif ns.doctor:
+        model_command = ("doctor",)
+    elif ns.download:
+        model_command = ("download", ns.download)
     command: tuple[str, ...] | None = None
     if ns.list:
         command = ("list",)
@@ -223,6 +251,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         save=not ns.no_save,
         conversation=ns.conversation,
         library_command=command,
+        model_command=model_command,
     )
 
 
@@ -248,6 +277,19 @@ def run_app(options: Options, config: Config) -> int:
 
     ChatApp(options, config).run()
     return 0
+
+
+def _run_model_command(options: Options, config: Config) -> int:
+    from tui.cli import models
+
+    command = options.model_command or ()
+    for error in config.errors:
+        print(f"chatui: warning: {error}", file=sys.stderr)
+    if command[0] == "models":
+        return models.run_models(options.load, config.model_paths, as_json=command[1] == "json")
+    if command[0] == "doctor":
+        return models.run_doctor(options.load)
+    return models.run_download(command[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,6 +319,8 @@ def _run(argv: Sequence[str]) -> int:
     except SettingsError as exc:  # config.toml and the flags together are not a valid set
         print(f"chatui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options.model_command:
+        return _run_model_command(options, config)
     if config.api_key:  # the key stays out of the settings (and so of the library and exports)
         os.environ.setdefault(KEY_FROM_CONFIG, config.api_key)
         os.environ[KEY_ENDPOINT] = options.load.endpoint or ""  # and goes to this server only

@@ -30,6 +30,7 @@ class Options:
     save: bool = True
     conversation: str | None = None  # id, id prefix or "last"
     library_command: tuple[str, ...] | None = None  # ("list",), ("export", ref, fmt, out), ("import", path)
+    model_command: tuple[str, ...] | None = None  # ("models", "text"|"json"), ("doctor",), ("download", id)
     # What the command line set, which config.toml must not override.
     load_overrides: dict[str, Any] = field(default_factory=dict)
     generation_overrides: dict[str, Any] = field(default_factory=dict)

@@ -91,3 +91,18 @@ def unavailable_options() -> dict[str, str]:
     if importlib.util.find_spec("flash_attn") is None:
         reasons["attn_implementation:flash_attention_2"] = "flash-attn is not installed"
     return reasons
+
+
+def explain_dtype(device: str) -> tuple[str, str]:
+    """The dtype `auto` picks for a bf16 checkpoint on `device`, and why (for `chatui --doctor`)."""
+    import torch
+
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16", "the GPU computes bf16 natively"
+        return "float16", "the GPU has no native bf16; fp16 halves the bytes read per token against fp32"
+    if device == "mps":
+        return "float16", "Apple GPUs compute fp16 natively"
+    if cpu_has_native_bf16():
+        return "bfloat16", "the CPU computes bf16 in hardware (AVX512-BF16/AMX or Arm BF16): half the bytes of fp32"
+    return "float32", "the CPU has no bf16 instructions; torch would emulate bf16, slower than fp32"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tui.engine.packed_linear import can_pack, pack_linear_layers
 from tui.engine.quantization import (
     INT4_GROUP_SIZE,
     bytes_per_parameter,
+    bytes_read_per_token,
     check_quantization,
     quantize_int4,
     transformers_config,
@@ -65,6 +67,7 @@ class ModelInfo:
     # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
     unavailable: dict[str, str] = field(default_factory=dict)
     available_models: list[str] = field(default_factory=list)  # a server's models (remote only)
+    bytes_per_token: int = 0  # weights one decoded token reads (engine/estimates.py); 0 when unknown
 
     @property
     def remote(self) -> bool:
@@ -91,7 +94,9 @@ class _WeightsProgress:
 
     def _report(self) -> None:
         if self.total:
-            self._progress(self._start + int(self._span * min(self.n, self.total) / self.total), _STEPS, self._label)
+            done = min(self.n, self.total)
+            label = f"{self._label} ({done}/{self.total})"
+            self._progress(self._start + int(self._span * done / self.total), _STEPS, label)
 
     def __iter__(self):
         for item in self.iterable:
@@ -121,6 +126,23 @@ class _WeightsProgress:
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+@contextmanager
+def _gguf_tensor_progress(report: Progress) -> Iterator[None]:
+    """transformers reads a GGUF's tensors under a tqdm of its own (`tqdm.auto`, not its logging
+    hook): it would print to the terminal, and the load's progress would stall on it. While a GGUF
+    converts, that bar is ours: the tensors read of the total, as the load's progress."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    previous = gguf_utils.tqdm
+    gguf_utils.tqdm = lambda iterable=None, *args, **kwargs: _WeightsProgress(
+        report, 2, 28, "converting GGUF: tensors", iterable, *args, **kwargs
+    )
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = previous
 
 
 def _explain(exc: BaseException, source: ModelSource, settings: LoadSettings) -> str:
@@ -214,10 +236,11 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         if not is_converted(Path(source.location)):
             report(2, _STEPS, f"converting {source.name} (first load only)")
         previous = hf_logging.set_tqdm_hook(
-            lambda factory, args, kwargs: _WeightsProgress(report, 2, 60, "converting GGUF", *args, **kwargs)
+            lambda factory, args, kwargs: _WeightsProgress(report, 30, 30, "converting GGUF: weights", *args, **kwargs)
         )
         try:
-            model_path = str(converted_gguf_dir(Path(source.location)))
+            with _gguf_tensor_progress(report):
+                model_path = str(converted_gguf_dir(Path(source.location)))
         except ModelSourceError as exc:
             raise LoadError(str(exc)) from exc
         except Exception as exc:
@@ -297,6 +320,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         load_seconds=time.perf_counter() - started,
         warnings=warnings,
         unavailable=unavailable_options(),
+        bytes_per_token=bytes_read_per_token(model),
     )
     report(_STEPS, _STEPS, "ready")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings, processor=processor)

@@ -118,3 +118,22 @@ def weight_bytes(model: Any) -> int:
 
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(count(tensor) for tensor in tensors)
+
+
+def bytes_read_per_token(model: Any) -> int:
+    """Bytes of weights one decoded token reads: every weight (`weight_bytes`) but an input
+    embedding the output layer does not share, of which a token reads one row. (A tied output
+    layer packed for oneDNN, packed_linear.py, holds a copy of its own: the embedding is then
+    read one row a token too.)"""
+    total = weight_bytes(model)
+    embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
+    embedding_weight = getattr(embedding, "weight", None)
+    output_weight = getattr(output, "weight", None)
+    if embedding_weight is None or output_weight is None or embedding_weight is output_weight:
+        return total
+    shared = (
+        not embedding_weight.is_mkldnn
+        and not output_weight.is_mkldnn
+        and embedding_weight.untyped_storage().data_ptr() == output_weight.untyped_storage().data_ptr()
+    )
+    return total if shared else max(total - weight_bytes(embedding), 0)

@@ -10,6 +10,7 @@ overwritten. Values pass the same specs as flags and `/set`.
     [generation]   # any generation setting, e.g. temperature = 0.7
     [presets.NAME] # a user preset: generation settings
     [keys]         # binding id = key, e.g. "chat.new" = "ctrl+t"
+    [models]       # paths = ["~/models/Qwen3-0.6B", "~/gguf/x.gguf"]: more models for the picker
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Config:
     errors: list[str] = field(default_factory=list)  # what was wrong, for the user
     api_key: str | None = field(default=None, repr=False)  # [model] api_key: a server's key, never in settings
     mcp: dict[str, Any] = field(default_factory=dict, repr=False)  # [mcp]: read by tui.tools.servers
+    model_paths: list[str] = field(default_factory=list)  # [models] paths: folders and .gguf files
 
     def load_settings(self, overrides: dict[str, Any]) -> LoadSettings:
         return LoadSettings(**{**self.load, **overrides})
@@ -110,6 +112,11 @@ def load_config(path: Path | None = None) -> Config:
         except SettingsError as exc:
             config.errors.append(f"{path}: [presets.{name}] {exc}")
     config.mcp = table("mcp")
+    paths = table("models").get("paths", [])
+    if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
+        config.model_paths = list(paths)
+    else:
+        config.errors.append(f"{path}: [models] paths must be a list of strings")
     for key, value in table("keys").items():
         if isinstance(value, str):
             config.keys[key] = value

@@ -258,6 +258,17 @@ class Library:
         with self._read() as db:
             return int(db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
 
+    def models_used(self) -> builtins.list[tuple[str, str, float]]:
+        """The models conversations were had with: (model as given to the load, its server's
+        endpoint or "", when last used), the most recent first. The bundled model is ""."""
+        with self._read() as db:
+            found = db.execute(
+                "SELECT coalesce(json_extract(load_settings, '$.model'), '') AS loaded, "
+                "coalesce(json_extract(load_settings, '$.endpoint'), '') AS server, max(updated) AS used "
+                "FROM conversations WHERE json_valid(load_settings) GROUP BY loaded, server ORDER BY used DESC"
+            )
+            return [(str(row["loaded"]), str(row["server"]), float(row["used"])) for row in found]
+
     # -- messages ------------------------------------------------------------------------------
 
     def add_message(

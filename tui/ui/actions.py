@@ -5,8 +5,9 @@ help, the slash-command dispatch and every key named in text, always with the us
 
 Scopes: "app" actions run on the app, "chat" actions on the chat screen, "prompt" actions in the
 prompt, "message" actions on a focused message; the others on one modal screen each: "browser"
-(conversations), "token_view", "compare", "tool_approval", "confirm" (a yes/no question),
-"text_prompt" (a line of text), "help", "tools" and "image_viewer". The command palette offers "app" and "chat"
+(conversations), "models" (the model picker), "download" (a model's download), "token_view",
+"compare", "tool_approval", "confirm" (a yes/no question), "text_prompt" (a line of text), "help",
+"tools" and "image_viewer". The command palette offers "app" and "chat"
 actions; an action with no key is reached from the palette or its slash command.
 """
 
@@ -61,7 +62,12 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.open_file", "open_file", None, "Open file",
            "Import a conversation file (chatui JSON or Markdown, transformers chat JSON, an OpenAI-style "
            "list) and open it.", slash=("open",), argument="[FILE]"),
-    Action("chat.load_saved_model", "load_saved_model", "ctrl+l", "Load this chat's model",
+    Action("chat.models", "pick_model", "ctrl+l", "Models",
+           "Pick a model: every model in the Hugging Face cache, used before, in config.toml or on the "
+           "server, with its size, what it needs here and the speed this machine allows; type to filter, "
+           "Enter loads; a Hub id not in the cache offers its download.", slash=("model", "models"),
+           argument="[NAME]", footer=False),
+    Action("chat.load_saved_model", "load_saved_model", "f12", "Load this chat's model",
            "Load the model and options the open conversation was made with (offered when they differ "
            "from the ones loaded now; opening a chat never reloads on its own)."),
     Action("chat.token_probs", "toggle_token_probs", "f4", "Token probabilities",
@@ -138,6 +144,17 @@ ACTIONS: tuple[Action, ...] = (
            scope="message", footer=False),
     Action("message.next_message", "move(1)", "down", "Next message", "Focus the message below.",
            scope="message", footer=False),
+    # The model picker and its download.
+    Action("models.pick", "pick", "enter", "Load", "Load the highlighted model (or download it first).",
+           scope="models", footer=False),
+    Action("models.delete", "delete", "f8", "Delete from cache",
+           "Delete the highlighted model from the Hugging Face cache (asks first, with its size).", scope="models"),
+    Action("models.close", "close", "escape", "Close", "Close the picker.", scope="models"),
+    Action("models.focus_list", "focus_list", "down", "List", "Move from the filter to the list.", scope="models",
+           footer=False),
+    Action("download.start", "start", "enter", "Download", "Download the files listed.", scope="download"),
+    Action("download.cancel", "cancel", "escape", "Cancel",
+           "Stop the download (what came is kept: the next download resumes) or close.", scope="download"),
     # The token view.
     Action("token_view.close", "dismiss(None)", "escape,q", "Close", "Close the token view.", scope="token_view"),
     Action("token_view.previous_token", "move(-1)", "left", "Previous token", "Move to the previous token.",

@@ -138,3 +138,38 @@ def test_the_status_bar_follows_a_background_compile(tmp_path):
             assert any("no compiler" in n.message for n in app.notified)
 
     run(scenario())
+
+
+class RooflineEngine(ScriptedEngine):
+    """A scripted model that says how many bytes a token reads (540 MB, as the real SmolLM2 in fp32)."""
+
+    def load(self, settings, progress=None):
+        from concurrent.futures import Future
+        from dataclasses import replace
+
+        from fakes import FIXED_INFO
+
+        self.loads.append(settings)
+        self.info, self.load_settings = replace(FIXED_INFO, bytes_per_token=540 * 2**20), settings
+        future: Future = Future()
+        future.set_result(self.info)
+        return future
+
+
+def test_the_status_bar_shows_decode_speed_as_a_share_of_the_bandwidth_limit(tmp_path):
+    from tui.engine.estimates import roofline_tok_s
+    from tui.engine.machine import memory_bandwidth
+
+    limit = roofline_tok_s(540 * 2**20, memory_bandwidth("cpu").bytes_per_s)  # measured once, cached
+
+    async def scenario():
+        async with booted(tmp_path, engine=RooflineEngine(["one two three four five six"])) as (pilot, app):
+            status = app.chat_screen.status
+            await wait_for(pilot, lambda: status.info.tok_s_limit is not None)
+            assert status.info.tok_s_limit == pytest.approx(limit)
+            await send(pilot, app, "Hi")
+            await wait_for(pilot, lambda: status.info.tok_s is not None)
+            share = 100 * status.info.tok_s / limit
+            assert f"{status.info.tok_s:.1f} tok/s · {share:.0f} % of bandwidth limit" in status.info.render()
+
+    run(scenario())

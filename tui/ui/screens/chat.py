@@ -36,6 +36,7 @@ from tui.ui.screens.chat_attach import Attachments
 from tui.ui.screens.chat_files import ConversationFiles
 from tui.ui.screens.chat_messages import MessageActions
 from tui.ui.screens.chat_model import ModelLoader
+from tui.ui.screens.chat_models import ModelPicking
 from tui.ui.screens.chat_reply import ReplyStream
 from tui.ui.screens.chat_settings import SettingsEditor
 from tui.ui.screens.chat_tokens import TuningLab
@@ -49,9 +50,10 @@ from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
 from tui.ui.widgets.settings_panel import SettingsPanel
 from tui.ui.widgets.status_bar import StatusBar
+from tui.ui.widgets.welcome import WelcomePanel
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
-ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, Attachments)
+ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, Attachments, ModelPicking)
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 
@@ -92,6 +94,7 @@ class ChatScreen(Screen[None]):
         self.lab = TuningLab(self)
         self.tool_calls = ToolCalls(self)
         self.attachments = Attachments(self)
+        self.models = ModelPicking(self)
         self.settings_panel = SettingsPanel(
             session.generation,
             session.system_prompt,
@@ -103,13 +106,22 @@ class ChatScreen(Screen[None]):
     @property
     def parts(self) -> tuple[object, ...]:
         """The parts that run the table's chat actions, in ACTION_PARTS order."""
-        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls, self.attachments)
+        return (
+            self.message_actions,
+            self.settings_editor,
+            self.files,
+            self.lab,
+            self.tool_calls,
+            self.attachments,
+            self.models,
+        )
 
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
+                yield WelcomePanel(id="welcome")
                 yield ChatView(id="chat")
                 send, new_line = (
                     self.keymap.key("prompt.send"),
@@ -126,6 +138,14 @@ class ChatScreen(Screen[None]):
         return self.query_one(ChatView)
 
     @property
+    def welcome(self) -> WelcomePanel:
+        return self.query_one(WelcomePanel)
+
+    def refresh_welcome(self) -> None:
+        """The welcome panel shows while the open chat has no message."""
+        self.welcome.display = not self.messages
+
+    @property
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
@@ -139,6 +159,16 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.prompt_input.focus()
+        keys = (
+            ("app.help", "help"),
+            ("app.sidebar", "settings"),
+            ("chat.conversations", "chats"),
+            ("chat.models", "models"),
+        )
+        self.welcome.show(
+            keys=tuple((self.keymap.key(i), what) for i, what in keys if self.keymap.key(i)),
+            send_key=self.keymap.key("prompt.send"),
+        )
         self.session.new()
         self.loader.load(self.session.load_settings)
         self.tool_calls.start()
@@ -148,6 +178,7 @@ class ChatScreen(Screen[None]):
         if not self.is_attached:  # the app is closing
             return
         self.status.update_info(state=state)
+        self.welcome.show(state=state.value)
         self.settings_panel.set_busy(state is AppState.LOADING)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

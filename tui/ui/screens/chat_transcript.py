@@ -58,6 +58,7 @@ class Transcript:
     async def mount(self, message: StoredMessage) -> MessageView:
         view = await self.screen.chat.add(self.view_for(message))
         self.views[message.id] = view
+        self.screen.refresh_welcome()
         return view
 
     async def render(self) -> None:
@@ -67,6 +68,7 @@ class Transcript:
         self.views = {}
         await self._show_earlier(len(self.screen.messages))
         self.screen.chat.anchor()
+        self.screen.refresh_welcome()
         self.show_figures()
 
     def show_figures(self) -> None:

@@ -1,4 +1,5 @@
-"""The status bar: state, model, device/dtype/quantization, live tok/s, TTFT, context, memory."""
+"""The status bar: state, model, device/dtype/quantization, live tok/s (and its share of the
+memory-bandwidth limit), TTFT, context, memory."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class StatusInfo:
     quantization: str = ""
     compile: str = ""  # `--compile`: compiling / compiled / compile failed
     tok_s: float | None = None
+    tok_s_limit: float | None = None  # the loaded model's decode limit from memory bandwidth
     ttft_s: float | None = None
     context_used: int = 0
     context_size: int = 0
@@ -48,7 +50,10 @@ class StatusInfo:
         if self.probs:
             parts.append("token probs")
         if self.tok_s is not None:
-            parts.append(f"{self.tok_s:.1f} tok/s")
+            speed = f"{self.tok_s:.1f} tok/s"
+            if self.tok_s_limit:
+                speed += f" · {100 * self.tok_s / self.tok_s_limit:.0f} % of bandwidth limit"
+            parts.append(speed)
         if self.ttft_s is not None:
             parts.append(f"TTFT {self.ttft_s:.2f} s")
         if self.context_size:

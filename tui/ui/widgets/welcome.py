@@ -1,0 +1,80 @@
+"""The welcome panel of an empty chat: the model and its state (while it loads, the real progress
+with the time so far and the time left), what to type, and the keys that matter. Given its
+values by the chat screen (`show`); it posts nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.text import inert
+
+
+@dataclass
+class Welcome:
+    model: str = ""
+    state: str = "loading"  # loading, ready, generating, error
+    detail: str = ""  # what the load is doing, the model's figures, or the error
+    elapsed_s: float | None = None  # the load so far (shown from MIN_SHOWN_S)
+    left_s: float | None = None  # the load's time left, estimated from its progress
+    keys: tuple[tuple[str, str], ...] = ()  # (key, what it does)
+    send_key: str = "enter"
+
+
+MIN_SHOWN_S = 2.0  # a load quicker than this needs no clock
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value < 90 else f"{value / 60:.1f} min"
+
+
+def welcome_text(welcome: Welcome) -> Text:
+    text = Text()
+    text.append("chatui", style="bold")
+    if welcome.model:
+        text.append(" · ")
+        text.append(inert(welcome.model), style="bold")
+    text.append("\n")
+    icon = {"loading": "◌", "ready": "●", "generating": "▶", "error": "✖"}.get(welcome.state, "·")
+    line = f"{icon} {welcome.state}"
+    if welcome.detail:
+        line += f": {inert(welcome.detail)}"
+    if welcome.state == "loading" and welcome.elapsed_s is not None and welcome.elapsed_s >= MIN_SHOWN_S:
+        line += f" · {_seconds(welcome.elapsed_s)}"
+        if welcome.left_s is not None:
+            line += f" · about {_seconds(welcome.left_s)} left"
+    text.append(line + "\n", style="red" if welcome.state == "error" else "")
+    text.append(
+        f"Type a message and press {welcome.send_key}; /help lists the commands"
+        + (" (you can type while the model loads)" if welcome.state == "loading" else "")
+        + ".\n",
+    )
+    for key, what in welcome.keys:
+        text.append(f"{key}", style="bold")
+        text.append(f" {what}   ")
+    return text
+
+
+class WelcomePanel(Static):
+    DEFAULT_CSS = """
+    WelcomePanel {
+        height: auto;
+        max-height: 45%;  /* the chat under it keeps its room in a small terminal */
+        margin: 0 1;
+        padding: 0 1;
+        border: round $primary 50%;
+        color: $foreground;
+        overflow: hidden;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.welcome = Welcome()
+
+    def show(self, **changes) -> None:
+        for key, value in changes.items():
+            setattr(self.welcome, key, value)
+        self.update(welcome_text(self.welcome))
