@@ -26,7 +26,7 @@ from tui.engine import (
     Turn,
     TurnMetrics,
 )
-from tui.engine.backend import Capabilities, Progress
+from tui.engine.backend import AdapterControl, Capabilities, Progress
 from tui.engine.compiled import CompileJob
 from tui.engine.jobs import done, failed
 from tui.engine.prompt import Message
@@ -101,6 +101,7 @@ class ScriptedEngine:
         self.calls: list[tuple[list[dict], GenerationSettings]] = []
         self.prefills: list[list[dict]] = []
         self.compile: CompileJob | None = None  # no background compile
+        self.adapters: AdapterControl | None = None
         self.loads: list[LoadSettings] = []
         self.info: ModelInfo | None = None
         self.load_settings: LoadSettings | None = None

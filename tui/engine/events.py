@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tui.engine.adapters import AppliedAdapter
 from tui.engine.metrics import TurnMetrics
 
 
@@ -16,6 +17,7 @@ class Started:
     prefill_tokens: int
     context_size: int
     streams: bool = True  # False: the reply comes whole at the end (beam search cannot stream)
+    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the reply is made with (none: the base)
 
 
 @dataclass(frozen=True)

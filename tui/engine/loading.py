@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.engine import int4_cache
+from tui.engine.adapters import AdapterState
 from tui.engine.errors import LoadError
 from tui.engine.hardware import pick_device, pick_dtype, unavailable_options
 from tui.engine.packed_linear import can_pack, pack_linear_layers
@@ -76,6 +77,7 @@ class LoadedModel:
     tokenizer: Any
     info: ModelInfo
     settings: LoadSettings
+    adapters: AdapterState = field(default_factory=AdapterState)  # adapter_control.py keeps it
 
 
 class _WeightsProgress:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tui.engine.adapter_control import LocalAdapters
 from tui.engine.backend import Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.events import Failed, Finished, Started, TokenDelta, TokenProbs
@@ -56,7 +57,7 @@ class Engine:
     """Load a model and generate replies; all torch work runs on one worker thread. A `Backend`
     (tui/engine/backend.py)."""
 
-    capabilities = Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True)
+    capabilities = Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True, adapters=True)
 
     def __init__(self, reuse_cache: bool = True) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatui-torch")
@@ -66,6 +67,7 @@ class Engine:
         self._draft_same_vocab = True
         self.turn_cache = TurnCache(reuse_cache)  # the last turn's KV cache, reused for the common prefix
         self.compile: CompileJob | None = None  # `--compile`: static cache + torch.compile
+        self.adapters = LocalAdapters(self._executor, lambda: self._loaded, self.turn_cache)  # LoRA, live
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -352,7 +354,7 @@ class Engine:
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
-            turn.emit(Started(prompt_tokens, prefill, context, streams))
+            turn.emit(Started(prompt_tokens, prefill, context, streams, loaded.adapters.applied()))
             if streams:
                 on_probs: Callable[[list[int]], None] | None = None
                 if recorder is not None:
