@@ -231,3 +231,41 @@ def test_logprobs_flags_are_checked(tiny_model_dir):
     ):
         result = run_cli(str(tiny_model_dir), "--prompt", "Hi", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_headless_adapters_the_last_in_use_named_in_stats_and_recorded(tiny_model_dir, tiny_adapters, tmp_path):
+    env = subprocess_env(tmp_path)
+    result = run_cli(
+        str(tiny_model_dir),
+        "do_sample=false",
+        "max_new_tokens=4",
+        "--adapter",
+        f"t={tiny_adapters['tone']}",
+        "--adapter",
+        str(tiny_adapters["style"]),
+        "--prompt",
+        "Hi",
+        "--stats",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert " adapter=style" in next(line for line in result.stderr.splitlines() if line.startswith("turn="))
+    exported = json.loads(run_cli("--export", "last", env=env).stdout)
+    recorded = next(m for m in exported["messages"] if m["role"] == "assistant")["stats"]["adapters"]
+    assert [(a["name"], a["path"], a["weight"], len(a["sha256"])) for a in recorded] == [
+        ("style", str(tiny_adapters["style"]), 1.0, 16)
+    ]
+
+
+def test_a_bad_adapter_exits_1_with_one_line_and_a_server_has_none(tiny_model_dir, tmp_path, capsys):
+    from fakes import ScriptedEngine
+
+    from tui.cli.headless import run_headless
+    from tui.cli.main import parse_args
+    from tui.engine import Engine
+
+    options = parse_args([str(tiny_model_dir), "--adapter", str(tmp_path / "nowhere"), "--prompt", "Hi", "--no-save"])
+    assert run_headless(options, Engine()) == 1
+    assert capsys.readouterr().err == f"chatui: adapter not found: {tmp_path / 'nowhere'}\n"
+    assert run_headless(options, ScriptedEngine()) == 1
+    assert "--adapter needs a model loaded here" in capsys.readouterr().err

@@ -38,12 +38,13 @@ def fresh(engine: Engine):
     assert engine.adapters.state == AdapterState()
 
 
-def reply(engine: Engine, messages=HI) -> tuple[str, Started]:
+def reply(engine: Engine, messages=HI) -> tuple[str, Started, Finished]:
+    """The greedy reply's text, its Started event (what was prefilled) and its Finished one."""
     events = list(engine.generate(messages, GREEDY))
     started = next(e for e in events if isinstance(e, Started))
     final = events[-1]
     assert isinstance(final, Finished), final
-    return final.text, started
+    return final.text, started, final
 
 
 def peft_reply(model_dir: Path, adapters: dict[str, Path], mix: dict[str, float] | None = None) -> str:
@@ -71,14 +72,14 @@ def peft_reply(model_dir: Path, adapters: dict[str, Path], mix: dict[str, float]
 
 
 def test_an_adapters_reply_equals_peft_and_none_is_the_base(fresh, tiny_model_dir, tiny_adapters):
-    base, started = reply(fresh)
-    assert started.adapters == ()
+    base, _, final = reply(fresh)
+    assert final.adapters == ()
     info = fresh.adapters.load(str(tiny_adapters["tone"])).result()
     assert (info.name, info.rank, info.peft_type, len(info.sha256)) == ("tone", 4, "LORA", 16)
-    tuned, started = reply(fresh)
+    tuned, _, final = reply(fresh)
     assert tuned != base
     assert tuned == peft_reply(tiny_model_dir, {"tone": tiny_adapters["tone"]})
-    assert started.adapters == (AppliedAdapter("tone", str(tiny_adapters["tone"]), info.sha256, 1.0),)
+    assert final.adapters == (AppliedAdapter("tone", str(tiny_adapters["tone"]), info.sha256, 1.0),)
     fresh.adapters.use(None).result()
     assert reply(fresh)[0] == base
 
@@ -98,8 +99,8 @@ def test_a_weighted_mix_equals_peft_add_weighted_adapter(fresh, tiny_model_dir, 
     fresh.adapters.load(str(tiny_adapters["style"])).result()
     state = fresh.adapters.use({"tone": 0.5, "style": 0.7}).result()
     assert state.label() == "tone×0.5+style×0.7"
-    mixed, started = reply(fresh)
-    assert [a.weight for a in started.adapters] == [0.5, 0.7]
+    mixed, _, final = reply(fresh)
+    assert [a.weight for a in final.adapters] == [0.5, 0.7]
     assert mixed == peft_reply(tiny_model_dir, tiny_adapters, {"tone": 0.5, "style": 0.7})
 
 
@@ -109,13 +110,13 @@ def test_a_switch_between_turns_equals_a_fresh_chat_with_that_adapter(fresh, tin
     first, _ = reply(fresh)
     chat = HI + [{"role": "assistant", "content": first}, {"role": "user", "content": "and then?"}]
     fresh.adapters.load(str(tiny_adapters["tone"])).result()
-    switched, started = reply(fresh, chat)
+    switched, started, _ = reply(fresh, chat)
     assert started.prefill_tokens == started.prompt_tokens
     fresh.turn_cache.drop()
     assert reply(fresh, chat)[0] == switched
     # Loading an adapter without using it, or unloading one not in use, keeps the cache.
     fresh.adapters.load(str(tiny_adapters["style"]), activate=False).result()
-    again, started = reply(fresh, chat)
+    again, started, _ = reply(fresh, chat)
     assert started.prefill_tokens < started.prompt_tokens and again == switched
     fresh.adapters.unload("style").result()
     assert reply(fresh, chat)[1].prefill_tokens < started.prompt_tokens
@@ -141,8 +142,8 @@ def test_merging_keeps_the_reply_and_switching_then_needs_a_reload(tiny_model_di
         tuned = reply(engine)[0]
         state = engine.adapters.merge().result()
         assert state.label() == "tone (merged)" and state.loaded == ()
-        text, started = reply(engine)
-        assert text == tuned and started.adapters[0].merged
+        text, _, final = reply(engine)
+        assert text == tuned and final.adapters[0].merged
         with pytest.raises(AdapterError, match="merged into the weights: reload the model"):
             engine.adapters.use({}).result()
     finally:

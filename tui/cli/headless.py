@@ -17,8 +17,10 @@ from tui.core.chat_session import ChatSession
 from tui.core.options import Options
 from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
 from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine.adapters import describe
 from tui.engine.backend import Backend
 from tui.engine.backends import Backends
+from tui.engine.errors import AdapterError
 from tui.store import AutoSaver, Library, Message, StoreError
 from tui.tools.calls import ToolCall
 
@@ -67,6 +69,8 @@ def run_headless(
             return EXIT_FAILURE
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
+        if options.adapters and not _load_adapters(options, backend, stderr):
+            return EXIT_FAILURE
         try:
             logprobs_file = open(options.logprobs_file, "w", encoding="utf-8") if options.logprobs_file else None
         except OSError as exc:
@@ -87,6 +91,26 @@ def run_headless(
         return 0
     finally:
         backend.close()
+
+
+def _load_adapters(options: Options, backend: Backend, stderr: TextIO) -> bool:
+    """`--adapter`s onto the loaded model (the last one in use), merged with `--merge-adapter`;
+    False, with the reason printed, when one cannot be."""
+    adapters = backend.adapters
+    if adapters is None:
+        print("chatui: --adapter needs a model loaded here (a server's adapters are its model names)", file=stderr)
+        return False
+    try:
+        for name, path in options.adapters:
+            for warning in adapters.load(path, name).result().warnings:
+                print(f"chatui: warning: {warning}", file=stderr)
+        if options.merge_adapter:
+            state = adapters.merge().result()
+            print(f"chatui: {state.label()}: switching adapters now needs a reload", file=stderr)
+    except AdapterError as exc:
+        print(f"chatui: {exc}", file=stderr)
+        return False
+    return True
 
 
 class CommandLineApproval:
@@ -209,8 +233,9 @@ def _reply(
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
+        adapter = describe(final.adapters) if final.adapters or options.adapters else ""
         print(
-            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else ""),
+            final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else "", adapter),
             file=stderr,
             flush=True,
         )

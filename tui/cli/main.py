@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="static KV cache + torch.compile, compiled in the background after load",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        metavar="[NAME=]PATH",
+        help="a LoRA adapter (a folder or Hub id) on the model, named NAME (default: its folder's name); "
+        "repeatable: the last one is in use, the others can be switched to in the app",
+    )
+    parser.add_argument(
+        "--merge-adapter",
+        action="store_true",
+        help="merge the adapter in use into the weights (full speed; switching adapters then needs a reload)",
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
@@ -180,6 +193,9 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error(f"--logprobs: give a number from 1 to {MAX_LOGPROBS}, got {ns.logprobs}")
     if ns.logprobs is not None and not ns.prompt:
         parser.error("--logprobs works with --prompt (headless); in the app, use the token view")
+    adapters = [_adapter_argument(parser, value) for value in ns.adapter or []]
+    if ns.merge_adapter and not adapters:
+        parser.error("--merge-adapter merges the adapter --adapter loads: give one")
     command: tuple[str, ...] | None = None
     if ns.list:
         command = ("list",)
@@ -192,6 +208,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         generation=generation,
         system_prompt=ns.system_prompt,
         prompts=list(ns.prompt or []),
+        adapters=adapters,
+        merge_adapter=ns.merge_adapter,
         stats=ns.stats,
         list_tools=ns.list_tools,
         approve_tools=tuple(n.strip() for n in (ns.approve_tools or "").split(",") if n.strip()),
@@ -206,6 +224,16 @@ def parse_args(argv: Sequence[str]) -> Options:
         conversation=ns.conversation,
         library_command=command,
     )
+
+
+def _adapter_argument(parser: argparse.ArgumentParser, value: str) -> tuple[str | None, str]:
+    """`--adapter PATH` or `--adapter NAME=PATH` → (name or None, path)."""
+    name, sep, path = value.partition("=")
+    if not sep or os.path.exists(value) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        name, path = "", value
+    if not path.strip():
+        parser.error(f"--adapter {value!r}: give a folder or Hub id (NAME=PATH to name it)")
+    return name or None, path
 
 
 def run_app(options: Options, config: Config) -> int:

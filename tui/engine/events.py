@@ -17,7 +17,6 @@ class Started:
     prefill_tokens: int
     context_size: int
     streams: bool = True  # False: the reply comes whole at the end (beam search cannot stream)
-    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the reply is made with (none: the base)
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class Finished:
     reason: str
     metrics: TurnMetrics
     dropped_messages: int = 0  # oldest messages left out to fit the context
+    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the reply was made with (none: the base)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class TurnMetrics:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def stats_line(self, turn: int, dtype: str = "", quantization: str = "") -> str:
+    def stats_line(self, turn: int, dtype: str = "", quantization: str = "", adapter: str = "") -> str:
         line = (
             f"turn={turn} prompt_tokens={self.prompt_tokens} new_tokens={self.new_tokens} "
             f"ttft_ms={self.ttft_s * 1000:.0f} decode_tok_s={self.decode_tok_s:.2f} "
@@ -48,6 +48,8 @@ class TurnMetrics:
         )
         if dtype:
             line += f" dtype={dtype} quantization={quantization or 'none'}"
+        if adapter:
+            line += f" adapter={adapter}"
         return line
 
 

@@ -354,7 +354,7 @@ class Engine:
             if kwargs.get("stop_strings"):
                 kwargs["tokenizer"] = tokenizer  # generate needs it to find stop strings in tokens
             prefill = prompt_tokens - reused
-            turn.emit(Started(prompt_tokens, prefill, context, streams, loaded.adapters.applied()))
+            turn.emit(Started(prompt_tokens, prefill, context, streams))
             if streams:
                 on_probs: Callable[[list[int]], None] | None = None
                 if recorder is not None:
@@ -406,7 +406,7 @@ class Engine:
             else:
                 reason = "stop"
             metrics = clock.finish(prompt_tokens, prefill, context)
-            turn.emit(Finished(text, reason, metrics, prompt.dropped_messages))
+            turn.emit(Finished(text, reason, metrics, prompt.dropped_messages, loaded.adapters.applied()))
         except _StoppedBeforeStart:
             turn.emit(Finished("", "stopped", clock.finish(0, 0, context)))
         except BaseException as exc:  # anything, so the consumer never hangs
