@@ -16,7 +16,7 @@ MAX_METHODS = 40
 # they are given (tui/screens/chat.py builds them and routes to them).
 TYPING_BACK_REFERENCES = {
     (f"tui.ui.screens.chat_{part}", "tui.ui.screens.chat")
-    for part in ("files", "messages", "model", "reply", "settings", "tokens", "tools", "transcript")
+    for part in ("adapters", "files", "messages", "model", "reply", "settings", "tokens", "tools", "transcript")
 }
 
 

@@ -78,6 +78,11 @@ ACTIONS: tuple[Action, ...] = (
            "The configured MCP servers (config.toml [mcp]), each with its state and its tools; `/tools off "
            "[NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat.", slash=("tools",),
            argument="[on|off NAME ...]"),
+    Action("chat.adapter", "adapter", None, "LoRA adapters",
+           "LoRA adapters on the model, live: `load PATH [NAME]` (a folder or Hub id), `use NAME` (`none`: "
+           "the base model; `a=0.5,b=0.5`: a weighted mix), `unload NAME`, `merge` (full speed; switching "
+           "then needs a reload). Takes effect at the next reply.", slash=("adapter",),
+           argument="load PATH [NAME] | use NAME|none | unload NAME | merge"),
     Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
     Action("chat.set", "set", None, "Set generation settings",
            "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",

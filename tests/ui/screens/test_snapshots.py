@@ -254,3 +254,19 @@ def test_reply_mid_stream(snap_compare, tmp_path):
 def test_small_terminal(snap_compare, tmp_path):
     """A finished conversation at 60x20."""
     assert snap_compare(snapshot_app(tmp_path), terminal_size=(60, 20), run_before=converse)
+
+
+def test_sidebar_adapter_section(snap_compare, tmp_path):
+    """Two adapters loaded, one in use: the sidebar's Adapters section and the status bar."""
+
+    async def before(pilot):
+        await converse(pilot)
+        screen = pilot.app.chat_screen
+        screen.engine.adapters.load("/loras/tone-v2")
+        screen.engine.adapters.load("/loras/concise", "concise", activate=False)
+        screen.adapters.show()
+        screen.settings_panel.scroll_end(animate=False)
+        await pilot.pause(0.2)
+
+    engine = ScriptedEngine([REPLY], adapters=True)
+    assert snap_compare(snapshot_app(tmp_path, engine=engine), terminal_size=(120, 40), run_before=before)

@@ -32,6 +32,7 @@ from tui.ui.actions import ACTIONS, Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
 from tui.ui.idle_gc import IdleCollector
+from tui.ui.screens.chat_adapters import AdapterSwitcher
 from tui.ui.screens.chat_files import ConversationFiles
 from tui.ui.screens.chat_messages import MessageActions
 from tui.ui.screens.chat_model import ModelLoader
@@ -42,6 +43,7 @@ from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
+from tui.ui.widgets.adapter_list import AdapterList
 from tui.ui.widgets.chat_view import ChatView
 from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
@@ -49,7 +51,7 @@ from tui.ui.widgets.settings_panel import SettingsPanel
 from tui.ui.widgets.status_bar import StatusBar
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
-ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls)
+ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, AdapterSwitcher)
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 
@@ -89,6 +91,7 @@ class ChatScreen(Screen[None]):
         self.files = ConversationFiles(self)
         self.lab = TuningLab(self)
         self.tool_calls = ToolCalls(self)
+        self.adapters = AdapterSwitcher(self)
         self.settings_panel = SettingsPanel(
             session.generation,
             session.system_prompt,
@@ -100,7 +103,7 @@ class ChatScreen(Screen[None]):
     @property
     def parts(self) -> tuple[object, ...]:
         """The parts that run the table's chat actions, in ACTION_PARTS order."""
-        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls)
+        return (self.message_actions, self.settings_editor, self.files, self.lab, self.tool_calls, self.adapters)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -250,6 +253,18 @@ class ChatScreen(Screen[None]):
 
     def on_settings_panel_reload_requested(self, message: SettingsPanel.ReloadRequested) -> None:
         self.loader.reload(message.settings)
+
+    def on_adapter_list_use_requested(self, message: AdapterList.UseRequested) -> None:
+        self.adapters.use(message.name)
+
+    def on_adapter_list_unload_requested(self, message: AdapterList.UnloadRequested) -> None:
+        self.adapters.unload(message.name)
+
+    def on_adapter_list_load_requested(self, message: AdapterList.LoadRequested) -> None:
+        self.adapters.load(message.path)
+
+    def on_adapter_list_merge_requested(self, message: AdapterList.MergeRequested) -> None:
+        self.adapters.merge()
 
     # -- actions of the whole chat (the others run on the parts: route_actions) ------------------
 

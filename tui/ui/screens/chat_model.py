@@ -76,6 +76,7 @@ class ModelLoader:
         screen.status.update_info(compile="compiling (torch.compile; replies wait for it)" if job else "")
         if job is not None:
             watch_compile(screen, job)
+        await screen.adapters.model_loaded()
         if screen.replies.pending_send:
             await screen.replies.start("send")
 
