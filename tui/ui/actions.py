@@ -62,8 +62,8 @@ ACTIONS: tuple[Action, ...] = (
            "Import a conversation file (chatui JSON or Markdown, transformers chat JSON, an OpenAI-style "
            "list) and open it.", slash=("open",), argument="[FILE]"),
     Action("chat.load_saved_model", "load_saved_model", "ctrl+l", "Load this chat's model",
-           "Load the model and options the open conversation was made with (offered when they differ "
-           "from the ones loaded now; opening a chat never reloads on its own)."),
+           "Load the model, options and LoRA adapters the open conversation was made with (offered when "
+           "they differ from the ones in use now; opening a chat never reloads on its own)."),
     Action("chat.token_probs", "toggle_token_probs", "f4", "Token probabilities",
            "Record each token's probability and the 10 most likely tokens, before and after the sampling "
            "filters, for the next replies (on/off; a little slower while on).", slash=("probs",), footer=False),

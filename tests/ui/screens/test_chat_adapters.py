@@ -3,9 +3,11 @@ stats line, and a bad adapter as one line that changes nothing (the real engine,
 
 from __future__ import annotations
 
+import pytest
 from pilot import booted, notes, run, send, wait_for
 
-from tui.engine import Engine
+from tui.engine import Engine, Finished, SettingsError
+from tui.ui.screens.compare import CompareScreen
 
 
 def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
@@ -36,6 +38,22 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await send(pilot, app, "/adapter use none")
             await wait_for(pilot, lambda: screen.status.info.adapter == "none", what="none")
 
+            # /compare: base vs tone vs s on the same prompt and seed; the adapters in use come back after.
+            with pytest.raises(SettingsError, match="adapter:nope: no adapter named nope is loaded"):
+                screen.lab.compare_columns("adapter:none adapter:nope")
+            screen.action_compare("adapter:none adapter:tone adapter:s")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            compare = app.screen
+            await wait_for(pilot, lambda: all(isinstance(c.final, Finished) for c in compare.columns), 60)
+            base, tone, style = compare.columns
+            assert [c.final.adapters for c in compare.columns][0] == ()
+            assert [a.name for a in tone.final.adapters] == ["tone"] and style.final.adapters[0].name == "s"
+            assert len({base.text, tone.text, style.text}) == 3 and "perplexity" in tone.stats()
+            await pilot.press("2")
+            await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))
+            await wait_for(pilot, lambda: screen.messages[-1].meta.adapters == tone.final.adapters)
+            assert screen.engine.adapters.state.active == ()  # none, as before the comparison
+
             await send(pilot, app, f"/adapter load {tmp_path / 'nowhere'}")
             await wait_for(pilot, lambda: f"adapter not found: {tmp_path / 'nowhere'}" in notes(app))
             assert screen.engine.adapters.state.names == ("tone", "s")
@@ -45,5 +63,16 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await wait_for(pilot, lambda: screen.status.info.adapter == "", what="no adapters")
             await send(pilot, app, "/adapter wat")
             await wait_for(pilot, lambda: any(n.startswith("/adapter: /adapter load PATH") for n in notes(app)))
+
+            # Reopening the chat, made with "tone", offers it; the model's key loads it, without a reload.
+            model = screen.engine._loaded.model
+            await screen.files.open_conversation(screen.session.conversation.id)
+            offer = (
+                f"This chat's last reply was made with adapter tone ({tiny_adapters['tone']}). Press ctrl+l to load it."
+            )
+            assert offer in notes(app)
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: screen.status.info.adapter == "tone", what="the chat's adapter")
+            assert screen.engine._loaded.model is model and not screen.adapters.saved
 
     run(scenario())

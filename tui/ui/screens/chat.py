@@ -153,7 +153,7 @@ class ChatScreen(Screen[None]):
         """Loading a chat's own model is offered (in the footer) only while the open chat was made
         with another."""
         if action == "load_saved_model":
-            return self.saved_load is not None
+            return self.saved_load is not None or bool(self.adapters.saved)
         return True
 
     # -- the prompt -----------------------------------------------------------------------------
@@ -281,6 +281,7 @@ class ChatScreen(Screen[None]):
         self.replies.pending_send = False
         self.editing = None
         self.saved_load = None
+        self.adapters.saved = ()
         self.session.new()
         self.tool_calls.loop.new_chat()
         await self.transcript.render()

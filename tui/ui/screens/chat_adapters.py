@@ -10,13 +10,14 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from tui.engine.adapter_control import parse_mix
-from tui.engine.adapters import AdapterInfo, AdapterState
+from tui.engine.adapters import AdapterInfo, AdapterState, AppliedAdapter, describe
 from tui.engine.backend import AdapterControl
 from tui.engine.errors import AdapterError
 from tui.ui.bridge import answer
 from tui.ui.slash import SlashError, parse_slash
 
 if TYPE_CHECKING:
+    from tui.store import Message as StoredMessage
     from tui.ui.screens.chat import ChatScreen
 
 USAGE = "/adapter load PATH [NAME] · /adapter use NAME|none|a=0.5,b=0.5 · /adapter unload NAME · /adapter merge"
@@ -28,6 +29,9 @@ class AdapterSwitcher:
         # `--adapter`s and `--merge-adapter`, applied once, after the first load
         self.requested: list[tuple[str | None, str]] = []
         self.merge_requested = False
+        # what the open chat's last reply was made with, when that is not what is in use (offered)
+        self.saved: tuple[AppliedAdapter, ...] = ()
+        self.saved_mix: dict[str, float] | None = None  # used once `requested` are loaded
 
     @property
     def control(self) -> AdapterControl | None:
@@ -111,18 +115,59 @@ class AdapterSwitcher:
         return True
 
     async def model_loaded(self) -> None:
-        """After a load: the `--adapter`s asked for (the first time), then the adapters shown."""
+        """After a load: the adapters asked for (`--adapter`, or the open chat's), then shown."""
+        await self.load_requested()
+        if self.merge_requested and self.control is not None and self.control.state.active:
+            self.merge_requested = False
+            await self._finish(
+                self.control.merge(), lambda state: f"Merged {state.label()}: switching adapters now needs a reload"
+            )
+        self.show()
+
+    async def load_requested(self) -> None:
         control = self.control
         requested, self.requested = self.requested, []
-        if control is not None:
-            for name, path in requested:
-                if not await self._finish(control.load(path, name), lambda info: f"Loaded adapter {info.name}"):
-                    return
-            if requested and self.merge_requested:
-                await self._finish(
-                    control.merge(), lambda state: f"Merged {state.label()}: switching adapters now needs a reload"
-                )
-        self.show()
+        mix, self.saved_mix = self.saved_mix, None
+        if control is None:
+            return
+        for name, path in requested:
+            if not await self._finish(control.load(path, name), lambda info: f"Loaded adapter {info.name}"):
+                return
+        if mix is not None:
+            await self._finish(control.use(mix), lambda state: f"Adapter in use from the next reply: {state.label()}")
+
+    def offer_saved(self, replies: list[StoredMessage]) -> None:
+        """Say which adapters the open chat's last reply was made with, when they are not the ones
+        in use, and offer to load them (the key that loads the chat's model); never on its own."""
+        recorded = next((m.meta.adapters for m in reversed(replies) if m.meta.metrics is not None), None) or ()
+        control = self.control
+        state = control.state if control is not None else AdapterState()
+        self.saved = () if control is None or recorded == state.applied() else tuple(recorded)
+        self.screen.refresh_bindings()
+        if self.saved:
+            key = self.screen.keymap.key("chat.load_saved_model")
+            merged = any(adapter.merged for adapter in self.saved)
+            how = "reload the model and merge it" if merged else "load it"
+            self.screen.notify(
+                f"This chat's last reply was made with adapter {describe(self.saved)} "
+                f"({', '.join(a.path for a in self.saved)}). Press {key} to {how}.",
+                title="Another adapter",
+                timeout=20,
+            )
+
+    def ask_saved(self) -> None:
+        """Queue the open chat's adapters: loaded after a reload of the model, or now."""
+        control = self.control
+        saved, self.saved = self.saved, ()
+        state = control.state if control is not None else AdapterState()
+        by_name = {info.name: info for info in state.loaded}
+        self.requested = [
+            (a.name, a.path)
+            for a in saved
+            if by_name.get(a.name) is None or by_name[a.name].sha256 != a.sha256 or a.merged
+        ]
+        self.saved_mix = {a.name: a.weight for a in saved}
+        self.merge_requested = any(a.merged for a in saved)
 
     def show(self) -> None:
         control = self.control
