@@ -318,3 +318,36 @@ def test_an_adapter_on_the_real_smollm2_equals_peft(smollm2_fp32_engine, smollm2
         engine.adapters.unload("smol-lora").result()
     assert tuned != base and tuned == peft_reply(smollm2_dir, {"smol-lora": adapter})
     assert reply(engine)[0] == base
+
+
+def test_on_int4_an_adapter_works_unmerged_and_merging_says_what_to_do(tiny_model_dir, tiny_adapters):
+    """peft applies LoRA on torchao's int4 layers (unmerged); it cannot merge into them: one line
+    that offers the bf16 copy."""
+    engine = Engine()
+    try:
+        engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="bfloat16")).result()
+        base = reply(engine)[0]
+        engine.adapters.load(str(tiny_adapters["tone"])).result()
+        assert reply(engine)[0] != base
+        with pytest.raises(AdapterError, match="cannot be merged into int4 .* --dtype bfloat16 --merge-adapter"):
+            engine.adapters.merge().result()
+        engine.adapters.unload("tone").result()
+        assert reply(engine)[0] == base
+    finally:
+        engine.close()
+
+
+def test_on_bnb_4bit_an_adapter_works_and_merges(tiny_model_dir, tiny_adapters):
+    engine = Engine()
+    try:
+        engine.load(LoadSettings(model=str(tiny_model_dir), quantization="bnb-4bit", dtype="bfloat16")).result()
+        base = reply(engine)[0]
+        engine.adapters.load(str(tiny_adapters["tone"])).result()
+        assert reply(engine)[0] != base
+        engine.adapters.use({}).result()
+        assert reply(engine)[0] == base
+        engine.adapters.use({"tone": 1.0}).result()
+        assert engine.adapters.merge().result().label() == "tone (merged)"
+        assert reply(engine)[2].adapters[0].merged
+    finally:
+        engine.close()

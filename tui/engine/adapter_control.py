@@ -107,16 +107,12 @@ class LocalAdapters:
         spec = read_adapter(resolve_adapter(path), path, settings.trust_remote_code, settings.allow_pickle)
         model = loaded.model
         check_fits(spec, model, path, loaded.info.name)
-        if settings.quantization == "int4":
-            raise AdapterError(
-                f"adapter {name} cannot be applied to int4 (torchao) layers: load the model unquantized "
-                "(--quantization none) and use it, or merge it there (--merge-adapter) for full speed"
-            )
         for module_path in {module_of(key)[0] for key in spec.shapes}:
             unpack(model, module_path)
         try:
             with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the point
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated")  # see _merge_job
                 report = model.load_adapter(
                     str(spec.folder), adapter_name=name, use_safetensors=spec.weights_file.suffix == ".safetensors"
                 )
@@ -128,6 +124,12 @@ class LocalAdapters:
             self._apply(loaded, state.active)
             if isinstance(exc, AdapterError):
                 raise
+            if settings.quantization != "none":
+                raise AdapterError(
+                    f"peft cannot apply adapter {name} to {settings.quantization} layers ({one_line(exc)}): load "
+                    "the model unquantized (--quantization none), or merge the adapter into a bf16 copy "
+                    "(--quantization none --dtype bfloat16 --merge-adapter)"
+                ) from exc
             raise AdapterError(f"cannot apply adapter {name}: {one_line(exc)}") from exc
         info = AdapterInfo(
             name=name,
@@ -174,6 +176,11 @@ class LocalAdapters:
         state = loaded.adapters
         if not state.active:
             raise AdapterError("no adapter is in use to merge: choose one first")
+        if loaded.settings.quantization == "int4":  # peft merges into torchao's int8 layers, not int4
+            raise AdapterError(
+                f"{state.label()} cannot be merged into int4 (torchao) weights; it works unmerged here. For full "
+                "speed merge it into a bf16 copy: --quantization none --dtype bfloat16 --merge-adapter"
+            )
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         names = [name for name, _ in state.active]
