@@ -75,4 +75,13 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await wait_for(pilot, lambda: screen.status.info.adapter == "tone", what="the chat's adapter")
             assert screen.engine._loaded.model is model and not screen.adapters.saved
 
+            # A reload (another dtype) brings the adapters back on the new model, the same one in use.
+            model = screen.engine._loaded.model
+            screen.loader.reload(screen.loader.load_settings.replace(dtype="bfloat16"))
+            await wait_for(
+                pilot, lambda: screen.engine._loaded is not None and screen.engine._loaded.model is not model
+            )
+            await wait_for(pilot, lambda: screen.state == "ready" and screen.status.info.adapter == "tone")
+            assert screen.engine.adapters.state.names == ("tone",) and screen.engine.info.dtype == "bfloat16"
+
     run(scenario())

@@ -124,6 +124,18 @@ class AdapterSwitcher:
             )
         self.show()
 
+    def before_reload(self) -> None:
+        """A reload (another dtype, say) frees the model and its adapters: the ones loaded now
+        come back on the new one, with the same one in use (merged ones come back unmerged)."""
+        control = self.control
+        if control is None or self.requested:  # the open chat's adapters were asked for instead
+            return
+        state = control.state
+        self.requested = [(info.name, info.path) for info in state.loaded]
+        self.requested += [(adapter.name, adapter.path) for adapter in state.merged]
+        mix = state.active or tuple((adapter.name, adapter.weight) for adapter in state.merged)
+        self.saved_mix = dict(mix) if self.requested else None
+
     async def load_requested(self) -> None:
         control = self.control
         requested, self.requested = self.requested, []

@@ -29,6 +29,7 @@ class ModelLoader:
     def load(self, settings: LoadSettings) -> None:
         screen = self.screen
         screen.session.load_settings = settings
+        screen.adapters.before_reload()
         screen.state = AppState.LOADING
         screen.saved_load = None
         screen.collector.thaw()
