@@ -269,3 +269,14 @@ def test_a_bad_adapter_exits_1_with_one_line_and_a_server_has_none(tiny_model_di
     assert capsys.readouterr().err == f"chatui: adapter not found: {tmp_path / 'nowhere'}\n"
     assert run_headless(options, ScriptedEngine()) == 1
     assert "--adapter needs a model loaded here" in capsys.readouterr().err
+
+
+def test_merge_adapter_says_switching_then_needs_a_reload(tiny_model_dir, tiny_adapters, capsys):
+    from tui.cli.headless import run_headless
+    from tui.cli.main import parse_args
+    from tui.engine import Engine
+
+    argv = [str(tiny_model_dir), "max_new_tokens=2", "--adapter", str(tiny_adapters["tone"]), "--merge-adapter"]
+    assert run_headless(parse_args([*argv, "--prompt", "Hi", "--no-save", "--stats"]), Engine()) == 0
+    err = capsys.readouterr().err
+    assert "chatui: tone (merged): switching adapters now needs a reload" in err and " adapter=tone(merged)\n" in err

@@ -233,7 +233,8 @@ def _reply(
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
-        adapter = describe(final.adapters) if final.adapters or options.adapters else ""
+        # one key=value word: "tone", "a×0.5+b×0.5", "tone(merged)"
+        adapter = describe(final.adapters).replace(" ", "") if final.adapters or options.adapters else ""
         print(
             final.metrics.stats_line(number, info.dtype if info else "", info.quantization if info else "", adapter),
             file=stderr,

@@ -22,7 +22,7 @@ class AdapterList(Vertical):
     AdapterList { height: auto; }
     AdapterList .adapter-row { height: auto; }
     AdapterList .adapter-name { width: 1fr; padding: 0 1; }
-    AdapterList .adapter-unload { min-width: 5; width: 5; }
+    AdapterList .adapter-unload { min-width: 3; width: 3; height: 1; border: none; }
     AdapterList #adapter-path { width: 1fr; }
     """
 
