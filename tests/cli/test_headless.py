@@ -257,26 +257,33 @@ def test_headless_adapters_the_last_in_use_named_in_stats_and_recorded(tiny_mode
     ]
 
 
-def test_a_bad_adapter_exits_1_with_one_line_and_a_server_has_none(tiny_model_dir, tmp_path, capsys):
+def headless(argv: list[str], engine) -> tuple[int, str]:
+    """`run_headless` in this process: its exit code and what it wrote to stderr."""
+    import io
+
+    from tui.cli.headless import run_headless
+    from tui.cli.main import parse_args
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run_headless(parse_args([*argv, "--prompt", "Hi", "--no-save"]), engine, stdout=stdout, stderr=stderr)
+    return code, stderr.getvalue()
+
+
+def test_a_bad_adapter_exits_1_with_one_line_and_a_server_has_none(tiny_model_dir, tmp_path):
     from fakes import ScriptedEngine
 
-    from tui.cli.headless import run_headless
-    from tui.cli.main import parse_args
     from tui.engine import Engine
 
-    options = parse_args([str(tiny_model_dir), "--adapter", str(tmp_path / "nowhere"), "--prompt", "Hi", "--no-save"])
-    assert run_headless(options, Engine()) == 1
-    assert capsys.readouterr().err == f"chatui: adapter not found: {tmp_path / 'nowhere'}\n"
-    assert run_headless(options, ScriptedEngine()) == 1
-    assert "--adapter needs a model loaded here" in capsys.readouterr().err
+    argv = [str(tiny_model_dir), "--adapter", str(tmp_path / "nowhere")]
+    assert headless(argv, Engine()) == (1, f"chatui: adapter not found: {tmp_path / 'nowhere'}\n")
+    code, err = headless(argv, ScriptedEngine())
+    assert code == 1 and "--adapter needs a model loaded here" in err
 
 
-def test_merge_adapter_says_switching_then_needs_a_reload(tiny_model_dir, tiny_adapters, capsys):
-    from tui.cli.headless import run_headless
-    from tui.cli.main import parse_args
+def test_merge_adapter_says_switching_then_needs_a_reload(tiny_model_dir, tiny_adapters):
     from tui.engine import Engine
 
     argv = [str(tiny_model_dir), "max_new_tokens=2", "--adapter", str(tiny_adapters["tone"]), "--merge-adapter"]
-    assert run_headless(parse_args([*argv, "--prompt", "Hi", "--no-save", "--stats"]), Engine()) == 0
-    err = capsys.readouterr().err
+    code, err = headless([*argv, "--stats"], Engine())
+    assert code == 0
     assert "chatui: tone (merged): switching adapters now needs a reload" in err and " adapter=tone(merged)\n" in err

@@ -107,7 +107,7 @@ def test_a_weighted_mix_equals_peft_add_weighted_adapter(fresh, tiny_model_dir, 
 def test_a_switch_between_turns_equals_a_fresh_chat_with_that_adapter(fresh, tiny_adapters):
     """The KV cache of the first turn was computed with the base weights: a switch drops it (the
     second turn reads its whole prompt) and the reply is the one a fresh chat gets."""
-    first, _ = reply(fresh)
+    first = reply(fresh)[0]
     chat = HI + [{"role": "assistant", "content": first}, {"role": "user", "content": "and then?"}]
     fresh.adapters.load(str(tiny_adapters["tone"])).result()
     switched, started, _ = reply(fresh, chat)
