@@ -122,6 +122,18 @@ def test_a_switch_between_turns_equals_a_fresh_chat_with_that_adapter(fresh, tin
     assert reply(fresh, chat)[1].prefill_tokens < started.prompt_tokens
 
 
+def test_the_token_view_records_an_adapters_reply(fresh, tiny_adapters):
+    """Token probabilities (the token view's) are of the reply the adapter writes."""
+    from tui.engine import TokenProbs
+
+    fresh.adapters.load(str(tiny_adapters["tone"])).result()
+    tuned = reply(fresh)[0]
+    events = list(fresh.generate(HI, GREEDY, logprobs=3))
+    choices = [choice for event in events if isinstance(event, TokenProbs) for choice in event.choices]
+    assert events[-1].text == tuned and len(choices) == GREEDY.max_new_tokens
+    assert all(choice.top_raw for choice in choices)
+
+
 def test_unloading_the_last_adapter_gives_the_packed_base_back(fresh, tiny_adapters):
     base = reply(fresh)[0]
     assert type(fresh._loaded.model.model.layers[0].self_attn.q_proj).__name__ == "PackedLinear"

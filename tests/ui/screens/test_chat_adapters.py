@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pilot import booted, notes, run, send, wait_for
+from textual.widgets import Button
 
 from tui.engine import Engine, Finished, SettingsError
 from tui.ui.screens.compare import CompareScreen
@@ -23,7 +24,12 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             timeout=120,
         ) as (pilot, app):
             screen = app.chat_screen
-            await wait_for(pilot, lambda: screen.status.info.adapter == "tone", what="--adapter")
+
+            def sidebar_button(name: str) -> Button:
+                return next(b for b in screen.settings_panel.adapter_list.query(Button) if b.name == name)
+
+            await wait_for(pilot, lambda: screen.status.info.adapter == "tone" or notes(app), 120, what="--adapter")
+            assert screen.status.info.adapter == "tone", notes(app)
             await send(pilot, app, "Hi")
             await wait_for(pilot, lambda: any(m.role == "assistant" and m.meta.metrics for m in screen.messages))
             reply = next(m for m in screen.messages if m.role == "assistant")
@@ -37,6 +43,12 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await wait_for(pilot, lambda: screen.status.info.adapter == "tone×0.5+s×0.5", what="the mix")
             await send(pilot, app, "/adapter use none")
             await wait_for(pilot, lambda: screen.status.info.adapter == "none", what="none")
+            # the sidebar: a row's button uses that adapter alone, "none" the base model
+            sidebar_button("use:tone").press()
+            await wait_for(pilot, lambda: screen.status.info.adapter == "tone", what="the sidebar's tone")
+            await wait_for(pilot, lambda: str(sidebar_button("use:tone").label).startswith("●"))
+            sidebar_button("use:none").press()
+            await wait_for(pilot, lambda: screen.status.info.adapter == "none", what="the sidebar's none")
 
             # /compare: base vs tone vs s on the same prompt and seed; the adapters in use come back after.
             with pytest.raises(SettingsError, match="adapter:nope: no adapter named nope is loaded"):
@@ -59,7 +71,8 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             assert screen.engine.adapters.state.names == ("tone", "s")
 
             await send(pilot, app, "/adapter unload tone")
-            await send(pilot, app, "/adapter unload s")
+            await wait_for(pilot, lambda: screen.engine.adapters.state.names == ("s",))
+            sidebar_button("unload:s").press()
             await wait_for(pilot, lambda: screen.status.info.adapter == "", what="no adapters")
             await send(pilot, app, "/adapter wat")
             await wait_for(pilot, lambda: any(n.startswith("/adapter: /adapter load PATH") for n in notes(app)))

@@ -10,18 +10,16 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Input, Static
 
-from tui.engine.adapters import NONE, AdapterState
-
-MIX = "mix"  # the choice shown while a weighted mix (set with /adapter use a=0.5,b=0.5) is in use
+from tui.engine.adapters import AdapterState
 
 
 class AdapterList(Vertical):
     DEFAULT_CSS = """
     AdapterList { height: auto; }
     AdapterList .adapter-row { height: auto; }
-    AdapterList .adapter-name { width: 1fr; padding: 0 1; }
+    AdapterList .adapter-use { width: 1fr; height: 1; border: none; min-width: 8; content-align: left middle; }
     AdapterList .adapter-unload { min-width: 3; width: 3; height: 1; border: none; }
     AdapterList #adapter-path { width: 1fr; }
     """
@@ -51,7 +49,6 @@ class AdapterList(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("Adapters", classes="section-title")
-        yield Select([("none (base model)", NONE)], value=NONE, allow_blank=False, id="adapter-use")
         yield Vertical(id="adapter-rows")
         with Horizontal(classes="adapter-row"):
             path = Input(placeholder="LoRA folder or Hub id", id="adapter-path")
@@ -67,49 +64,45 @@ class AdapterList(Vertical):
         self.show(self.state, self.available)
 
     def show(self, state: AdapterState, available: bool = True) -> None:
-        """The adapters on the model now (before mounting, only remembered)."""
+        """The adapters on the model now, the ones in use marked ● (before mounting, only remembered)."""
         self.state, self.available = state, available
         if not self._composed:
             return
         self.display = available  # a server's adapters are its model names (the model section)
-        choices = [("none (base model)", NONE)] + [(name, name) for name in state.names]
-        active = [name for name, _ in state.active]
-        value = active[0] if len(active) == 1 and state.active[0][1] == 1.0 else (MIX if active else NONE)
-        if value == MIX:
-            choices.append((f"mix: {state.label()}", MIX))
-        use = self.query_one("#adapter-use", Select)
-        with self.prevent(Select.Changed):
-            use.set_options(choices)
-            use.value = value
-        use.disabled = bool(state.merged) or not available
         rows = self.query_one("#adapter-rows", Vertical)
         rows.remove_children()
+        weights = dict(state.active)
         widgets: list[Widget] = []
-        for info in state.loaded:
-            row = Horizontal(
-                Static(f"{info.name} · r{info.rank} · {info.sha256[:8]}", classes="adapter-name", markup=False),
-                Button("×", id=f"adapter-unload-{info.name}", classes="adapter-unload"),
-                classes="adapter-row",
-            )
-            row.tooltip = info.path
-            widgets.append(row)
         if state.merged:
             text = f"merged: {state.label()} (reload the model to switch)"
-            widgets.append(Static(text, classes="adapter-name", markup=False))
+            widgets.append(Static(text, markup=False))
+        else:
+            none = Button(f"{'○' if weights else '●'} none (base model)", name="use:none", classes="adapter-use")
+            widgets.append(none)
+        for info in state.loaded:
+            weight = weights.get(info.name)
+            mark = "○" if weight is None else "●" if weight == 1.0 else f"● ×{weight:g}"
+            use = Button(f"{mark} {info.name} · r{info.rank} · {info.sha256[:8]}", name=f"use:{info.name}")
+            use.add_class("adapter-use")
+            use.tooltip = f"{info.path}: use it alone from the next reply on"
+            row = Horizontal(use, Button("×", name=f"unload:{info.name}", classes="adapter-unload"))
+            row.add_class("adapter-row")
+            widgets.append(row)
         rows.mount_all(widgets)
         self.query_one("#adapter-merge", Button).disabled = not state.active or not available
         self.query_one("#adapter-load", Button).disabled = bool(state.merged) or not available
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        event.stop()
-        if event.value not in (MIX, Select.BLANK):
-            self.post_message(self.UseRequested(str(event.value)))
-
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # the rows are made again at each show(): they are told apart by name (ids would collide
+        # with the rows being removed)
         button = event.button.id or ""
-        if button.startswith("adapter-unload-"):
+        kind, _, name = (event.button.name or "").partition(":")
+        if kind == "use":
             event.stop()
-            self.post_message(self.UnloadRequested(button.removeprefix("adapter-unload-")))
+            self.post_message(self.UseRequested(name))
+        elif kind == "unload":
+            event.stop()
+            self.post_message(self.UnloadRequested(name))
         elif button == "adapter-load":
             event.stop()
             path = self.query_one("#adapter-path", Input).value.strip()
