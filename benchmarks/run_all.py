@@ -10,6 +10,7 @@ HERE = Path(__file__).parent
 SCRIPTS = [
     "bench_engine.py",
     "bench_sizes.py",
+    "bench_adapters.py",
     "bench_quality.py",
     "bench_speed.py",
     "bench_chat.py",

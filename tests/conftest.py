@@ -365,3 +365,29 @@ def hub_cache(fake_hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(fake_hub_cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(fake_hub_cache))
     return fake_hub_cache
+
+
+def make_lora(model_dir: Path, out: Path, seed: int, targets: list[str], rank: int = 4) -> Path:
+    """A LoRA adapter made with peft on the model at `model_dir`, with random (not zero) weights
+    (init_lora_weights=False), so it changes the model's replies."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA adapters on the tiny model: "tone" (attention q/v, rank 4) and "style" (every
+    linear layer, rank 8), made once per session."""
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return {
+        "tone": make_lora(tiny_model_dir, root / "tone", 1, ["q_proj", "v_proj"]),
+        "style": make_lora(tiny_model_dir, root / "style", 2, every, rank=8),
+    }

@@ -4,11 +4,13 @@ deterministic; it records every generate call for the tests to check."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tui.engine import (
@@ -26,7 +28,8 @@ from tui.engine import (
     Turn,
     TurnMetrics,
 )
-from tui.engine.backend import Capabilities, Progress
+from tui.engine.adapters import AdapterInfo, AdapterState, default_name
+from tui.engine.backend import AdapterControl, Capabilities, Progress
 from tui.engine.compiled import CompileJob
 from tui.engine.jobs import done, failed
 from tui.engine.prompt import Message
@@ -74,6 +77,36 @@ def scripted_choice(index: int, piece: str) -> TokenChoice:
     return TokenChoice(token_id, piece, math.log(p), math.log(p), top, top)
 
 
+class FakeAdapters:
+    """Adapters kept as a state only, no model: what the UI shows and asks for."""
+
+    def __init__(self) -> None:
+        self.state = AdapterState()
+
+    def load(self, path: str, name: str | None = None, activate: bool = True) -> Future[AdapterInfo]:
+        info = AdapterInfo(name or default_name(path), path, path, content_hash_of(path), "LORA", 8, None)
+        self.state = AdapterState(self.state.loaded + (info,), ((info.name, 1.0),) if activate else self.state.active)
+        return done(info)
+
+    def use(self, mix: Mapping[str, float] | None) -> Future[AdapterState]:
+        self.state = self.state.with_active(tuple((mix or {}).items()))
+        return done(self.state)
+
+    def unload(self, name: str) -> Future[AdapterState]:
+        state = self.state
+        loaded = tuple(info for info in state.loaded if info.name != name)
+        self.state = AdapterState(loaded, tuple(item for item in state.active if item[0] != name))
+        return done(self.state)
+
+    def merge(self) -> Future[AdapterState]:
+        self.state = AdapterState(merged=tuple(replace(a, merged=True) for a in self.state.applied()))
+        return done(self.state)
+
+
+def content_hash_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class ScriptedEngine:
     """`token_probs`: replies asked for them (generate(logprobs=N)) send made-up, fixed TokenProbs,
     without token ids. `pause_after`: each reply stops after that many words until `resume` is set
@@ -90,8 +123,11 @@ class ScriptedEngine:
         token_probs: bool = False,
         pause_after: int | None = None,
         images: bool = False,
+        adapters: bool = False,
     ) -> None:
-        self.capabilities = Capabilities(tools=True, prefill=True, token_probs=token_probs, images=images)
+        self.capabilities = Capabilities(
+            tools=True, prefill=True, token_probs=token_probs, images=images, adapters=adapters
+        )
         self.replies = list(replies or ["Hello! How can I help?"])
         self.token_delay = token_delay
         self.load_error = load_error
@@ -102,6 +138,7 @@ class ScriptedEngine:
         self.calls: list[tuple[list[dict], GenerationSettings]] = []
         self.prefills: list[list[dict]] = []
         self.compile: CompileJob | None = None  # no background compile
+        self.adapters: AdapterControl | None = FakeAdapters() if adapters else None
         self.loads: list[LoadSettings] = []
         self.info: ModelInfo | None = None
         self.load_settings: LoadSettings | None = None

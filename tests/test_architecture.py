@@ -16,7 +16,19 @@ MAX_METHODS = 40
 # they are given (tui/screens/chat.py builds them and routes to them).
 TYPING_BACK_REFERENCES = {
     (f"tui.ui.screens.chat_{part}", "tui.ui.screens.chat")
-    for part in ("attach", "files", "messages", "model", "models", "reply", "settings", "tokens", "tools", "transcript")
+    for part in (
+        "adapters",
+        "attach",
+        "files",
+        "messages",
+        "model",
+        "models",
+        "reply",
+        "settings",
+        "tokens",
+        "tools",
+        "transcript",
+    )
 }
 
 

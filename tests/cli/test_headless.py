@@ -232,3 +232,59 @@ def test_logprobs_flags_are_checked(tiny_model_dir):
     ):
         result = run_cli(str(tiny_model_dir), "--prompt", "Hi", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_headless_adapters_the_last_in_use_named_in_stats_and_recorded(tiny_model_dir, tiny_adapters, tmp_path):
+    env = subprocess_env(tmp_path)
+    result = run_cli(
+        str(tiny_model_dir),
+        "do_sample=false",
+        "max_new_tokens=4",
+        "--adapter",
+        f"t={tiny_adapters['tone']}",
+        "--adapter",
+        str(tiny_adapters["style"]),
+        "--prompt",
+        "Hi",
+        "--stats",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert " adapter=style" in next(line for line in result.stderr.splitlines() if line.startswith("turn="))
+    exported = json.loads(run_cli("--export", "last", env=env).stdout)
+    recorded = next(m for m in exported["messages"] if m["role"] == "assistant")["stats"]["adapters"]
+    assert [(a["name"], a["path"], a["weight"], len(a["sha256"])) for a in recorded] == [
+        ("style", str(tiny_adapters["style"]), 1.0, 16)
+    ]
+
+
+def headless(argv: list[str], engine) -> tuple[int, str]:
+    """`run_headless` in this process: its exit code and what it wrote to stderr."""
+    import io
+
+    from tui.cli.headless import run_headless
+    from tui.cli.main import parse_args
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run_headless(parse_args([*argv, "--prompt", "Hi", "--no-save"]), engine, stdout=stdout, stderr=stderr)
+    return code, stderr.getvalue()
+
+
+def test_a_bad_adapter_exits_1_with_one_line_and_a_server_has_none(tiny_model_dir, tmp_path):
+    from fakes import ScriptedEngine
+
+    from tui.engine import Engine
+
+    argv = [str(tiny_model_dir), "--adapter", str(tmp_path / "nowhere")]
+    assert headless(argv, Engine()) == (1, f"chatui: adapter not found: {tmp_path / 'nowhere'}\n")
+    code, err = headless(argv, ScriptedEngine())
+    assert code == 1 and "--adapter needs a model loaded here" in err
+
+
+def test_merge_adapter_says_switching_then_needs_a_reload(tiny_model_dir, tiny_adapters):
+    from tui.engine import Engine
+
+    argv = [str(tiny_model_dir), "max_new_tokens=2", "--adapter", str(tiny_adapters["tone"]), "--merge-adapter"]
+    code, err = headless([*argv, "--stats"], Engine())
+    assert code == 0
+    assert "chatui: tone (merged): switching adapters now needs a reload" in err and " adapter=tone(merged)\n" in err

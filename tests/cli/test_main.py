@@ -46,6 +46,8 @@ def test_speed_options_as_flags():
         (["--generation-config", "/no/such/dir", "--prompt", "x"], "--generation-config"),
         (["model", "stray", "--prompt", "x"], "unexpected argument"),
         (["--dtype", "float8"], "invalid choice"),
+        (["--adapter", "tone=", "--prompt", "x"], "--adapter 'tone=': give a folder or Hub id"),
+        (["--merge-adapter", "--prompt", "x"], "--merge-adapter merges the adapter --adapter loads"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_clear_message(argv, fragment, capsys):
@@ -145,3 +147,13 @@ def test_the_app_without_a_terminal_says_so_instead_of_drawing_into_a_pipe(tmp_p
     assert result.returncode == 2
     assert "the app needs a terminal" in result.stderr and "--prompt" in result.stderr and "--export" in result.stderr
     assert result.stdout == ""
+
+
+def test_adapter_flags(tmp_path):
+    odd = tmp_path / "a=b"
+    odd.mkdir()
+    options = parse_args(
+        ["--adapter", "/lora/tone", "--adapter", "mine=org/lora", "--adapter", str(odd), "--merge-adapter"]
+    )
+    assert options.adapters == [(None, "/lora/tone"), ("mine", "org/lora"), (None, str(odd))]
+    assert options.merge_adapter and parse_args([]).adapters == []

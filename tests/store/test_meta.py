@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tui.engine.adapters import AppliedAdapter
 from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
 from tui.store.model import Message, model_message
 from tui.store.parts import TextPart, text_of, text_parts
@@ -22,6 +23,7 @@ METRICS = {
     "cuda_reserved": None,
     "context_size": 2048,
 }
+ADAPTER = {"name": "tone", "path": "/lora/tone", "sha256": "0123456789abcdef", "weight": 1.0}
 RESULT = {"tool_call_id": "c1", "name": "add", "server": None, "outcome": "error", "arguments": {"a": 1}}
 
 
@@ -34,6 +36,7 @@ RESULT = {"tool_call_id": "c1", "name": "add", "server": None, "outcome": "error
         {**METRICS, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
         RESULT,
         {**METRICS, "logprobs": [], "tool_calls": [], "from_a_newer_chatui": {"x": [1]}},
+        {**METRICS, "adapters": [ADAPTER, {**ADAPTER, "name": "b", "weight": 0.5, "merged": True}]},
     ],
 )
 def test_the_stored_dict_reads_back_into_its_groups_and_is_written_back_the_same(stored: dict[str, Any]) -> None:
@@ -50,19 +53,23 @@ def test_the_stored_dict_reads_back_into_its_groups_and_is_written_back_the_same
         {**METRICS, "new_tokens": "2"},  # a mistyped one
         {**RESULT, "name": 3},
         {"logprobs": "damaged", "tool_calls": {"not": "a list"}},
+        {"adapters": [ADAPTER, {**ADAPTER, "weight": "1"}]},
     ],
 )
 def test_an_incomplete_or_mistyped_group_stays_as_it_was_in_extra(stored: dict[str, Any]) -> None:
     meta = MessageMeta.from_dict(stored)
     assert meta.to_dict() == stored
     assert meta.metrics is None and meta.tool_result is None and meta.token_probs is None
-    assert meta.tool_calls is None
+    assert meta.tool_calls is None and meta.adapters is None
 
 
 def test_groups_read_as_typed_records() -> None:
     assert MessageMeta.from_dict(METRICS).metrics == ReplyMetrics(**METRICS)
     assert MessageMeta.from_dict(RESULT).tool_result == ToolResult("c1", "add", None, "error", {"a": 1})
     assert MessageMeta.from_dict(None) == MessageMeta()
+    assert MessageMeta.from_dict({"adapters": [ADAPTER]}).adapters == (
+        AppliedAdapter("tone", "/lora/tone", "0123456789abcdef", 1.0),
+    )
 
 
 def test_a_message_is_its_parts_and_the_model_sees_its_text_and_tool_fields() -> None:

@@ -19,8 +19,10 @@ from tui.core.chat_session import ChatSession
 from tui.core.options import Options
 from tui.core.tool_loop import RUN_ONCE, Answered, Decision, ToolLoop, ToolRoundLimit
 from tui.engine import Failed, LoadError, Started, TokenDelta, TokenProbs
+from tui.engine.adapters import describe
 from tui.engine.backend import Backend
 from tui.engine.backends import Backends
+from tui.engine.errors import AdapterError
 from tui.engine.estimates import limit_pct
 from tui.engine.loading import ModelInfo
 from tui.engine.machine import cached_bandwidth, memory_bandwidth
@@ -83,6 +85,8 @@ def run_headless(
             print(f"load model={info.name} load_ms={info.load_seconds * 1000:.0f}", file=stderr, flush=True)
         for warning in info.warnings:
             print(f"chatui: warning: {warning}", file=stderr)
+        if options.adapters and not _load_adapters(options, backend, stderr):
+            return EXIT_FAILURE
         try:
             logprobs_file = open(options.logprobs_file, "w", encoding="utf-8") if options.logprobs_file else None
         except OSError as exc:
@@ -135,6 +139,26 @@ class LoadLine:
             self.stderr.write("\r\x1b[2K")
             self.stderr.flush()
             self.shown = False
+
+
+def _load_adapters(options: Options, backend: Backend, stderr: TextIO) -> bool:
+    """`--adapter`s onto the loaded model (the last one in use), merged with `--merge-adapter`;
+    False, with the reason printed, when one cannot be."""
+    adapters = backend.adapters
+    if adapters is None:
+        print("chatui: --adapter needs a model loaded here (a server's adapters are its model names)", file=stderr)
+        return False
+    try:
+        for name, path in options.adapters:
+            for warning in adapters.load(path, name).result().warnings:
+                print(f"chatui: warning: {warning}", file=stderr)
+        if options.merge_adapter:
+            state = adapters.merge().result()
+            print(f"chatui: {state.label()}: switching adapters now needs a reload", file=stderr)
+    except AdapterError as exc:
+        print(f"chatui: {exc}", file=stderr)
+        return False
+    return True
 
 
 class CommandLineApproval:
@@ -257,10 +281,13 @@ def _reply(
         print(f"chatui: warning: not saved: {saver.last_error}", file=stderr)
     if options.stats:
         info = engine.info
+        # one key=value word: "tone", "a×0.5+b×0.5", "tone(merged)"
+        adapter = describe(final.adapters).replace(" ", "") if final.adapters or options.adapters else ""
         line = final.metrics.stats_line(
             number,
             info.dtype if info else "",
             info.quantization if info else "",
+            adapter,
             bandwidth_share(info, final.metrics.decode_tok_s),
         )
         print(line, file=stderr, flush=True)

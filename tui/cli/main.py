@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="static KV cache + torch.compile, compiled in the background after load",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        metavar="[NAME=]PATH",
+        help="a LoRA adapter (a folder or Hub id) on the model, named NAME (default: its folder's name); "
+        "repeatable: the last one is in use, the others can be switched to in the app",
+    )
+    parser.add_argument(
+        "--merge-adapter",
+        action="store_true",
+        help="merge the adapter in use into the weights (full speed; switching adapters then needs a reload)",
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle .bin weights (can run code)")
@@ -225,6 +238,9 @@ def parse_args(argv: Sequence[str]) -> Options:
         model_command = ("doctor",)
     elif ns.download:
         model_command = ("download", ns.download)
+    adapters = [_adapter_argument(parser, value) for value in ns.adapter or []]
+    if ns.merge_adapter and not adapters:
+        parser.error("--merge-adapter merges the adapter --adapter loads: give one")
     command: tuple[str, ...] | None = None
     if ns.list:
         command = ("list",)
@@ -238,6 +254,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         system_prompt=ns.system_prompt,
         prompts=list(ns.prompt or []),
         attachments=list(ns.attachments or []),
+        adapters=adapters,
+        merge_adapter=ns.merge_adapter,
         stats=ns.stats,
         list_tools=ns.list_tools,
         approve_tools=tuple(n.strip() for n in (ns.approve_tools or "").split(",") if n.strip()),
@@ -262,6 +280,16 @@ class _Attach(argparse.Action):
         found = list(getattr(namespace, self.dest, None) or [])
         found.append((str(values), option_string == "--image"))
         setattr(namespace, self.dest, found)
+
+
+def _adapter_argument(parser: argparse.ArgumentParser, value: str) -> tuple[str | None, str]:
+    """`--adapter PATH` or `--adapter NAME=PATH` → (name or None, path)."""
+    name, sep, path = value.partition("=")
+    if not sep or os.path.exists(value) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        name, path = "", value
+    if not path.strip():
+        parser.error(f"--adapter {value!r}: give a folder or Hub id (NAME=PATH to name it)")
+    return name or None, path
 
 
 def run_app(options: Options, config: Config) -> int:

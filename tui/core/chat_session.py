@@ -339,7 +339,12 @@ class ChatSession:
         # read as the whole reply (the token view, a branch's prefix).
         unrecorded_start = reply.continues is not None and bool(reply.continues.content) and not before
         choices = token_probs.encode(before + reply.choices) if reply.choices and not unrecorded_start else None
-        meta = MessageMeta(recorded, choices) if recorded is not None or choices is not None else None
+        adapters = final.adapters if isinstance(final, Finished) and final.adapters else None
+        meta = (
+            MessageMeta(recorded, choices, adapters=adapters)
+            if recorded is not None or choices is not None or adapters
+            else None
+        )
         return self.saver.update_message(
             reply.message_id, content=reply.base + final.text, status=reply_status(final), meta=meta
         )

@@ -18,6 +18,8 @@ class Options:
     system_prompt: str | None = None
     prompts: list[str] = field(default_factory=list)  # headless turns (`--prompt`)
     attachments: list[tuple[str, bool]] = field(default_factory=list)  # `--image`/`--file`: (path, image only)
+    adapters: list[tuple[str | None, str]] = field(default_factory=list)  # `--adapter [NAME=]PATH`: (name, path)
+    merge_adapter: bool = False  # `--merge-adapter`: merge the adapter in use into the weights
     stats: bool = False
     list_tools: bool = False  # `--list-tools`: the MCP servers and their tools, then exit
     approve_tools: tuple[str, ...] = ()  # headless: tools whose calls may run (`--approve-tools`)

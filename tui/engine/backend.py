@@ -11,11 +11,12 @@ To add a backend: a module with a class that satisfies `Backend`, and one line i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tui.engine.adapters import AdapterInfo, AdapterState
 from tui.engine.compiled import CompileJob
 from tui.engine.loading import ModelInfo
 from tui.engine.prompt import Message
@@ -37,6 +38,22 @@ class Capabilities:
     adapters: bool = False  # LoRA/PEFT adapters can be loaded and switched
 
 
+class AdapterControl(Protocol):
+    """The LoRA adapters on a backend's model (engine/adapter_control.py): every call returns at
+    once; an AdapterError says why not, in one line, and leaves the model as it was."""
+
+    @property
+    def state(self) -> AdapterState: ...
+
+    def load(self, path: str, name: str | None = None, activate: bool = True) -> Future[AdapterInfo]: ...
+
+    def use(self, mix: Mapping[str, float] | None) -> Future[AdapterState]: ...
+
+    def unload(self, name: str) -> Future[AdapterState]: ...
+
+    def merge(self) -> Future[AdapterState]: ...
+
+
 class Backend(Protocol):
     """What chatui asks of any model it talks to."""
 
@@ -52,6 +69,11 @@ class Backend(Protocol):
 
     @property
     def capabilities(self) -> Capabilities: ...
+
+    @property
+    def adapters(self) -> AdapterControl | None:
+        """The adapters on the model, where `capabilities.adapters`; else None."""
+        ...
 
     @property
     def compile(self) -> CompileJob | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from tui.engine.backend import Backend, Capabilities, Progress
+from tui.engine.backend import AdapterControl, Backend, Capabilities, Progress
 from tui.engine.compiled import CompileJob
 from tui.engine.loading import ModelInfo
 from tui.engine.prompt import Message
@@ -59,6 +59,10 @@ class Backends:
     @property
     def capabilities(self) -> Capabilities:
         return self.current.capabilities
+
+    @property
+    def adapters(self) -> AdapterControl | None:
+        return self.current.adapters
 
     @property
     def compile(self) -> CompileJob | None:

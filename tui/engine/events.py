@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tui.engine.adapters import AppliedAdapter
 from tui.engine.metrics import TurnMetrics
 
 
@@ -68,6 +69,7 @@ class Finished:
     reason: str
     metrics: TurnMetrics
     dropped_messages: int = 0  # oldest messages left out to fit the context
+    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the reply was made with (none: the base)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.engine import int4_cache
+from tui.engine.adapters import AdapterState
 from tui.engine.errors import LoadError
 from tui.engine.hardware import pick_device, pick_dtype, unavailable_options
 from tui.engine.packed_linear import can_pack, pack_linear_layers
@@ -81,6 +82,7 @@ class LoadedModel:
     info: ModelInfo
     settings: LoadSettings
     processor: Any = None  # a vision model's processor (its tokenizer is `tokenizer`)
+    adapters: AdapterState = field(default_factory=AdapterState)  # adapter_control.py keeps it
 
 
 class _WeightsProgress:
@@ -364,3 +366,31 @@ def free_model(loaded: LoadedModel | None) -> None:
         import torch
 
         torch.cuda.empty_cache()
+
+
+def load_draft_model(loaded: LoadedModel) -> tuple[LoadedModel | None, bool]:
+    """The draft model for assisted decoding, on the main model's device and dtype, and whether it
+    shares the main model's tokenizer. If it cannot load, the main model still works: the reason
+    is a warning, and replies are not assisted."""
+    main = loaded.settings
+    try:
+        draft = load_model(
+            LoadSettings(
+                model=main.draft_model,
+                dtype=loaded.info.dtype,
+                device=loaded.info.device,
+                trust_remote_code=main.trust_remote_code,
+                allow_pickle=main.allow_pickle,
+            )
+        )
+    except LoadError as exc:
+        loaded.info.warnings.append(f"draft model not used: {exc}")
+        return None, True
+    same_vocab = draft.tokenizer.get_vocab() == loaded.tokenizer.get_vocab()
+    loaded.info.draft = draft.info.name
+    if not same_vocab:
+        loaded.info.warnings.append(
+            f"draft model {draft.info.name} has another tokenizer: assisted "
+            "decoding translates between them (slower than a shared tokenizer)"
+        )
+    return draft, same_vocab

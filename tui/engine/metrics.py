@@ -40,9 +40,11 @@ class TurnMetrics:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def stats_line(self, turn: int, dtype: str = "", quantization: str = "", limit_pct: float | None = None) -> str:
-        """`turn=1 prompt_tokens=… decode_tok_s=… dtype=… quantization=… limit_pct=42`: limit_pct is
-        decode speed as a share of this machine's memory-bandwidth limit for the model."""
+    def stats_line(
+        self, turn: int, dtype: str = "", quantization: str = "", adapter: str = "", limit_pct: float | None = None
+    ) -> str:
+        """`turn=1 prompt_tokens=… decode_tok_s=… dtype=… quantization=… adapter=… limit_pct=42`:
+        limit_pct is decode speed as a share of this machine's memory-bandwidth limit for the model."""
         line = (
             f"turn={turn} prompt_tokens={self.prompt_tokens} new_tokens={self.new_tokens} "
             f"ttft_ms={self.ttft_s * 1000:.0f} decode_tok_s={self.decode_tok_s:.2f} "
@@ -50,6 +52,8 @@ class TurnMetrics:
         )
         if dtype:
             line += f" dtype={dtype} quantization={quantization or 'none'}"
+        if adapter:
+            line += f" adapter={adapter}"
         if limit_pct is not None:
             line += f" limit_pct={limit_pct:.0f}"
         return line

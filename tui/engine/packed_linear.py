@@ -85,3 +85,22 @@ def pack_linear_layers(model: Any) -> int:
                 setattr(parent, name, packed_class(child))
                 count += 1
     return count
+
+
+def unpack(model: Any, path: str) -> bool:
+    """The packed layer at `path` back to a plain torch.nn.Linear with the same weights (peft
+    wraps only plain layers); False when it is not a packed layer."""
+    import torch
+
+    module = model.get_submodule(path) if path else model
+    if type(module).__name__ != "PackedLinear":
+        return False
+    linear = torch.nn.Linear(
+        module.in_features, module.out_features, bias=module.bias is not None, device="meta", dtype=module.weight.dtype
+    )
+    linear.weight = torch.nn.Parameter(module.weight.to_dense(), requires_grad=False)
+    if module.bias is not None:
+        linear.bias = torch.nn.Parameter(module.bias.detach(), requires_grad=False)
+    parent, _, child = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, linear)
+    return True

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx2
 
-from tui.engine.backend import Capabilities
+from tui.engine.backend import AdapterControl, Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.errors import LoadError
 from tui.engine.events import MAX_LOGPROBS, Failed, Finished, Started, TokenDelta, TokenProbs
@@ -160,6 +160,7 @@ class RemoteBackend:
         self.info: ModelInfo | None = None
         self.load_settings: LoadSettings | None = None
         self.compile: CompileJob | None = None  # no torch.compile here
+        self.adapters: AdapterControl | None = None  # a server's adapters are its model names
         self._base = ""
         self._transformers_serve = False
 

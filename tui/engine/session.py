@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tui.engine.adapter_control import LocalAdapters
 from tui.engine.backend import Capabilities
 from tui.engine.compiled import CompileJob
 from tui.engine.events import Failed, Finished, Started, TokenDelta, TokenProbs
@@ -38,6 +39,7 @@ from tui.engine.loading import (
     ModelInfo,
     find_source,
     free_model,
+    load_draft_model,
     load_model,
 )
 from tui.engine.metrics import TokenClock
@@ -65,6 +67,7 @@ class Engine:
         self._draft_same_vocab = True
         self.turn_cache = TurnCache(reuse_cache)  # the last turn's KV cache, reused for the common prefix
         self.compile: CompileJob | None = None  # `--compile`: static cache + torch.compile
+        self.adapters = LocalAdapters(self._executor, lambda: self._loaded, self.turn_cache)  # LoRA, live
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -83,7 +86,7 @@ class Engine:
     def capabilities(self) -> Capabilities:
         loaded = self._loaded
         images = loaded is not None and loaded.processor is not None  # a vision model
-        return Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True, images=images)
+        return Capabilities(token_probs=True, token_ids=True, tools=True, prefill=True, images=images, adapters=True)
 
     @property
     def info(self) -> ModelInfo | None:
@@ -134,7 +137,7 @@ class Engine:
         self._loaded = loaded
         self._draft, self._draft_same_vocab = None, True
         if loaded.settings.draft_model:
-            self._load_draft(loaded)
+            self._draft, self._draft_same_vocab = load_draft_model(loaded)
         self._builder = (
             ProcessorPromptBuilder(loaded.processor, loaded.model)
             if loaded.processor
@@ -152,32 +155,6 @@ class Engine:
                     job.cancel()
 
             self._executor.submit(job.run).add_done_callback(cancel_if_dropped)
-
-    def _load_draft(self, loaded: LoadedModel) -> None:
-        """The draft model for assisted decoding, on the main model's device and dtype. If it cannot
-        load, the main model still works: the reason is a warning, and replies are not assisted."""
-        main = loaded.settings
-        try:
-            draft = load_model(
-                LoadSettings(
-                    model=main.draft_model,
-                    dtype=loaded.info.dtype,
-                    device=loaded.info.device,
-                    trust_remote_code=main.trust_remote_code,
-                    allow_pickle=main.allow_pickle,
-                )
-            )
-        except LoadError as exc:
-            loaded.info.warnings.append(f"draft model not used: {exc}")
-            return
-        self._draft = draft
-        self._draft_same_vocab = draft.tokenizer.get_vocab() == loaded.tokenizer.get_vocab()
-        loaded.info.draft = draft.info.name
-        if not self._draft_same_vocab:
-            loaded.info.warnings.append(
-                f"draft model {draft.info.name} has another tokenizer: assisted "
-                "decoding translates between them (slower than a shared tokenizer)"
-            )
 
     def _unload(self) -> None:
         self.turn_cache.drop()
@@ -431,7 +408,7 @@ class Engine:
             else:
                 reason = "stop"
             metrics = clock.finish(prompt_tokens, prefill, context)
-            turn.emit(Finished(text, reason, metrics, prompt.dropped_messages))
+            turn.emit(Finished(text, reason, metrics, prompt.dropped_messages, loaded.adapters.applied()))
         except _StoppedBeforeStart:
             turn.emit(Finished("", "stopped", clock.finish(0, 0, context)))
         except BaseException as exc:  # anything, so the consumer never hangs

@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tui.engine.adapters import AppliedAdapter
+
 TOKEN_PROBS_KEY = "logprobs"
 TOOL_CALLS_KEY = "tool_calls"
+ADAPTERS_KEY = "adapters"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class MessageMeta:
     token_probs: list[Any] | None = None  # a reply's token choices, compact (see tui.token_probs)
     tool_calls: list[dict[str, Any]] | None = None  # a reply's calls, as chat templates take them
     tool_result: ToolResult | None = None  # a tool message
+    adapters: tuple[AppliedAdapter, ...] | None = None  # the LoRA adapters a reply was made with
     extra: dict[str, Any] = field(default_factory=dict)  # keys this chatui does not know
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +71,8 @@ class MessageMeta:
             data[TOOL_CALLS_KEY] = self.tool_calls
         if self.tool_result is not None:
             data.update(asdict(self.tool_result))
+        if self.adapters is not None:
+            data[ADAPTERS_KEY] = [adapter.to_dict() for adapter in self.adapters]
         return data | self.extra
 
     @classmethod
@@ -89,7 +95,13 @@ class MessageMeta:
             _drop(rest, _TOOL_RESULT_KEYS)
         token_probs = rest.pop(TOKEN_PROBS_KEY) if isinstance(rest.get(TOKEN_PROBS_KEY), list) else None
         tool_calls = rest.pop(TOOL_CALLS_KEY) if isinstance(rest.get(TOOL_CALLS_KEY), list) else None
-        return cls(metrics, token_probs, tool_calls, tool_result, rest)
+        adapters = None
+        if isinstance(rest.get(ADAPTERS_KEY), list):
+            records = [AppliedAdapter.from_dict(item) for item in rest[ADAPTERS_KEY]]
+            if all(record is not None for record in records):
+                adapters = tuple(record for record in records if record is not None)
+                del rest[ADAPTERS_KEY]
+        return cls(metrics, token_probs, tool_calls, tool_result, adapters, rest)
 
 
 def _is_number(value: Any) -> bool:

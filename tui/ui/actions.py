@@ -68,8 +68,8 @@ ACTIONS: tuple[Action, ...] = (
            "Enter loads; a Hub id not in the cache offers its download.", slash=("model", "models"),
            argument="[NAME]", footer=False),
     Action("chat.load_saved_model", "load_saved_model", "f12", "Load this chat's model",
-           "Load the model and options the open conversation was made with (offered when they differ "
-           "from the ones loaded now; opening a chat never reloads on its own)."),
+           "Load the model, options and LoRA adapters the open conversation was made with (offered when "
+           "they differ from the ones in use now; opening a chat never reloads on its own)."),
     Action("chat.token_probs", "toggle_token_probs", "f4", "Token probabilities",
            "Record each token's probability and the 10 most likely tokens, before and after the sampling "
            "filters, for the next replies (on/off; a little slower while on).", slash=("probs",), footer=False),
@@ -94,6 +94,11 @@ ACTIONS: tuple[Action, ...] = (
            "The configured MCP servers (config.toml [mcp]), each with its state and its tools; `/tools off "
            "[NAME ...]` and `/tools on [NAME ...]` switch tools off and on for this chat.", slash=("tools",),
            argument="[on|off NAME ...]"),
+    Action("chat.adapter", "adapter", None, "LoRA adapters",
+           "LoRA adapters on the model, live: `load PATH [NAME]` (a folder or Hub id), `use NAME` (`none`: "
+           "the base model; `a=0.5,b=0.5`: a weighted mix), `unload NAME`, `merge` (full speed; switching "
+           "then needs a reload). Takes effect at the next reply.", slash=("adapter",),
+           argument="load PATH [NAME] | use NAME|none | unload NAME | merge"),
     Action("app.sidebar", "toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the settings sidebar."),
     Action("chat.set", "set", None, "Set generation settings",
            "Change generation settings for the next replies, e.g. /set temperature=0.5 max_new_tokens=256.",

@@ -56,7 +56,10 @@ class ChatApp(App[None]):
         self._theme_at_start = DEFAULT_THEME
 
     def make_chat_screen(self, session: ChatSession) -> ChatScreen:
-        return ChatScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
+        screen = ChatScreen(session, self.engine, self.config, self.keymap, self.activity, self.collector)
+        screen.adapters.requested = list(self.options.adapters)  # loaded after the model
+        screen.adapters.merge_requested = self.options.merge_adapter
+        return screen
 
     def get_default_screen(self) -> Screen:
         return self.chat_screen

@@ -256,3 +256,39 @@ def test_reply_mid_stream(snap_compare, tmp_path):
 def test_small_terminal(snap_compare, tmp_path):
     """A finished conversation at 60x20."""
     assert snap_compare(snapshot_app(tmp_path), terminal_size=(60, 20), run_before=converse)
+
+
+def test_sidebar_adapter_section(snap_compare, tmp_path):
+    """Two adapters loaded, one in use: the sidebar's Adapters section and the status bar."""
+
+    async def before(pilot):
+        await converse(pilot)
+        screen = pilot.app.chat_screen
+        screen.engine.adapters.load("/loras/tone-v2")
+        screen.engine.adapters.load("/loras/concise", "concise", activate=False)
+        screen.adapters.show()
+        screen.settings_panel.scroll_end(animate=False)
+        await pilot.pause(0.2)
+
+    engine = ScriptedEngine([REPLY], adapters=True)
+    assert snap_compare(snapshot_app(tmp_path, engine=engine), terminal_size=(120, 40), run_before=before)
+
+
+def test_compare_with_adapter_columns(snap_compare, tmp_path):
+    """/compare adapter:none adapter:tone-v2 adapter:concise: base vs two adapters, side by side."""
+
+    async def before(pilot):
+        from tui.engine import Finished
+        from tui.ui.screens.compare import CompareScreen
+
+        await converse(pilot)
+        app = pilot.app
+        app.chat_screen.engine.adapters.load("/loras/tone-v2")
+        app.chat_screen.engine.adapters.load("/loras/concise")
+        app.chat_screen.action_compare("adapter:none adapter:tone-v2 adapter:concise")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await wait_for(pilot, lambda: all(isinstance(c.final, Finished) for c in app.screen.columns))
+        await pilot.pause(0.2)
+
+    engine = ScriptedEngine([REPLY, "Base reply.", "Tuned reply, in the tone-v2 style.", "Concise."], adapters=True)
+    assert snap_compare(snapshot_app(tmp_path, "seed=7", engine=engine), terminal_size=SIZE, run_before=before)

@@ -32,6 +32,7 @@ from tui.ui.actions import ACTIONS, Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
 from tui.ui.idle_gc import IdleCollector
+from tui.ui.screens.chat_adapters import AdapterSwitcher
 from tui.ui.screens.chat_attach import Attachments
 from tui.ui.screens.chat_files import ConversationFiles
 from tui.ui.screens.chat_messages import MessageActions
@@ -44,6 +45,7 @@ from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
+from tui.ui.widgets.adapter_list import AdapterList
 from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown
 from tui.ui.widgets.chat_view import ChatView
 from tui.ui.widgets.message import MessageView
@@ -53,7 +55,16 @@ from tui.ui.widgets.status_bar import StatusBar
 from tui.ui.widgets.welcome import WelcomePanel
 
 # The parts that run the table's chat actions (each action on exactly one, found by its name).
-ACTION_PARTS = (MessageActions, SettingsEditor, ConversationFiles, TuningLab, ToolCalls, Attachments, ModelPicking)
+ACTION_PARTS = (
+    MessageActions,
+    SettingsEditor,
+    ConversationFiles,
+    TuningLab,
+    ToolCalls,
+    Attachments,
+    ModelPicking,
+    AdapterSwitcher,
+)
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
 
@@ -95,6 +106,7 @@ class ChatScreen(Screen[None]):
         self.tool_calls = ToolCalls(self)
         self.attachments = Attachments(self)
         self.models = ModelPicking(self)
+        self.adapters = AdapterSwitcher(self)
         self.settings_panel = SettingsPanel(
             session.generation,
             session.system_prompt,
@@ -114,6 +126,7 @@ class ChatScreen(Screen[None]):
             self.tool_calls,
             self.attachments,
             self.models,
+            self.adapters,
         )
 
     # -- layout ---------------------------------------------------------------------------------
@@ -185,7 +198,7 @@ class ChatScreen(Screen[None]):
         """Loading a chat's own model is offered (in the footer) only while the open chat was made
         with another."""
         if action == "load_saved_model":
-            return self.saved_load is not None
+            return self.saved_load is not None or bool(self.adapters.saved)
         return True
 
     # -- the prompt -----------------------------------------------------------------------------
@@ -301,6 +314,18 @@ class ChatScreen(Screen[None]):
     def on_settings_panel_reload_requested(self, message: SettingsPanel.ReloadRequested) -> None:
         self.loader.reload(message.settings)
 
+    def on_adapter_list_use_requested(self, message: AdapterList.UseRequested) -> None:
+        self.adapters.use(message.name)
+
+    def on_adapter_list_unload_requested(self, message: AdapterList.UnloadRequested) -> None:
+        self.adapters.unload(message.name)
+
+    def on_adapter_list_load_requested(self, message: AdapterList.LoadRequested) -> None:
+        self.adapters.load(message.path)
+
+    def on_adapter_list_merge_requested(self, message: AdapterList.MergeRequested) -> None:
+        self.adapters.merge()
+
     # -- actions of the whole chat (the others run on the parts: route_actions) ------------------
 
     def action_stop(self) -> None:
@@ -316,6 +341,7 @@ class ChatScreen(Screen[None]):
         self.replies.pending_send = False
         self.editing = None
         self.saved_load = None
+        self.adapters.saved = ()
         self.session.new()
         self.tool_calls.loop.new_chat()
         await self.transcript.render()

@@ -121,6 +121,7 @@ class ConversationFiles:
         self.screen.settings_editor.set_system_prompt(saved.system_prompt)
         self.screen.notify(f"Opened “{conv.title}”.")
         self.offer_saved_model(saved.load)
+        self.screen.adapters.offer_saved([m for m in self.screen.messages if m.role == "assistant"])
 
     def offer_saved_model(self, saved: LoadSettings | None) -> None:
         """Say what the open chat was made with, when it differs from what is loaded, and offer
@@ -137,11 +138,18 @@ class ConversationFiles:
                 timeout=20,
             )
 
-    def action_load_saved_model(self) -> None:
-        if self.screen.saved_load is None:
-            self.screen.notify("The open chat was made with the model that is loaded.")
+    async def action_load_saved_model(self) -> None:
+        screen = self.screen
+        if screen.saved_load is None and not screen.adapters.saved:
+            screen.notify("The open chat was made with the model that is loaded.")
             return
-        self.screen.loader.reload(self.screen.saved_load)
+        if screen.adapters.saved:
+            screen.adapters.ask_saved()  # loaded once the model is (or now, if it stays)
+        if screen.saved_load is not None or screen.adapters.merge_requested:
+            screen.loader.reload(screen.saved_load or screen.loader.load_settings)
+        else:
+            await screen.adapters.load_requested()
+            screen.adapters.show()
 
     # -- files ----------------------------------------------------------------------------------
 

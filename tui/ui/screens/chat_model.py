@@ -56,6 +56,7 @@ class ModelLoader:
     def load(self, settings: LoadSettings) -> None:
         screen = self.screen
         screen.session.load_settings = settings
+        screen.adapters.before_reload()
         screen.state = AppState.LOADING
         screen.saved_load = None
         screen.collector.thaw()
@@ -123,6 +124,7 @@ class ModelLoader:
         screen.status.update_info(compile="compiling (torch.compile; replies wait for it)" if job else "")
         if job is not None:
             watch_compile(screen, job)
+        await screen.adapters.model_loaded()
         if screen.replies.pending_send:
             await screen.replies.start("send")
 

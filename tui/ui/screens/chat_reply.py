@@ -207,7 +207,7 @@ class ReplyStream:
             )
         view.message_id = stored.id
         screen.transcript.views[stored.id] = view
-        view.finish_later(stored.content, status=stored.status, stats=stats_text(stored.meta.metrics))
+        view.finish_later(stored.content, status=stored.status, stats=stats_text(stored.meta))
         view.set_version(session.version_label(stored))
         if isinstance(final, Failed):
             await screen.transcript.add_note(final.error, role="error")

@@ -5,11 +5,14 @@ A part of the chat screen (screens/chat.py)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tui import token_probs
 from tui.core.chat_session import SessionError
 from tui.engine import Finished, GenerationSettings, SettingsError, parse_key_values
+from tui.engine.adapter_control import parse_mix
+from tui.engine.errors import AdapterError
 from tui.engine.events import Alternative
 from tui.engine.settings import BUILTIN_PRESETS
 from tui.store import Message as StoredMessage
@@ -110,15 +113,39 @@ class TuningLab:
                 settings = base
             elif word in presets:
                 settings = base.with_updates(presets[word])
+            elif word.startswith("adapter:"):
+                columns.append(Column(word, base, adapters=self._adapter_column(word)))
+                continue
             elif "=" in word:
                 settings = base.with_updates(parse_key_values(word.split(",")))
             else:
-                raise SettingsError(f"{word!r} is not current, a preset ({', '.join(presets)}) or key=value,...")
+                raise SettingsError(
+                    f"{word!r} is not current, a preset ({', '.join(presets)}), key=value,... or adapter:NAME"
+                )
             columns.append(Column(word, settings))
         if any(c.settings.do_sample for c in columns) and base.seed is None:
             seed = random.randrange(2**32)  # one seed for all: the settings make the difference
-            columns = [Column(c.name, c.settings.with_updates({"seed": seed})) for c in columns]
+            columns = [replace(c, settings=c.settings.with_updates({"seed": seed})) for c in columns]
         return columns
+
+    def _adapter_column(self, word: str) -> dict[str, float]:
+        """`adapter:none`, `adapter:NAME` or `adapter:a=0.5+b=0.5` → the mix; SettingsError says why not."""
+        control = self.screen.adapters.control
+        if control is None:
+            raise SettingsError(f"{word}: the model in use takes no adapters")
+        state = control.state
+        if state.merged:
+            raise SettingsError(f"{word}: {state.label()} is merged into the weights; reload the model to compare")
+        try:
+            mix = parse_mix(word.removeprefix("adapter:").replace("+", ","))
+        except AdapterError as exc:
+            raise SettingsError(str(exc)) from None
+        unknown = [name for name in mix if name not in state.names]
+        if unknown:
+            raise SettingsError(
+                f"{word}: no adapter named {unknown[0]} is loaded (loaded: {', '.join(state.names) or 'none'})"
+            )
+        return mix
 
     def action_compare(self, argument: str = "") -> None:
         self.screen.run_worker(self._compare(argument))

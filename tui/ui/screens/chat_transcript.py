@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from textual.widgets import Button
 
+from tui.engine.adapters import describe
 from tui.store import Message as StoredMessage
-from tui.store.meta import ReplyMetrics
+from tui.store.meta import MessageMeta
 from tui.store.parts import attachments_of
 from tui.ui.bridge import ContextCounted, count_context
 from tui.ui.screens.chat_tools import tool_card
@@ -21,13 +22,16 @@ if TYPE_CHECKING:
 RENDER_WINDOW = 20  # messages drawn when a conversation opens (more on request)
 
 
-def stats_text(metrics: ReplyMetrics | None) -> str:
+def stats_text(meta: MessageMeta) -> str:
+    """A reply's stats line: its tokens, speed and TTFT, and the adapters it was made with."""
+    metrics = meta.metrics
     if metrics is None or not metrics.new_tokens:
         return ""
     tokens = metrics.new_tokens
-    return (
+    text = (
         f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
     )
+    return text + (f" · adapter {describe(meta.adapters)}" if meta.adapters else "")
 
 
 class Transcript:
@@ -48,7 +52,7 @@ class Transcript:
         return self.message_view(
             message.role,
             message.content,
-            stats=stats_text(message.meta.metrics),
+            stats=stats_text(message.meta),
             status=message.status,
             version=self.screen.session.version_label(message),
             message_id=message.id,

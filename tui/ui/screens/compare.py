@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.engine import Failed, Finished, GenerationSettings
+from tui.engine.backend import AdapterControl
 from tui.engine.settings import format_value
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
@@ -33,6 +34,7 @@ class Column:
     text: str = ""
     logprobs: list[float] = field(default_factory=list)  # the model's own, of each token written
     final: Finished | Failed | None = None
+    adapters: dict[str, float] | None = None  # the LoRA adapters in use for this column ({}: none); None: as they are
 
     def stats(self) -> str:
         if self.final is None:
@@ -49,9 +51,13 @@ class Column:
         return " · ".join(parts)
 
 
-def describe(settings: GenerationSettings) -> str:
-    changed = settings.changed()
-    return " ".join(f"{key}={format_value(value)}" for key, value in changed.items()) or "chatui's defaults"
+def describe(column: Column) -> str:
+    changed = column.settings.changed()
+    text = " ".join(f"{key}={format_value(value)}" for key, value in changed.items()) or "chatui's defaults"
+    if column.adapters is not None:
+        mix = "+".join(name if weight == 1.0 else f"{name}×{weight:g}" for name, weight in column.adapters.items())
+        text = f"adapter {mix or 'none'} · {text}"
+    return text
 
 
 class CompareScreen(ModalScreen["Column | None"]):
@@ -74,7 +80,7 @@ class CompareScreen(ModalScreen["Column | None"]):
                 for index, column in enumerate(self.columns):
                     with Vertical(classes="compare-column"):
                         yield Static(f"{index + 1}. {column.name}", classes="section-title", markup=False)
-                        yield Static(describe(column.settings), classes="muted", markup=False)
+                        yield Static(describe(column), classes="muted", markup=False)
                         with VerticalScroll():
                             yield Static(id=f"compare-text-{index}", markup=False)
                         yield Static(column.stats(), id=f"compare-stats-{index}", classes="muted", markup=False)
@@ -92,10 +98,23 @@ class CompareScreen(ModalScreen["Column | None"]):
     @work(thread=True, exclusive=True)
     def run_columns(self) -> None:
         """Each column's reply in turn, read through the bridge (the worker only reads the
-        engine's event queue; the column index is the turn id)."""
+        engine's event queue; the column index is the turn id). An adapter column switches the
+        adapters first (queued on the same thread, so its reply is written with them); the
+        adapters in use before come back at the end."""
+        adapters = self.engine.adapters if any(c.adapters is not None for c in self.columns) else None
+        before = dict(adapters.state.active) if adapters is not None else {}
+        try:
+            self._run_columns(adapters)
+        finally:
+            if adapters is not None:
+                adapters.use(before)
+
+    def _run_columns(self, adapters: AdapterControl | None) -> None:
         for index, column in enumerate(self.columns):
             if self.done:
                 return
+            if adapters is not None and column.adapters is not None:
+                adapters.use(column.adapters)
             # The model's probability of each token (for perplexity), except where recording would
             # change how the reply is decoded: prompt lookup checks several tokens a step.
             record = 0 if column.settings.prompt_lookup_num_tokens else 1

@@ -27,6 +27,7 @@ from tui.engine.settings import (
     format_value,
 )
 from tui.engine.sources import DEFAULT_MODEL_NAME
+from tui.ui.widgets.adapter_list import AdapterList
 
 SLOW_HERE = {"dtype:float16": "slow on CPU"}
 
@@ -81,6 +82,7 @@ class SettingsPanel(VerticalScroll):
         self.busy = False
         self.ready = False  # True once its fields show the values above
         self._unavailable: dict[str, str] = {}
+        self.adapter_list = AdapterList(id="adapters")  # given the adapters' state down by the screen
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class SettingsPanel(VerticalScroll):
         yield Static("System prompt", classes="section-title")
         yield TextArea("", id="system-prompt", soft_wrap=True)
         yield from self._model_section()
+        yield self.adapter_list
 
     def _generation_section(self) -> ComposeResult:
         yield Static("Generation", classes="section-title")

@@ -27,6 +27,7 @@ class StatusInfo:
     dtype: str = ""
     quantization: str = ""
     compile: str = ""  # `--compile`: compiling / compiled / compile failed
+    adapter: str = ""  # the LoRA adapter in use ("none" when adapters are loaded but none is in use)
     tok_s: float | None = None
     tok_s_limit: float | None = None  # the loaded model's decode limit from memory bandwidth
     ttft_s: float | None = None
@@ -45,6 +46,8 @@ class StatusInfo:
         if self.model:
             load = "remote" if remote else " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
             parts.append(f"{self.model} ({load})" if load else self.model)
+        if self.adapter:
+            parts.append(f"LoRA {self.adapter}")
         if self.compile:
             parts.append(self.compile)
         if self.probs:

@@ -1,0 +1,113 @@
+"""The sidebar's "Adapters" section: the LoRA adapters on the model, the one in use (or none, or a
+mix) to pick, one to unload, a folder or Hub id to load, and merging the one in use. It posts
+messages up and is given the adapters' state down (`show`), like the rest of the sidebar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Button, Input, Static
+
+from tui.engine.adapters import AdapterState
+
+
+class AdapterList(Vertical):
+    DEFAULT_CSS = """
+    AdapterList { height: auto; }
+    AdapterList .adapter-row { height: auto; }
+    AdapterList .adapter-use { width: 1fr; height: 1; border: none; min-width: 8; content-align: left middle; }
+    AdapterList .adapter-unload { min-width: 3; width: 3; height: 1; border: none; }
+    AdapterList #adapter-path { width: 1fr; }
+    """
+
+    @dataclass
+    class UseRequested(Message):
+        """Use this adapter alone from the next reply on ("none": the base model)."""
+
+        name: str
+
+    @dataclass
+    class UnloadRequested(Message):
+        name: str
+
+    @dataclass
+    class LoadRequested(Message):
+        path: str
+
+    class MergeRequested(Message):
+        """Merge the adapter in use into the weights."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = AdapterState()
+        self.available = False  # until the screen says the model in use takes adapters
+        self._composed = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("Adapters", classes="section-title")
+        yield Vertical(id="adapter-rows")
+        with Horizontal(classes="adapter-row"):
+            path = Input(placeholder="LoRA folder or Hub id", id="adapter-path")
+            path.tooltip = "A LoRA adapter (a folder with adapter_config.json, or a Hub id) to load onto the model."
+            yield path
+            yield Button("Load", id="adapter-load")
+        merge = Button("Merge into weights", id="adapter-merge")
+        merge.tooltip = "Full speed for the adapter in use; switching adapters then needs a reload."
+        yield merge
+
+    def on_mount(self) -> None:
+        self._composed = True
+        self.show(self.state, self.available)
+
+    def show(self, state: AdapterState, available: bool = True) -> None:
+        """The adapters on the model now, the ones in use marked ● (before mounting, only remembered)."""
+        self.state, self.available = state, available
+        if not self._composed:
+            return
+        self.display = available  # a server's adapters are its model names (the model section)
+        rows = self.query_one("#adapter-rows", Vertical)
+        rows.remove_children()
+        weights = dict(state.active)
+        widgets: list[Widget] = []
+        if state.merged:
+            text = f"merged: {state.label()} (reload the model to switch)"
+            widgets.append(Static(text, markup=False))
+        else:
+            none = Button(f"{'○' if weights else '●'} none (base model)", name="use:none", classes="adapter-use")
+            widgets.append(none)
+        for info in state.loaded:
+            weight = weights.get(info.name)
+            mark = "○" if weight is None else "●" if weight == 1.0 else f"● ×{weight:g}"
+            use = Button(f"{mark} {info.name} · r{info.rank} · {info.sha256[:8]}", name=f"use:{info.name}")
+            use.add_class("adapter-use")
+            use.tooltip = f"{info.path}: use it alone from the next reply on"
+            row = Horizontal(use, Button("×", name=f"unload:{info.name}", classes="adapter-unload"))
+            row.add_class("adapter-row")
+            widgets.append(row)
+        rows.mount_all(widgets)
+        self.query_one("#adapter-merge", Button).disabled = not state.active or not available
+        self.query_one("#adapter-load", Button).disabled = bool(state.merged) or not available
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        # the rows are made again at each show(): they are told apart by name (ids would collide
+        # with the rows being removed)
+        button = event.button.id or ""
+        kind, _, name = (event.button.name or "").partition(":")
+        if kind == "use":
+            event.stop()
+            self.post_message(self.UseRequested(name))
+        elif kind == "unload":
+            event.stop()
+            self.post_message(self.UnloadRequested(name))
+        elif button == "adapter-load":
+            event.stop()
+            path = self.query_one("#adapter-path", Input).value.strip()
+            if path:
+                self.post_message(self.LoadRequested(path))
+        elif button == "adapter-merge":
+            event.stop()
+            self.post_message(self.MergeRequested())
