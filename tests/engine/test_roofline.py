@@ -62,7 +62,7 @@ def test_the_status_bar_shows_the_share_of_the_limit() -> None:
 
 
 def test_stats_line_ends_with_limit_pct() -> None:
-    line = TurnMetrics(new_tokens=5, decode_tok_s=10.0).stats_line(1, "bfloat16", "none", 42.4)
+    line = TurnMetrics(new_tokens=5, decode_tok_s=10.0).stats_line(1, "bfloat16", "none", limit_pct=42.4)
     assert line.endswith(" dtype=bfloat16 quantization=none limit_pct=42")
 
 
@@ -72,3 +72,32 @@ def test_the_bundled_model_decodes_at_a_sane_share_of_the_limit(smollm2_engine) 
     reply = smollm2_engine.generate([{"role": "user", "content": "Name three colours."}], settings).wait()
     share = bandwidth_share(smollm2_engine.info, reply.metrics.decode_tok_s)
     assert share is not None and 0 < share <= 100
+
+
+def test_a_decode_faster_than_the_cached_bandwidth_allows_raises_the_figure(tmp_path, monkeypatch) -> None:
+    """A bandwidth measured while other work ran is too low; the first decode that beats it
+    replaces it, and the share says 100 rather than more."""
+    from tui.engine import machine
+    from tui.engine.loading import ModelInfo
+
+    monkeypatch.setattr(machine, "_bandwidth_file", lambda: tmp_path / "bandwidth.json")
+    monkeypatch.setattr(machine, "measure_bandwidth", lambda device: 1e9)  # 1 GB/s, "under load"
+    assert machine.memory_bandwidth("cpu").bytes_per_s == 1e9
+    info = ModelInfo(
+        name="m",
+        source="m",
+        device="cpu",
+        dtype="bfloat16",
+        quantization="none",
+        attn_implementation="sdpa",
+        context_size=2048,
+        parameters=50_000_000,
+        footprint_bytes=100_000_000,
+        has_chat_template=True,
+        load_seconds=1.0,
+        bytes_per_token=100_000_000,
+    )
+    assert bandwidth_share(info, 5.0) == 50.0  # 0.5 GB/s of 1 GB/s
+    assert bandwidth_share(info, 20.0) == 100.0  # 2 GB/s seen: the figure was low
+    assert machine.cached_bandwidth("cpu").bytes_per_s == 2e9
+    assert bandwidth_share(info, 5.0) == 25.0

@@ -200,16 +200,35 @@ def memory_bandwidth(device: str = "cpu", remeasure: bool = False) -> Bandwidth:
     entry = cached.get(key) if isinstance(cached, dict) else None
     if not remeasure and isinstance(entry, dict) and entry.get("bytes_per_s", 0) > 0:
         return Bandwidth(float(entry["bytes_per_s"]), device, float(entry.get("measured_at", 0)))
-    value = measure_bandwidth(device)
-    result = Bandwidth(value, device, time.time())
-    cached = cached if isinstance(cached, dict) else {}
-    cached[key] = {"bytes_per_s": value, "measured_at": result.measured_at}
+    result = Bandwidth(measure_bandwidth(device), device, time.time())
+    _cache_bandwidth(cached if isinstance(cached, dict) else {}, key, result)
+    return result
+
+
+def raise_bandwidth(device: str, bytes_per_s: float) -> Bandwidth | None:
+    """A decode just read weights faster than the cached figure allows: that figure was measured
+    while something else ran (it is a lower bound), so the speed seen replaces it. Returns the
+    new figure, or None when the cached one was higher already (or none is cached)."""
+    current = cached_bandwidth(device)
+    if current is None or bytes_per_s <= current.bytes_per_s:
+        return None
+    try:
+        cached = json.loads(_bandwidth_file().read_text())
+    except (OSError, ValueError):
+        cached = {}
+    result = Bandwidth(bytes_per_s, device, time.time())
+    _cache_bandwidth(cached if isinstance(cached, dict) else {}, _machine_key(device), result)
+    return result
+
+
+def _cache_bandwidth(cached: dict, key: str, bandwidth: Bandwidth) -> None:
+    path = _bandwidth_file()
+    cached[key] = {"bytes_per_s": bandwidth.bytes_per_s, "measured_at": bandwidth.measured_at}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda file: file.write(json.dumps(cached, indent=1).encode()))
     except OSError as exc:
         log.warning("cannot cache the measured bandwidth in %s: %s", path, exc)
-    return result
 
 
 def cached_bandwidth(device: str = "cpu") -> Bandwidth | None:

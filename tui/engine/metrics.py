@@ -41,7 +41,7 @@ class TurnMetrics:
         return asdict(self)
 
     def stats_line(
-        self, turn: int, dtype: str = "", quantization: str = "", adapter: str = "", limit_pct: float | None = None
+        self, turn: int, dtype: str = "", quantization: str = "", *, adapter: str = "", limit_pct: float | None = None
     ) -> str:
         """`turn=1 prompt_tokens=… decode_tok_s=… dtype=… quantization=… adapter=… limit_pct=42`:
         limit_pct is decode speed as a share of this machine's memory-bandwidth limit for the model."""

@@ -131,9 +131,18 @@ def bytes_read_per_token(model: Any) -> int:
     output_weight = getattr(output, "weight", None)
     if embedding_weight is None or output_weight is None or embedding_weight is output_weight:
         return total
-    shared = (
-        not embedding_weight.is_mkldnn
-        and not output_weight.is_mkldnn
-        and embedding_weight.untyped_storage().data_ptr() == output_weight.untyped_storage().data_ptr()
-    )
-    return total if shared else max(total - weight_bytes(embedding), 0)
+    return total if _same_storage(embedding_weight, output_weight) else max(total - weight_bytes(embedding), 0)
+
+
+def _same_storage(a: Any, b: Any) -> bool:
+    """Whether two weights are one tensor's memory. A packed (mkldnn) or quantized one (torchao's
+    int4 is a tensor subclass without a plain storage) is a copy of its own."""
+    import torch
+
+    plain = (torch.Tensor, torch.nn.Parameter)
+    if type(a) not in plain or type(b) not in plain or a.is_mkldnn or b.is_mkldnn:
+        return False
+    try:
+        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+    except RuntimeError:  # a storage torch cannot point at: not shared
+        return False

@@ -55,7 +55,8 @@ class StatusInfo:
         if self.tok_s is not None:
             speed = f"{self.tok_s:.1f} tok/s"
             if self.tok_s_limit:
-                speed += f" · {100 * self.tok_s / self.tok_s_limit:.0f} % of bandwidth limit"
+                # At most 100: a faster decode means the bandwidth was measured under load.
+                speed += f" · {min(100, 100 * self.tok_s / self.tok_s_limit):.0f} % of bandwidth limit"
             parts.append(speed)
         if self.ttft_s is not None:
             parts.append(f"TTFT {self.ttft_s:.2f} s")
