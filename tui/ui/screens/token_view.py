@@ -52,7 +52,7 @@ def alternative_rows(choice: TokenChoice, before: bool, width: int = 50) -> Text
         style = "bold" if alt.id == choice.id else ""
         if not alt.kept:
             style = "dim strike"
-        text.append(f"{key} ", style="dim")
+        text.append(f"{key} ")  # a key to press: as readable as the rest
         text.append(f"{shown_piece(alt.token).replace(chr(10), ''):<{token_width}.{token_width}}", style=style)
         if bar:
             filled = round(probability * bar)
