@@ -33,6 +33,7 @@ from tui.store.model import (
     clean_title,
     new_id,
     newest_leaf,
+    off_branch,
     subtree_ids,
     versions_of,
 )
@@ -326,4 +327,6 @@ class AutoSaver:
         raise NotFoundError(f"no message with id {message_id!r} in the current conversation")
 
     def _refresh(self) -> None:
-        self._current().messages = active_branch(self._tree, self._leaf)
+        conv = self._current()
+        conv.messages = active_branch(self._tree, self._leaf)
+        conv.other_versions = off_branch(self._tree, conv.messages)

@@ -42,6 +42,7 @@ from tui.ui.screens.chat_settings import SettingsEditor
 from tui.ui.screens.chat_tokens import TuningLab
 from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
+from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
 from tui.ui.widgets.chat_view import ChatView
@@ -200,7 +201,27 @@ class ChatScreen(Screen[None]):
             )
             self.prompt_input.load_text(text)
             return
+        if self.editing is None and self.state is AppState.READY and self.transcript.unanswered():
+            self.ask_before_a_second_turn(text)
+            return
         await self.send(text)
+
+    def ask_before_a_second_turn(self, text: str) -> None:
+        """The last message has no reply: sending another would put two of the user's turns in a
+        row. Ask; a no gives the text back to the prompt."""
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.send(text)
+            else:
+                self.prompt_input.load_text(text)
+
+        key = self.keymap.key("chat.regenerate")
+        question = (
+            f"Your last message has no reply yet ({key} answers it). Send this one after it, "
+            "two of your turns in a row?"
+        )
+        self.app.push_screen(ConfirmScreen(question), answered)
 
     async def send(self, text: str) -> None:
         edited, self.editing = self.editing, None

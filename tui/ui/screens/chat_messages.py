@@ -94,6 +94,7 @@ class MessageActions:
             screen.files.report_saves()
             await screen.transcript.render()
             screen.prompt_input.focus()  # the focused message is gone: typing goes to the prompt
+            screen.transcript.hint_unanswered()
 
     async def switch_version(self, message: StoredMessage, step: int) -> None:
         screen = self.screen

@@ -66,6 +66,17 @@ class Transcript:
         self.screen.chat.anchor()
         self.show_figures()
 
+    def unanswered(self) -> bool:
+        """The chat's last message is the user's, with no reply (imported so, or its reply deleted)."""
+        messages = self.screen.messages
+        return bool(messages) and messages[-1].role == "user" and self.screen.session.reply is None
+
+    def hint_unanswered(self) -> None:
+        """Say how to answer a last message that has no reply."""
+        if self.unanswered():
+            key = self.screen.keymap.key("chat.regenerate")
+            self.screen.notify(f"Your last message has no reply: {key} answers it.", timeout=10)
+
     def show_figures(self) -> None:
         """The status bar's figures of the open conversation: tok/s and TTFT of its last reply
         (none if it has none yet), and the context it fills (its last reply's figure while that
