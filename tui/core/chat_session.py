@@ -306,6 +306,8 @@ class ChatSession:
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
         recorded = ReplyMetrics.from_dict(metrics.as_dict()) if metrics is not None and metrics.new_tokens else None
+        if recorded is not None and reply.continues is not None:  # the whole reply's figures
+            recorded = recorded.after(reply.continues.meta.metrics)
         before = token_probs.of_message(reply.continues.meta) if reply.continues is not None else []
         # A continued reply written without them keeps none: part of a reply's tokens would be
         # read as the whole reply (the token view, a branch's prefix).

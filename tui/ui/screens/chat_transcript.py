@@ -24,9 +24,10 @@ def stats_text(metrics: ReplyMetrics | None) -> str:
     if metrics is None or not metrics.new_tokens:
         return ""
     tokens = metrics.new_tokens
-    return (
-        f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
-    )
+    speed = f"{metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
+    if metrics.continued_tokens:  # a continued reply: the whole reply, then its last part's speed
+        return f"{tokens} tokens · the last {metrics.continued_tokens} continued at {speed}"
+    return f"{tokens} token{'' if tokens == 1 else 's'} · {speed}"
 
 
 class Transcript:
@@ -90,7 +91,8 @@ class Transcript:
         self.forget_context_count()
         metrics = messages[-1].meta.metrics if messages else None
         if metrics is not None and metrics.new_tokens:
-            status.update_info(context_used=metrics.prompt_tokens + metrics.new_tokens)
+            # (a continued reply's prompt held its earlier part: only the last part is new)
+            status.update_info(context_used=metrics.prompt_tokens + (metrics.continued_tokens or metrics.new_tokens))
         elif not messages or self.screen.engine.info is None:
             status.update_info(context_used=0)
         else:
