@@ -141,6 +141,14 @@ class ChatSession:
         self.leave_reply()
         return self.saver.resume(conv_id, library)
 
+    def branch(self, upto: Message) -> Conversation:
+        """A new chat holding the conversation down to `upto` (on the active branch), made
+        current; the original is unchanged. A reply being written is saved as stopped first."""
+        self.leave_reply()
+        conv = self.saver.conversation
+        title = f"{conv.title} (branch)" if conv is not None else "Branch"
+        return self.saver.branch(upto.id, title)
+
     def saved_settings(self, conv: Conversation) -> SavedSettings:
         """The settings `conv` was held with, checked against today's specs."""
         problems: list[str] = []
