@@ -118,6 +118,18 @@ def switch_contrast(app, system: ColorSystem) -> float:
     return contrast(lightness[0], lightness[-1]) if len(lightness) > 1 else 1.0
 
 
+def edge_contrast(app, system: ColorSystem, widget) -> float:
+    """How the focused `widget` shows its focus: its left edge (a message's bar, a field's border)
+    against what is around it, in its middle row."""
+    where = Offset(widget.region.x, widget.region.y + widget.region.height // 2)
+    for start, segment in cells(app):
+        if start.y == where.y and start.x <= where.x < start.x + segment.cell_length and segment.style:
+            style = segment.style
+            assert style.color is not None and style.bgcolor is not None
+            return contrast(shown(style.color, system), shown(style.bgcolor, system))
+    return 1.0
+
+
 def probable_choices() -> list[TokenChoice]:
     """Tokens in every probability band of the token view's colours."""
     choices = []
@@ -145,10 +157,15 @@ def test_every_character_meets_wcag_aa_in_truecolour_and_256_colours(tmp_path, t
             switch = chat.query_one("#param-do_sample")
             for _ in range(2):  # on and off
                 for name, system in SYSTEMS.items():
-                    controls[name] = min(controls.get(name, 99.0), switch_contrast(app, system))
+                    key = f"{name}: the switch's knob"
+                    controls[key] = min(controls.get(key, 99.0), switch_contrast(app, system))
                 switch.toggle()
                 await pilot.pause(0.5)  # the knob slides
-            chat.chat.query("MessageView").last().focus()  # a focused message
+            for focused in (chat.chat.query("MessageView").last(), chat.query_one("#param-temperature")):
+                focused.focus()  # a focused message, then a focused field: each shows it clearly
+                await pilot.pause(0.1)
+                for name, system in SYSTEMS.items():
+                    controls[f"{name}: focused {type(focused).__name__}"] = edge_contrast(app, system, focused)
             chat.settings_panel.scroll_to_widget(chat.query_one("#preset-name"), animate=False)
             await pilot.pause(0.1)
             measure()
@@ -159,9 +176,7 @@ def test_every_character_meets_wcag_aa_in_truecolour_and_256_colours(tmp_path, t
                 measure(app.screen.query_one("#token-dialog").region)
                 await pilot.press("right")
             failures = [f"{name}: under {TEXT}:1: {sorted(problems[name])[:12]}" for name in SYSTEMS if problems[name]]
-            failures += [
-                f"{name}: the switch's knob {controls[name]:.2f}:1" for name in SYSTEMS if controls[name] < CONTROL
-            ]
+            failures += [f"{name}: {controls[name]:.2f}:1" for name in controls if controls[name] < CONTROL]
             assert not failures, f"{theme}: " + "; ".join(failures)
 
     run(scenario())
