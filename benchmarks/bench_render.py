@@ -4,6 +4,12 @@ A stand-in engine emits a Markdown reply (paragraphs, lists, code blocks) at a s
 the app's main thread CPU time (time.thread_time, which covers message handling, Markdown
 parsing, layout and rendering) is sampled as tokens arrive. Prints the cost per token over the
 first and the last 300 tokens and their ratio (goal <= 1.2). Figures only; no pass/fail.
+
+It also counts what the machine's speed does not change: the widgets Textual lays out again per
+batch of tokens drawn (children arranged on arrangement-cache misses, each batch being one append
+and one layout), in all and inside the reply, first 300 against last 300 tokens. A ratio above 1
+there is work that grows with the reply. (Per token it would follow the batch size, which grows
+when the machine is busy.)
 """
 
 from __future__ import annotations
@@ -107,9 +113,29 @@ class StreamingEngine:
 
 class MeasuredScreen(ChatScreen):
     samples: list[tuple[int, float]] = []
+    tokens = 0
+    arranged: dict[tuple[str, str], int] = {}  # (window, "all" or a widget class) → children laid out
 
     def on_reply_delta(self, message: ReplyDelta) -> None:  # ChatScreen's own handler runs too (MRO)
         self.samples.append((message.tokens, time.thread_time()))
+        MeasuredScreen.tokens = message.tokens
+
+
+def count_arranged() -> None:
+    """Count the children Textual lays out on each arrangement-cache miss, per window."""
+    import textual.widget
+
+    arrange = textual.widget.arrange
+
+    def counted(widget: Any, children: Any, *args: Any, **kwargs: Any) -> Any:
+        tokens = MeasuredScreen.tokens
+        window = "first" if 0 < tokens <= WINDOW else "last" if tokens >= TOKENS - WINDOW else None
+        if window:
+            for key in ("all", type(widget).__name__):
+                MeasuredScreen.arranged[window, key] = MeasuredScreen.arranged.get((window, key), 0) + len(children)
+        return arrange(widget, children, *args, **kwargs)
+
+    textual.widget.arrange = counted  # type: ignore[attr-defined]
 
 
 class MeasuredApp(ChatApp):
@@ -124,6 +150,7 @@ def cost_per_token(samples: list[tuple[int, float]], lo: int, hi: int) -> float:
 
 
 async def main() -> None:
+    count_arranged()
     with tempfile.TemporaryDirectory() as tmp:
         app = MeasuredApp(
             parse_args([]),
@@ -153,6 +180,19 @@ async def main() -> None:
         f"wall_s={elapsed:.1f}",
         flush=True,
     )
+    arranged = MeasuredScreen.arranged
+    batches = {
+        "first": sum(1 for n, _ in samples if 0 < n <= WINDOW),
+        "last": sum(1 for n, _ in samples if n >= TOKENS - WINDOW),
+    }
+    for key in ("all", "MessageView", "MessageMarkdown"):
+        first_n = arranged.get(("first", key), 0) / max(batches["first"], 1)
+        last_n = arranged.get(("last", key), 0) / max(batches["last"], 1)
+        print(
+            f"ui-render laid-out children per batch ({key}): first300={first_n:.1f} last300={last_n:.1f} "
+            f"ratio={last_n / first_n if first_n else float('nan'):.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

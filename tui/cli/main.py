@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--import",
         dest="import_file",
         metavar="FILE",
-        help="import a conversation file (chatui JSON, transformers chat JSON, "
+        help="import a conversation file (chatui JSON or Markdown, transformers chat JSON, "
         "OpenAI-style messages) and print its new id",
     )
     models = parser.add_argument_group("models")

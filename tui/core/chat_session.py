@@ -143,6 +143,14 @@ class ChatSession:
         self.leave_reply()
         return self.saver.resume(conv_id, library)
 
+    def branch(self, upto: Message) -> Conversation:
+        """A new chat holding the conversation down to `upto` (on the active branch), made
+        current; the original is unchanged. A reply being written is saved as stopped first."""
+        self.leave_reply()
+        conv = self.saver.conversation
+        title = f"{conv.title} (branch)" if conv is not None else "Branch"
+        return self.saver.branch(upto.id, title)
+
     def saved_settings(self, conv: Conversation) -> SavedSettings:
         """The settings `conv` was held with, checked against today's specs."""
         problems: list[str] = []
@@ -334,6 +342,8 @@ class ChatSession:
             return self.saver.update_message(reply.message_id, status=reply.continues.status)
         metrics = final.metrics
         recorded = ReplyMetrics.from_dict(metrics.as_dict()) if metrics is not None and metrics.new_tokens else None
+        if recorded is not None and reply.continues is not None:  # the whole reply's figures
+            recorded = recorded.after(reply.continues.meta.metrics)
         before = token_probs.of_message(reply.continues.meta) if reply.continues is not None else []
         # A continued reply written without them keeps none: part of a reply's tokens would be
         # read as the whole reply (the token view, a branch's prefix).

@@ -6,8 +6,10 @@ thread; imports torch and transformers lazily so the UI's first frame never wait
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -354,14 +356,30 @@ def context_size_of(model: Any, tokenizer: Any) -> int:
     return 2048
 
 
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the system. glibc keeps what torch and Python free
+    (an old model's weights, the bf16 weights int4 quantized away) for reuse, so RSS stayed at
+    the old model's size after a reload: bf16 → int4 of SmolLM2-135M read 910 → 1,001 MB, and
+    584 MB once trimmed (measured under load). Elsewhere than glibc there is nothing to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl, or no libc.so.6
+        return
+    trim(0)
+
+
 def free_model(loaded: LoadedModel | None) -> None:
-    """Drop a model and give its memory back (gc, and the CUDA cache on CUDA)."""
+    """Drop a model and give its memory back (gc, the C heap's free pages, and the CUDA cache on
+    CUDA)."""
     if loaded is None:
         return
     device = loaded.info.device
     loaded.model = None
     loaded.tokenizer = loaded.processor = None
     gc.collect()
+    release_freed_memory()
     if device == "cuda":
         import torch
 

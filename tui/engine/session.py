@@ -41,6 +41,7 @@ from tui.engine.loading import (
     free_model,
     load_draft_model,
     load_model,
+    release_freed_memory,
 )
 from tui.engine.metrics import TokenClock
 from tui.engine.prompt import Message, PromptBuilder, PromptError
@@ -126,6 +127,7 @@ class Engine:
             except LoadError as again:
                 raise LoadError(f"{exc} (and reloading the previous model failed: {again})") from exc
             raise LoadError(f"{exc}; kept {kept.info.name}") from exc
+        release_freed_memory()  # what loading freed (int4: the bf16 weights) leaves RSS too
         assert self._loaded is not None
         return self._loaded.info
 

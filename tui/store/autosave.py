@@ -33,6 +33,7 @@ from tui.store.model import (
     clean_title,
     new_id,
     newest_leaf,
+    off_branch,
     subtree_ids,
     versions_of,
 )
@@ -199,6 +200,20 @@ class AutoSaver:
         self._refresh()
         self._save(partial(Library.delete_message, message_id=message_id))
 
+    def branch(self, upto: str, title: str) -> Conversation:
+        """Make a new conversation current: a copy of the active branch down to message `upto`
+        (each message with its record), called `title`, with the same settings. The one it came
+        from stays as it is."""
+        source = self._current()
+        ids = [m.id for m in source.messages]
+        if upto not in ids:
+            raise NotFoundError(f"no message with id {upto!r} on the active branch")
+        self.start(source.model, source.load_settings, source.generation_settings, source.system_prompt)
+        self._current().title = title
+        for message in source.messages[: ids.index(upto) + 1]:
+            self._add(message.role, message.content, CURRENT_LEAF, message.status, message.meta)
+        return self._current()
+
     def versions(self, message_id: str) -> list[Message]:
         """The versions of a message (it and its siblings), oldest first."""
         self._current()
@@ -338,4 +353,6 @@ class AutoSaver:
         raise NotFoundError(f"no message with id {message_id!r} in the current conversation")
 
     def _refresh(self) -> None:
-        self._current().messages = active_branch(self._tree, self._leaf)
+        conv = self._current()
+        conv.messages = active_branch(self._tree, self._leaf)
+        conv.other_versions = off_branch(self._tree, conv.messages)

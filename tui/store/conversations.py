@@ -33,6 +33,8 @@ from tui.store.model import (
     clean_title,
     new_id,
     newest_leaf,
+    off_branch,
+    tree_order,
 )
 from tui.store.parts import Part, text_of, text_parts, with_text
 from tui.store.schema import (
@@ -129,15 +131,21 @@ class Library:
         return conv
 
     def import_conversation(self, conv: Conversation) -> str:
-        """Store a copy of `conv` (its active branch) under new ids; return the new conversation id."""
-        copy = replace(conv, id=new_id(), title=clean_title(conv.title), messages=[])
+        """Store a copy of `conv` (its active branch, and its other versions) under new ids, the
+        active branch active; return the new conversation id."""
+        copy = replace(conv, id=new_id(), title=clean_title(conv.title), messages=[], other_versions=[])
+        new_ids: dict[str | None, str | None] = {None: None}
         parent: str | None = None
-        for message in conv.messages:
+        for message in conv.messages:  # a chain, whatever its parent ids say
             copy.messages.append(replace(message, id=new_id(), parent_id=parent))
-            parent = copy.messages[-1].id
+            new_ids[message.id] = parent = copy.messages[-1].id
+        for message in tree_order([*conv.messages, *conv.other_versions]):
+            if message.id not in new_ids and message.parent_id in new_ids:
+                copy.other_versions.append(replace(message, id=new_id(), parent_id=new_ids[message.parent_id]))
+                new_ids[message.id] = copy.other_versions[-1].id
         with self._write() as db:
             rows.insert_conversation(db, copy, parent)
-            for message in copy.messages:
+            for message in tree_order([*copy.messages, *copy.other_versions]):  # versions keep their numbers
                 rows.insert_message(db, copy.id, message)
         return copy.id
 
@@ -155,7 +163,8 @@ class Library:
             json.loads(row["load_settings"]),
             json.loads(row["generation_settings"]),
             row["system_prompt"],
-            active_branch(messages, row["leaf_id"]),
+            branch := active_branch(messages, row["leaf_id"]),
+            off_branch(messages, branch),
         )
 
     def messages(self, conv_id: str) -> builtins.list[Message]:

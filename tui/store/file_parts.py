@@ -176,15 +176,3 @@ def comment_json(value: Any) -> str:
     """JSON for an HTML comment: one line, nothing that could end the comment or reach a terminal."""
     text = json.dumps(finite(value), ensure_ascii=True, allow_nan=False)
     return text.replace(">", "\\u003e")
-
-
-def depth(data: Any) -> int:
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(value, dict):
-            stack.extend((item, level + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, level + 1) for item in value)
-    return deepest

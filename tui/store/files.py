@@ -12,20 +12,20 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from tui.paths import write_atomic
 from tui.store.file_parts import (
     PartError,
     attachments_from_markdown,
     comment_json,
-    depth,
     finite,
     markdown_attachments,
     openai_content,
     parts_from_openai,
     template_history,
 )
+from tui.store.file_reading import ImportProblem, fail, json_of, read_text, reject_constant
 from tui.store.meta import TOKEN_PROBS_KEY, MessageMeta
 from tui.store.model import (
     DEFAULT_TITLE,
@@ -42,18 +42,12 @@ from tui.text import inert, soft_break_lines
 
 FORMAT = "chatui.conversation"
 VERSION = 1
-MAX_IMPORT_BYTES = 64 * 1024 * 1024
-MAX_DEPTH = 64
 
 _C1 = re.compile("[\x7f-\x9f]")
 
 
 class ImportFormatError(ValueError):
     """A file that cannot be imported; the message starts with the file name and says why."""
-
-
-class _Problem(Exception):
-    """What is wrong with the data being imported (the file name is added on the way out)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,9 +59,22 @@ def _stats(meta: MessageMeta) -> dict[str, Any] | None:
     return meta.to_dict() or None
 
 
+def _entry(message: Message, tree: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "role": message.role,
+        "content": openai_content(message.parts),
+        "created": message.created,
+        "status": message.status,
+        "stats": _stats(message.meta),
+    }
+    return entry | ({"id": message.id, "parent_id": message.parent_id} if tree else {})
+
+
 def export_json(conv: Conversation) -> str:
-    """The conversation (active branch) in chatui's JSON format. C1 control characters are
-    written as \\u escapes, so the text is inert in a terminal too."""
+    """The conversation in chatui's JSON format: the active branch in "messages", and when there
+    are others, every other version in "other_versions" (each message then with its id and its
+    parent's). C1 control characters are written as \\u escapes: the text is inert in a terminal."""
+    tree = bool(conv.other_versions)
     data = {
         "format": FORMAT,
         "version": VERSION,
@@ -79,17 +86,8 @@ def export_json(conv: Conversation) -> str:
         "load_settings": conv.load_settings,
         "generation_settings": conv.generation_settings,
         "system_prompt": conv.system_prompt,
-        "messages": [
-            {
-                "role": m.role,
-                "content": openai_content(m.parts),
-                "created": m.created,
-                "status": m.status,
-                "stats": _stats(m.meta),
-            }
-            for m in conv.messages
-        ],
-    }
+        "messages": [_entry(m, tree) for m in conv.messages],
+    } | ({"other_versions": [_entry(m, tree) for m in conv.other_versions]} if tree else {})
     text = json.dumps(finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
@@ -154,6 +152,11 @@ def export_markdown(conv: Conversation, folder: str = "images") -> str:
             f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in conv.generation_settings.items()
         )
         parts.append(inert(f"- **Generation settings:** {settings}\n"))
+    if conv.other_versions:  # the visible versions only: the JSON export keeps every one
+        count = len(conv.other_versions)
+        parts.append(
+            f"- **Other versions:** {count} message{'s' * (count > 1)} not shown here (the JSON export has them)\n"
+        )
     if conv.system_prompt:
         system = _with_hard_breaks(conv.system_prompt.replace("\r\n", "\n"))[0]
         parts.append("\n## System prompt\n\n" + inert(system) + "\n")
@@ -191,18 +194,18 @@ def _from_markdown(text: str, base: Path) -> Conversation:
     """A conversation from chatui's own Markdown export."""
     header = _MARKER.match(text)
     if header is None or header.group(1) != "conversation":
-        _fail("a Markdown file chatui did not write (chatui reads back its own Markdown exports)")
+        fail("a Markdown file chatui did not write (chatui reads back its own Markdown exports)")
     data = _marker_json(header)
     messages: list[dict[str, Any]] = []
     position = header.end()
     while (found := _MARKER.search(text, position)) is not None:
         if found.group(1) != "message":
-            _fail(f"a second conversation header at character {found.start()}")
+            fail(f"a second conversation header at character {found.start()}")
         meta = _marker_json(found)
         heading_end = text.find("\n\n", found.end())
         chars = meta.get("chars")
         if heading_end < 0 or not isinstance(chars, int) or chars < 0:
-            _fail(f"message {len(messages) + 1}: its text cannot be found")
+            fail(f"message {len(messages) + 1}: its text cannot be found")
         start = heading_end + 2
         shown, position = text[start : start + chars], start + chars
         if isinstance(meta.get("content"), str):
@@ -211,13 +214,13 @@ def _from_markdown(text: str, base: Path) -> Conversation:
             lines = shown.split("\n")
             for n in meta.get("breaks") or []:
                 if not (isinstance(n, int) and 0 <= n < len(lines) and lines[n].endswith("\\")):
-                    _fail(f"message {len(messages) + 1}: the file was changed (line breaks do not match)")
+                    fail(f"message {len(messages) + 1}: the file was changed (line breaks do not match)")
                 lines[n] = lines[n][:-1]
             content = "\n".join(lines)
         try:
             attached = attachments_from_markdown(meta.get("attachments"), base)
         except PartError as error:
-            _fail(f"message {len(messages) + 1}: {error}")
+            fail(f"message {len(messages) + 1}: {error}")
         messages.append(
             {key: meta.get(key) for key in ("role", "status", "created", "stats")}
             | {"content": content, "with": attached}
@@ -227,11 +230,11 @@ def _from_markdown(text: str, base: Path) -> Conversation:
 
 def _marker_json(found: re.Match[str]) -> dict[str, Any]:
     try:
-        data = json.loads(found.group(2), parse_constant=_reject_constant)
+        data = json.loads(found.group(2), parse_constant=reject_constant)
     except ValueError as error:
-        _fail(f"a damaged chatui comment at character {found.start()} ({error})")
+        fail(f"a damaged chatui comment at character {found.start()} ({error})")
     if not isinstance(data, dict):
-        _fail(f"a damaged chatui comment at character {found.start()}")
+        fail(f"a damaged chatui comment at character {found.start()}")
     return data
 
 
@@ -253,13 +256,13 @@ def import_conversation(path: Path) -> Conversation:
     Anything else raises ImportFormatError, and only that."""
     name = Path(path).name
     try:
-        text = _read_text(Path(path))
+        text = read_text(Path(path))
         markdown = _looks_like_markdown(path, text)
-        conv = _from_markdown(text, Path(path).parent) if markdown else _parse(_json_of(text))
+        conv = _from_markdown(text, Path(path).parent) if markdown else _parse(json_of(text))
         # Lone surrogates (from JSON \ud800 escapes) cannot be stored as UTF-8.
         json.dumps(_strings_of(conv), ensure_ascii=False).encode("utf-8")
         return conv
-    except _Problem as problem:
+    except ImportProblem as problem:
         raise ImportFormatError(f"{name}: {problem}") from None
     except UnicodeEncodeError:
         raise ImportFormatError(f"{name}: contains text that is not valid Unicode") from None
@@ -267,44 +270,8 @@ def import_conversation(path: Path) -> Conversation:
         raise ImportFormatError(f"{name}: cannot import ({type(error).__name__})") from None
 
 
-def _fail(message: str) -> NoReturn:
-    raise _Problem(message)
-
-
-def _reject_constant(name: str) -> NoReturn:
-    _fail(f"not valid JSON ({name} is not a JSON number)")
-
-
-def _read_text(path: Path) -> str:
-    try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_IMPORT_BYTES + 1)
-    except OSError as error:
-        _fail(f"cannot read the file ({error.strerror or error})")
-    if len(raw) > MAX_IMPORT_BYTES:
-        _fail(f"too large to import (over {MAX_IMPORT_BYTES // 2**20} MiB)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        _fail(f"not UTF-8 text (invalid byte at offset {error.start})")
-
-
 def _looks_like_markdown(path: Path, text: str) -> bool:
     return text.startswith(MARKDOWN_MARK) or Path(path).suffix.lower() in (".md", ".markdown")
-
-
-def _json_of(text: str) -> Any:
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as error:
-        _fail(f"not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})")
-    except RecursionError:
-        _fail("nested too deeply")
-    except ValueError as error:  # e.g. an integer with too many digits
-        _fail(f"not valid JSON ({error})")
-    if depth(data) > MAX_DEPTH:
-        _fail("nested too deeply")
-    return data
 
 
 def _parse(data: Any) -> Conversation:
@@ -317,7 +284,7 @@ def _parse(data: Any) -> Conversation:
         return _foreign(data["messages"], model if isinstance(model, str) else None, {}, None)
     if isinstance(data, list):
         return _foreign(data, None, {}, None)
-    _fail("not a conversation (expected chatui JSON, a `transformers chat` save or a list of role/content messages)")
+    fail("not a conversation (expected chatui JSON, a `transformers chat` save or a list of role/content messages)")
 
 
 def _get(
@@ -328,7 +295,7 @@ def _get(
     if value is None and default is None:
         return None
     if not isinstance(value, kind) or isinstance(value, bool) and kind == (int, float):
-        _fail(f"{where}{key!r} must be {what}, not {type(value).__name__}")
+        fail(f"{where}{key!r} must be {what}, not {type(value).__name__}")
     return value
 
 
@@ -339,37 +306,39 @@ def _timestamp(data: dict[str, Any], key: str, default: float, where: str = "") 
     except OverflowError:
         value = math.inf
     if not math.isfinite(value):
-        _fail(f"{where}{key!r} is not a finite number")
+        fail(f"{where}{key!r} is not a finite number")
     return value
 
 
 def _from_chatui(data: dict[str, Any]) -> Conversation:
     if data.get("version") != VERSION or isinstance(data.get("version"), bool):
-        _fail(f"unsupported {FORMAT} version {data.get('version')!r} (this chatui reads {VERSION})")
+        fail(f"unsupported {FORMAT} version {data.get('version')!r} (this chatui reads {VERSION})")
     now = time.time()
     created = _timestamp(data, "created", now)
-    raw_messages = _get(data, "messages", list, "a list", [])
     messages: list[Message] = []
-    for number, item in enumerate(raw_messages, 1):
-        where = f"message {number}: "
-        if not isinstance(item, dict):
-            _fail(f"{where}expected an object, not {type(item).__name__}")
-        role, content = _role_and_content(item, where)
-        content = (*item.get("with", ()), *content)
-        status = _get(item, "status", str, "a string", "ok", where)
-        if status not in STATUSES:
-            _fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
-        messages.append(
-            Message(
-                new_id(),
-                role,
-                content,
-                _timestamp(item, "created", created, where),
-                messages[-1].id if messages else None,
-                status,
-                MessageMeta.from_dict(_get(item, "stats", dict, "an object", None, where)),
+    others: list[Message] = []
+    for key, found in (("messages", messages), ("other_versions", others)):
+        for number, item in enumerate(_get(data, key, list, "a list", []), 1):
+            where = f"{key.replace('_', ' ')[:-1]} {number}: "
+            if not isinstance(item, dict):
+                fail(f"{where}expected an object, not {type(item).__name__}")
+            role, content = _role_and_content(item, where)
+            content = (*item.get("with", ()), *content)
+            status = _get(item, "status", str, "a string", "ok", where)
+            if status not in STATUSES:
+                fail(f"{where}unknown status {status!r} (expected one of {', '.join(STATUSES)})")
+            chained = messages[-1].id if found is messages and messages else None  # the active branch
+            found.append(
+                Message(
+                    _get(item, "id", str, "a string", new_id(), where),
+                    role,
+                    content,
+                    _timestamp(item, "created", created, where),
+                    chained if found is messages else _get(item, "parent_id", str, "a string", None, where),
+                    status,
+                    MessageMeta.from_dict(_get(item, "stats", dict, "an object", None, where)),
+                )
             )
-        )
     return Conversation(
         new_id(),
         _get(data, "title", str, "a string", DEFAULT_TITLE),
@@ -380,6 +349,7 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         _get(data, "generation_settings", dict, "an object", {}),
         _get(data, "system_prompt", str, "a string"),
         messages,
+        others,
     )
 
 
@@ -408,11 +378,11 @@ def _from_transformers(data: dict[str, Any]) -> Conversation:
 def _role_and_content(item: dict[str, Any], where: str) -> tuple[str, tuple[Part, ...]]:
     role, content = item.get("role"), item.get("content")
     if role not in ROLES:
-        _fail(f"{where}unknown role {role!r} (expected one of {', '.join(ROLES)})")
+        fail(f"{where}unknown role {role!r} (expected one of {', '.join(ROLES)})")
     try:
         return role, parts_from_openai(content)
     except PartError as error:
-        _fail(f"{where}{error}")
+        fail(f"{where}{error}")
 
 
 def _foreign(
@@ -421,11 +391,11 @@ def _foreign(
     """A conversation from a list of role/content messages; a leading system message becomes
     the system prompt."""
     if not isinstance(raw_messages, list):
-        _fail(f"the messages must be a list, not {type(raw_messages).__name__}")
+        fail(f"the messages must be a list, not {type(raw_messages).__name__}")
     pairs = []
     for number, item in enumerate(raw_messages, 1):
         if not isinstance(item, dict):
-            _fail(f"message {number}: expected an object, not {type(item).__name__}")
+            fail(f"message {number}: expected an object, not {type(item).__name__}")
         pairs.append(_role_and_content(item, f"message {number}: "))
     if pairs and pairs[0][0] == "system":
         system_prompt = text_of(pairs.pop(0)[1])

@@ -5,7 +5,7 @@ older or newer files, are kept in `extra` and written back as they were."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from tui.engine.adapters import AppliedAdapter
@@ -29,10 +29,26 @@ class ReplyMetrics:
     cuda_allocated: int | None = None
     cuda_reserved: int | None = None
     context_size: int = 0
+    # a continued reply: new_tokens and total_s are the whole reply's, the rest the last part's,
+    # which wrote this many tokens (0: written in one go)
+    continued_tokens: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReplyMetrics:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """From the stored (or the engine's) figures; one a release did not record takes its default."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def after(self, earlier: ReplyMetrics | None) -> ReplyMetrics:
+        """These figures, of a part that continued a reply written with `earlier`, as the whole
+        reply's: its tokens and time added up, this part's speed, TTFT and prompt."""
+        if earlier is None:
+            return self
+        return replace(
+            self,
+            new_tokens=earlier.new_tokens + self.new_tokens,
+            total_s=earlier.total_s + self.total_s,
+            continued_tokens=self.new_tokens,
+        )
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,8 @@ class ToolResult:
     arguments: Any  # the call's arguments, as the model wrote them (a JSON object)
 
 
-_METRIC_KEYS = tuple(f.name for f in fields(ReplyMetrics))
+_OPTIONAL_METRICS = ("continued_tokens",)  # stored only when not 0: older replies lack it
+_METRIC_KEYS = tuple(f.name for f in fields(ReplyMetrics) if f.name not in _OPTIONAL_METRICS)
 _NULLABLE_METRICS = ("cuda_allocated", "cuda_reserved")  # None off CUDA
 _TOOL_RESULT_KEYS = tuple(f.name for f in fields(ToolResult))
 
@@ -65,6 +82,9 @@ class MessageMeta:
     def to_dict(self) -> dict[str, Any]:
         """The stored form: the flat dict of keys the library has always written ({} when empty)."""
         data: dict[str, Any] = asdict(self.metrics) if self.metrics is not None else {}
+        for key in _OPTIONAL_METRICS:
+            if not data.get(key):
+                data.pop(key, None)
         if self.token_probs is not None:
             data[TOKEN_PROBS_KEY] = self.token_probs
         if self.tool_calls is not None:
@@ -84,8 +104,9 @@ class MessageMeta:
             key in rest and (_is_number(rest[key]) or rest[key] is None and key in _NULLABLE_METRICS)
             for key in _METRIC_KEYS
         ):
-            metrics = ReplyMetrics.from_dict(rest)
-            _drop(rest, _METRIC_KEYS)
+            optional = tuple(key for key in _OPTIONAL_METRICS if _is_number(rest.get(key)))
+            metrics = ReplyMetrics.from_dict({key: rest[key] for key in (*_METRIC_KEYS, *optional)})
+            _drop(rest, (*_METRIC_KEYS, *optional))
         if (
             all(key in rest for key in _TOOL_RESULT_KEYS)
             and all(isinstance(rest[key], str) for key in ("tool_call_id", "name", "outcome"))

@@ -86,6 +86,9 @@ class Conversation:
     generation_settings: dict[str, Any]
     system_prompt: str | None
     messages: list[Message] = field(default_factory=list)
+    # the rest of the message tree: other versions (regenerated, edited, branched) and what
+    # follows them, in the order they were written; exports and imports keep them
+    other_versions: list[Message] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +138,32 @@ def active_branch(messages: Sequence[Message], leaf_id: str | None) -> list[Mess
         current = by_id.get(current.parent_id) if current.parent_id is not None else None
     path.reverse()
     return path
+
+
+def off_branch(messages: Sequence[Message], branch: Sequence[Message]) -> list[Message]:
+    """The messages not on `branch`, in their order."""
+    on_branch = {m.id for m in branch}
+    return [m for m in messages if m.id not in on_branch]
+
+
+def tree_order(messages: Sequence[Message]) -> list[Message]:
+    """`messages` (of one tree) oldest first, each after its parent; those whose parent is not
+    among them are left out."""
+    placed: set[str | None] = {None}
+    ordered: list[Message] = []
+    waiting = sorted(messages, key=lambda m: m.created)
+    while waiting:
+        deferred = []
+        for message in waiting:
+            if message.parent_id in placed:
+                ordered.append(message)
+                placed.add(message.id)
+            else:
+                deferred.append(message)
+        if len(deferred) == len(waiting):
+            break
+        waiting = deferred
+    return ordered
 
 
 def newest_leaf(messages: Sequence[Message], message_id: str) -> str:

@@ -106,6 +106,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.system", "system", None, "System prompt",
            "Set the system prompt for the next replies (empty clears it).", slash=("system",), argument="TEXT",
            palette=False),
+    Action("chat.branch", "branch_chat", None, "Branch to a new chat",
+           "Copy the conversation down to the focused message (or all of it) into a new chat, to go on "
+           "another way; the original stays as it is.", slash=("branch", "fork")),
     Action("chat.status", "show_status", None, "Status",
            "Show the model, its load options and the generation settings in use.", slash=("status",)),
     Action("app.help", "help", "f1", "Help", "Every key and slash command.", scope="app", slash=("help",)),
@@ -127,6 +130,8 @@ ACTIONS: tuple[Action, ...] = (
            "Write this reply again (or answer this message, if it has no reply).", scope="message"),
     Action("message.delete", "act('delete')", "delete", "Delete", "Delete this message and the ones after it.",
            scope="message"),
+    Action("message.branch", "act('branch')", "ctrl+f", "Branch",
+           "Copy the conversation down to this message into a new chat.", scope="message"),
     Action("message.previous_version", "act('previous_version')", "left", "Previous version",
            "Show the previous version of this message.", scope="message"),
     Action("message.next_version", "act('next_version')", "right", "Next version",

@@ -16,12 +16,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Button, Footer, TextArea
+from textual.widget import Widget
+from textual.widgets import Button, TextArea
 
 from tui.core.chat_session import ChatSession
 from tui.engine import LoadSettings
@@ -43,11 +45,13 @@ from tui.ui.screens.chat_settings import SettingsEditor
 from tui.ui.screens.chat_tokens import TuningLab
 from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
+from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
 from tui.ui.widgets.adapter_list import AdapterList
 from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown
 from tui.ui.widgets.chat_view import ChatView
+from tui.ui.widgets.keys_footer import KeysFooter
 from tui.ui.widgets.message import MessageView
 from tui.ui.widgets.prompt_input import PromptInput
 from tui.ui.widgets.settings_panel import SettingsPanel
@@ -67,6 +71,7 @@ ACTION_PARTS = (
 )
 SIDEBAR_WIDTH = 42  # as in app.tcss
 MIN_CHAT_WIDTH = 50  # narrower than this beside the sidebar, and the sidebar steps aside
+OVERLAY_BELOW = 80  # a terminal narrower than this shows the sidebar, when asked for, over the chat
 
 
 class ChatScreen(Screen[None]):
@@ -144,7 +149,7 @@ class ChatScreen(Screen[None]):
                 yield PromptInput(id="prompt", placeholder=f"Message ({send} sends · {new_line} newline · /help)")
             yield Lazy(self.settings_panel)  # mounted after the first frame
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeysFooter()
 
     @property
     def chat(self) -> ChatView:
@@ -194,6 +199,32 @@ class ChatScreen(Screen[None]):
         self.welcome.show(state=state.value)
         self.settings_panel.set_busy(state is AppState.LOADING)
 
+    @property
+    def focus_chain(self) -> list[Widget]:
+        """Tab goes prompt → messages → sidebar (as the README says): the messages are one stop,
+        the focused one or else the last (↑/↓ move between them), then the sidebar's fields."""
+        chain = super().focus_chain
+        chat, prompt = self.chat, self.prompt_input
+        in_chat = [widget for widget in chain if widget is chat or chat in widget.ancestors]
+        messages = [widget for widget in in_chat if isinstance(widget, MessageView)]
+        stop = self.focused if self.focused in in_chat else (messages[-1] if messages else None)
+        rest = [  # the sidebar's fields, not the sidebar itself (it shows no focus; a field scrolls it)
+            widget for widget in chain if widget not in (prompt, self.settings_panel) and widget not in in_chat
+        ]
+        return [prompt, *([stop] if stop is not None else []), *rest]
+
+    def on_key(self, event: events.Key) -> None:
+        """A letter typed outside a text field goes to the prompt (text fields and open menus keep
+        theirs: they never pass them on). A space still works the focused button, switch or menu,
+        unless the prompt has the focus already: then it was typed right behind a letter that
+        moved it there."""
+        character = event.character if event.is_printable else None
+        if character and (not character.isspace() or self.focused is self.prompt_input):
+            event.stop()
+            event.prevent_default()
+            self.set_focus(self.prompt_input)  # now, not later: the keys queued behind this one follow it
+            self.prompt_input.insert(character)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Loading a chat's own model is offered (in the footer) only while the open chat was made
         with another."""
@@ -218,7 +249,27 @@ class ChatScreen(Screen[None]):
             )
             self.prompt_input.load_text(text)
             return
+        if self.editing is None and self.state is AppState.READY and self.transcript.unanswered():
+            self.ask_before_a_second_turn(text)
+            return
         await self.send(text)
+
+    def ask_before_a_second_turn(self, text: str) -> None:
+        """The last message has no reply: sending another would put two of the user's turns in a
+        row. Ask; a no gives the text back to the prompt."""
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.send(text)
+            else:
+                self.prompt_input.load_text(text)
+
+        key = self.keymap.key("chat.regenerate")
+        question = (
+            f"Your last message has no reply yet ({key} answers it). Send this one after it, "
+            "two of your turns in a row?"
+        )
+        self.app.push_screen(ConfirmScreen(question), answered)
 
     async def send(self, text: str) -> None:
         problem = await self.attachments.problem(text)
@@ -331,6 +382,9 @@ class ChatScreen(Screen[None]):
     def action_stop(self) -> None:
         if self.tool_calls.stop() or self.replies.stop():
             return
+        if self.settings_panel.has_class("-overlay") and self.settings_panel.display:
+            self.action_toggle_sidebar()
+            return
         if self.editing is not None:
             self.editing = None
             self.prompt_input.load_text("")
@@ -358,11 +412,23 @@ class ChatScreen(Screen[None]):
 
     def place_sidebar(self) -> None:
         """The sidebar steps aside when the chat beside it would be narrower than MIN_CHAT_WIDTH,
-        and comes back when there is room, unless the user hid it."""
+        and comes back when there is room, unless the user hid it. Asked for where it does not
+        fit, it is shown beside a narrow chat, or below OVERLAY_BELOW columns over the chat (and
+        focused: Esc or the sidebar key closes it)."""
         fits = self.size.width >= SIDEBAR_WIDTH + MIN_CHAT_WIDTH
         if fits:
             self._sidebar_forced = False
-        self.settings_panel.display = not self._sidebar_hidden_by_user and (fits or self._sidebar_forced)
+        panel = self.settings_panel
+        was_over = panel.display and panel.has_class("-overlay")
+        panel.display = not self._sidebar_hidden_by_user and (fits or self._sidebar_forced)
+        over = bool(panel.display) and not fits and self.size.width < OVERLAY_BELOW
+        panel.set_class(over, "-overlay")
+        if over and not was_over and panel.is_mounted:
+            first = next((widget for widget in panel.query("*") if widget.focusable), None)
+            if first is not None:
+                self.call_after_refresh(first.focus)
+        elif was_over and not over and (self.focused is None or panel in self.focused.ancestors):
+            self.prompt_input.focus()
 
     def part_action(self, name: str) -> Callable[..., Any]:
         """`action_<name>` of the part that runs it."""

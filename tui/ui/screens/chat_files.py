@@ -110,6 +110,7 @@ class ConversationFiles:
             self.screen.notify(f"Cannot open the conversation: {exc}", severity="error")
             return
         await self.screen.transcript.render()
+        self.screen.transcript.hint_unanswered()
         saved = self.screen.session.saved_settings(conv)
         for problem in saved.problems:
             self.screen.notify(f"Kept the current settings: {problem}.", severity="warning")

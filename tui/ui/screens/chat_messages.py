@@ -82,6 +82,36 @@ class MessageActions:
             screen.run_worker(self.delete(stored))
         elif action in ("previous_version", "next_version"):
             await self.switch_version(stored, -1 if action == "previous_version" else 1)
+        elif action == "branch":
+            await self.branch(stored)
+
+    async def action_branch_chat(self) -> None:
+        """From the palette or `/branch`: the focused message, else the last one."""
+        screen = self.screen
+        focused = screen.focused
+        message_id = focused.message_id if isinstance(focused, MessageView) else None
+        stored = next((m for m in screen.messages if m.id == message_id), None)
+        if stored is None and screen.messages:
+            stored = screen.messages[-1]
+        if stored is None:
+            screen.notify("Nothing to branch yet: the chat is empty.", severity="warning")
+        else:
+            await self.branch(stored)
+
+    async def branch(self, message: StoredMessage) -> None:
+        """Copy the conversation down to `message` into a new chat and open it."""
+        screen = self.screen
+        if screen.replies.generating():
+            screen.notify(f"A reply is being written: {screen.keymap.key('chat.stop')} stops it first.")
+            return
+        origin = screen.session.conversation
+        screen.session.branch(message)
+        screen.editing = None
+        screen.tool_calls.loop.new_chat()
+        screen.files.report_saves()
+        await screen.transcript.render()
+        screen.prompt_input.focus()
+        screen.notify(f"A new chat, branched from “{origin.title if origin else ''}” (which stays as it was).")
 
     async def delete(self, message: StoredMessage) -> None:
         screen = self.screen
@@ -94,6 +124,7 @@ class MessageActions:
             screen.files.report_saves()
             await screen.transcript.render()
             screen.prompt_input.focus()  # the focused message is gone: typing goes to the prompt
+            screen.transcript.hint_unanswered()
 
     async def switch_version(self, message: StoredMessage, step: int) -> None:
         screen = self.screen

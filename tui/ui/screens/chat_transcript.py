@@ -28,10 +28,11 @@ def stats_text(meta: MessageMeta) -> str:
     if metrics is None or not metrics.new_tokens:
         return ""
     tokens = metrics.new_tokens
-    text = (
-        f"{tokens} token{'' if tokens == 1 else 's'} · {metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
-    )
-    return text + (f" · adapter {describe(meta.adapters)}" if meta.adapters else "")
+    speed = f"{metrics.decode_tok_s:.1f} tok/s · TTFT {metrics.ttft_s:.2f} s"
+    adapter = f" · adapter {describe(meta.adapters)}" if meta.adapters else ""
+    if metrics.continued_tokens:  # a continued reply: the whole reply, then its last part's speed
+        return f"{tokens} tokens · the last {metrics.continued_tokens} continued at {speed}{adapter}"
+    return f"{tokens} token{'' if tokens == 1 else 's'} · {speed}{adapter}"
 
 
 class Transcript:
@@ -75,6 +76,17 @@ class Transcript:
         self.screen.refresh_welcome()
         self.show_figures()
 
+    def unanswered(self) -> bool:
+        """The chat's last message is the user's, with no reply (imported so, or its reply deleted)."""
+        messages = self.screen.messages
+        return bool(messages) and messages[-1].role == "user" and self.screen.session.reply is None
+
+    def hint_unanswered(self) -> None:
+        """Say how to answer a last message that has no reply."""
+        if self.unanswered():
+            key = self.screen.keymap.key("chat.regenerate")
+            self.screen.notify(f"Your last message has no reply: {key} answers it.", timeout=10)
+
     def show_figures(self) -> None:
         """The status bar's figures of the open conversation: tok/s and TTFT of its last reply
         (none if it has none yet), and the context it fills (its last reply's figure while that
@@ -88,7 +100,8 @@ class Transcript:
         self.forget_context_count()
         metrics = messages[-1].meta.metrics if messages else None
         if metrics is not None and metrics.new_tokens:
-            status.update_info(context_used=metrics.prompt_tokens + metrics.new_tokens)
+            # (a continued reply's prompt held its earlier part: only the last part is new)
+            status.update_info(context_used=metrics.prompt_tokens + (metrics.continued_tokens or metrics.new_tokens))
         elif not messages or self.screen.engine.info is None:
             status.update_info(context_used=0)
         else:

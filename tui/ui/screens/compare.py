@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.containers import HorizontalScroll, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from tui.engine import Failed, Finished, GenerationSettings
@@ -23,8 +22,10 @@ from tui.engine.settings import format_value
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
 from tui.ui.bridge import ReplyDelta, ReplyEnded, pump_turn
+from tui.ui.screens.modal import Modal
 
 MAX_COLUMNS = 4
+MIN_COLUMN_WIDTH = 34  # narrower, settings and stats would wrap mid-word: the columns scroll sideways
 
 
 @dataclass
@@ -60,7 +61,7 @@ def describe(column: Column) -> str:
     return text
 
 
-class CompareScreen(ModalScreen["Column | None"]):
+class CompareScreen(Modal["Column | None"]):
     """Needs an app with `keymap` (tui.ui.actions.Keymap): it names the user's keys."""
 
     BINDINGS = bindings("compare")
@@ -73,10 +74,10 @@ class CompareScreen(ModalScreen["Column | None"]):
         self._turn = None
         self.done = False
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(id="compare-dialog"):
             yield Static("Compare settings: the last prompt, answered under each", classes="section-title")
-            with Horizontal(id="compare-columns"):
+            with HorizontalScroll(id="compare-columns"):  # columns too wide for the terminal scroll sideways
                 for index, column in enumerate(self.columns):
                     with Vertical(classes="compare-column"):
                         yield Static(f"{index + 1}. {column.name}", classes="section-title", markup=False)
@@ -90,10 +91,22 @@ class CompareScreen(ModalScreen["Column | None"]):
                 f"{keep}: keep that reply (a new version of the last reply) · {keymap.key('compare.close')}: close",
                 classes="muted",
                 markup=False,
+                id="compare-keys",
             )
 
     def on_mount(self) -> None:
+        self.size_columns()
         self.run_columns()
+
+    def on_resize(self) -> None:
+        self.size_columns()
+
+    def size_columns(self) -> None:
+        """Columns share the width, each at least MIN_COLUMN_WIDTH (then they scroll sideways)."""
+        room = self.size.width - 4  # the dialog's border and padding
+        width = max(MIN_COLUMN_WIDTH, room // len(self.columns)) if self.columns else MIN_COLUMN_WIDTH
+        for column in self.query(".compare-column"):
+            column.styles.width = width
 
     @work(thread=True, exclusive=True)
     def run_columns(self) -> None:

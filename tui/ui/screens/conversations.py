@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -18,6 +17,7 @@ from tui.store import ConversationSummary, Library, StoreError
 from tui.text import inert
 from tui.ui.actions import BY_ID, Keymap, bindings
 from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
+from tui.ui.screens.modal import Modal
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _row(summary: ConversationSummary) -> Text:
     return row
 
 
-class ConversationBrowser(ModalScreen[BrowserResult]):
+class ConversationBrowser(Modal[BrowserResult]):
     BINDINGS = bindings("browser")
     HINTED = ("browser.open", "browser.rename", "browser.delete", "browser.new", "browser.close")  # under the list
 
@@ -68,14 +68,14 @@ class ConversationBrowser(ModalScreen[BrowserResult]):
         self.renamed: dict[str, str] = {}
         self.deleted: set[str] = set()
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(id="browser", classes="dialog"):
             yield Static("Conversations", classes="section-title")
             yield Input(placeholder="type to search titles and messages", id="browser-search")
             yield OptionList(id="browser-list")
             yield Static(
                 " · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
-                classes="muted",
+                classes="muted dialog-keys",
                 markup=False,
             )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown, Static
 
 from tui.ui.actions import ACTIONS, Keymap, bindings, in_scope
+from tui.ui.screens.modal import Modal
 
 
 def key_rows(keymap: Keymap, palette_key: str) -> list[tuple[str, str]]:
@@ -31,7 +31,7 @@ def command_lines() -> str:
     return "\n".join(lines)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Modal[None]):
     BINDINGS = bindings("help")
     AUTO_FOCUS = "#help-dialog"
 
@@ -39,8 +39,8 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.keymap = keymap
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-dialog"):
+    def compose_dialog(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog", classes="dialog"):
             yield Static("Keys", classes="section-title")
             table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True, id="help-keys")
             table.can_focus = False  # the dialog scrolls (PageDown, End, the wheel), not the table
@@ -56,7 +56,7 @@ class HelpScreen(ModalScreen[None]):
             yield Markdown(command_lines(), id="help-commands")
             yield Static(
                 f"{self.keymap.key('help.close')} or {self.keymap.key('app.help')} closes this screen.",
-                classes="muted",
+                classes="muted dialog-keys",
                 markup=False,
             )
 

@@ -14,12 +14,12 @@ import math
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.engine.events import Alternative, TokenChoice
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
+from tui.ui.screens.modal import Modal
 
 # Probability bands and the theme colour each is drawn in (likely to unlikely).
 BANDS = ((0.9, None), (0.5, "success"), (0.2, "warning"), (0.0, "error"))
@@ -52,7 +52,7 @@ def alternative_rows(choice: TokenChoice, before: bool, width: int = 50) -> Text
         style = "bold" if alt.id == choice.id else ""
         if not alt.kept:
             style = "dim strike"
-        text.append(f"{key} ", style="dim")
+        text.append(f"{key} ")  # a key to press: as readable as the rest
         text.append(f"{shown_piece(alt.token).replace(chr(10), ''):<{token_width}.{token_width}}", style=style)
         if bar:
             filled = round(probability * bar)
@@ -64,7 +64,7 @@ def alternative_rows(choice: TokenChoice, before: bool, width: int = 50) -> Text
     return text
 
 
-class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
+class TokenViewScreen(Modal[tuple[int, Alternative] | None]):
     """Needs an app with `keymap` (tui.ui.actions.Keymap): it names the user's keys."""
 
     BINDINGS = bindings("token_view")
@@ -77,28 +77,28 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
         self.colours = True
         self.branch_possible = branch_possible
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(id="token-dialog"):
             yield Static("Token view", classes="section-title")
             with VerticalScroll(id="token-scroll"):
                 yield Static(id="token-text")
             yield Static(id="token-detail", classes="muted")
-            with Horizontal(id="token-alternatives"):
+            with VerticalScroll(id="token-alternatives-scroll"), Horizontal(id="token-alternatives"):
                 with Vertical():
                     yield Static("Before the filters", classes="section-title")
                     yield Static(id="token-before")
                 with Vertical():
                     yield Static("After (sampled from)", classes="section-title")
                     yield Static(id="token-after")
-            yield Static(self.keys_text(), classes="muted", markup=False)
+            yield Static(self.keys_text(), classes="muted", markup=False, id="token-keys")
 
     def keys_text(self) -> str:
+        """The keys the footer does not show (colours and close are there)."""
         keymap = Keymap.of(self.app)
         keys = [f"{keymap.key('token_view.previous_token')}/{keymap.key('token_view.next_token')} token"]
         if self.branch_possible:
             digits = keymap.span(f"token_view.alternative_{n}" for n in range(1, 10))
             keys.append(f"{digits}, {keymap.key('token_view.alternative_10')}: the reply again from there")
-        keys += [f"{keymap.key('token_view.colours')} colours", f"{keymap.key('token_view.close')} close"]
         return " · ".join(keys)
 
     def on_mount(self) -> None:
@@ -131,7 +131,7 @@ class TokenViewScreen(ModalScreen[tuple[int, Alternative] | None]):
                 f"token {self.cursor + 1} of {len(self.choices)}: "
                 f"{shown_piece(choice.token).strip() or repr(choice.token)}"
                 f" · p = {after:.2%} after the filters, {before:.2%} before"
-                + (f" · rank {rank} of the model's" if rank else " · outside the model's top 10")
+                + (f" · rank {rank} of the model's top 10" if rank else " · outside the model's top 10")
             )
         )
         width = max(20, (self.query_one("#token-alternatives").size.width or 100) // 2 - 1)

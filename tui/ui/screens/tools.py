@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
 from tui.text import inert
 from tui.tools.client import ServerStatus
 from tui.ui.actions import Keymap, bindings
+from tui.ui.screens.modal import Modal
 
 
 def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
@@ -29,7 +29,7 @@ def tools_markdown(statuses: list[ServerStatus], problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-class ToolsScreen(ModalScreen[None]):
+class ToolsScreen(Modal[None]):
     """Needs an app with `keymap` (tui.ui.actions.Keymap): it names the user's close key."""
 
     BINDINGS = bindings("tools")
@@ -39,13 +39,13 @@ class ToolsScreen(ModalScreen[None]):
         super().__init__()
         self.statuses, self.problems = statuses, problems
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="tools-dialog"):
+    def compose_dialog(self) -> ComposeResult:
+        with VerticalScroll(id="tools-dialog", classes="dialog"):
             yield Static("Tools (MCP servers)", classes="section-title")
             yield Markdown(tools_markdown(self.statuses, self.problems), id="tools-list")
             yield Static(
                 "The model may call these tools in a chat where they are on (/tools on|off); "
                 f"each call waits for your approval. {Keymap.of(self.app).key('tools.close')} closes.",
-                classes="muted",
+                classes="muted dialog-keys",
                 markup=False,
             )
