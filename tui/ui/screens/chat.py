@@ -12,7 +12,6 @@ is `state`, one enum; its watcher updates the status bar.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -30,7 +30,7 @@ from tui.engine import LoadSettings
 from tui.engine.backend import Backend
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
-from tui.ui.actions import ACTIONS, Keymap, bindings
+from tui.ui.actions import Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
 from tui.ui.idle_gc import IdleCollector
@@ -46,6 +46,7 @@ from tui.ui.screens.chat_tokens import TuningLab
 from tui.ui.screens.chat_tools import ToolCalls
 from tui.ui.screens.chat_transcript import Transcript
 from tui.ui.screens.dialogs import ConfirmScreen
+from tui.ui.screens.routing import Route, route_actions, route_messages
 from tui.ui.slash import SlashError, is_slash_command, parse_slash
 from tui.ui.state import AppState
 from tui.ui.widgets.adapter_list import AdapterList
@@ -306,27 +307,6 @@ class ChatScreen(Screen[None]):
 
     # -- messages from the bridge and the widgets, to the parts ----------------------------------
 
-    def on_reply_started(self, message: ReplyStarted) -> None:
-        self.replies.started(message)
-
-    def on_reply_delta(self, message: ReplyDelta) -> None:
-        self.replies.delta(message)
-
-    async def on_reply_ended(self, message: ReplyEnded) -> None:
-        await self.replies.ended(message)
-
-    def on_context_counted(self, message: ContextCounted) -> None:
-        self.transcript.context_counted(message)
-
-    def on_load_progress(self, message: LoadProgress) -> None:
-        self.loader.progress(message)
-
-    async def on_load_done(self, message: LoadDone) -> None:
-        await self.loader.done(message)
-
-    def on_compile_done(self, message: CompileDone) -> None:
-        self.loader.compile_done(message)
-
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "show-earlier":
             await self.transcript.show_earlier(event.button)
@@ -334,48 +314,9 @@ class ChatScreen(Screen[None]):
     async def on_message_view_action(self, event: MessageView.Action) -> None:
         await self.message_actions.on_view_action(event)
 
-    async def on_attachment_chips_removed(self, event: AttachmentChips.Removed) -> None:
-        await self.attachments.remove(event.index)
-
-    def on_attachments_shown_image_chosen(self, event: AttachmentsShown.ImageChosen) -> None:
-        self.attachments.view(event.image)
-
-    def on_prompt_input_path_pasted(self, event: PromptInput.PathPasted) -> None:
-        self.attachments.offer_pasted(event.text)
-
     def on_message_view_typed(self, event: MessageView.Typed) -> None:
         self.prompt_input.focus()
         self.prompt_input.insert(event.text)
-
-    def on_settings_panel_generation_changed(self, message: SettingsPanel.GenerationChanged) -> None:
-        self.settings_editor.generation_changed(message.updates)
-
-    def on_settings_panel_generation_reset(self, message: SettingsPanel.GenerationReset) -> None:
-        self.settings_editor.generation_reset(message.key)
-
-    def on_settings_panel_system_prompt_changed(self, message: SettingsPanel.SystemPromptChanged) -> None:
-        self.session.system_prompt = message.text
-
-    def on_settings_panel_preset_chosen(self, message: SettingsPanel.PresetChosen) -> None:
-        self.settings_editor.apply_preset(message.name)
-
-    def on_settings_panel_preset_saved(self, message: SettingsPanel.PresetSaved) -> None:
-        self.settings_editor.save_preset(message.name)
-
-    def on_settings_panel_reload_requested(self, message: SettingsPanel.ReloadRequested) -> None:
-        self.loader.reload(message.settings)
-
-    def on_adapter_list_use_requested(self, message: AdapterList.UseRequested) -> None:
-        self.adapters.use(message.name)
-
-    def on_adapter_list_unload_requested(self, message: AdapterList.UnloadRequested) -> None:
-        self.adapters.unload(message.name)
-
-    def on_adapter_list_load_requested(self, message: AdapterList.LoadRequested) -> None:
-        self.adapters.load(message.path)
-
-    def on_adapter_list_merge_requested(self, message: AdapterList.MergeRequested) -> None:
-        self.adapters.merge()
 
     # -- actions of the whole chat (the others run on the parts: route_actions) ------------------
 
@@ -439,27 +380,33 @@ class ChatScreen(Screen[None]):
         raise LookupError(f"no part of the chat screen runs the action {name!r}")
 
 
-def route_actions(screen_class: type[ChatScreen], part_classes: tuple[type, ...]) -> None:
-    """Give the screen an `action_<name>` for each of the table's chat actions that it does not
-    run itself, which runs the part's (Textual finds actions by name on the screen). An action
-    that no part runs is an error here, at import, not when its key is pressed."""
-
-    def routed(name: str) -> Callable[..., Any]:
-        def run(self: ChatScreen, *args: Any) -> Any:
-            method = self.part_action(name)
-            return method(*args[: len(inspect.signature(method).parameters)])
-
-        run.__name__ = run.__qualname__ = f"action_{name}"
-        run.__doc__ = f"Runs `action_{name}` of the part that has it."
-        return run
-
-    for action in ACTIONS:
-        name = f"action_{action.action}"
-        if action.scope != "chat" or name in vars(screen_class):
-            continue
-        if not any(hasattr(part, name) for part in part_classes):
-            raise LookupError(f"no part of the chat screen runs the action {action.action!r}")
-        setattr(screen_class, name, routed(action.action))
-
-
 route_actions(ChatScreen, ACTION_PARTS)
+
+
+# Messages from the bridge and the widgets that one part of the screen handles whole: each goes
+# to it as `on_<message>` (installed by route_messages); handlers with more to do are methods.
+MESSAGE_ROUTES: dict[type[Message], Route] = {
+    ReplyStarted: lambda screen, m: screen.replies.started(m),
+    ReplyDelta: lambda screen, m: screen.replies.delta(m),
+    ReplyEnded: lambda screen, m: screen.replies.ended(m),
+    ContextCounted: lambda screen, m: screen.transcript.context_counted(m),
+    LoadProgress: lambda screen, m: screen.loader.progress(m),
+    LoadDone: lambda screen, m: screen.loader.done(m),
+    CompileDone: lambda screen, m: screen.loader.compile_done(m),
+    AttachmentChips.Removed: lambda screen, m: screen.attachments.remove(m.index),
+    AttachmentsShown.ImageChosen: lambda screen, m: screen.attachments.view(m.image),
+    PromptInput.PathPasted: lambda screen, m: screen.attachments.offer_pasted(m.text),
+    SettingsPanel.GenerationChanged: lambda screen, m: screen.settings_editor.generation_changed(m.updates),
+    SettingsPanel.GenerationReset: lambda screen, m: screen.settings_editor.generation_reset(m.key),
+    SettingsPanel.SystemPromptChanged: lambda screen, m: setattr(screen.session, "system_prompt", m.text),
+    SettingsPanel.PresetChosen: lambda screen, m: screen.settings_editor.apply_preset(m.name),
+    SettingsPanel.PresetSaved: lambda screen, m: screen.settings_editor.save_preset(m.name),
+    SettingsPanel.ReloadRequested: lambda screen, m: screen.loader.reload(m.settings),
+    AdapterList.UseRequested: lambda screen, m: screen.adapters.use(m.name),
+    AdapterList.UnloadRequested: lambda screen, m: screen.adapters.unload(m.name),
+    AdapterList.LoadRequested: lambda screen, m: screen.adapters.load(m.path),
+    AdapterList.MergeRequested: lambda screen, m: screen.adapters.merge(),
+}
+
+
+route_messages(ChatScreen, MESSAGE_ROUTES)
