@@ -20,7 +20,7 @@ def test_continue_shows_the_whole_replys_tokens_and_the_continued_parts_speed(tm
         Finished("Once upon", "length", TurnMetrics(new_tokens=12, decode_tok_s=20.0, ttft_s=0.2, total_s=0.8))
     )
     assert "continued_tokens" not in first.meta.to_dict()  # stored as it always was
-    assert stats_text(first.meta.metrics).startswith("12 tokens · 20.0 tok/s")
+    assert stats_text(first.meta).startswith("12 tokens · 20.0 tok/s")
 
     session.start_reply(session.plan_reply("continue"))
     stored = session.end_reply(
@@ -30,7 +30,7 @@ def test_continue_shows_the_whole_replys_tokens_and_the_continued_parts_speed(tm
     assert metrics is not None
     assert (metrics.new_tokens, metrics.continued_tokens, metrics.decode_tok_s) == (21, 9, 7.5)
     assert metrics.total_s == 2.3
-    assert stats_text(metrics) == "21 tokens · the last 9 continued at 7.5 tok/s · TTFT 0.30 s"
+    assert stats_text(stored.meta) == "21 tokens · the last 9 continued at 7.5 tok/s · TTFT 0.30 s"
     assert MessageMeta.from_dict(stored.meta.to_dict()).metrics == metrics  # stored and read back
 
     session.start_reply(session.plan_reply("continue"))  # and again: still the whole reply
