@@ -129,6 +129,9 @@ def test_conversations_browser(snap_compare, tmp_path):
 
 def test_help_screen(snap_compare, tmp_path):
     async def before(pilot):
+        # The sidebar behind the dialog laid out whole first (it mounts lazily, after the first frame).
+        await wait_for(pilot, lambda: pilot.app.chat_screen.settings_panel.ready)
+        await pilot.pause()
         await pilot.press("f1")
         await pilot.pause(0.1)
 

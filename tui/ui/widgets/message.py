@@ -152,6 +152,29 @@ class MessageView(Vertical, can_focus=True):
     """A message in the chat pane. `role` is user, assistant, error or note. Focus one (click or
     Tab) to act on it: copy, edit, delete, regenerate, or switch between its versions."""
 
+    DEFAULT_CSS = """
+    MessageView {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+        &.user { background: $primary 12%; border-left: thick $primary; }
+        &.assistant { border-left: thick $secondary; }
+        &.error { border-left: thick $error; background: $error 10%; }
+        &.note { border-left: thick $accent; color: $text-muted; }
+        &.tool { border-left: thick $warning; background: $warning 6%; }
+        &:focus { background: $accent 10%; border-left: thick $accent; }
+        .message-header { color: $text-muted; text-style: bold; }
+        &.user .message-header { color: $primary; }
+        &.assistant .message-header { color: $secondary; }
+        .message-header.streaming { text-style: bold italic; }
+        Markdown { margin: 0; padding: 0; background: transparent; }
+        .message-stats { color: $text-muted; text-style: italic; }
+        .think { background: transparent; border: none; padding: 0; margin: 0; color: $text-muted; }
+        /* MessageMarkdown.mark_end: no blank line under a message */
+        .message-body > MarkdownBlock.-end { margin-bottom: 0; }
+    }
+    """
+
     BINDINGS = bindings("message")
 
     @dataclass
