@@ -33,6 +33,35 @@ SLOW_HERE = {"dtype:float16": "slow on CPU"}
 
 
 class SettingsPanel(VerticalScroll):
+    DEFAULT_CSS = """
+    SettingsPanel {
+        width: 42;
+        dock: right;
+        background: $panel;
+        border-left: vkey $foreground 20%;
+        padding: 0 1;
+        #model-info { color: $text-muted; }
+        .param-row { height: auto; }
+        /* the full name and its help are in the tooltip */
+        .param-label { width: 21; padding: 1 0 0 0; text-wrap: nowrap; text-overflow: ellipsis; }
+        .param-label.short { width: 14; }
+        .param-input { width: 1fr; }
+        .preset-row { height: auto; }
+        .preset-row Input { width: 1fr; }
+        .field-error { color: $error; }
+        Select { width: 100%; }
+        /* beside its label: the rest of the row, border and arrow included */
+        .param-row Select { width: 1fr; }
+        #load-unavailable { color: $text-muted; }
+        #apply { width: 100%; margin: 1 0 0 0; }
+        #system-prompt { height: 8; }
+        #changed-settings { height: auto; }
+        .changed-row { height: 1; }
+        .changed-label { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+        .remove-setting { width: 3; min-width: 3; height: 1; border: none; padding: 0; }
+    }
+    """
+
     @dataclass
     class GenerationChanged(Message):
         """The user changed generation values (each valid on its own)."""
