@@ -128,7 +128,7 @@ def test_a_long_list_streams_in_chunks_that_read_as_one_list(tmp_path):
 
 
 def test_chunks_are_cut_only_where_markdown_splits_cleanly():
-    from tui.ui.widgets.message import CHUNK_CHARS, chunk_cut
+    from tui.text import CHUNK_CHARS, chunk_cut
 
     para = "word " * (CHUNK_CHARS // 5)
     assert chunk_cut("", "short") is None

@@ -7,7 +7,6 @@ first: control characters from a model or a file never reach the terminal.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from textual.widget import MountError, Widget
 from textual.widgets import Collapsible, Markdown, Static
 
 from tui.store.parts import Attachment
-from tui.text import ThinkSplitter, inert, markdown_parser, split_think
+from tui.text import ThinkSplitter, chunk_cut, inert, markdown_parser, split_think
 from tui.ui.actions import Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.widgets.attachments import AttachmentsShown
 from tui.ui.widgets.markdown_stream import InputFirstStream
 
-CHUNK_CHARS = 800  # start a new streaming Markdown widget past this size (at a block boundary)
 ROLE_TITLES = {
     "user": "You",
     "assistant": "Assistant",
@@ -36,34 +34,6 @@ ROLE_TITLES = {
     "note": "chatui",
     "tool": "Tool",
 }
-
-
-LIST_ITEM = re.compile(r"(?:([-*+])|\d{1,9}([.)]))[ \t]")  # a list item's marker at the start of a line
-
-
-def chunk_cut(chunk: str, text: str) -> tuple[int, bool] | None:
-    """Where the Markdown widget holding `chunk` may end, as `text` is added to it: an index into
-    `text` where the next widget starts, and whether this one's last block keeps no margin.
-
-    Only once the widget holds CHUNK_CHARS, never inside a code fence, and only where the Markdown
-    splits cleanly: after a blank line, or between two items of one top-level list (a tight list
-    has no blank line, and a long one, which small models like to write, was one block re-parsed
-    whole at every append: 20 tok/s fell to 8). A list cut keeps no margin under its half, so
-    the list reads as one; ordered lists go on numbering from their first item."""
-    if len(chunk) + len(text) < CHUNK_CHARS:
-        return None
-    whole = chunk + text
-    at = max(len(chunk), CHUNK_CHARS)
-    while (at := whole.find("\n", at - 1) + 1) > 0:  # each line start from there on
-        if whole.count("```", 0, at) % 2 == 0:
-            if whole.endswith("\n\n", 0, at):
-                return at - len(chunk), False
-            before = whole[whole.rfind("\n", 0, at - 1) + 1 : at - 1]
-            item, next_item = LIST_ITEM.match(before), LIST_ITEM.match(whole, at)
-            if item and next_item and item.groups() == next_item.groups():
-                return at - len(chunk), True
-        at += 1
-    return None
 
 
 class LiveMarkdown(Markdown):
