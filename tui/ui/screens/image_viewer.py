@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.core.attachments import human_size
 from tui.store.parts import ImagePart
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
+from tui.ui.screens.modal import Modal
 from tui.ui.widgets.attachments import picture
 
 
-class ImageViewer(ModalScreen[None]):
+class ImageViewer(Modal[None]):
     BINDINGS = bindings("image_viewer")
     DEFAULT_CSS = """
     ImageViewer { align: center middle; }
@@ -29,7 +29,7 @@ class ImageViewer(ModalScreen[None]):
         super().__init__()
         self.image = image
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         close = Keymap.of(self.app).shown("image_viewer.close")
         with Vertical(id="viewer"):
             yield picture(self, self.image.data, "full")

@@ -13,7 +13,6 @@ import time
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
 from tui.engine.downloads import (
@@ -29,6 +28,7 @@ from tui.engine.downloads import (
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
 from tui.ui.screens.dialogs import TextPromptScreen
+from tui.ui.screens.modal import Modal
 
 FRAME_S = 0.1  # progress is drawn at most this often
 
@@ -37,7 +37,7 @@ def _mib(count: int) -> str:
     return f"{count / 2**20:.1f} MiB"
 
 
-class ModelDownloadScreen(ModalScreen[str | None]):
+class ModelDownloadScreen(Modal[str | None]):
     """Needs an app with `keymap` (tui.ui.actions.Keymap)."""
 
     BINDINGS = bindings("download")
@@ -51,7 +51,7 @@ class ModelDownloadScreen(ModalScreen[str | None]):
         self.running = False
         self._drawn = 0.0
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         keymap = Keymap.of(self.app)
         with Vertical(id="download", classes="dialog"):
             yield Static(f"Download {inert(self.repo_id)}", classes="section-title", markup=False)
@@ -63,7 +63,7 @@ class ModelDownloadScreen(ModalScreen[str | None]):
             yield Static(
                 f"{keymap.key('download.start')}: download   {keymap.key('download.cancel')}: cancel "
                 "(what came is kept for the next try)",
-                classes="muted",
+                classes="muted dialog-keys",
                 markup=False,
             )
 

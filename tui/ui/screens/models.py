@@ -17,12 +17,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.fuzzy import Matcher
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from tui.core.catalogue import CatalogueEntry, ago, parameters_text
 from tui.text import inert
 from tui.ui.actions import BY_ID, Keymap, bindings
+from tui.ui.screens.modal import Modal
 
 CatalogueLoader = Callable[[], tuple[list[CatalogueEntry], list[str]]]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -94,7 +94,7 @@ def matches(query: str, entries: list[CatalogueEntry]) -> list[CatalogueEntry]:
     return [entry for score, _, entry in sorted(scored, key=lambda s: (-s[0], s[1])) if score > 0]
 
 
-class ModelPicker(ModalScreen[PickerChoice | None]):
+class ModelPicker(Modal[PickerChoice | None]):
     """Needs an app with `keymap` (tui.ui.actions.Keymap). `load` gives the catalogue; `now`
     pins the "last used" column (snapshots)."""
 
@@ -108,7 +108,7 @@ class ModelPicker(ModalScreen[PickerChoice | None]):
         self.shown: list[CatalogueEntry] = []
         self.problems: list[str] = []
 
-    def compose(self) -> ComposeResult:
+    def compose_dialog(self) -> ComposeResult:
         with Vertical(id="models", classes="dialog"):
             yield Static("Models", classes="section-title")
             yield Input(placeholder="type to filter, or a Hub id to download", id="models-filter")
@@ -119,7 +119,7 @@ class ModelPicker(ModalScreen[PickerChoice | None]):
             yield Static("reading the models…", id="models-detail", classes="muted", markup=False)
             yield Static(
                 " · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
-                classes="muted",
+                classes="muted dialog-keys",
                 markup=False,
             )
 
