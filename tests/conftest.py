@@ -64,16 +64,12 @@ def smollm2_dir() -> Path:
     return converted_gguf_dir(default_gguf_path())
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer random-weight Llama with the real SmolLM2 tokenizer and chat template.
-    It never emits end-of-turn (eos is unset), so replies run to max_new_tokens unless stopped."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_llama_config(tokenizer):
+    """The tiny models' 2-layer Llama text config over `tokenizer`; no end-of-turn token, so
+    replies run to max_new_tokens unless stopped."""
+    from transformers import LlamaConfig
 
-    out = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -86,6 +82,18 @@ def tiny_model_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         eos_token_id=None,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random-weight Llama with the real SmolLM2 tokenizer and chat template.
+    It never emits end-of-turn (eos is unset), so replies run to max_new_tokens unless stopped."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = tiny_llama_config(tokenizer)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = None
@@ -111,7 +119,7 @@ def tiny_vlm_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     torchvision). The projector's weights are scaled up so the image steers the tiny model's
     reply (a red and a blue picture get different greedy replies). Never emits end-of-turn."""
     import torch
-    from transformers import AutoTokenizer, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import AutoTokenizer, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
     from transformers.models.llava import LlavaProcessor
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
@@ -122,19 +130,7 @@ def tiny_vlm_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     vision = CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
     )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=TINY_CONTEXT,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=None,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = tiny_llama_config(tokenizer)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # {"role": "system"|"user"|"assistant"|"tool", "content": str or content parts, "tool_calls"?: [...]};
-# content parts: {"type": "text", "text"} and {"type": "image", "data": bytes, "mime", "name"}.
+# content parts: {"type": "text", "text"} and {"type": "image", "data": bytes, "mime", "name", "digest"?}.
 Message = dict[str, Any]
 
 

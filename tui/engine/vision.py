@@ -93,7 +93,7 @@ class ProcessorPromptBuilder(PromptBuilder):
         tools: Sequence[dict[str, Any]] | None = None,
     ) -> Prompt:
         self._opened.clear()
-        digests = [hashlib.sha256(part["data"]).hexdigest() for part in _image_parts(messages)]
+        digests = [_digest(part) for part in _image_parts(messages)]
         prompt = super().build(messages, context_size, max_new_tokens, tools)
         if not digests:
             return prompt
@@ -118,7 +118,7 @@ class ProcessorPromptBuilder(PromptBuilder):
         return [int(token) for token in self._inputs["input_ids"][0].tolist()]
 
     def _open(self, part: dict[str, Any]) -> Any:
-        digest = hashlib.sha256(part["data"]).hexdigest()
+        digest = _digest(part)
         if digest not in self._opened:
             if len(self._opened) > 64:
                 self._opened.clear()
@@ -155,3 +155,8 @@ def split_reuse(builder: PromptBuilder, prompt: Prompt, cached: int) -> tuple[in
     if most < cached:
         log.info("an image turn reads %d cached tokens again (its images go in whole)", cached - most)
     return most, prompt.model_inputs
+
+
+def _digest(part: dict[str, Any]) -> str:
+    """An image part's SHA-256: the one the library stored it under, else computed here."""
+    return part.get("digest") or hashlib.sha256(part["data"]).hexdigest()

@@ -205,14 +205,16 @@ def subtree_ids(messages: Sequence[Message], message_id: str) -> set[str]:
 def model_content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
     """A message's parts as the model reads them: documents as their name and text, before the
     message's text; with images, a list of content parts in order (`{"type": "text", "text"}`,
-    `{"type": "image", "data", "mime", "name"}`: the chat template's image parts, with the
-    image's bytes), else one string."""
+    `{"type": "image", "data", "mime", "name", "digest"}`: the chat template's image parts, with
+    the image's bytes and their SHA-256, as the library stores them), else one string."""
     if not any(isinstance(part, ImagePart) for part in parts):
         return "\n\n".join(text for text in map(_part_text, parts) if text)
     content: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, ImagePart):
-            content.append({"type": "image", "data": part.data, "mime": part.mime, "name": part.name})
+            content.append(
+                {"type": "image", "data": part.data, "mime": part.mime, "name": part.name, "digest": part.digest}
+            )
         elif text := _part_text(part):
             content.append({"type": "text", "text": text})
     return content
