@@ -38,5 +38,12 @@ def test_options_that_cannot_work_say_why(monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if name in ("torchao", "bitsandbytes") else real(name, *a)
     )
     reasons = hardware.unavailable_options()
-    assert reasons["quantization:int4"].startswith("torchao is not installed")
+    assert "quantization:int4" not in reasons  # chatui's own kernel needs no torchao
+    from tui.engine import int4_kernel
+
+    monkeypatch.setattr(int4_kernel, "build_problem", lambda: "no C++ compiler (c++) to build chatui's int4 kernel")
+    reasons = hardware.unavailable_options()
+    assert reasons["quantization:int4"] == (
+        "no C++ compiler (c++) to build chatui's int4 kernel, and torchao is not installed (pip install torchao)"
+    )
     assert reasons["quantization:bnb-4bit"] == reasons["quantization:bnb-8bit"] == "bitsandbytes is not installed"

@@ -1,5 +1,6 @@
-"""Quantization named as transformers serve names it: int4 (torchao) quantizes on the torch
-thread with the load's progress bar; 8bit and 4bit still mean bitsandbytes."""
+"""Quantization named as transformers serve names it: int4 (chatui's kernel, torchao's where that
+cannot build) quantizes on the torch thread with the load's progress bar; 8bit and 4bit still
+mean bitsandbytes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import sys
 import pytest
 
 from tui.engine import Engine, Finished, GenerationSettings, LoadError, LoadSettings
-from tui.engine.quantization import INT4_GROUP_SIZE
+from tui.engine.quantization import INT4_GROUP_SIZE, int4_backend, packed_format
+
+
+def int4_cache_file(model_dir, dtype: str):
+    from tui.engine import int4_cache
+
+    return int4_cache.cache_file(str(model_dir), dtype, INT4_GROUP_SIZE, packed_format(int4_backend()[0]))
 
 
 def test_names_and_aliases():
@@ -20,9 +27,7 @@ def test_names_and_aliases():
 
 
 def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_dir):
-    from tui.engine import int4_cache
-
-    int4_cache.cache_file(str(tiny_model_dir), "float32", INT4_GROUP_SIZE).unlink(missing_ok=True)
+    int4_cache_file(tiny_model_dir, "float32").unlink(missing_ok=True)
     progress: list[tuple[int, str]] = []
     engine = Engine()
     try:
@@ -30,14 +35,10 @@ def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_
             LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="float32"),
             lambda done, total, label: progress.append((done, label)),
         ).result()
-        assert info.quantization == "int4"
+        assert info.quantization == "int4" and info.warnings == []  # chatui's kernel: nothing to say
         model = engine.loaded.model
-        weights = {
-            name: type(module.weight).__name__
-            for name, module in model.named_modules()
-            if type(module).__name__ == "Linear"
-        }
-        assert weights and all("Int4" in kind for kind in weights.values()), weights  # the output layer too
+        kinds = {type(module).__name__ for module in model.modules() if "Linear" in type(module).__name__}
+        assert kinds == {"Int4Linear"}, kinds  # every linear layer, the output layer too
         steps = [done for done, label in progress if label == "quantizing to int4"]
         assert steps and steps == sorted(steps) and steps[-1] >= 98
         settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": 6})
@@ -48,11 +49,24 @@ def test_int4_quantizes_every_linear_layer_with_progress_and_answers(tiny_model_
     assert 64 % INT4_GROUP_SIZE == 0  # the tiny model's width: every layer could be quantized
 
 
-def test_int4_without_torchao_names_it(monkeypatch, tiny_model_dir):
+def test_int4_needs_no_torchao_with_chatuis_kernel(monkeypatch, tiny_model_dir):
     monkeypatch.setitem(sys.modules, "torchao", None)
     engine = Engine()
     try:
-        with pytest.raises(LoadError, match="quantization int4 needs torchao"):
+        info = engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4")).result()
+        assert info.quantization == "int4" and info.warnings == []
+    finally:
+        engine.close()
+
+
+def test_int4_without_its_kernel_or_torchao_names_both(monkeypatch, tiny_model_dir):
+    from tui.engine import int4_kernel
+
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    monkeypatch.setattr(int4_kernel, "build_problem", lambda: "no C++ compiler (c++) to build chatui's int4 kernel")
+    engine = Engine()
+    try:
+        with pytest.raises(LoadError, match=r"needs chatui's kernel \(no C\+\+ compiler .*\) or torchao"):
             engine.load(LoadSettings(model=str(tiny_model_dir), quantization="int4")).result()
     finally:
         engine.close()
@@ -69,7 +83,7 @@ def test_weight_bytes_counts_packed_int4_and_tied_weights_once():
     model = torch.nn.ModuleDict({"embed": embedding, "head": head})
     assert weight_bytes(model) == 512 * 256 * 2
     quantize_int4(model)
-    # the head is now its own int4 copy: 4 bits a weight plus a bf16 scale and zero per group
+    # the head is now its own int4 copy: 4 bits a weight plus a 16-bit scale and minimum per group
     int4_head = 512 * 256 // 2 + 512 * (256 // INT4_GROUP_SIZE) * 2 * 2
     assert weight_bytes(model) == 512 * 256 * 2 + int4_head
 
@@ -87,10 +101,10 @@ def _greedy_reply(settings: LoadSettings, labels: list[str] | None = None) -> st
 
 
 def test_int4_weights_are_cached_and_the_next_load_does_not_quantize(tiny_model_dir, monkeypatch, tui_log):
-    from tui.engine import int4_cache, loading
+    from tui.engine import loading
 
     settings = LoadSettings(model=str(tiny_model_dir), quantization="int4", dtype="bfloat16")
-    path = int4_cache.cache_file(str(tiny_model_dir), "bfloat16", INT4_GROUP_SIZE)
+    path = int4_cache_file(tiny_model_dir, "bfloat16")
     path.unlink(missing_ok=True)
     first = _greedy_reply(settings)
     assert path.is_file()
@@ -110,4 +124,4 @@ def test_int4_weights_are_cached_and_the_next_load_does_not_quantize(tiny_model_
     assert any("int4 cache" in r.getMessage() and "unreadable" in r.getMessage() for r in tui_log.records)
     assert "quantizing to int4" in labels and path.stat().st_size > 1000
     # another dtype is another file; the key follows the checkpoint's files
-    assert int4_cache.cache_file(str(tiny_model_dir), "float32", INT4_GROUP_SIZE) != path
+    assert int4_cache_file(tiny_model_dir, "float32") != path

@@ -28,6 +28,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any
 
+from tui.engine import int4_lora
 from tui.engine.adapters import (
     NONE,
     AdapterInfo,
@@ -114,7 +115,10 @@ class LocalAdapters:
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                 warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated")  # see _merge_job
                 report = model.load_adapter(
-                    str(spec.folder), adapter_name=name, use_safetensors=spec.weights_file.suffix == ".safetensors"
+                    str(spec.folder),
+                    adapter_name=name,
+                    use_safetensors=spec.weights_file.suffix == ".safetensors",
+                    peft_config=int4_lora.peft_config(spec.folder, model),  # None: peft reads the folder's
                 )
             missing = sorted(getattr(report, "missing_keys", ()) or ())
             if missing:
@@ -176,9 +180,9 @@ class LocalAdapters:
         state = loaded.adapters
         if not state.active:
             raise AdapterError("no adapter is in use to merge: choose one first")
-        if loaded.settings.quantization == "int4":  # peft merges into torchao's int8 layers, not int4
+        if loaded.settings.quantization == "int4":  # peft cannot merge into packed int4 weights
             raise AdapterError(
-                f"{state.label()} cannot be merged into int4 (torchao) weights; it works unmerged here. For full "
+                f"{state.label()} cannot be merged into int4 weights; it works unmerged here. For full "
                 "speed merge it into a bf16 copy: --quantization none --dtype bfloat16 --merge-adapter"
             )
         from peft.tuners.tuners_utils import BaseTunerLayer

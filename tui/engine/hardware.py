@@ -84,10 +84,14 @@ def unavailable_options() -> dict[str, str]:
     # find_spec, not import: importing bitsandbytes costs ~1.5 s, paid only when quantizing
     if importlib.util.find_spec("bitsandbytes") is None:
         reasons["quantization:bnb-8bit"] = reasons["quantization:bnb-4bit"] = "bitsandbytes is not installed"
-    if importlib.util.find_spec("torchao") is None:
-        reasons["quantization:int4"] = "torchao is not installed (pip install torchao)"
-    elif torch.cuda.is_available():
-        reasons["quantization:int4"] = "int4 is torchao's CPU kernel: on CUDA use bnb-4bit"
+    if torch.cuda.is_available():
+        reasons["quantization:int4"] = "int4 is a CPU kernel: on CUDA use bnb-4bit"
+    elif importlib.util.find_spec("torchao") is None:
+        from tui.engine.int4_kernel import build_problem
+
+        problem = build_problem()  # cheap checks: the platform, a built library, a compiler
+        if problem:
+            reasons["quantization:int4"] = f"{problem}, and torchao is not installed (pip install torchao)"
     if importlib.util.find_spec("flash_attn") is None:
         reasons["attn_implementation:flash_attention_2"] = "flash-attn is not installed"
     return reasons

@@ -2,11 +2,13 @@
 `--quantization int4` takes the quantized linear weights from the cache instead of quantizing
 again (quantizing is most of an int4 load: about 20 s of 25 at the 1.7B shape on 2 cores).
 
-The key is the checkpoint's folder (a Hub snapshot's names its commit), the size and mtime of
-its files, the dtype, the group size and the torch and torchao versions: anything that could
-change the packed weights gives a new file, and the old one for the same model is removed. A
-file that cannot be read, or does not fit the model, is deleted and the model is quantized as
-usual. No torch import at module level.
+Two kinds of file: chatui's own kernel's packed layers (int4_linear.py, plain uint8 tensors,
+mmapped) or torchao's quantized weights (the fallback). The key is the checkpoint's folder (a Hub
+snapshot's names its commit), the size and mtime of its files, the dtype, the group size, the
+packed format and the torch and torchao versions: anything that could change the packed weights
+gives a new file, and the old one for the same model is removed. A file that cannot be read, or
+does not fit the model, is deleted and the model is quantized as usual. No torch import at module
+level.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from tui.paths import cache_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chatui's kernel's packed layers, or torchao's weights, by `packed_format`
+TORCHAO = "torchao"  # the packed_format of torchao's weights
 
 
 def checkpoint_dir(model_path: str) -> Path | None:
@@ -40,11 +43,17 @@ def checkpoint_dir(model_path: str) -> Path | None:
     return Path(config).parent if config else None
 
 
-def cache_file(model_path: str, dtype: str, group_size: int) -> Path | None:
-    """Where the int4 weights of this checkpoint, dtype and group size live (None: unknown source)."""
-    import torch
-    import torchao
+def cache_file(model_path: str, dtype: str, group_size: int, packed_format: str = TORCHAO) -> Path | None:
+    """Where the int4 weights of this checkpoint, dtype, group size and format live (None: unknown
+    source). `packed_format` is int4_kernel.PACKED_FORMAT for chatui's kernel, else TORCHAO."""
+    import importlib.metadata
 
+    import torch
+
+    try:
+        torchao_version = importlib.metadata.version("torchao")
+    except importlib.metadata.PackageNotFoundError:
+        torchao_version = "none"
     folder = checkpoint_dir(model_path)
     if folder is None:
         return None
@@ -54,7 +63,8 @@ def cache_file(model_path: str, dtype: str, group_size: int) -> Path | None:
         if file.suffix in (".safetensors", ".bin", ".json") and file.is_file():
             stat = file.stat()
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(f"{dtype}:{group_size}:{torch.__version__}:{torchao.__version__}:{FORMAT_VERSION}".encode())
+    versions = f"{torch.__version__}:{torchao_version}:{FORMAT_VERSION}"
+    digest.update(f"{dtype}:{group_size}:{packed_format}:{versions}".encode())
     return cache_dir() / "int4" / f"{_name(folder)}-{digest.hexdigest()[:16]}.pt"
 
 
@@ -65,10 +75,12 @@ def _name(folder: Path) -> str:
     return folder.name or "model"
 
 
-def load(model: Any, path: Path) -> bool:
+def load(model: Any, path: Path, packed_format: str = TORCHAO) -> bool:
     """Put the cached int4 weights into `model`'s linear layers; False (and the file removed) when
     the file is missing, unreadable or does not fit the model, which then stays as it was."""
     import torch
+
+    from tui.engine import int4_linear
 
     if not path.is_file():
         return False
@@ -78,6 +90,11 @@ def load(model: Any, path: Path) -> bool:
         log.warning("int4 cache: %s is unreadable (%s); removed, the weights are quantized again", path, one_line(exc))
         path.unlink(missing_ok=True)
         return False
+    if packed_format != TORCHAO:
+        if not isinstance(weights, dict) or not weights or not int4_linear.load_packed_state(model, weights):
+            path.unlink(missing_ok=True)
+            return False
+        return True
     modules = dict(model.named_modules())
     fits = (
         isinstance(weights, dict)
@@ -96,13 +113,18 @@ def load(model: Any, path: Path) -> bool:
     return True
 
 
-def save(model: Any, names: list[str], path: Path) -> None:
+def save(model: Any, names: list[str], path: Path, packed_format: str = TORCHAO) -> None:
     """Write the int4 weights of the layers in `names` (atomically), and remove older files for the
     same model. A failure to write leaves no file and is not an error: the next load quantizes."""
     import torch
 
-    modules = dict(model.named_modules())
-    weights = {name: modules[name].weight.detach().to("cpu") for name in names}
+    from tui.engine import int4_linear
+
+    if packed_format != TORCHAO:
+        weights = int4_linear.packed_state(model, names)
+    else:
+        modules = dict(model.named_modules())
+        weights = {name: modules[name].weight.detach().to("cpu") for name in names}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda file: torch.save(weights, file))

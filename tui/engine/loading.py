@@ -27,6 +27,8 @@ from tui.engine.quantization import (
     bytes_per_parameter,
     bytes_read_per_token,
     check_quantization,
+    int4_backend,
+    packed_format,
     quantize_int4,
     transformers_config,
     weight_bytes,
@@ -290,8 +292,9 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
             model.to(device)
         model.eval()
         parameters = int(model.num_parameters()) or params
+        int4_note = ""
         if settings.quantization == "int4":
-            _quantize_int4_cached(model, model_path, dtype, report)
+            int4_note = _quantize_int4_cached(model, model_path, dtype, report)
         elif settings.quantization == "none" and not settings.compile and can_pack(device, dtype):
             pack_linear_layers(model)
     except LoadError:
@@ -302,7 +305,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         gc.collect()
         raise LoadError(_explain(exc, source, settings)) from exc
 
-    warnings: list[str] = []
+    warnings: list[str] = [int4_note] if int4_note else []
     if device == "cpu" and dtype == "float16":
         warnings.append("float16 on CPU is slow and can be unstable; float32 or bfloat16 is better here")
     context = context_size_of(model, tokenizer)
@@ -330,18 +333,25 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, settings=settings, processor=processor)
 
 
-def _quantize_int4_cached(model: Any, model_path: str, dtype: str, report: Callable[[int, int, str], None]) -> None:
+def _quantize_int4_cached(model: Any, model_path: str, dtype: str, report: Callable[[int, int, str], None]) -> str:
     """int4 weights from the cache when this checkpoint was quantized before, else quantize (and
-    keep the result for the next load)."""
-    path = int4_cache.cache_file(model_path, dtype, INT4_GROUP_SIZE)
+    keep the result for the next load). Returns a line for the user when int4 could not use
+    chatui's own kernel ("" when it did)."""
+    backend, why_not = int4_backend(lambda line: report(90, _STEPS, line))
+    kind = packed_format(backend)
+    path = int4_cache.cache_file(model_path, dtype, INT4_GROUP_SIZE, kind)
+    note = f"int4 runs on torchao's slower kernel: {why_not}" if why_not else ""
     if path is not None:
         report(90, _STEPS, "reading cached int4 weights")
-        if int4_cache.load(model, path):
-            return
-    names = quantize_int4(model, lambda done, total: report(90 + 8 * done // total, _STEPS, "quantizing to int4"))
+        if int4_cache.load(model, path, kind):
+            return note
+    names = quantize_int4(
+        model, lambda done, total: report(90 + 8 * done // total, _STEPS, "quantizing to int4"), backend
+    )
     if path is not None:
         report(98, _STEPS, "caching int4 weights for the next load")
-        int4_cache.save(model, names, path)
+        int4_cache.save(model, names, path, kind)
+    return note
 
 
 def context_size_of(model: Any, tokenizer: Any) -> int:

@@ -1,11 +1,11 @@
-"""Quantization, named as `transformers serve` names it: `int4` (torchao weight-only int4, on CPU
-and CUDA), `bnb-8bit` and `bnb-4bit` (bitsandbytes; they run on CPU too, slowly).
+"""Quantization, named as `transformers serve` names it: `int4` (weight-only int4 on CPU),
+`bnb-8bit` and `bnb-4bit` (bitsandbytes; they run on CPU too, slowly).
 
-int4 is applied after the load, on the torch thread, one decoder layer at a time so the load's
-progress bar moves: torchao's `PrototypeInt4WeightOnlyConfig` packs the weights for its CPU
-kernel (and tinygemm's on CUDA). Measured on SmolLM2-1.7B's shape on the 2-core machine this was
-built on: 24 tok/s against 7 in bf16 and 2.5 in fp32 (shared/docs/BASELINES.md). torchao's int8
-paths are slower than bf16 there, so they are not offered.
+int4 is applied after the load, on the torch thread, a few layers at a time so the load's
+progress bar moves. It runs on chatui's own kernel (int4_kernel.py, int4_linear.py: int8 dot
+products on int4 weights with a scale and a minimum per 32) where that builds and the CPU has AVX2,
+else on torchao's `PrototypeInt4WeightOnlyConfig` (aten's int4 CPU kernel), said in one line.
+torchao's int8 paths are slower than bf16 here, so they are not offered.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tui.engine import int4_kernel, int4_linear
 from tui.engine.errors import LoadError
 from tui.engine.sources import one_line
 
@@ -33,14 +34,16 @@ def check_quantization(quantization: str, device: str) -> None:
         raise LoadError(f"quantization {quantization} does not run on mps; choose cpu or cuda")
     if quantization == "int4":
         if device != "cpu":
-            raise LoadError(f"quantization int4 is torchao's CPU kernel here; on {device} use bnb-4bit (or bnb-8bit)")
-        try:
-            import torchao  # noqa: F401
-            from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig  # noqa: F401
-        except Exception as exc:  # ImportError, or a build that does not match torch
-            raise LoadError(
-                f"quantization int4 needs torchao, which is not usable here: {one_line(exc)} (pip install torchao)"
-            ) from exc
+            raise LoadError(f"quantization int4 is a CPU kernel here; on {device} use bnb-4bit (or bnb-8bit)")
+        kernel_problem = int4_kernel.build_problem()
+        if kernel_problem:
+            try:
+                _torchao_int4_config()
+            except Exception as exc:  # ImportError, or a build that does not match torch
+                raise LoadError(
+                    f"quantization int4 needs chatui's kernel ({kernel_problem}) or torchao, which is not usable "
+                    f"here: {one_line(exc)} (pip install torchao)"
+                ) from exc
         return
     try:
         import bitsandbytes  # noqa: F401
@@ -75,14 +78,40 @@ def bytes_per_parameter(quantization: str, dtype: str) -> float:
     return {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
 
 
-def quantize_int4(model: Any, progress: Progress | None = None) -> list[str]:
-    """Quantize every linear layer of `model` (the output layer too) to torchao int4, a group of
-    layers at a time so `progress(done, total)` moves; returns the quantized layers' names."""
-    import torch
+def _torchao_int4_config() -> Any:
     from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
+
+    return PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE)
+
+
+def int4_backend(announce: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """Which kernel int4 runs on: ("chatui", "") when chatui's own builds (the first time, with a
+    line to `announce`) and this CPU runs it, else ("torchao", why not)."""
+    status = int4_kernel.kernel(announce)
+    return ("chatui", "") if status.available else ("torchao", status.reason)
+
+
+def packed_format(backend: str) -> str:
+    """The int4 cache's name for the weights `backend` quantizes to."""
+    return int4_kernel.PACKED_FORMAT if backend == "chatui" else "torchao"
+
+
+def quantize_int4(model: Any, progress: Progress | None = None, backend: str = "") -> list[str]:
+    """Quantize every linear layer of `model` (the output layer too) to int4 on `backend`
+    ("chatui" or "torchao"; the best usable one when not given), a few layers at a time so
+    `progress(done, total)` moves; returns the quantized layers' names."""
+    if not backend:
+        backend, _ = int4_backend()
+    if backend == "chatui":
+        return int4_linear.quantize(model, progress)
+    return _quantize_int4_torchao(model, progress)
+
+
+def _quantize_int4_torchao(model: Any, progress: Progress | None = None) -> list[str]:
+    import torch
     from torchao.quantization import quantize_
 
-    config = PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE)
+    config = _torchao_int4_config()
     names = [
         name
         for name, module in model.named_modules()
@@ -129,6 +158,8 @@ def bytes_read_per_token(model: Any) -> int:
     embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
     embedding_weight = getattr(embedding, "weight", None)
     output_weight = getattr(output, "weight", None)
+    if int4_linear.is_int4_linear(output):
+        output_weight = output.packed  # its own packed copy, never the embedding's storage
     if embedding_weight is None or output_weight is None or embedding_weight is output_weight:
         return total
     return total if _same_storage(embedding_weight, output_weight) else max(total - weight_bytes(embedding), 0)

@@ -1,0 +1,467 @@
+// chatui's int4 linear layer for CPUs: weights in blocks of 32 with a scale and a minimum each
+// (w = d * q + m, q in 0..15, d and m in fp16), activations quantized to int8 per block of 32 at
+// each call, and the dot products done in int8 (AVX512-VNNI, AVX-VNNI, or AVX2's maddubs).
+//
+// Packed layout: the output rows in tiles of 16; a tile holds its blocks in order, each block
+// 320 bytes: 256 bytes of nibbles, 16 fp16 scales, 16 fp16 minimums. Byte `r * 4 + t` of nibble
+// chunk `i` (64 bytes) holds row r's weight `4 * i + t` in its low nibble and weight `16 + 4 * i + t`
+// in its high nibble. So a 512-bit load is 16 rows times 4 weights after one mask, the layout a
+// `dpbusd` with one broadcast group of 4 activations wants, and the weights stream in the order
+// they are used. Rows are padded to a multiple of 16 and columns to a multiple of 32 with zeros.
+//
+// y[n] = sum_b d[n,b] * sx[b] * sum_k q[n,k] * xq[k]  +  m[n,b] * sum_k x[k]    (k in block b)
+//
+// The minimums' term uses the exact float sum of the activations, so only the activations'
+// rounding to int8 (relative error ~0.4% per block, averaging out) separates this from a float
+// matmul with the dequantized weights.
+//
+// Registered with torch.library as chatui::int4_linear (torch.compile treats it as one opaque op),
+// chatui::int4_pack, chatui::int4_unpack and chatui::int4_isas. No Python binding is needed.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kRows = 16;                              // output rows in a tile
+constexpr int64_t kBlock = 32;                             // weights per scale and minimum
+constexpr int64_t kNibbleBytes = kRows * kBlock / 2;       // 256
+constexpr int64_t kBlockBytes = kNibbleBytes + kRows * 4;  // + 16 fp16 scales + 16 fp16 minimums
+constexpr int64_t kRowsAtOnce = 4;                         // activation rows sharing one pass over a tile
+constexpr int64_t kPrefetchBlocks = 6;                     // how far ahead of the weights' stream to prefetch
+
+enum class Isa { Scalar, Avx2, AvxVnni, Avx512Vnni };
+
+int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Activations of one call, quantized: per row, int8 values (columns padded to kBlock with zeros),
+// a scale and the float sum per block.
+struct Activations {
+  int64_t blocks;
+  std::vector<int8_t> values;
+  std::vector<float> scales;
+  std::vector<float> sums;
+  const int8_t* row_values(int64_t row) const { return values.data() + row * blocks * kBlock; }
+  const float* row_scales(int64_t row) const { return scales.data() + row * blocks; }
+  const float* row_sums(int64_t row) const { return sums.data() + row * blocks; }
+};
+
+Activations quantize_activations(const float* x, int64_t rows, int64_t columns) {
+  Activations acts;
+  acts.blocks = round_up(columns, kBlock) / kBlock;
+  acts.values.assign(rows * acts.blocks * kBlock, 0);
+  acts.scales.assign(rows * acts.blocks, 0.f);
+  acts.sums.assign(rows * acts.blocks, 0.f);
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* in = x + row * columns;
+      int8_t* out = acts.values.data() + row * acts.blocks * kBlock;
+      for (int64_t b = 0; b < acts.blocks; ++b) {
+        const int64_t start = b * kBlock, stop = std::min(columns, start + kBlock);
+        float amax = 0.f, sum = 0.f;
+        for (int64_t k = start; k < stop; ++k) {
+          amax = std::max(amax, std::fabs(in[k]));
+          sum += in[k];
+        }
+        const float scale = amax / 127.f;
+        const float inverse = scale > 0.f ? 1.f / scale : 0.f;
+        for (int64_t k = start; k < stop; ++k) {
+          out[k] = static_cast<int8_t>(std::nearbyint(in[k] * inverse));  // |x| <= amax: within +-127
+        }
+        acts.scales[row * acts.blocks + b] = scale;
+        acts.sums[row * acts.blocks + b] = sum;
+      }
+    }
+  });
+  return acts;
+}
+
+// One tile (16 output rows) for `count` activation rows: out[r][0..15] = the tile's outputs.
+struct TileJob {
+  const uint8_t* tile;
+  int64_t blocks;
+  const Activations* acts;
+  int64_t first_row;
+  int64_t count;  // <= kRowsAtOnce
+  float* out;     // out + r * out_stride is row (first_row + r) of this tile
+  int64_t out_stride;
+};
+
+void tile_scalar(const TileJob& job) {
+  float acc[kRowsAtOnce][kRows] = {};
+  for (int64_t b = 0; b < job.blocks; ++b) {
+    const uint8_t* block = job.tile + b * kBlockBytes;
+    const c10::Half* scales = reinterpret_cast<const c10::Half*>(block + kNibbleBytes);
+    const c10::Half* minimums = scales + kRows;
+    for (int64_t r = 0; r < job.count; ++r) {
+      const int64_t row = job.first_row + r;
+      const int8_t* xq = job.acts->row_values(row) + b * kBlock;
+      const float sx = job.acts->row_scales(row)[b], sum = job.acts->row_sums(row)[b];
+      for (int64_t n = 0; n < kRows; ++n) {
+        int32_t dot = 0;
+        for (int64_t i = 0; i < 4; ++i) {
+          for (int64_t t = 0; t < 4; ++t) {
+            const uint8_t byte = block[i * 64 + n * 4 + t];
+            dot += static_cast<int32_t>(byte & 0x0F) * xq[4 * i + t];
+            dot += static_cast<int32_t>(byte >> 4) * xq[16 + 4 * i + t];
+          }
+        }
+        acc[r][n] += static_cast<float>(scales[n]) * sx * static_cast<float>(dot) + static_cast<float>(minimums[n]) * sum;
+      }
+    }
+  }
+  for (int64_t r = 0; r < job.count; ++r) std::memcpy(job.out + r * job.out_stride, acc[r], sizeof(acc[r]));
+}
+
+inline int32_t group_of_4(const int8_t* xq, int64_t j) {
+  int32_t value;
+  std::memcpy(&value, xq + 4 * j, 4);
+  return value;
+}
+
+template <int64_t Count>
+__attribute__((target("avx512f,avx512bw,avx512vnni,f16c,fma"))) void tile_avx512vnni(const TileJob& job) {
+  __m512 acc[Count];
+  for (int64_t r = 0; r < Count; ++r) acc[r] = _mm512_setzero_ps();
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const int8_t* xq[Count];
+  const float* sx[Count];
+  const float* sums[Count];
+  for (int64_t r = 0; r < Count; ++r) {
+    xq[r] = job.acts->row_values(job.first_row + r);
+    sx[r] = job.acts->row_scales(job.first_row + r);
+    sums[r] = job.acts->row_sums(job.first_row + r);
+  }
+  for (int64_t b = 0; b < job.blocks; ++b) {
+    const uint8_t* block = job.tile + b * kBlockBytes;
+    const char* ahead = reinterpret_cast<const char*>(block + kPrefetchBlocks * kBlockBytes);
+    for (int64_t line = 0; line < kBlockBytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+    __m512i w[8];
+    for (int64_t i = 0; i < 4; ++i) {
+      const __m512i bytes = _mm512_loadu_si512(block + 64 * i);
+      w[i] = _mm512_and_si512(bytes, low);
+      w[i + 4] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes)));
+    const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes + 32)));
+    for (int64_t r = 0; r < Count; ++r) {
+      const int8_t* x = xq[r] + b * kBlock;
+      __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+      even = _mm512_dpbusd_epi32(even, w[0], _mm512_set1_epi32(group_of_4(x, 0)));
+      odd = _mm512_dpbusd_epi32(odd, w[1], _mm512_set1_epi32(group_of_4(x, 1)));
+      even = _mm512_dpbusd_epi32(even, w[2], _mm512_set1_epi32(group_of_4(x, 2)));
+      odd = _mm512_dpbusd_epi32(odd, w[3], _mm512_set1_epi32(group_of_4(x, 3)));
+      even = _mm512_dpbusd_epi32(even, w[4], _mm512_set1_epi32(group_of_4(x, 4)));
+      odd = _mm512_dpbusd_epi32(odd, w[5], _mm512_set1_epi32(group_of_4(x, 5)));
+      even = _mm512_dpbusd_epi32(even, w[6], _mm512_set1_epi32(group_of_4(x, 6)));
+      odd = _mm512_dpbusd_epi32(odd, w[7], _mm512_set1_epi32(group_of_4(x, 7)));
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(sx[r][b])), dot, acc[r]);
+      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(sums[r][b]), acc[r]);
+    }
+  }
+  for (int64_t r = 0; r < Count; ++r) _mm512_storeu_ps(job.out + r * job.out_stride, acc[r]);
+}
+
+// AVX2 and AVX-VNNI: the same layout, each 64-byte chunk as two halves of 8 rows. Without VNNI,
+// maddubs multiplies pairs into int16 (15 * 127 * 2 = 3810 at most) and 8 of them still fit int16
+// (30480), so one madd per block turns them into int32.
+#define CHATUI_TILE_AVX2(NAME, TARGET, ...)                                                                     \
+  template <int64_t Count>                                                                                      \
+  __attribute__((target(TARGET))) void NAME(const TileJob& job) {                                               \
+    __m256 acc[Count][2];                                                                                       \
+    for (int64_t r = 0; r < Count; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();                            \
+    const __m256i low = _mm256_set1_epi8(0x0F);                                                                 \
+    [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);                                                 \
+    for (int64_t b = 0; b < job.blocks; ++b) {                                                                  \
+      const uint8_t* block = job.tile + b * kBlockBytes;                                                        \
+      const char* ahead = reinterpret_cast<const char*>(block + kPrefetchBlocks * kBlockBytes);                 \
+      for (int64_t line = 0; line < kBlockBytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);           \
+      for (int64_t half = 0; half < 2; ++half) {                                                                \
+        __m256i w[8];                                                                                           \
+        for (int64_t i = 0; i < 4; ++i) {                                                                       \
+          const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * i + 32 * half)); \
+          w[i] = _mm256_and_si256(bytes, low);                                                                  \
+          w[i + 4] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);                                        \
+        }                                                                                                       \
+        const __m256 d = _mm256_cvtph_ps(                                                                       \
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kNibbleBytes + 16 * half)));               \
+        const __m256 m = _mm256_cvtph_ps(                                                                       \
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kNibbleBytes + 32 + 16 * half)));          \
+        for (int64_t r = 0; r < Count; ++r) {                                                                   \
+          const int8_t* x = job.acts->row_values(job.first_row + r) + b * kBlock;                               \
+          __m256i dots;                                                                                         \
+          __VA_ARGS__                                                                                           \
+          const float sx = job.acts->row_scales(job.first_row + r)[b];                                          \
+          const float sum = job.acts->row_sums(job.first_row + r)[b];                                           \
+          acc[r][half] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(sx)), _mm256_cvtepi32_ps(dots), acc[r][half]); \
+          acc[r][half] = _mm256_fmadd_ps(m, _mm256_set1_ps(sum), acc[r][half]);                                 \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int64_t r = 0; r < Count; ++r) {                                                                       \
+      _mm256_storeu_ps(job.out + r * job.out_stride, acc[r][0]);                                                \
+      _mm256_storeu_ps(job.out + r * job.out_stride + 8, acc[r][1]);                                            \
+    }                                                                                                           \
+  }
+
+CHATUI_TILE_AVX2(tile_avx2, "avx2,f16c,fma", {
+  __m256i pairs = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(group_of_4(x, 0)));
+  for (int64_t j = 1; j < 8; ++j) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[j], _mm256_set1_epi32(group_of_4(x, j))));
+  dots = _mm256_madd_epi16(pairs, ones);
+})
+
+CHATUI_TILE_AVX2(tile_avxvnni, "avx2,avxvnni,f16c,fma", {
+  __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+  for (int64_t j = 0; j < 8; j += 2) {
+    even = _mm256_dpbusd_avx_epi32(even, w[j], _mm256_set1_epi32(group_of_4(x, j)));
+    odd = _mm256_dpbusd_avx_epi32(odd, w[j + 1], _mm256_set1_epi32(group_of_4(x, j + 1)));
+  }
+  dots = _mm256_add_epi32(even, odd);
+})
+
+using TileFn = void (*)(const TileJob&);
+
+#define CHATUI_BY_COUNT(NAME)                                                         \
+  TileFn NAME##_for(int64_t count) {                                                  \
+    switch (count) {                                                                  \
+      case 1: return NAME<1>;                                                         \
+      case 2: return NAME<2>;                                                         \
+      case 3: return NAME<3>;                                                         \
+      default: return NAME<4>;                                                        \
+    }                                                                                 \
+  }
+
+CHATUI_BY_COUNT(tile_avx512vnni)
+CHATUI_BY_COUNT(tile_avxvnni)
+CHATUI_BY_COUNT(tile_avx2)
+
+TileFn tile_function(Isa isa, int64_t count) {
+  switch (isa) {
+    case Isa::Avx512Vnni: return tile_avx512vnni_for(count);
+    case Isa::AvxVnni: return tile_avxvnni_for(count);
+    case Isa::Avx2: return tile_avx2_for(count);
+    default: return tile_scalar;
+  }
+}
+
+bool cpu_has(Isa isa) {
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::Avx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
+    case Isa::AvxVnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni") && __builtin_cpu_supports("fma");
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    default:
+      return true;
+  }
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512Vnni: return "avx512vnni";
+    case Isa::AvxVnni: return "avxvnni";
+    case Isa::Avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+Isa parse_isa(const std::string& name) {
+  for (Isa isa : {Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2, Isa::Scalar}) {
+    if (name == isa_name(isa)) {
+      TORCH_CHECK(cpu_has(isa), "chatui int4: this CPU cannot run the ", name, " kernel");
+      return isa;
+    }
+  }
+  TORCH_CHECK(false, "chatui int4: unknown kernel ", name);
+}
+
+Isa best_isa() {
+  static const Isa best = [] {
+    for (Isa isa : {Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2}) {
+      if (cpu_has(isa)) return isa;
+    }
+    return Isa::Scalar;
+  }();
+  return best;
+}
+
+std::vector<std::string> int4_isas() {
+  std::vector<std::string> names;
+  for (Isa isa : {Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2, Isa::Scalar}) {
+    if (cpu_has(isa)) names.emplace_back(isa_name(isa));
+  }
+  return names;
+}
+
+void check_packed(const at::Tensor& packed, int64_t out_features, int64_t in_features) {
+  TORCH_CHECK(packed.device().is_cpu() && packed.scalar_type() == at::kByte && packed.is_contiguous(),
+              "chatui int4: packed weights must be a contiguous uint8 CPU tensor");
+  TORCH_CHECK(out_features > 0 && in_features > 0, "chatui int4: the layer's sizes must be positive");
+  const int64_t expected = round_up(out_features, kRows) / kRows * (round_up(in_features, kBlock) / kBlock) * kBlockBytes;
+  TORCH_CHECK(packed.numel() == expected, "chatui int4: packed weights hold ", packed.numel(), " bytes, a ",
+              out_features, "x", in_features, " layer needs ", expected);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
+                  int64_t out_features, int64_t in_features, Isa isa) {
+  check_packed(packed, out_features, in_features);
+  TORCH_CHECK(x.device().is_cpu(), "chatui int4: the input must be on the CPU");
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "chatui int4: the input's last dimension is ", x.size(-1),
+              ", the layer takes ", in_features);
+  const at::Tensor rows = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
+  const int64_t count = rows.size(0);
+  const int64_t tiles = round_up(out_features, kRows) / kRows;
+  const int64_t blocks = round_up(in_features, kBlock) / kBlock;
+  const int64_t padded = tiles * kRows;
+  at::Tensor out = at::empty({count, padded}, rows.options());
+  if (count > 0) {
+    const Activations acts = quantize_activations(rows.data_ptr<float>(), count, in_features);
+    const uint8_t* weights = packed.data_ptr<uint8_t>();
+    float* result = out.data_ptr<float>();
+    at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t tile = begin; tile < end; ++tile) {
+        for (int64_t first = 0; first < count; first += kRowsAtOnce) {
+          const int64_t now = std::min(kRowsAtOnce, count - first);
+          const TileJob job{weights + tile * blocks * kBlockBytes, blocks, &acts, first, now,
+                            result + first * padded + tile * kRows, padded};
+          tile_function(isa, now)(job);
+        }
+      }
+    });
+  }
+  at::Tensor y = padded == out_features ? out : out.narrow(1, 0, out_features);
+  if (bias.has_value() && bias->defined()) y = y + bias->to(at::kFloat);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out_features;
+  return y.to(x.scalar_type()).reshape(shape);
+}
+
+at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
+                       int64_t out_features, int64_t in_features) {
+  return linear(x, packed, bias, out_features, in_features, best_isa());
+}
+
+at::Tensor int4_linear_isa(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
+                           int64_t out_features, int64_t in_features, const std::string& isa) {
+  return linear(x, packed, bias, out_features, in_features, parse_isa(isa));
+}
+
+// Weights [out, in] (any float dtype) to the packed layout. Each block's scale and minimum are
+// rounded to fp16 first and the nibbles chosen against the rounded values, so unpacking gives
+// exactly the weights the kernel multiplies by.
+at::Tensor int4_pack(const at::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2 && weight.device().is_cpu(), "chatui int4: pack takes a 2-D CPU weight");
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const int64_t out_features = w.size(0), in_features = w.size(1);
+  const int64_t tiles = round_up(out_features, kRows) / kRows;
+  const int64_t blocks = round_up(in_features, kBlock) / kBlock;
+  at::Tensor packed = at::zeros({tiles * blocks * kBlockBytes}, w.options().dtype(at::kByte));
+  const float* source = w.data_ptr<float>();
+  uint8_t* target = packed.data_ptr<uint8_t>();
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    uint8_t q[kBlock];
+    for (int64_t tile = begin; tile < end; ++tile) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        uint8_t* block = target + (tile * blocks + b) * kBlockBytes;
+        c10::Half* scales = reinterpret_cast<c10::Half*>(block + kNibbleBytes);
+        c10::Half* minimums = scales + kRows;
+        for (int64_t n = 0; n < kRows; ++n) {
+          const int64_t row = tile * kRows + n;
+          const int64_t start = b * kBlock, stop = std::min(in_features, start + kBlock);
+          std::fill(q, q + kBlock, 0);
+          if (row >= out_features || start >= stop) {
+            scales[n] = c10::Half(0.f);
+            minimums[n] = c10::Half(0.f);
+            continue;
+          }
+          const float* values = source + row * in_features;
+          float lo = values[start], hi = values[start];
+          for (int64_t k = start; k < stop; ++k) {
+            lo = std::min(lo, values[k]);
+            hi = std::max(hi, values[k]);
+          }
+          const c10::Half d(std::max(hi - lo, 0.f) / 15.f);
+          const c10::Half m(lo);
+          scales[n] = d;
+          minimums[n] = m;
+          const float step = static_cast<float>(d);
+          const float base = static_cast<float>(m);
+          for (int64_t k = start; k < stop; ++k) {
+            const float level = step > 0.f ? std::nearbyint((values[k] - base) / step) : 0.f;
+            q[k - start] = static_cast<uint8_t>(std::clamp(level, 0.f, 15.f));
+          }
+          for (int64_t i = 0; i < 4; ++i) {
+            for (int64_t t = 0; t < 4; ++t) {
+              block[i * 64 + n * 4 + t] = static_cast<uint8_t>(q[4 * i + t] | (q[16 + 4 * i + t] << 4));
+            }
+          }
+        }
+      }
+    }
+  });
+  return packed;
+}
+
+// The packed weights back to floats [out, in]: exactly what the kernel multiplies by.
+at::Tensor int4_unpack(const at::Tensor& packed, int64_t out_features, int64_t in_features) {
+  check_packed(packed, out_features, in_features);
+  const int64_t tiles = round_up(out_features, kRows) / kRows;
+  const int64_t blocks = round_up(in_features, kBlock) / kBlock;
+  at::Tensor full = at::empty({tiles * kRows, blocks * kBlock}, packed.options().dtype(at::kFloat));
+  const uint8_t* source = packed.data_ptr<uint8_t>();
+  float* target = full.data_ptr<float>();
+  const int64_t width = blocks * kBlock;
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t tile = begin; tile < end; ++tile) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        const uint8_t* block = source + (tile * blocks + b) * kBlockBytes;
+        const c10::Half* scales = reinterpret_cast<const c10::Half*>(block + kNibbleBytes);
+        const c10::Half* minimums = scales + kRows;
+        for (int64_t n = 0; n < kRows; ++n) {
+          float* row = target + (tile * kRows + n) * width + b * kBlock;
+          const float d = static_cast<float>(scales[n]), m = static_cast<float>(minimums[n]);
+          for (int64_t i = 0; i < 4; ++i) {
+            for (int64_t t = 0; t < 4; ++t) {
+              const uint8_t byte = block[i * 64 + n * 4 + t];
+              row[4 * i + t] = d * static_cast<float>(byte & 0x0F) + m;
+              row[16 + 4 * i + t] = d * static_cast<float>(byte >> 4) + m;
+            }
+          }
+        }
+      }
+    }
+  });
+  return full.narrow(0, 0, out_features).narrow(1, 0, in_features).contiguous();
+}
+
+}  // namespace
+
+TORCH_LIBRARY(chatui, m) {
+  m.def("int4_linear(Tensor x, Tensor packed, Tensor? bias, int out_features, int in_features) -> Tensor");
+  m.def("int4_linear_isa(Tensor x, Tensor packed, Tensor? bias, int out_features, int in_features, str isa) -> Tensor");
+  m.def("int4_pack(Tensor weight) -> Tensor");
+  m.def("int4_unpack(Tensor packed, int out_features, int in_features) -> Tensor");
+  m.def("int4_isas() -> str[]", &int4_isas);
+}
+
+TORCH_LIBRARY_IMPL(chatui, CPU, m) {
+  m.impl("int4_linear", &int4_linear);
+  m.impl("int4_linear_isa", &int4_linear_isa);
+  m.impl("int4_pack", &int4_pack);
+  m.impl("int4_unpack", &int4_unpack);
+}
