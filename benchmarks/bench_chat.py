@@ -148,7 +148,7 @@ def main() -> None:
         )
     print(f"ttft turn20 re-encode/kv-reuse={plain[19] / reuse[19]:.1f}x", flush=True)
     engine.turn_cache.reuse = True
-    model = engine._loaded.model
+    model = engine.loaded.model
     ours = model.config._attn_implementation
     for chatui in (True, False):  # the baseline is plain transformers: DynamicCache, its own SDPA
         engine.turn_cache.grow_in_place = chatui

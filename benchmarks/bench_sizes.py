@@ -67,12 +67,14 @@ CONFIGS = {
         "pad_token_id": 2,
     },
 }
-# int4 quantizes (its cached weights removed first); int4-cached is the next load, from the cache.
+# int4 quantizes (its cached weights removed first); int4-cached is the next load, from the cache;
+# int4-torchao is int4 on torchao's kernel (CHATUI_INT4_KERNEL=torchao), what int4 ran on before.
 SETUPS = {
     "fp32": ("float32", "none"),
     "bf16": ("bfloat16", "none"),
     "int4": ("auto", "int4"),
     "int4-cached": ("auto", "int4"),
+    "int4-torchao": ("auto", "int4"),
     "bnb-4bit": ("auto", "bnb-4bit"),
 }
 PROMPT_TOKENS, NEW_TOKENS = 64, 64
@@ -119,14 +121,17 @@ def run_one(name: str, setup: str) -> dict:
     from tui.engine import Engine, GenerationSettings, LoadSettings
 
     dtype, quantization = SETUPS[setup]
+    if setup == "int4-torchao":
+        os.environ["CHATUI_INT4_KERNEL"] = "torchao"
     if setup == "int4":
         from tui.engine import int4_cache
         from tui.engine.hardware import pick_dtype
-        from tui.engine.quantization import INT4_GROUP_SIZE
+        from tui.engine.quantization import INT4_GROUP_SIZE, int4_backend, packed_format
 
-        cached = int4_cache.cache_file(str(model_dir(name)), pick_dtype(dtype, "cpu", "bfloat16"), INT4_GROUP_SIZE)
-        if cached is not None:
-            cached.unlink(missing_ok=True)
+        kind = packed_format(int4_backend()[0])
+        path = int4_cache.cache_file(str(model_dir(name)), pick_dtype(dtype, "cpu", "bfloat16"), INT4_GROUP_SIZE, kind)
+        if path is not None:
+            path.unlink(missing_ok=True)
     engine = Engine()
     started = time.perf_counter()
     info = engine.load(LoadSettings(model=str(model_dir(name)), dtype=dtype, quantization=quantization)).result()
@@ -140,7 +145,7 @@ def run_one(name: str, setup: str) -> dict:
         final = engine.generate(messages, settings).wait()
         rates.append(final.metrics.decode_tok_s)
         ttfts.append(final.metrics.ttft_s)
-    weights = weight_bytes(engine._loaded.model)
+    weights = weight_bytes(engine.loaded.model)
     engine.close()
     return {
         "dtype": info.dtype,

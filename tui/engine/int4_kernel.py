@@ -6,6 +6,7 @@ for the torch version and the source's hash, so it is built once per machine and
 `chatui::int4_*` ops with torch.library; a fake (meta) implementation registered here lets
 torch.compile trace a model around them.
 
+`CHATUI_INT4_KERNEL=torchao` in the environment chooses torchao's kernel instead (to compare them).
 When it cannot be used (not an x86 CPU, no C++ compiler or ninja, a failed build, a CPU without
 AVX2) `kernel()` says why in one line and int4 runs on torchao's kernel instead. No torch import
 at module level.
@@ -129,6 +130,8 @@ def reset_for_tests() -> None:
 
 
 def _load(progress: Callable[[str], None] | None) -> KernelStatus:
+    if os.environ.get("CHATUI_INT4_KERNEL", "").lower() == "torchao":  # asked for: to compare, or to work around
+        return KernelStatus(False, "CHATUI_INT4_KERNEL=torchao is set")
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return KernelStatus(False, f"chatui's int4 kernel is for x86 CPUs, not {platform.machine()}")
     import torch
