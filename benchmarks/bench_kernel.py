@@ -78,7 +78,9 @@ def main() -> None:
     ops = torch.ops.chatui
     isas = [isa for isa in ops.int4_isas() if isa != "scalar"]
     bandwidth = read_bandwidth()
-    print(f"memory bandwidth (read, torch sum over 1 GiB, {torch.get_num_threads()} threads): {bandwidth / 1e9:.1f} GB/s")
+    print(
+        f"memory bandwidth (read, torch sum over 1 GiB, {torch.get_num_threads()} threads): {bandwidth / 1e9:.1f} GB/s"
+    )
     print(f"kernel paths this CPU runs: {', '.join(isas)} (the first is used)")
     for model, shapes in SHAPES.items():
         print(f"== {model}: one token (GB/s of weights read, share of the bandwidth)")

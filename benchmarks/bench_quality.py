@@ -3,8 +3,9 @@
 - the share of 200 greedy tokens (a chat-templated request for a story) that agree with fp32,
   counted up to the first difference and over all 200 positions.
 
-Also measures int4 at several group sizes: the one chatui uses (tui.engine.quantization.
-INT4_GROUP_SIZE) is chosen from these figures. Figures from one run; no pass/fail.
+int4 is chatui's kernel (blocks of 32, a scale and a minimum each); int4-torchao, the fallback,
+is measured at several group sizes: the one it uses (tui.engine.quantization.INT4_GROUP_SIZE) is
+chosen from these figures. Quantized rows also say how they compare with bf16. Figures from one run; no pass/fail.
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ def main() -> None:
                 path, dtype=getattr(torch, dtype), quantization_config=config, device_map={"": "cpu"}
             ).eval()
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
-        if quant == "int4":
+        if quant == "int4":  # chatui's kernel: blocks of 32 with a scale and a minimum
+            quantization.quantize_int4(model, backend="chatui")
+        elif quant == "int4-torchao":
             before = quantization.INT4_GROUP_SIZE
             quantization.INT4_GROUP_SIZE = group or before
             try:
-                quantization.quantize_int4(model)
+                quantization.quantize_int4(model, backend="torchao")
             finally:
                 quantization.INT4_GROUP_SIZE = before
         return model
@@ -95,15 +98,15 @@ def main() -> None:
             )
         return out[0, story_ids.shape[1] :].tolist()
 
-    reference = None
+    reference = bf16 = bf16_ppl = None
     print(
         f"quality of SmolLM2-135M-Instruct: perplexity on {text_ids.shape[1]} tokens of fixed prose; "
         f"agreement with fp32 over {GREEDY_TOKENS} greedy tokens",
         flush=True,
     )
-    variants = [("float32", "none", None), ("bfloat16", "none", None)]
-    variants += [("bfloat16", "int4", group) for group in (32, 64, 128)]
-    variants += [("float32", "int4", quantization.INT4_GROUP_SIZE)]
+    variants = [("float32", "none", None), ("bfloat16", "none", None), ("bfloat16", "int4", None)]
+    variants += [("bfloat16", "int4-torchao", group) for group in (32, 64, 128)]
+    variants += [("float32", "int4", None)]
     variants += [("bfloat16", "bnb-8bit", None), ("bfloat16", "bnb-4bit", None)]
     for dtype, quant, group in variants:
         started = time.perf_counter()
@@ -116,6 +119,12 @@ def main() -> None:
         tokens = greedy(model)
         if reference is None:
             reference = tokens
+        if dtype == "bfloat16" and quant == "none":
+            bf16, bf16_ppl = tokens, ppl
+        vs_bf16 = ""
+        if bf16 is not None and bf16_ppl is not None and quant != "none":
+            agree = next((i for i, (a, b) in enumerate(zip(tokens, bf16, strict=False)) if a != b), len(bf16))
+            vs_bf16 = f"  vs bf16: perplexity {ppl / bf16_ppl - 1:+.1%}, agree_prefix={agree / len(bf16):6.1%}"
         same_prefix = next(
             (i for i, (a, b) in enumerate(zip(tokens, reference, strict=False)) if a != b), len(reference)
         )
@@ -123,7 +132,7 @@ def main() -> None:
         label = f"{quant} g{group}" if group else quant
         print(
             f"{dtype:9} {label:10} perplexity={ppl:7.3f}  agree_prefix={same_prefix / len(reference):6.1%}  "
-            f"agree_positions={same_at / len(reference):6.1%}  ({time.perf_counter() - started:.1f} s)",
+            f"agree_positions={same_at / len(reference):6.1%}{vs_bf16}  ({time.perf_counter() - started:.1f} s)",
             flush=True,
         )
         del model

@@ -44,7 +44,8 @@ def parse_packed(packed, out_features: int, in_features: int):
 def reference(x, packed, bias, out_features: int, in_features: int):
     """The kernel's arithmetic in float64: activations rounded to int8 per block of 32 (scale
     max|x|/127, ties to even, in float32 as the kernel does), exact integer dot products, the
-    minimums times the activations' exact sum."""
+    minimums times the rounded activations' sum: the dequantized weights times the rounded
+    activations."""
     q, d, m = parse_packed(packed, out_features, in_features)
     blocks = d.shape[1]
     rows = torch.zeros(x.reshape(-1, in_features).shape[0], blocks * 32)
@@ -56,7 +57,8 @@ def reference(x, packed, bias, out_features: int, in_features: int):
     qb = torch.zeros(out_features, blocks * 32, dtype=torch.long)
     qb[:, :in_features] = q
     dots = torch.einsum("rbk,nbk->rnb", xq, qb.view(out_features, blocks, 32)).double()
-    y = (dots * d * scale.double().unsqueeze(1)).sum(-1) + grouped.double().sum(-1) @ m.T
+    sums = xq.sum(-1).double() * scale.double()
+    y = (dots * d * scale.double().unsqueeze(1)).sum(-1) + sums @ m.T
     if bias is not None:
         y = y + bias.double()
     return y.reshape(*x.shape[:-1], out_features)
@@ -98,19 +100,29 @@ def test_bf16_in_bf16_out_and_close_to_the_float_matmul(ops):
     assert float((y.double() - exact).norm() / exact.norm()) < 0.02  # only the activations' int8 rounding
 
 
-def test_packing_rounds_each_weight_to_the_nearest_of_16_levels(ops):
+def test_packing_rounds_each_weight_to_the_nearest_of_its_blocks_16_levels(ops):
     torch.manual_seed(2)
     weight = torch.randn(40, 70) * 0.1
     weight[3, :32] = 0.25  # a constant block: no range, kept exactly
     packed = ops.int4_pack(weight)
     q, d, m = parse_packed(packed, 40, 70)
     assert int(q.min()) >= 0 and int(q.max()) <= 15
-    unpacked = ops.int4_unpack(packed, 40, 70)
     step = d.repeat_interleave(32, dim=1)[:, :70]
-    assert torch.allclose(unpacked.double(), step * q + m.repeat_interleave(32, dim=1)[:, :70], atol=1e-6)
-    error = (unpacked.double() - weight.double()).abs()
-    assert bool((error <= step / 2 + 2e-3 * weight.abs().max()).all())  # half a level, plus fp16's rounding
+    base = m.repeat_interleave(32, dim=1)[:, :70]
+    unpacked = ops.int4_unpack(packed, 40, 70)
+    assert torch.allclose(unpacked.double(), step * q + base, atol=1e-6)
+    levels = step.unsqueeze(-1) * torch.arange(16, dtype=torch.float64) + base.unsqueeze(-1)
+    nearest = (levels - weight.double().unsqueeze(-1)).abs().argmin(-1)
+    assert torch.equal(q, nearest)  # each weight on the nearest level of its block's fit
     assert torch.allclose(unpacked[3, :32], torch.full((32,), 0.25))
+    # the fitted levels beat spreading 16 levels over each block's min..max (what Q4_1 does)
+    blocks = weight[:, :64].reshape(40, 2, 32)
+    lo, hi = blocks.amin(-1, keepdim=True), blocks.amax(-1, keepdim=True)
+    width = ((hi - lo) / 15).clamp(min=1e-12)
+    plain = (torch.round((blocks - lo) / width).clamp(0, 15) * width + lo).reshape(40, 64)
+    weighted = weight[:, :64] ** 2 + (weight[:, :64] ** 2).mean()
+    fitted_error = (weighted * (unpacked[:, :64] - weight[:, :64]) ** 2).sum()
+    assert fitted_error < (weighted * (plain - weight[:, :64]) ** 2).sum()
 
 
 def test_bad_input_is_refused_with_a_message(ops):
@@ -151,8 +163,10 @@ def test_an_int4_model_answers_like_its_float_model(ops, tiny_model_dir):
     # a decode step reads the packed layers and one row of the embedding, not the whole embedding
     embedding = model.get_input_embeddings().weight
     packed = sum(model.get_submodule(name).packed.numel() for name in names)
-    others = sum(p.numel() * p.element_size() for p in model.parameters() if p is not embedding)
-    others += sum(b.numel() * b.element_size() for b in model.buffers() if b.dtype != torch.uint8)  # rotary
+    others = sum(
+        p.numel() * p.element_size() for p in model.parameters() if p is not embedding and p.dtype != torch.uint8
+    )
+    others += sum(b.numel() * b.element_size() for b in model.buffers())  # rotary
     assert bytes_read_per_token(model) == packed + others
 
 

@@ -187,6 +187,10 @@ def _build(folder: Path) -> None:
     for leftover in folder.iterdir():
         if leftover.suffix in (".o", ".ninja_deps", ".ninja_log") or leftover.name == "build.ninja":
             leftover.unlink(missing_ok=True)
+    # builds of an older source or another torch are not used again (a process still running one keeps its copy)
+    for old in folder.parent.glob("int4-*"):
+        if old != folder and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _ready(built: bool) -> KernelStatus:

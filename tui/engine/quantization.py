@@ -38,6 +38,8 @@ def check_quantization(quantization: str, device: str) -> None:
         kernel_problem = int4_kernel.build_problem()
         if kernel_problem:
             try:
+                import torchao  # noqa: F401 - first: a submodule already imported would not fail
+
                 _torchao_int4_config()
             except Exception as exc:  # ImportError, or a build that does not match torch
                 raise LoadError(
@@ -103,6 +105,9 @@ def quantize_int4(model: Any, progress: Progress | None = None, backend: str = "
     if not backend:
         backend, _ = int4_backend()
     if backend == "chatui":
+        status = int4_kernel.kernel()  # loaded once per process (built once per machine)
+        if not status.available:
+            raise LoadError(f"int4 cannot use chatui's kernel: {status.reason}")
         return int4_linear.quantize(model, progress)
     return _quantize_int4_torchao(model, progress)
 
