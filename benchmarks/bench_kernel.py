@@ -66,6 +66,54 @@ def torchao_layers(weight, copies: int):
     return layers
 
 
+def decode_line(ops, isas: list[str], in_features: int, out_features: int, bandwidth: float) -> str:
+    import torch
+
+    from tui.engine import int4_kernel
+
+    weight = (torch.randn(out_features, in_features) * 0.02).to(torch.bfloat16)
+    size = int4_kernel.packed_bytes(out_features, in_features)
+    copies = max(2, int(ROTATE_BYTES // size))
+    packed = [ops.int4_pack(weight) for _ in range(copies)]
+    x = torch.randn(1, in_features, dtype=torch.bfloat16)
+    turn = [0]
+
+    def ours(isa: str) -> None:
+        turn[0] = (turn[0] + 1) % copies
+        ops.int4_linear_isa(x, packed[turn[0]], None, out_features, in_features, isa)
+
+    figures = []
+    for isa in isas:
+        seconds = median_seconds(lambda isa=isa: ours(isa), 10)
+        figures.append(f"{isa} {size / seconds / 1e9:5.1f} ({size / seconds / bandwidth:4.0%})")
+    packed.clear()  # memory back before torchao's copies
+    theirs = torchao_layers(weight, max(2, copies // 2))
+    if theirs is not None:
+        their_bytes = out_features * in_features // 2 + out_features * (in_features // 32) * 4
+
+        def torchao_call() -> None:
+            turn[0] = (turn[0] + 1) % len(theirs)
+            theirs[turn[0]](x)
+
+        seconds = median_seconds(torchao_call, 10)
+        figures.append(f"torchao {their_bytes / seconds / 1e9:5.1f} ({their_bytes / seconds / bandwidth:4.0%})")
+    return f"  {in_features:>5} -> {out_features:<6} " + "  ".join(figures)
+
+
+def prefill_line(ops, in_features: int, out_features: int) -> str:
+    import torch
+
+    weight = (torch.randn(out_features, in_features) * 0.02).to(torch.bfloat16)
+    packed = ops.int4_pack(weight)
+    rows = torch.randn(PREFILL_TOKENS, in_features, dtype=torch.bfloat16)
+    int4_s = median_seconds(lambda: ops.int4_linear(rows, packed, None, out_features, in_features), 3)
+    bf16_s = median_seconds(lambda: torch.nn.functional.linear(rows, weight), 3)
+    return (
+        f"  {in_features:>5} -> {out_features:<6} int4 {int4_s * 1e3:7.2f}  bf16 {bf16_s * 1e3:7.2f}  "
+        f"= {int4_s / bf16_s:4.2f} x"
+    )
+
+
 def main() -> None:
     import torch
 
@@ -78,52 +126,16 @@ def main() -> None:
     ops = torch.ops.chatui
     isas = [isa for isa in ops.int4_isas() if isa != "scalar"]
     bandwidth = read_bandwidth()
-    print(
-        f"memory bandwidth (read, torch sum over 1 GiB, {torch.get_num_threads()} threads): {bandwidth / 1e9:.1f} GB/s"
-    )
+    threads = torch.get_num_threads()
+    print(f"memory bandwidth (read, torch sum over 1 GiB, {threads} threads): {bandwidth / 1e9:.1f} GB/s")
     print(f"kernel paths this CPU runs: {', '.join(isas)} (the first is used)")
     for model, shapes in SHAPES.items():
         print(f"== {model}: one token (GB/s of weights read, share of the bandwidth)")
         for in_features, out_features in shapes:
-            weight = (torch.randn(out_features, in_features) * 0.02).to(torch.bfloat16)
-            size = int4_kernel.packed_bytes(out_features, in_features)
-            copies = max(2, int(ROTATE_BYTES // size))
-            packed = [ops.int4_pack(weight) for _ in range(copies)]
-            x = torch.randn(1, in_features, dtype=torch.bfloat16)
-            turn = [0]
-
-            def ours(isa: str, rows: torch.Tensor = x):
-                turn[0] = (turn[0] + 1) % copies
-                ops.int4_linear_isa(rows, packed[turn[0]], None, out_features, in_features, isa)
-
-            figures = []
-            for isa in isas:
-                seconds = median_seconds(lambda isa=isa: ours(isa), 10)
-                figures.append(f"{isa} {size / seconds / 1e9:5.1f} ({size / seconds / bandwidth:4.0%})")
-            ao = torchao_layers(weight, max(2, copies // 2))
-            if ao is not None:
-                ao_bytes = out_features * in_features // 2 + out_features * (in_features // 32) * 4
-
-                def theirs():
-                    turn[0] = (turn[0] + 1) % len(ao)
-                    ao[turn[0]](x)
-
-                seconds = median_seconds(theirs, 10)
-                figures.append(f"torchao {ao_bytes / seconds / 1e9:5.1f} ({ao_bytes / seconds / bandwidth:4.0%})")
-            print(f"  {in_features:>5} -> {out_features:<6} " + "  ".join(figures), flush=True)
-            del packed, ao
+            print(decode_line(ops, isas, in_features, out_features, bandwidth), flush=True)
         print(f"== {model}: {PREFILL_TOKENS}-token prefill (ms per layer; int4 / bf16)")
         for in_features, out_features in shapes:
-            weight = (torch.randn(out_features, in_features) * 0.02).to(torch.bfloat16)
-            packed_one = ops.int4_pack(weight)
-            rows = torch.randn(PREFILL_TOKENS, in_features, dtype=torch.bfloat16)
-            int4_s = median_seconds(lambda: ops.int4_linear(rows, packed_one, None, out_features, in_features), 3)
-            bf16_s = median_seconds(lambda: torch.nn.functional.linear(rows, weight), 3)
-            print(
-                f"  {in_features:>5} -> {out_features:<6} int4 {int4_s * 1e3:7.2f}  bf16 {bf16_s * 1e3:7.2f}  "
-                f"= {int4_s / bf16_s:4.2f} x",
-                flush=True,
-            )
+            print(prefill_line(ops, in_features, out_features), flush=True)
 
 
 if __name__ == "__main__":
