@@ -68,13 +68,17 @@ CONFIGS = {
     },
 }
 # int4 quantizes (its cached weights removed first); int4-cached is the next load, from the cache;
-# int4-torchao is int4 on torchao's kernel (CHATUI_INT4_KERNEL=torchao), what int4 ran on before.
+# int4-torchao is int4 on torchao's kernel (CHATUI_INT4_KERNEL=torchao), what int4 ran on before;
+# the -compiled setups load with --compile (static cache + torch.compile) and time replies once it is
+# compiled (the compile's seconds are reported as compile_s).
 SETUPS = {
     "fp32": ("float32", "none"),
     "bf16": ("bfloat16", "none"),
     "int4": ("auto", "int4"),
     "int4-cached": ("auto", "int4"),
     "int4-torchao": ("auto", "int4"),
+    "bf16-compiled": ("bfloat16", "none"),
+    "int4-compiled": ("auto", "int4"),
     "bnb-4bit": ("auto", "bnb-4bit"),
 }
 PROMPT_TOKENS, NEW_TOKENS = 64, 64
@@ -134,8 +138,17 @@ def run_one(name: str, setup: str) -> dict:
             path.unlink(missing_ok=True)
     engine = Engine()
     started = time.perf_counter()
-    info = engine.load(LoadSettings(model=str(model_dir(name)), dtype=dtype, quantization=quantization)).result()
+    compiled = setup.endswith("-compiled")
+    info = engine.load(
+        LoadSettings(model=str(model_dir(name)), dtype=dtype, quantization=quantization, compile=compiled)
+    ).result()
     load_s = time.perf_counter() - started
+    compile_s = 0.0
+    if compiled and engine.compile is not None:
+        state = engine.compile.done.result()
+        compile_s = time.perf_counter() - started - load_s
+        if state != "ready":
+            raise RuntimeError(engine.compile.error)
     new = 8 if quantization.startswith("bnb") else NEW_TOKENS  # bitsandbytes is slow on CPU
     settings = GenerationSettings().with_updates({"do_sample": False, "max_new_tokens": new, "min_new_tokens": new})
     messages = prompt_messages()
@@ -151,6 +164,7 @@ def run_one(name: str, setup: str) -> dict:
         "dtype": info.dtype,
         "quantization": info.quantization,
         "load_s": load_s,
+        "compile_s": compile_s,
         "rss_mb": psutil.Process().memory_info().rss / 2**20,
         "ttft_s": min(ttfts),
         "decode_tok_s": max(rates),
@@ -382,8 +396,9 @@ def main() -> None:
                 f"  bandwidth limit {limit:5.1f} tok/s ({result['decode_tok_s'] / limit:4.0%} of it)" if limit else ""
             )
             print(
-                f"  {setup:9} decode {result['decode_tok_s']:6.2f} tok/s  TTFT {result['ttft_s']:5.2f} s  "
-                f"load {result['load_s']:5.1f} s  RSS {result['rss_mb']:6.0f} MB{share}",
+                f"  {setup:13} decode {result['decode_tok_s']:6.2f} tok/s  TTFT {result['ttft_s']:5.2f} s  "
+                f"load {result['load_s']:5.1f} s  RSS {result['rss_mb']:6.0f} MB{share}"
+                + (f"  (compiled in {result['compile_s']:.0f} s)" if result.get("compile_s") else ""),
                 flush=True,
             )
         bare, app, llama = in_process(name, "bare"), in_process(name, "app"), in_process(name, "llama.cpp")
@@ -425,6 +440,24 @@ def main() -> None:
             )
         if int4 and llama:
             print(f"          int4 / llama.cpp Q4_0 = {int4['decode_tok_s'] / llama['decode_tok_s']:.2f} x", flush=True)
+        if llama and bandwidth:
+            streamed = llama["file_mb"] * 2**20 * llama["decode_tok_s"]
+            share = streamed / bandwidth
+            print(f"          llama.cpp streams {streamed / 1e9:.1f} GB/s ({share:.0%} of the bandwidth)")
+        torchao, bf16 = figures.get("int4-torchao"), figures.get("bf16")
+        if int4 and torchao:
+            ratio = int4["decode_tok_s"] / torchao["decode_tok_s"]
+            print(f"          int4 (chatui's kernel) / int4 on torchao = {ratio:.2f} x")
+        if int4 and bf16:
+            print(
+                f"          int4 TTFT / bf16 TTFT = {int4['ttft_s'] / bf16['ttft_s']:.2f} x "
+                f"({int4['ttft_s']:.2f} s against {bf16['ttft_s']:.2f} s)",
+                flush=True,
+            )
+        for plain in ("bf16", "int4"):
+            eager, compiled = figures.get(plain), figures.get(f"{plain}-compiled")
+            if eager and compiled:
+                print(f"          {plain} compiled / eager = {compiled['decode_tok_s'] / eager['decode_tok_s']:.2f} x")
 
 
 if __name__ == "__main__":
