@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SCRIPTS = [
     "bench_engine.py",
+    "bench_kernel.py",
     "bench_sizes.py",
     "bench_adapters.py",
     "bench_quality.py",
@@ -17,6 +18,7 @@ SCRIPTS = [
     "bench_render.py",
     "bench_startup.py",
     "bench_library.py",
+    "bench_vision.py",
 ]
 
 if __name__ == "__main__":

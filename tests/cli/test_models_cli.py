@@ -72,6 +72,7 @@ def test_doctor_names_the_machine_and_the_choice(capsys: pytest.CaptureFixture[s
     assert {"cpu", "memory", "gpu", "memory bandwidth", "device", "dtype", "quantization", "hub cache"} <= set(fields)
     assert fields["dtype"].split()[0] in ("bfloat16", "float32", "float16")
     assert float(fields["memory bandwidth"].split()[0]) > 0
+    assert fields["int4 kernel"].startswith("chatui's")  # x86 with a compiler: its own kernel, not torchao's
 
 
 def test_json_without_models_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

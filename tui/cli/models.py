@@ -69,13 +69,15 @@ def run_doctor(load: LoadSettings, out: TextIO = sys.stdout) -> int:
     elif device == "cpu" and "quantization:int4" not in unavailable:
         ratio = stored_bytes_per_parameter("none", dtype) / stored_bytes_per_parameter("int4", dtype)
         quantization = (
-            f"none by default; int4 (--quantization int4, torchao) reads {ratio:.1f}x fewer bytes per token, "
+            f"none by default; int4 (--quantization int4) reads {ratio:.1f}x fewer bytes per token, "
             f"so its decode limit is {ratio:.1f}x higher here, at a small loss of quality"
         )
     else:
         reason = unavailable.get("quantization:int4", "")
         quantization = f"none (int4: {reason})" if reason else "none"
     print(f"quantization: {quantization}", file=out)
+    if device == "cpu":
+        print(f"int4 kernel: {_int4_kernel_line()}", file=out)
     for option, reason in sorted(unavailable.items()):
         print(f"unavailable: {option} ({reason})", file=out)
     print(f"flash-attn: {'installed' if importlib.util.find_spec('flash_attn') else 'not installed'}", file=out)
@@ -85,6 +87,18 @@ def run_doctor(load: LoadSettings, out: TextIO = sys.stdout) -> int:
     except HubCacheError as exc:
         print(f"hub cache: {exc}", file=out)
     return 0
+
+
+def _int4_kernel_line() -> str:
+    """Which kernel int4 would run on, from cheap checks (nothing is built or loaded here)."""
+    from tui.engine import int4_kernel
+
+    problem = int4_kernel.build_problem()
+    if problem:
+        return f"torchao's ({problem})"
+    if (int4_kernel.build_dir() / "chatui_int4.so").is_file():
+        return f"chatui's, built in {int4_kernel.build_dir()}"
+    return f"chatui's, built on the first int4 load (about {int4_kernel.BUILD_SECONDS} s, once)"
 
 
 def _ask_token(err: TextIO) -> str | None:
