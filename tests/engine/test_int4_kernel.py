@@ -100,6 +100,22 @@ def test_bf16_in_bf16_out_and_close_to_the_float_matmul(ops):
     assert float((y.double() - exact).norm() / exact.norm()) < 0.02  # only the activations' int8 rounding
 
 
+def test_a_bf16_prompt_is_the_dequantized_matmul(ops):
+    """Many bf16 rows (a prompt): on a CPU with AMX through the unpacked bf16 weights and oneDNN,
+    else the int8 path; either way the matmul of the dequantized weights, to bf16's rounding."""
+    torch.manual_seed(3)
+    weight = torch.randn(200, 96) * 0.05  # rows not a multiple of 16 are padded in the unpacked copy
+    packed = ops.int4_pack(weight)
+    bias = torch.randn(200)
+    x = torch.randn(2, 40, 96, dtype=torch.bfloat16)  # 80 rows: a prompt
+    y = ops.int4_linear(x, packed, bias.bfloat16(), 200, 96)
+    assert y.shape == (2, 40, 200) and y.dtype == torch.bfloat16
+    exact = x.double() @ ops.int4_unpack(packed, 200, 96).double().T + bias.bfloat16().double()
+    assert float((y.double() - exact).norm() / exact.norm()) < 0.01
+    with_int8 = ops.int4_linear_isa(x, packed, bias.bfloat16(), 200, 96, int4_kernel.kernel().isa)
+    assert float((y.double() - with_int8.double()).norm() / exact.norm()) < 0.02
+
+
 def test_packing_rounds_each_weight_to_the_nearest_of_its_blocks_16_levels(ops):
     torch.manual_seed(2)
     weight = torch.randn(40, 70) * 0.1
