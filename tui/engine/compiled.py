@@ -7,19 +7,33 @@ after the load, so the model is never used by two threads at once; a reply sent 
 for it. Once it is compiled, replies that fit the static cache use it.
 
 Why it is off by default: measured here (benchmarks/bench_speed.py) it decodes at 0.73-1.16x
-plain `generate` on CPU, and a static cache cannot be cropped, so the KV reuse across turns is
-lost on this path. On a GPU it is the usual way to cut per-token overhead. Any failure (no C
+plain `generate` on CPU, at the 1.7B shape 0.85x in bf16 and 0.72x in int4 (bench_sizes.py: each
+token reads the whole 2048-token static cache), and a static cache cannot be cropped, so the KV
+reuse across turns is lost on this path. On a GPU it is the usual way to cut per-token overhead. Any failure (no C
 compiler, a model dynamo cannot trace) leaves the usual path in place and is reported once.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future
 from typing import Any
 
 from tui.engine.sources import one_line
+from tui.paths import cache_dir
 
 STATIC_CACHE_TOKENS = 2048  # room in the static cache: prompt + reply (a reply that needs more uses the usual path)
+
+
+def keep_compiled_code() -> None:
+    """Inductor's compiled code goes to chatui's cache, not to /tmp (which a reboot empties), so the
+    next start of the same model, dtype and quantization compiles in seconds. A folder the user set
+    in TORCHINDUCTOR_CACHE_DIR wins (inductor writes its default there itself once imported)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
 
 
 class CompileJob:
@@ -41,6 +55,7 @@ class CompileJob:
         return StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
 
     def run(self) -> None:
+        keep_compiled_code()
         try:
             import torch
             from transformers.generation.configuration_utils import CompileConfig
