@@ -214,6 +214,20 @@ def test_without_a_compiler_int4_runs_on_torchao_and_says_so(monkeypatch, tmp_pa
         int4_kernel.reset_for_tests()
 
 
+def test_torchao_can_be_asked_for(monkeypatch):
+    from tui.engine.quantization import int4_backend
+
+    monkeypatch.setenv("CHATUI_INT4_KERNEL", "torchao")
+    int4_kernel.reset_for_tests()
+    try:
+        assert int4_kernel.build_problem() == "CHATUI_INT4_KERNEL=torchao is set"
+        assert int4_backend() == ("torchao", "CHATUI_INT4_KERNEL=torchao is set")
+    finally:
+        monkeypatch.delenv("CHATUI_INT4_KERNEL")
+        int4_kernel.reset_for_tests()
+    assert int4_backend() == ("chatui", "")
+
+
 def test_the_first_use_builds_with_a_line_and_the_second_only_loads(tmp_path):
     """A fresh cache folder, in fresh processes (a library loads once per process)."""
     script = textwrap.dedent(

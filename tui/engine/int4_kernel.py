@@ -96,6 +96,8 @@ def build_problem() -> str:
     when it already was)."""
     if _status is not None:
         return _status.reason
+    if os.environ.get("CHATUI_INT4_KERNEL", "").lower() == "torchao":  # asked for: to compare, or to work around
+        return "CHATUI_INT4_KERNEL=torchao is set"
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return f"chatui's int4 kernel is for x86 CPUs, not {platform.machine()}"
     try:
@@ -130,10 +132,9 @@ def reset_for_tests() -> None:
 
 
 def _load(progress: Callable[[str], None] | None) -> KernelStatus:
-    if os.environ.get("CHATUI_INT4_KERNEL", "").lower() == "torchao":  # asked for: to compare, or to work around
-        return KernelStatus(False, "CHATUI_INT4_KERNEL=torchao is set")
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return KernelStatus(False, f"chatui's int4 kernel is for x86 CPUs, not {platform.machine()}")
+    problem = build_problem()
+    if problem:
+        return KernelStatus(False, problem)
     import torch
 
     if _already_registered():
@@ -142,9 +143,6 @@ def _load(progress: Callable[[str], None] | None) -> KernelStatus:
     library = folder / "chatui_int4.so"
     built = False
     if not library.is_file():
-        problem = build_problem()
-        if problem:
-            return KernelStatus(False, problem)
         if progress is not None:
             progress(f"building chatui's int4 kernel (once for this machine and torch, about {BUILD_SECONDS} s)")
         try:

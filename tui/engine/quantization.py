@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tui.engine import int4_kernel, int4_linear
+from tui.engine import int4_cache, int4_kernel, int4_linear
 from tui.engine.errors import LoadError
 from tui.engine.sources import one_line
 
@@ -95,7 +95,7 @@ def int4_backend(announce: Callable[[str], None] | None = None) -> tuple[str, st
 
 def packed_format(backend: str) -> str:
     """The int4 cache's name for the weights `backend` quantizes to."""
-    return int4_kernel.PACKED_FORMAT if backend == "chatui" else "torchao"
+    return int4_kernel.PACKED_FORMAT if backend == "chatui" else int4_cache.TORCHAO
 
 
 def quantize_int4(model: Any, progress: Progress | None = None, backend: str = "") -> list[str]:

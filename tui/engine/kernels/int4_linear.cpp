@@ -410,6 +410,7 @@ void unpack_transposed_bf16(const uint8_t* packed, int64_t tiles, int64_t blocks
 
 at::Tensor prefill_bf16(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                         int64_t out_features, int64_t in_features) {
+  check_packed(packed, out_features, in_features);
   static std::mutex scratch_lock;
   static at::Tensor scratch;
   const int64_t tiles = round_up(out_features, kRows) / kRows;
@@ -429,7 +430,6 @@ at::Tensor prefill_bf16(const at::Tensor& x, const at::Tensor& packed, const std
 
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                        int64_t out_features, int64_t in_features) {
-  check_packed(packed, out_features, in_features);
   if (x.scalar_type() == at::kBFloat16 && x.dim() >= 1 && x.size(-1) == in_features &&
       x.numel() / in_features >= kGemmRows && out_features * in_features <= kGemmMostWeights && cpu_has_amx_bf16()) {
     return prefill_bf16(x, packed, bias, out_features, in_features);
