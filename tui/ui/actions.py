@@ -82,8 +82,9 @@ ACTIONS: tuple[Action, ...] = (
            slash=("compare",), argument="[SETTINGS ...]"),
     Action("chat.attach", "attach", None, "Attach a file",
            "Attach an image or a document (text, Markdown, code, CSV, JSON, PDF) to your next message; a path "
-           "may start with ~ or be relative to where chatui started. Repeat for more.", slash=("attach",),
-           argument="PATH"),
+           "may start with ~ or be relative to where chatui started; without one, a file picker opens in the "
+           "last folder used. Repeat for more.", slash=("attach",),
+           argument="[PATH]"),
     Action("chat.detach", "detach", None, "Remove an attachment",
            "Remove attachment N (counting from 1) from your next message, or the last one.", slash=("detach",),
            argument="[N]"),

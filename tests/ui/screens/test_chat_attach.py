@@ -8,6 +8,7 @@ from fakes import ScriptedEngine
 from images import png
 from pilot import booted, message_views, notes, run, send, wait_for
 from textual import events
+from textual.widgets import Input
 
 from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.ui.screens.dialogs import ConfirmScreen
@@ -141,3 +142,35 @@ def test_the_app_answers_an_image_as_transformers_does(tmp_path, tiny_vlm_dir):
 
     reply = run(scenario())
     assert reply == reference_reply(tiny_vlm_dir, [image_message(blue, "What is in this picture?", "blue.png")], 10)
+
+
+def test_a_bare_attach_opens_a_file_picker_in_the_last_folder_used(tmp_path, monkeypatch):
+    from textual_fspicker import FileOpen
+    from textual_fspicker.parts import DirectoryNavigation
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "red.png").write_bytes(RED)
+    (pics / "notes.md").write_text("pick me")
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        async with booted(tmp_path, engine=ScriptedEngine(images=True)) as (pilot, app):
+            await send(pilot, app, "/attach pics/red.png")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await send(pilot, app, "/attach")  # no path: the picker, in pics/ (the last folder used)
+            await wait_for(pilot, lambda: isinstance(app.screen, FileOpen), what="the file picker")
+            picker = app.screen
+            assert picker.query_one(DirectoryNavigation).location == pics
+            picker.query_one(Input).focus()
+            picker.query_one(Input).value = "notes.md"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 2, what="the picked file's chip")
+            assert chip_labels(app)[1].startswith("file: notes.md")
+            await send(pilot, app, "/attach")
+            await wait_for(pilot, lambda: isinstance(app.screen, FileOpen))
+            await pilot.press("escape")  # cancelled: nothing more attached, the chat as it was
+            await wait_for(pilot, lambda: not isinstance(app.screen, FileOpen))
+            assert len(chip_labels(app)) == 2
+
+    run(scenario())

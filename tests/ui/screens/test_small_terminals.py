@@ -225,3 +225,28 @@ def test_tab_goes_prompt_then_messages_then_sidebar_and_letters_reach_the_prompt
             assert not chat.query_one("#preset").expanded
 
     run(scenario())
+
+
+def test_the_attachment_file_picker_fits_60x20(tmp_path):
+    """The picker's folder list, name field, filter and both buttons all lie on screen at 60x20."""
+    from textual.widgets import Button, Input, Select
+    from textual_fspicker.parts import DirectoryNavigation
+
+    from tui.ui.screens.file_picker import attach_picker
+
+    async def scenario():
+        async with booted(tmp_path, size=(60, 20)) as (pilot, app):
+            picker = attach_picker(tmp_path / "gone" / "deeper")  # a folder since removed: its parent
+            app.push_screen(picker)
+            await wait_for(pilot, lambda: app.screen is picker and picker.query(Input))
+            await pilot.pause()
+            assert picker.query_one(DirectoryNavigation).location == tmp_path
+            screen_area = Region(0, 0, 60, 20)
+            for widget in (picker.query_one(DirectoryNavigation), picker.query_one(Input), picker.query_one(Select)):
+                assert inside(widget, screen_area), (type(widget).__name__, widget.region)
+            assert [str(b.label) for b in picker.query(Button) if inside(b, screen_area)] == ["Attach", "Cancel"]
+            assert picker.query_one(Input).region.width >= 12
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is app.chat_screen)
+
+    run(scenario())

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from tui.core.attachments import AttachmentError, human_size, read_attachment, refuse_images, resolve_path
 from tui.store.model import model_content
 from tui.store.parts import Attachment, FilePart, ImagePart, TextPart, images_of
-from tui.ui.screens.dialogs import ConfirmScreen, TextPromptScreen
+from tui.ui.screens.dialogs import ConfirmScreen
+from tui.ui.screens.file_picker import attach_picker
 from tui.ui.screens.image_viewer import ImageViewer
 from tui.ui.widgets.attachments import AttachmentChips, size_of
 from tui.ui.widgets.message import MessageView
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from tui.ui.screens.chat import ChatScreen
 
 log = logging.getLogger(__name__)
-ATTACH_QUESTION = "Attach a file (an image, or text, Markdown, code, CSV, JSON, PDF)"
 
 
 class Attachments:
@@ -43,20 +43,16 @@ class Attachments:
     # -- adding and removing --------------------------------------------------------------------
 
     def action_attach(self, answer: str = "") -> None:
-        """`/attach PATH`: the file goes with the next message (asked for, from the last folder
-        used, when no path is given)."""
+        """`/attach PATH`: the file goes with the next message; without a path (the palette's
+        "Attach a file", or a bare `/attach`) a file picker opens in the last folder used."""
         self.screen.run_worker(self._attach(answer), group="attach")
 
     async def _attach(self, answer: str) -> None:
         if not answer:
-            typed = await self.screen.app.push_screen_wait(
-                TextPromptScreen(
-                    "Attach a file (an image, or text, Markdown, code, CSV, JSON, PDF)", f"{self.last_folder}/"
-                )
-            )
-            answer = typed or ""
-            if not answer:
+            chosen = await self.screen.app.push_screen_wait(attach_picker(self.last_folder))
+            if chosen is None:
                 return
+            answer = str(chosen)
         await self.attach(answer)
 
     async def attach(self, typed: str) -> bool:
