@@ -12,7 +12,7 @@ import pytest
 from hub_server import HubServer
 from huggingface_hub import constants
 from pilot import booted, notes, run, wait_for
-from textual.widgets import DataTable
+from textual.widgets import Button, DataTable, Input, Select
 
 from tui.core.catalogue import Target, build_catalogue
 from tui.engine.hub_cache import cached_models
@@ -69,6 +69,35 @@ def test_ctrl_l_lists_the_models_and_enter_loads_the_one_typed(
             await wait_for(pilot, lambda: len(app.engine.loads) == 2 and app.chat_screen.state == "ready")
             assert app.engine.loads[-1].model == "chatui-test/tiny-base"
             assert app.engine.loads[-1].endpoint is None
+
+    run(scenario())
+
+
+def test_the_sidebars_pick_button_fills_the_model_field_for_apply(
+    tmp_path: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sidebar's model field has a Pick button: the picker's choice goes into the field and
+    loads on Apply, with the load options set in the sidebar (here int4)."""
+    monkeypatch.setattr(ModelPicking, "read_catalogue", pinned_catalogue())
+
+    async def scenario() -> None:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
+            panel = app.chat_screen.settings_panel
+            await pilot.press("ctrl+b")
+            await wait_for(pilot, lambda: panel.ready and panel.query("#pick-model"))
+            panel.query_one("#pick-model", Button).press()
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker) and bool(app.screen.entries))
+            await pilot.press(*"tiny-base")
+            await wait_for(pilot, lambda: [e.name for e in picker(app).shown] == ["chatui-test/tiny-base"])
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is app.chat_screen)
+            assert panel.query_one("#load-model", Input).value == "chatui-test/tiny-base"
+            assert len(app.engine.loads) == 1  # nothing loads before Apply
+            panel.query_one("#load-quantization", Select).value = "int4"
+            panel.query_one("#apply", Button).press()
+            await wait_for(pilot, lambda: len(app.engine.loads) == 2)
+            assert app.engine.loads[-1].model == "chatui-test/tiny-base"
+            assert app.engine.loads[-1].quantization == "int4"
 
     run(scenario())
 

@@ -402,6 +402,7 @@ MESSAGE_ROUTES: dict[type[Message], Route] = {
     SettingsPanel.PresetChosen: lambda screen, m: screen.settings_editor.apply_preset(m.name),
     SettingsPanel.PresetSaved: lambda screen, m: screen.settings_editor.save_preset(m.name),
     SettingsPanel.ReloadRequested: lambda screen, m: screen.loader.reload(m.settings),
+    SettingsPanel.ModelPickRequested: lambda screen, m: screen.models.pick_for_sidebar(),
     AdapterList.UseRequested: lambda screen, m: screen.adapters.use(m.name),
     AdapterList.UnloadRequested: lambda screen, m: screen.adapters.unload(m.name),
     AdapterList.LoadRequested: lambda screen, m: screen.adapters.load(m.path),

@@ -31,26 +31,24 @@ class ModelPicking:
     def action_pick_model(self, query: str = "") -> None:
         self.screen.run_worker(self._pick(query), group="pick-model", exclusive=True)
 
+    def pick_for_sidebar(self) -> None:
+        """The sidebar's Pick button: the choice goes into its model fields, loaded on Apply with
+        the load options set there."""
+        self.screen.run_worker(self._pick_for_sidebar(), group="pick-model", exclusive=True)
+
+    async def _pick_for_sidebar(self) -> None:
+        chosen = await self._choose("")
+        if chosen is not None:
+            self.screen.settings_panel.choose_model(*chosen)
+
     async def _pick(self, query: str) -> None:
         screen = self.screen
-        picker = ModelPicker(self.read_catalogue, screen.keymap)
-        choice = await screen.app.push_screen_wait(picker) if not query else await self._pick_with(picker, query)
-        if choice is None:
+        chosen = await self._choose(query)
+        if chosen is None:
             return
-        current = screen.loader.load_settings
-        model: str | None
-        endpoint: str | None
-        if choice.download:
-            downloaded = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
-            if downloaded is None:
-                return
-            model, endpoint = downloaded, None
-        elif choice.entry is not None:
-            model, endpoint = choice.entry.model or None, choice.entry.endpoint or None
-        else:
-            return
+        model, endpoint = chosen
         try:
-            settings = current.replace(model=model, endpoint=endpoint)
+            settings = screen.loader.load_settings.replace(model=model, endpoint=endpoint)
         except SettingsError as exc:  # the other load options do not go with this model
             screen.notify(str(exc), severity="error")
             return
@@ -60,6 +58,20 @@ class ModelPicking:
             )
             return
         screen.loader.reload(settings)
+
+    async def _choose(self, query: str) -> tuple[str | None, str | None] | None:
+        """The model and endpoint picked (a Hub id downloaded first), or None when cancelled."""
+        screen = self.screen
+        picker = ModelPicker(self.read_catalogue, screen.keymap)
+        choice = await screen.app.push_screen_wait(picker) if not query else await self._pick_with(picker, query)
+        if choice is None:
+            return None
+        if choice.download:
+            downloaded = await screen.app.push_screen_wait(ModelDownloadScreen(choice.download))
+            return None if downloaded is None else (downloaded, None)
+        if choice.entry is not None:
+            return choice.entry.model or None, choice.entry.endpoint or None
+        return None
 
     async def _pick_with(self, picker: ModelPicker, query: str):
         """The picker with its filter already typed (`/model NAME`)."""

@@ -54,6 +54,9 @@ class SettingsPanel(VerticalScroll):
         .param-row Select { width: 1fr; }
         #load-unavailable { color: $text-muted; }
         #apply { width: 100%; margin: 1 0 0 0; }
+        #load-model-row { height: auto; }
+        #load-model { width: 1fr; }
+        #pick-model { width: auto; min-width: 7; margin: 1 1 0 1; }
         #system-prompt { height: 8; }
         #changed-settings { height: auto; }
         .changed-row { height: 1; }
@@ -83,6 +86,9 @@ class SettingsPanel(VerticalScroll):
         """Apply: load the model with these options."""
 
         settings: LoadSettings
+
+    class ModelPickRequested(Message):
+        """The model field's Pick button: open the model picker; its choice fills the field."""
 
     @dataclass
     class PresetChosen(Message):
@@ -162,9 +168,13 @@ class SettingsPanel(VerticalScroll):
         )
         yield endpoint
         yield Select([], prompt="served models", id="load-served")
-        model = Input(placeholder="Hub id, folder or .gguf", id="load-model")
-        model.tooltip = f"The model to load; empty: the bundled {DEFAULT_MODEL_NAME}."
-        yield model
+        with Horizontal(id="load-model-row"):
+            model = Input(placeholder="Hub id, folder, .gguf", id="load-model")
+            model.tooltip = f"The model to load; empty: the bundled {DEFAULT_MODEL_NAME}."
+            yield model
+            pick = Button("Pick…", id="pick-model", compact=True)
+            pick.tooltip = "Choose from the models on this machine, or download one (the model picker)"
+            yield pick
         for name, choices in LOAD_CHOICES.items():
             with Horizontal(classes="param-row"):
                 yield Label(name.replace("_implementation", "").replace("_", " "), classes="param-label short")
@@ -357,6 +367,16 @@ class SettingsPanel(VerticalScroll):
     def served_model_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#load-model", Input).value = event.value  # Apply connects to it
+
+    @on(Button.Pressed, "#pick-model")
+    def pick_model(self) -> None:
+        self.post_message(self.ModelPickRequested())
+
+    def choose_model(self, model: str | None, endpoint: str | None) -> None:
+        """The picker's choice in the model fields, for Apply to load with the options above it."""
+        self.query_one("#load-model", Input).value = model or ""
+        self.query_one("#load-endpoint", Input).value = endpoint or ""
+        self.query_one("#load-model", Input).focus()
 
     @on(Select.Changed, "#preset")
     def preset_chosen(self, event: Select.Changed) -> None:
