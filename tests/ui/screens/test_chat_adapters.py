@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pilot import booted, notes, run, send, wait_for
-from textual.widgets import Button
+from textual.widgets import Button, Input
 
 from tui.engine import Engine, Finished, SettingsError
 from tui.ui.screens.compare import CompareScreen
@@ -49,6 +49,20 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await wait_for(pilot, lambda: str(sidebar_button("use:tone").label).startswith("●"))
             sidebar_button("use:none").press()
             await wait_for(pilot, lambda: screen.status.info.adapter == "none", what="the sidebar's none")
+            # the sidebar's mix field starts as the loaded adapters in equal parts; Mix uses what it says
+            adapters = screen.settings_panel.adapter_list
+            mix = adapters.query_one("#adapter-mix", Input)
+            assert mix.value == "tone=0.5,s=0.5"
+            mix.value = "tone=0.7,s=0.3"
+            adapters.query_one("#adapter-use-mix", Button).press()
+            await wait_for(pilot, lambda: screen.status.info.adapter == "tone×0.7+s×0.3", what="the sidebar's mix")
+            assert screen.engine.adapters.state.active == (("tone", 0.7), ("s", 0.3))
+            mix.value = "tone=lots"
+            adapters.query_one("#adapter-use-mix", Button).press()
+            await wait_for(pilot, lambda: "adapter tone: weight 'lots' is not a number" in notes(app))
+            assert screen.status.info.adapter == "tone×0.7+s×0.3"  # unchanged
+            sidebar_button("use:none").press()
+            await wait_for(pilot, lambda: screen.status.info.adapter == "none")
 
             # /compare: base vs tone vs s on the same prompt and seed; the adapters in use come back after.
             with pytest.raises(SettingsError, match="adapter:nope: no adapter named nope is loaded"):

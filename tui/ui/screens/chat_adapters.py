@@ -79,9 +79,16 @@ class AdapterSwitcher:
             self.run(control.load(path, name), loaded)
 
     def use(self, name: str) -> None:
+        """One adapter by name, "none", or a mix typed in the sidebar (`a=0.7,b=0.3`)."""
         control = self.control
-        if control is not None:
-            self.run(control.use(parse_mix(name)), lambda state: f"Adapter in use from the next reply: {state.label()}")
+        if control is None:
+            return
+        try:
+            mix = parse_mix(name)
+        except AdapterError as exc:
+            self.screen.notify(str(exc), title="Adapter", severity="error")
+            return
+        self.run(control.use(mix), lambda state: f"Adapter in use from the next reply: {state.label()}")
 
     def unload(self, name: str) -> None:
         control = self.control

@@ -1,5 +1,6 @@
 """The sidebar's "Adapters" section: the LoRA adapters on the model, the one in use (or none, or a
-mix) to pick, one to unload, a folder or Hub id to load, and merging the one in use. It posts
+weighted mix typed as `a=0.7,b=0.3`) to pick, one to unload, a folder or Hub id to load, and
+merging the one in use. It posts
 messages up and is given the adapters' state down (`show`), like the rest of the sidebar."""
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ class AdapterList(Vertical):
     AdapterList .adapter-row { height: auto; }
     AdapterList .adapter-use { width: 1fr; height: 1; border: none; min-width: 8; content-align: left middle; }
     AdapterList .adapter-unload { min-width: 3; width: 3; height: 1; border: none; }
-    AdapterList #adapter-path { width: 1fr; }
+    AdapterList #adapter-rows { height: auto; }
+    AdapterList #adapter-path, AdapterList #adapter-mix { width: 1fr; }
+    AdapterList #adapter-load, AdapterList #adapter-use-mix { width: auto; min-width: 8; }
     """
 
     @dataclass
     class UseRequested(Message):
-        """Use this adapter alone from the next reply on ("none": the base model)."""
+        """Use this adapter alone, or a mix (`a=0.7,b=0.3`), from the next reply on ("none": the
+        base model)."""
 
         name: str
 
@@ -55,6 +59,14 @@ class AdapterList(Vertical):
             path.tooltip = "A LoRA adapter (a folder with adapter_config.json, or a Hub id) to load onto the model."
             yield path
             yield Button("Load", id="adapter-load")
+        with Horizontal(classes="adapter-row", id="adapter-mix-row"):
+            mix = Input(placeholder="mix: a=0.7,b=0.3", id="adapter-mix")
+            mix.tooltip = (
+                "A weighted mix of the loaded adapters (peft's add_weighted_adapter): name=weight, "
+                "comma-separated; one adapter with a weight scales it."
+            )
+            yield mix
+            yield Button("Mix", id="adapter-use-mix")
         merge = Button("Merge into weights", id="adapter-merge")
         merge.tooltip = "Full speed for the adapter in use; switching adapters then needs a reload."
         yield merge
@@ -89,6 +101,10 @@ class AdapterList(Vertical):
             row.add_class("adapter-row")
             widgets.append(row)
         rows.mount_all(widgets)
+        self.query_one("#adapter-mix-row").display = bool(state.loaded) and not state.merged
+        mix = self.query_one("#adapter-mix", Input)
+        if not mix.has_focus:  # what the user is typing stays
+            mix.value = mix_text(state)
         self.query_one("#adapter-merge", Button).disabled = not state.active or not available
         self.query_one("#adapter-load", Button).disabled = bool(state.merged) or not available
 
@@ -108,6 +124,20 @@ class AdapterList(Vertical):
             path = self.query_one("#adapter-path", Input).value.strip()
             if path:
                 self.post_message(self.LoadRequested(path))
+        elif button == "adapter-use-mix":
+            event.stop()
+            text = self.query_one("#adapter-mix", Input).value.strip()
+            if text:
+                self.post_message(self.UseRequested(text))
         elif button == "adapter-merge":
             event.stop()
             self.post_message(self.MergeRequested())
+
+
+def mix_text(state: AdapterState) -> str:
+    """The mix field's text: the mix in use when it is one, else the loaded adapters in equal parts
+    (the usual start for a blend)."""
+    if len(state.active) > 1 or any(weight != 1.0 for _, weight in state.active):
+        return ",".join(f"{name}={weight:g}" for name, weight in state.active)
+    names = state.names
+    return ",".join(f"{name}={1 / len(names):.2g}" for name in names) if names else ""
