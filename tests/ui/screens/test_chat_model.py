@@ -4,11 +4,14 @@ reloads from the sidebar, the compile status."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import pytest
 from broken_models import write_huge_config, write_pickle_only, write_unsupported_gguf
 from fakes import ScriptedEngine
 from pilot import booted, make_app, notes, reply_texts, run, send, wait_for
+from textual.widgets import Select
+from textual.widgets._select import SelectOverlay
 
 from tui.engine import Engine, LoadSettings
 from tui.ui.widgets.settings_panel import SettingsPanel
@@ -107,7 +110,7 @@ def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_p
                 assert select.region.right <= sidebar.region.right - 1 and select.region.width >= 20, name
             select = app.query_one("#load-device")
             labels = [str(label) for label, _ in select._options]
-            assert "cuda ✗" in labels
+            assert "✗ cuda" in labels
             reasons = str(app.query_one("#load-unavailable").render())
             assert "✗ cuda: no CUDA GPU" in reasons and "✗ mps: no Apple GPU" in reasons
             select.value = "cuda"
@@ -116,6 +119,21 @@ def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_p
             await pilot.pause()
             assert "cannot work here: no CUDA GPU" in str(app.query_one("#load-error").render())
             assert len(app.engine.loads) == 1  # no reload was tried
+
+            # a long option with its mark stays on one line in the dropdown, the mark first
+            info = replace(sidebar.model_info, unavailable={"attn_implementation:flash_attention_2": "needs CUDA"})
+            sidebar.show_model(info, sidebar.load_settings)
+            attention = app.query_one("#load-attn_implementation", Select)
+            attention.scroll_visible(animate=False)
+            await pilot.pause()
+            attention.focus()
+            await pilot.press("enter")
+            overlay = attention.query_one(SelectOverlay)
+            await wait_for(pilot, lambda: overlay.display and overlay.option_count == 4)
+            await pilot.pause()
+            assert str(overlay.get_option_at_index(3).prompt) == "✗ flash_attention_2"
+            assert overlay.virtual_size.height == 4  # one line each: nothing wrapped
+            await pilot.press("escape")
 
     run(scenario())
 

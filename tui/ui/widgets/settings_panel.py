@@ -55,6 +55,7 @@ class SettingsPanel(VerticalScroll):
         #load-unavailable { color: $text-muted; }
         #apply { width: 100%; margin: 1 0 0 0; }
         #load-model-row { height: auto; }
+        SelectOverlay { text-wrap: nowrap; text-overflow: ellipsis; }
         #load-model { width: 1fr; }
         #pick-model { width: auto; min-width: 7; margin: 1 1 0 1; }
         #system-prompt { height: 8; }
@@ -297,7 +298,8 @@ class SettingsPanel(VerticalScroll):
             for choice in choices:
                 reason = self._unavailable.get(f"{name}:{choice}")
                 slow = SLOW_HERE.get(f"{name}:{choice}") if info.device == "cpu" else None
-                label = f"{choice} ✗" if reason else f"{choice} ({slow})" if slow else choice
+                # the mark first: a dropdown too narrow cuts the end of a line, never the mark
+                label = f"✗ {choice}" if reason else f"{choice} ({slow})" if slow else choice
                 options.append((label, choice))
             select.set_options(options)
         # Why the ✗ options cannot work here, in full (a dropdown's width cannot hold a reason).
