@@ -43,7 +43,22 @@ def route_library_logs() -> Path | None:
         logger.propagate = False
     logging.getLogger(CHATUI).setLevel(logging.INFO)
     _handler = handler
+    # huggingface_hub puts a stderr handler on its logger when first imported: its download
+    # retries ("Trying to resume download...") would reach the terminal, or the app's screen
+    import huggingface_hub.utils.logging  # noqa: F401  (adds that handler now, to be taken away)
+
+    _only_the_file(logging.getLogger("huggingface_hub"))
     return path
+
+
+def _only_the_file(logger: logging.Logger) -> None:
+    """The logger writes to chatui's log file alone: its own handlers (stderr) are taken away."""
+    for handler in list(logger.handlers):
+        if handler is not _handler:
+            logger.removeHandler(handler)
+    if _handler is not None and _handler not in logger.handlers:
+        logger.addHandler(_handler)
+    logger.propagate = False
 
 
 def quiet_transformers() -> None:
@@ -55,10 +70,4 @@ def quiet_transformers() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_default_handler()
-    torch_logger = logging.getLogger("torch")
-    for handler in list(torch_logger.handlers):
-        if handler is not _handler:
-            torch_logger.removeHandler(handler)
-    if _handler not in torch_logger.handlers:
-        torch_logger.addHandler(_handler)
-    torch_logger.propagate = False
+    _only_the_file(logging.getLogger("torch"))

@@ -14,15 +14,20 @@ from tui.cli.main import main
 
 
 @pytest.fixture
-def online_env(tmp_path: Path, tiny_model_dir: Path):
+def local_hub(tiny_model_dir: Path):
     with HubServer() as hub:
         hub.state.add_folder("org/tiny", tiny_model_dir)
         hub.state.add_folder("org/gated", tiny_model_dir, gated=True)
-        env = subprocess_env(tmp_path)
-        env.update(HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub.url)
-        env.pop("HF_HUB_CACHE", None)
-        env.pop("HF_TOKEN", None)
-        yield env
+        yield hub
+
+
+@pytest.fixture
+def online_env(tmp_path: Path, local_hub: HubServer) -> dict[str, str]:
+    env = subprocess_env(tmp_path)
+    env.update(HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=local_hub.url)
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HF_TOKEN", None)
+    return env
 
 
 def test_download_then_models_lists_it(online_env: dict[str, str], tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -42,6 +47,20 @@ def test_download_then_models_lists_it(online_env: dict[str, str], tmp_path: Pat
     assert tiny["origins"] == ["cache"] and tiny["facts"]["architecture"] == "LlamaForCausalLM"
     assert tiny["estimate"]["fits"] is True and tiny["estimate"]["tok_s"] > 0
     assert "SmolLM2-135M-Instruct" in entries
+
+    offline = dict(online_env, HF_HUB_OFFLINE="1")  # what was downloaded loads by its id, offline
+    reply = run_cli("org/tiny", "--prompt", "hi", "max_new_tokens=3", "do_sample=false", env=offline)
+    assert reply.returncode == 0, reply.stderr
+
+
+def test_a_connection_that_keeps_dropping_is_one_line(online_env: dict[str, str], local_hub: HubServer) -> None:
+    """huggingface_hub's own retry warnings go to the log file, not the terminal."""
+    local_hub.state.drops["model.safetensors"] = 100
+    result = run_cli("--download", "org/tiny", env=online_env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, lines  # the plan's line, then the failure
+    assert lines[1].startswith("chatui: ") and "model.safetensors" in lines[1]
 
 
 def test_download_failures_are_one_line(online_env: dict[str, str]) -> None:

@@ -67,6 +67,28 @@ def test_download_reports_per_file_and_overall_progress(hub: HubServer, tiny_mod
     assert "MiB" in events[-1].line() and "100 %" in events[-1].line()
 
 
+def test_a_downloaded_model_loads_offline_by_its_id(
+    hub: HubServer, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetched by commit, the files get no ref of their own: the download writes refs/main, so the
+    id resolves offline (as transformers and the catalogue read it), and the real loader loads it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from tui.engine.sources import check_hub_cached
+
+    plan = plan_download("org/tiny")
+    folder = download(plan)
+    assert (folder.parent.parent / "refs" / "main").read_text() == plan.revision
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert try_to_load_from_cache("org/tiny", "config.json") == str(folder / "config.json")
+    check_hub_cached("org/tiny")  # no "not in the Hugging Face cache"
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained("org/tiny", cache_dir=constants.HF_HUB_CACHE)
+    assert model.config.hidden_size > 0
+
+
 def test_cancel_keeps_what_came_and_the_next_download_resumes(hub: HubServer, tiny_model_dir: Path) -> None:
     plan = plan_download("org/tiny")
     cancel = threading.Event()

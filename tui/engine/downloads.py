@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # Weights and what a transformers model needs beside them; pickle weights and other formats'
 # copies (onnx, tflite, flax, original checkpoints) are left on the Hub.
 SKIP_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.onnx_data", "*.tflite", "*.ot")
+READ_SIZE = 2**20  # bytes per read of a download: progress and resume move in steps of this
 SKIP_FOLDERS = ("onnx/", "openvino/", "original/", "coreml/", "tflite/")
 
 
@@ -56,6 +57,7 @@ class DownloadPlan:
     revision: str  # the commit the files come from
     files: list[RemoteFile]
     skipped: list[str] = field(default_factory=list)
+    ref: str = "main"  # the branch that commit was read from: the cache's ref to it
 
     @property
     def total(self) -> int:
@@ -295,6 +297,11 @@ def download(
     failure keeps what came: the next call goes on from there."""
     from huggingface_hub.file_download import repo_folder_name
 
+    from huggingface_hub import constants
+
+    # huggingface_hub reads 10 MiB at a time: progress (and what a cancel or a drop keeps) would
+    # move in 10 MiB steps, for seconds on a slow line. 1 MiB reads cost nothing measurable.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, READ_SIZE)
     cancel = cancel or threading.Event()
     cache = hub_cache_dir()
     check_disk(plan, cache)
@@ -322,9 +329,16 @@ def download(
             raise describe_error(exc, plan.repo_id, remote.name) from exc
         before += remote.size
         report(remote.name, index + 1, before - remote.size, remote.size, remote.size)
+    repo_folder = cache / repo_folder_name(repo_id=plan.repo_id, repo_type="model")
+    # The files were fetched by commit, which writes no ref: without refs/main an offline load of
+    # the id (what transformers and scan_cache_dir resolve) finds nothing. Written last, once
+    # every file is there, as huggingface_hub writes it (the commit, no newline).
+    ref = repo_folder / "refs" / plan.ref
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(plan.revision)
     report("done", len(plan.files), plan.total, 0, 0)
     log.info("downloaded %s (%d files, %d bytes)", plan.repo_id, len(plan.files), plan.total)
-    return cache / repo_folder_name(repo_id=plan.repo_id, repo_type="model") / "snapshots" / plan.revision
+    return repo_folder / "snapshots" / plan.revision
 
 
 def save_token(token: str) -> None:
