@@ -295,9 +295,8 @@ def download(
 ) -> Path:
     """Fetch every file of `plan` into the cache; returns the snapshot folder. A cancel or a
     failure keeps what came: the next call goes on from there."""
-    from huggingface_hub.file_download import repo_folder_name
-
     from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
 
     # huggingface_hub reads 10 MiB at a time: progress (and what a cancel or a drop keeps) would
     # move in 10 MiB steps, for seconds on a slow line. 1 MiB reads cost nothing measurable.
