@@ -211,7 +211,7 @@ class AutoSaver:
         self.start(source.model, source.load_settings, source.generation_settings, source.system_prompt)
         self._current().title = title
         for message in source.messages[: ids.index(upto) + 1]:
-            self._add(message.role, message.content, CURRENT_LEAF, message.status, message.meta)
+            self._add(message.role, message.parts, CURRENT_LEAF, message.status, message.meta)
         return self._current()
 
     def versions(self, message_id: str) -> list[Message]:

@@ -4,8 +4,10 @@ into a new chat that opens; the original stays in the library as it was."""
 from __future__ import annotations
 
 from fakes import ScriptedEngine
+from images import png
 from pilot import booted, notes, run, send, wait_for
 
+from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.ui.actions import BY_SLASH
 from tui.ui.state import AppState
 from tui.ui.widgets.message import MessageView
@@ -55,3 +57,34 @@ def test_a_message_branches_into_a_new_chat_and_the_original_stays(tmp_path):
 def test_the_palette_and_slash_command_offer_it():
     assert BY_SLASH["branch"].id == BY_SLASH["fork"].id == "chat.branch"
     assert BY_SLASH["branch"].palette and BY_SLASH["branch"].title == "Branch to a new chat"
+
+
+def test_a_branch_keeps_attachments_and_says_how_to_answer_a_last_question(tmp_path):
+    """Branching at a user message with an image and a document: the new chat has the same parts
+    (in memory and in the library), and the hint says how to answer it."""
+    red = png((220, 20, 20))
+    engine = ScriptedEngine(["A red square."], images=True)
+    (tmp_path / "red.png").write_bytes(red)
+    (tmp_path / "notes.md").write_text("the notes")
+
+    async def scenario():
+        async with booted(tmp_path, engine=engine, size=(100, 30)) as (pilot, app):
+            chat = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await send(pilot, app, f"/attach {tmp_path / 'notes.md'}")
+            await wait_for(pilot, lambda: len(chat.attachments.pending) == 2)
+            await send(pilot, app, "What is this?")
+            await wait_for(pilot, lambda: chat.state is AppState.READY and len(chat.messages) == 2)
+            origin_id = chat.session.conversation.id
+            list(chat.chat.query_children(MessageView))[0].focus()  # the question
+            await pilot.press("ctrl+f")
+            await wait_for(pilot, lambda: chat.session.conversation.id != origin_id, what="the branch")
+            kinds = [type(part) for part in chat.messages[0].parts]
+            assert kinds == [ImagePart, FilePart, TextPart]
+            assert chat.messages[0].parts[0].data == red
+            await wait_for(pilot, lambda: any("has no reply" in note for note in notes(app)))
+            app.saver.retry()
+            stored = app.saver.library.get(chat.session.conversation.id).messages
+            assert [type(part) for part in stored[0].parts] == [ImagePart, FilePart, TextPart]
+
+    run(scenario())

@@ -112,6 +112,7 @@ class MessageActions:
         await screen.transcript.render()
         screen.prompt_input.focus()
         screen.notify(f"A new chat, branched from “{origin.title if origin else ''}” (which stays as it was).")
+        screen.transcript.hint_unanswered()  # branched at one of your messages: how to answer it
 
     async def delete(self, message: StoredMessage) -> None:
         screen = self.screen
