@@ -165,3 +165,33 @@ def test_a_smolvlm_shaped_model_splits_images_into_tiles_and_answers_as_transfor
         assert reused.metrics.prefill_tokens < reused.metrics.prompt_tokens / 2  # the images stayed cached
     finally:
         engine.close()
+
+
+def test_images_reach_the_model_upright_with_transparency_on_white():
+    """A transparent PNG is laid on white (a plain convert made it black) and a photo with an
+    EXIF orientation is turned as it is meant to be seen, as transformers' own loaders do."""
+    import io
+
+    from PIL import Image
+
+    from tui.engine.vision import open_image
+
+    box = Image.new("RGBA", (64, 32), (0, 0, 0, 0))
+    box.paste((0, 0, 0, 255), (8, 8, 24, 24))  # a black square on a transparent ground
+    data = io.BytesIO()
+    box.save(data, "PNG")
+    seen = open_image(data.getvalue(), "box.png")
+    assert seen.mode == "RGB" and seen.getpixel((40, 20)) == (255, 255, 255) and seen.getpixel((10, 10)) == (0, 0, 0)
+
+    photo = Image.new("RGB", (80, 40), (200, 10, 10))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # orientation: stored turned 90°
+    data = io.BytesIO()
+    photo.save(data, "JPEG", exif=exif)
+    assert open_image(data.getvalue(), "photo.jpg").size == (40, 80)
+
+    palette = Image.new("P", (10, 10), 0)
+    palette.putpalette([0, 0, 0, 255, 255, 255])
+    data = io.BytesIO()
+    palette.save(data, "PNG", transparency=0)  # a GIF-style transparent palette colour
+    assert open_image(data.getvalue(), "p.png").getpixel((5, 5)) == (255, 255, 255)

@@ -48,6 +48,22 @@ def open_image(data: bytes, name: str) -> Any:
         image.load()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PromptError(f"cannot read the image {name}: {exc}") from exc
+    return upright_rgb(image)
+
+
+def upright_rgb(image: Any) -> Any:
+    """`image` as it is meant to be seen, in RGB: turned by its EXIF orientation (a phone's
+    portrait photo is stored sideways), and anything transparent laid on white, as
+    transformers' `convert_to_rgb` does (a plain convert would make it black)."""
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from fakes import ScriptedEngine
 from images import png
-from pilot import booted, message_views, notes, run, send, wait_for
+from pilot import booted, make_app, message_views, notes, run, send, wait_for
 from textual import events
 from textual.widgets import Input
 
 from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.screens.image_viewer import ImageViewer
-from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown
+from tui.ui.widgets.attachments import AttachmentChips, AttachmentsShown, Chip
 
 RED = png((220, 20, 20))
 
@@ -172,5 +172,54 @@ def test_a_bare_attach_opens_a_file_picker_in_the_last_folder_used(tmp_path, mon
             await pilot.press("escape")  # cancelled: nothing more attached, the chat as it was
             await wait_for(pilot, lambda: not isinstance(app.screen, FileOpen))
             assert len(chip_labels(app)) == 2
+
+    run(scenario())
+
+
+def test_attachments_wait_for_the_model_and_are_checked_against_it(tmp_path):
+    """Sent while the model loads, a message with an image is not queued (a text-only model would
+    be given it by name): it stays in the prompt with its chips, and once the model is there the
+    check runs: this one reads text only."""
+    (tmp_path / "red.png").write_bytes(RED)
+    engine = ScriptedEngine(hold_load=True)  # reads text only
+
+    async def scenario():
+        app = make_app(tmp_path, engine=engine)
+        async with app.run_test() as pilot:
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await send(pilot, app, "What is this?")
+            await wait_for(pilot, lambda: any("still loading" in n for n in notes(app)))
+            assert screen.prompt_input.text == "What is this?" and len(chip_labels(app)) == 1
+            assert screen.messages == [] and not screen.replies.pending_send
+            engine.hold_load = False
+            screen.loader.load(screen.loader.load_settings)
+            await wait_for(pilot, lambda: screen.state == "ready")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any("reads text only" in n for n in notes(app)))
+            assert engine.calls == [] and screen.messages == [] and screen.prompt_input.text == "What is this?"
+
+    run(scenario())
+
+
+def test_every_chip_can_be_seen_and_removed_at_60x20(tmp_path):
+    """Five attachments at 60 columns: a chip a line, none cut off; what does not fit scrolls."""
+    for n in range(5):
+        (tmp_path / f"notes-{n}-with-a-longer-name.md").write_text(f"note {n}")
+
+    async def scenario():
+        async with booted(tmp_path, engine=ScriptedEngine(), size=(60, 20)) as (pilot, app):
+            for n in range(5):
+                await send(pilot, app, f"/attach {tmp_path / f'notes-{n}-with-a-longer-name.md'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 5)
+            await pilot.pause()
+            chips = app.chat_screen.query_one(AttachmentChips)
+            for chip in chips.query(Chip):
+                chip.scroll_visible(animate=False, immediate=True)
+                await pilot.pause()
+                assert chips.region.contains_region(chip.region) and chip.region.width >= 30
+            await pilot.click("#chip-4")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 4)
 
     run(scenario())

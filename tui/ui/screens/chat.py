@@ -273,6 +273,15 @@ class ChatScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(question), answered)
 
     async def send(self, text: str) -> None:
+        if self.attachments.pending and self.state is AppState.LOADING:
+            # whether images can go, and whether it all fits, is the model's to say: not queued
+            self.notify(
+                "The model is still loading: a message with attachments is checked against it first. "
+                "It stays here: press enter again once the model is ready.",
+                severity="warning",
+            )
+            self.prompt_input.load_text(text)
+            return
         problem = await self.attachments.problem(text)
         if problem:  # one line; the message and its attachments stay for another try
             self.notify(problem, severity="error")

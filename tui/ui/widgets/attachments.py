@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
@@ -22,8 +22,11 @@ from textual_image.widget import HalfcellImage
 from textual_image.widget import Image as TerminalImage
 
 from tui.core.attachments import human_size
+from tui.engine.vision import upright_rgb
 from tui.store.parts import Attachment, FilePart, ImagePart
 from tui.text import inert
+
+SHOWN_PIXELS = 2048  # the longest side of an image drawn in the terminal (a full-screen 4K one is no wider)
 
 
 def picture(widget: Widget, data: bytes, classes: str) -> Widget:
@@ -36,6 +39,8 @@ def picture(widget: Widget, data: bytes, classes: str) -> Widget:
         image.load()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         return Static(f"(cannot show this image: {exc})", classes=classes)
+    image = upright_rgb(image)
+    image.thumbnail((SHOWN_PIXELS, SHOWN_PIXELS))  # a terminal shows no more: a 24 MP photo is 70 MB decoded
     kind = HalfcellImage if widget.app.is_headless else TerminalImage
     return kind(image, classes=classes)
 
@@ -52,14 +57,18 @@ class Chip(Static):
         self.post_message(AttachmentChips.Removed(index))
 
 
-class AttachmentChips(Horizontal):
-    """What goes with the next message: a chip each (name, size, and a document's tokens);
-    clicking one removes it."""
+class AttachmentChips(VerticalScroll):
+    """What goes with the next message: a chip each (name, size, and a document's tokens), one
+    a line so none is cut off at any width (four lines show, the rest scroll); clicking one
+    removes it."""
 
     DEFAULT_CSS = """
-    AttachmentChips { height: auto; width: 1fr; display: none; padding: 0 1; }
+    AttachmentChips { height: auto; max-height: 4; width: 1fr; display: none; padding: 0 1; }
     AttachmentChips.-shown { display: block; }
-    AttachmentChips Chip { width: auto; height: 1; margin: 0 1 0 0; padding: 0 1; background: $primary 30%; }
+    AttachmentChips Chip {
+        width: auto; max-width: 100%; height: 1; padding: 0 1; background: $primary 30%;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     AttachmentChips Chip:hover { background: $error 40%; }
     """
 
