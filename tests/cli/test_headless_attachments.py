@@ -136,5 +136,5 @@ def test_an_image_to_a_text_model_and_a_document_too_big_are_refused_after_the_l
     long = tmp_path / "long.txt"
     long.write_text("word " * 2000)  # far beyond the tiny model's 512 tokens
     line = refused(capsys, str(tiny_model_dir), "max_new_tokens=16", "--prompt", "Sum up", "--file", str(long))
-    assert "long.txt do not fit" in line and "more than the" in line and "left in the context (512 tokens" in line
+    assert "long.txt does not fit" in line and "more than the" in line and "left in the context (512 tokens" in line
     assert Library().count() == saved  # nothing was saved

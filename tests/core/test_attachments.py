@@ -36,9 +36,19 @@ def test_an_image_is_kept_as_its_bytes_whatever_its_name(tmp_path):
     (tmp_path / "photo").write_bytes(png())  # no suffix: sniffed
     part = read_attachment(tmp_path / "photo")
     assert isinstance(part, ImagePart) and part.mime == "image/png" and part.data == png()
-    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
-    with pytest.raises(AttachmentError, match="chatui cannot read .txt files"):
-        read_attachment(tmp_path / "latin1.txt")
+
+
+def test_text_in_older_encodings_is_read_and_binary_is_refused(tmp_path):
+    (tmp_path / "latin1.csv").write_bytes("name,price\ncafé,2€\n".encode("cp1252"))  # an older export
+    assert read_attachment(tmp_path / "latin1.csv").text == "name,price\ncafé,2€\n"
+    (tmp_path / "utf16.txt").write_bytes("naïve notes\n".encode("utf-16"))  # with its byte-order mark
+    assert read_attachment(tmp_path / "utf16.txt").text == "naïve notes\n"
+    (tmp_path / "data.bin").write_bytes(bytes(range(1, 32)) * 40)  # control bytes, no NUL: not text
+    with pytest.raises(AttachmentError, match="chatui cannot read .bin files"):
+        read_attachment(tmp_path / "data.bin")
+    (tmp_path / "fake.png").write_bytes(b"not an image at all")
+    with pytest.raises(AttachmentError, match=r"^fake.png is not a readable image \(not a format Pillow knows\)$"):
+        read_attachment(tmp_path / "fake.png")
 
 
 def test_paths_as_users_type_and_paste_them(tmp_path, monkeypatch):
@@ -56,6 +66,7 @@ def test_the_context_check_says_by_how_much():
         "(1,000 tokens, 100 used by the chat, 200 kept for the reply)"
     )
     assert fit_problem(["a.md"], 0, 0, 1000, 200) is None  # a backend that cannot count: no check
+    assert fit_problem(["a.md"], 900, 100, 1000, 200).startswith("a.md does not fit: ")
 
 
 def test_an_edit_keeps_the_attachments_and_a_reply_update_keeps_them_too(tmp_path):

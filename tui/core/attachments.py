@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def fit_problem(
     if message_tokens <= left:
         return None
     return (
-        f"{', '.join(names)} do not fit: the message takes {message_tokens:,} tokens, "
+        f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not fit: the message takes {message_tokens:,} tokens, "
         f"{message_tokens - left:,} more than the {left:,} left in the context ({context:,} tokens, "
         f"{used_tokens:,} used by the chat, {max_new_tokens:,} kept for the reply)"
     )
@@ -137,7 +138,9 @@ def _image(name: str, data: bytes, mime: str | None) -> ImagePart:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decodes it all: a truncated or damaged file fails here
             found = Image.MIME.get(image.format or "")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        raise AttachmentError(f"{name} is not a readable image (not a format Pillow knows)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise AttachmentError(f"{name} is not a readable image ({exc})") from None
     except Image.DecompressionBombError as exc:
         raise AttachmentError(f"{name} is too large an image ({exc})") from None
@@ -167,9 +170,22 @@ def _pdf_text(name: str, data: bytes) -> str:
 
 
 def _as_text(data: bytes) -> str | None:
-    if b"\0" in data:
+    """The text of a text file: UTF-8, UTF-16 with its byte-order mark (Windows tools write it),
+    else Windows-1252 / Latin-1 (older CSV exports); None for what does not read as text (NULs,
+    or more than one control character in 200)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    elif b"\0" in data:
         return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+    return text if len(_CONTROLS.findall(text)) <= len(text) // 200 else None
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffd]")  # not in text: control characters but tab, newlines, form feed

@@ -86,7 +86,7 @@ def test_refusals_are_one_line_and_keep_the_typed_message(tmp_path):
             await send(pilot, app, f"/attach {tmp_path / 'long.txt'}")
             await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
             await send(pilot, app, "Sum it up")
-            await wait_for(pilot, lambda: any("long.txt do not fit" in n for n in notes(app)))
+            await wait_for(pilot, lambda: any("long.txt does not fit" in n for n in notes(app)))
             assert screen.prompt_input.text == "Sum it up" and len(chip_labels(app)) == 1
             assert engine.calls == [] and screen.messages == []  # nothing sent, nothing saved
             assert all("\n" not in n for n in notes(app))
