@@ -118,8 +118,9 @@ def fit_problem(
     left = max(context - max_new_tokens - used_tokens, 0)
     if message_tokens <= left:
         return None
+    verb = "does" if len(names) == 1 else "do"
     return (
-        f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not fit: the message takes {message_tokens:,} tokens, "
+        f"{', '.join(names)} {verb} not fit: the message takes {message_tokens:,} tokens, "
         f"{message_tokens - left:,} more than the {left:,} left in the context ({context:,} tokens, "
         f"{used_tokens:,} used by the chat, {max_new_tokens:,} kept for the reply)"
     )
