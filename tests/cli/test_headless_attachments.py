@@ -134,7 +134,13 @@ def test_an_image_to_a_text_model_and_a_document_too_big_are_refused_after_the_l
     line = refused(capsys, str(tiny_model_dir), "--prompt", "Look", "--image", str(picture))
     assert "reads text only: it cannot see red.png" in line
     long = tmp_path / "long.txt"
-    long.write_text("word " * 2000)  # far beyond the tiny model's 512 tokens
+    long.write_text("word " * 1000)  # about twice the tiny model's 512 tokens: counted
     line = refused(capsys, str(tiny_model_dir), "max_new_tokens=16", "--prompt", "Sum up", "--file", str(long))
     assert "long.txt does not fit" in line and "more than the" in line and "left in the context (512 tokens" in line
+    huge = tmp_path / "huge.txt"
+    huge.write_text("word " * 200_000)  # a million characters: refused at once, without tokenizing it
+    line = refused(capsys, str(tiny_model_dir), "--prompt", "Sum up", "--file", str(huge))
+    assert line.endswith(
+        "huge.txt does not fit: 1,000,000 characters are far more than the model's context of 512 tokens can hold (attach a part of it)"
+    )
     assert Library().count() == saved  # nothing was saved

@@ -107,6 +107,26 @@ def human_size(size: int) -> str:
     return f"{size / 1024:,.1f} KB" if size < 2**20 else f"{size / 2**20:,.1f} MB"
 
 
+# No tokenizer packs more characters than this into a token of real text: documents longer than
+# the context times this cannot fit, and are refused without tokenizing them (a 20 MB text took
+# a minute and 4 GB to count, on the model's thread).
+MAX_CHARS_PER_TOKEN = 16
+
+
+def surely_too_long(documents: Sequence[FilePart], context: int) -> bool:
+    return bool(context) and sum(len(document.text) for document in documents) > context * MAX_CHARS_PER_TOKEN
+
+
+def too_long_problem(documents: Sequence[FilePart], context: int) -> str:
+    names = ", ".join(document.name for document in documents)
+    chars = sum(len(document.text) for document in documents)
+    verb = "does" if len(documents) == 1 else "do"
+    return (
+        f"{names} {verb} not fit: {chars:,} characters are far more than the model's context of "
+        f"{context:,} tokens can hold (attach a part of it)"
+    )
+
+
 def fit_problem(
     names: Sequence[str], message_tokens: int, used_tokens: int, context: int, max_new_tokens: int
 ) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tui import token_probs
-from tui.core.attachments import AttachmentError, fit_problem, refuse_images
+from tui.core.attachments import AttachmentError, fit_problem, refuse_images, surely_too_long, too_long_problem
 from tui.engine.backend import Backend
 from tui.engine.events import Alternative, Failed, Finished, TokenChoice
 from tui.engine.loading import ModelInfo
@@ -24,7 +24,7 @@ from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
 from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
 from tui.store.model import model_content, model_history
-from tui.store.parts import Attachment, ImagePart, Part, TextPart, attachments_of
+from tui.store.parts import Attachment, FilePart, ImagePart, Part, TextPart, attachments_of
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
@@ -203,12 +203,15 @@ class ChatSession:
         except AttachmentError as exc:
             return str(exc)
         info = self.backend.info
+        context = info.context_size if info is not None else 0
+        documents = [attachment for attachment in attachments if isinstance(attachment, FilePart)]
+        if surely_too_long(documents, context):
+            return too_long_problem(documents, context)
         history = self.history()
         message = {"role": "user", "content": model_content((*attachments, TextPart(text)))}
         used = self.backend.count_tokens(history).result() if history else 0
         total = self.backend.count_tokens([*history, message]).result()
         names = [attachment.name for attachment in attachments]
-        context = info.context_size if info is not None else 0
         return fit_problem(names, total - used, used, context, int(self.generation.max_new_tokens))
 
     def set_generation(self, updates: dict[str, Any], context_size: int | None = None) -> GenerationSettings:

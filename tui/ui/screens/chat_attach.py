@@ -12,7 +12,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui.core.attachments import AttachmentError, human_size, read_attachment, refuse_images, resolve_path
+from tui.core.attachments import (
+    AttachmentError,
+    human_size,
+    read_attachment,
+    refuse_images,
+    resolve_path,
+    surely_too_long,
+)
 from tui.store.model import model_content
 from tui.store.parts import Attachment, FilePart, ImagePart, TextPart, images_of
 from tui.ui.screens.dialogs import ConfirmScreen
@@ -74,6 +81,9 @@ class Attachments:
         return True
 
     async def _count(self, document: FilePart) -> None:
+        info = self.screen.engine.info
+        if info is not None and surely_too_long([document], info.context_size):
+            return  # sending says it does not fit; counting it would hold the model's thread for long
         content = model_content((document, TextPart("")))
         future = self.screen.engine.count_tokens([{"role": "user", "content": content}])
         try:
