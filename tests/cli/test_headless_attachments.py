@@ -141,6 +141,7 @@ def test_an_image_to_a_text_model_and_a_document_too_big_are_refused_after_the_l
     huge.write_text("word " * 200_000)  # a million characters: refused at once, without tokenizing it
     line = refused(capsys, str(tiny_model_dir), "--prompt", "Sum up", "--file", str(huge))
     assert line.endswith(
-        "huge.txt does not fit: 1,000,000 characters are far more than the model's context of 512 tokens can hold (attach a part of it)"
+        "huge.txt does not fit: 1,000,000 characters are far more than the model's context of 512 tokens "
+        "can hold (attach a part of it)"
     )
     assert Library().count() == saved  # nothing was saved
