@@ -118,3 +118,23 @@ def test_a_pdf_becomes_its_text(tmp_path):
     broken.write_bytes(b"%PDF-1.7\nnot really a pdf")
     with pytest.raises(AttachmentError, match="broken.pdf is not a readable PDF"):
         read_attachment(broken)
+
+
+def test_files_dropped_on_a_terminal_are_read_from_what_it_pastes(tmp_path):
+    from tui.core.attachments import dropped_files
+
+    spaced = tmp_path / "blue copy.png"
+    spaced.write_bytes(png())
+    plain = tmp_path / "notes.md"
+    plain.write_text("notes")
+    escaped = str(spaced).replace(" ", "\\ ")
+    assert dropped_files(str(spaced)) == [spaced]  # bare spaces
+    assert dropped_files(f"'{spaced}'") == [spaced]  # quoted (GNOME Terminal)
+    assert dropped_files(escaped + " ") == [spaced]  # escaped (macOS Terminal, iTerm2, kitty)
+    assert dropped_files(f"file://{str(spaced).replace(' ', '%20')}") == [spaced]  # a URI
+    assert dropped_files(f"{escaped} {plain}") == [spaced, plain]  # two files dropped at once
+    assert dropped_files(f"file://{plain}\nfile://{str(spaced).replace(' ', '%20')}\n") == [plain, spaced]
+    assert dropped_files(f"{plain} and some words") == []  # text that merely starts with a path
+    assert dropped_files(str(tmp_path)) == []  # a folder
+    assert dropped_files("notes.md", cwd=tmp_path) == []  # a bare word, even naming a file here
+    assert dropped_files("file://otherhost/etc/passwd") == []

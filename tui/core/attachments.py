@@ -12,8 +12,11 @@ import io
 import mimetypes
 import os
 import re
+import shlex
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from tui.store.parts import Attachment, FilePart, ImagePart
 
@@ -45,6 +48,38 @@ def resolve_path(text: str, cwd: Path | None = None) -> Path:
         text = text[1:-1]
     path = Path(os.path.expanduser(text))
     return path if path.is_absolute() else (cwd or Path.cwd()) / path
+
+
+def dropped_files(text: str, cwd: Path | None = None) -> list[Path]:
+    """The files in pasted text when it is nothing but paths of existing files, as terminals
+    paste files dropped on them: one path, quoted or not; several, separated by spaces or lines,
+    with spaces escaped (`a\\ b.png`) or quoted; `file://` URIs. Else []."""
+    text = text.strip()
+    if not text or len(text) > 16384:
+        return []
+    candidates: list[list[str]] = []
+    with suppress(ValueError):  # unbalanced quotes: not a shell-quoted list
+        candidates.append(shlex.split(text))
+    candidates.append([text])  # one path with bare spaces
+    candidates.append(text.splitlines())
+    for pieces in candidates:
+        paths = [_dropped_path(piece, cwd) for piece in pieces if piece.strip()]
+        if paths and all(path is not None and path.is_file() for path in paths):
+            return [path for path in paths if path is not None]
+    return []
+
+
+def _dropped_path(piece: str, cwd: Path | None) -> Path | None:
+    piece = piece.strip()
+    if piece.startswith("file://"):
+        parsed = urlparse(piece)
+        return Path(unquote(parsed.path)) if parsed.netloc in ("", "localhost") else None
+    if not piece.startswith(("/", "~", "'", '"', ".")):
+        return None  # a word typed or pasted is not taken for a file that happens to be there
+    try:
+        return resolve_path(piece, cwd)
+    except (OSError, ValueError):
+        return None
 
 
 def read_attachment(path: Path, image_only: bool = False) -> Attachment:

@@ -97,6 +97,8 @@ def test_refusals_are_one_line_and_keep_the_typed_message(tmp_path):
 def test_a_pasted_file_path_is_offered_as_an_attachment(tmp_path):
     picture = tmp_path / "dropped picture.png"
     picture.write_bytes(RED)
+    notes = tmp_path / "notes.md"
+    notes.write_text("a note")
 
     async def scenario():
         async with booted(tmp_path, engine=ScriptedEngine(images=True)) as (pilot, app):
@@ -115,6 +117,14 @@ def test_a_pasted_file_path_is_offered_as_an_attachment(tmp_path):
             await wait_for(pilot, lambda: prompt.text == str(picture))
             prompt.post_message(events.Paste("just some words"))
             await wait_for(pilot, lambda: prompt.text.endswith("just some words"))
+            prompt.clear()
+            escaped = str(picture).replace(" ", "\\ ")
+            prompt.post_message(events.Paste(f"{escaped} {notes}"))  # two files dropped at once
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 2)
+            assert "dropped picture.png" in chip_labels(app)[0] and "notes.md" in chip_labels(app)[1]
+            assert prompt.text == ""
 
     run(scenario())
 

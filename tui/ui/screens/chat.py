@@ -404,7 +404,7 @@ MESSAGE_ROUTES: dict[type[Message], Route] = {
     CompileDone: lambda screen, m: screen.loader.compile_done(m),
     AttachmentChips.Removed: lambda screen, m: screen.attachments.remove(m.index),
     AttachmentsShown.ImageChosen: lambda screen, m: screen.attachments.view(m.image),
-    PromptInput.PathPasted: lambda screen, m: screen.attachments.offer_pasted(m.text),
+    PromptInput.PathPasted: lambda screen, m: screen.attachments.offer_pasted(m.text, m.files),
     SettingsPanel.GenerationChanged: lambda screen, m: screen.settings_editor.generation_changed(m.updates),
     SettingsPanel.GenerationReset: lambda screen, m: screen.settings_editor.generation_reset(m.key),
     SettingsPanel.SystemPromptChanged: lambda screen, m: setattr(screen.session, "system_prompt", m.text),

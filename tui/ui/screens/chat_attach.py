@@ -125,15 +125,17 @@ class Attachments:
         tokens = self.tokens.get(attachment.digest) if isinstance(attachment, FilePart) else None
         return label + (f" · {tokens:,} tokens" if tokens else "")
 
-    def offer_pasted(self, text: str) -> None:
-        """A file path pasted into the prompt (as terminals paste a dropped file): offered as an
-        attachment; declined, or refused, the path goes into the prompt as text."""
-        self.screen.run_worker(self._offer_pasted(text), group="attach")
+    def offer_pasted(self, text: str, files: list[Path]) -> None:
+        """Paths of files pasted into the prompt (as a terminal pastes files dropped on it):
+        offered as attachments; declined, or refused, the text goes into the prompt as it was."""
+        self.screen.run_worker(self._offer_pasted(text, files), group="attach")
 
-    async def _offer_pasted(self, text: str) -> None:
-        question = f"Attach {resolve_path(text).name} to your message? (no: the path is pasted as text)"
+    async def _offer_pasted(self, text: str, files: list[Path]) -> None:
+        names = ", ".join(path.name for path in files)
+        question = f"Attach {names} to your message? (no: what you pasted goes in as text)"
         if await self.screen.app.push_screen_wait(ConfirmScreen(question)):
-            await self.attach(text)  # a refusal is said; the prompt stays as it was
+            for path in files:
+                await self.attach(str(path))  # a refusal is said; the prompt stays as it was
         else:
             self.screen.prompt_input.insert(text)
 

@@ -1,29 +1,19 @@
 """The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J inserts a newline (keys of the table
 of actions, scope "prompt"), the text area's Up/Down recall earlier prompts while the input is
-empty (or while browsing them). A pasted path of an existing file (what terminals paste when a
-file is dropped on them) is posted up as `PathPasted` instead of inserted."""
+empty (or while browsing them). Pasted paths of existing files (what terminals paste when files
+are dropped on them) are posted up as `PathPasted` instead of inserted."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
-from tui.core.attachments import resolve_path
+from tui.core.attachments import dropped_files
 from tui.ui.actions import bindings
-
-
-def is_file_path(text: str) -> bool:
-    """Whether pasted text is one path of an existing file (quoted or not, `~` allowed)."""
-    text = text.strip()
-    if not text or "\n" in text or len(text) > 4096 or not (text.startswith(("/", "~", "'", '"', "."))):
-        return False
-    try:
-        return resolve_path(text).is_file()
-    except (OSError, ValueError):
-        return False
 
 
 class PromptInput(TextArea):
@@ -50,15 +40,18 @@ class PromptInput(TextArea):
 
     @dataclass
     class PathPasted(Message):
-        """A file's path was pasted: the screen may offer it as an attachment."""
+        """Paths of files were pasted (files dropped on the terminal): the screen may offer them
+        as attachments; `text` is what was pasted, for the prompt if not."""
 
         text: str
+        files: list[Path]
 
     async def _on_paste(self, event: events.Paste) -> None:
-        if not self.read_only and is_file_path(event.text):
+        files = [] if self.read_only else dropped_files(event.text)
+        if files:
             event.stop()
             event.prevent_default()
-            self.post_message(self.PathPasted(event.text.strip()))
+            self.post_message(self.PathPasted(event.text, files))
             return
         await super()._on_paste(event)
 
