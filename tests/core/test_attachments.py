@@ -78,12 +78,14 @@ def test_an_edit_keeps_the_attachments_and_a_reply_update_keeps_them_too(tmp_pat
     image = ImagePart("a.png", "image/png", png())
     first = session.add_user_message("What is it?", attachments=[image])
     assert first.parts == (image, TextPart("What is it?"))
-    edited = session.add_user_message("And now?", edit_of=first)
+    edited = session.add_user_message("And now?", edit_of=first, attachments=[image])  # the chips kept
     assert edited.parts == (image, TextPart("And now?")) and edited.parent_id == first.parent_id
+    bare = session.add_user_message("Without it", edit_of=first)  # its chip removed in the edit
+    assert bare.parts == (TextPart("Without it"),)
     session.saver.update_message(edited.id, content="And now, really?")
     with Library(path) as library:
-        stored = library.messages(session.conversation.id)
-        assert stored[-1].parts == (image, TextPart("And now, really?"))
+        stored = {message.id: message for message in library.messages(session.conversation.id)}
+        assert stored[edited.id].parts == (image, TextPart("And now, really?"))
         library.delete_message(first.id)
         assert blobs(path) == 1  # the edit still shows the image
         library.delete_message(edited.id)

@@ -24,7 +24,7 @@ from tui.engine.sources import DEFAULT_MODEL_NAME
 from tui.store import AutoSaver, Conversation, Library, Message
 from tui.store.meta import MessageMeta, ReplyMetrics, ToolResult
 from tui.store.model import model_content, model_history
-from tui.store.parts import Attachment, FilePart, ImagePart, Part, TextPart, attachments_of
+from tui.store.parts import Attachment, FilePart, ImagePart, Part, TextPart
 from tui.tools.calls import ToolCall, calls_from_parsed, parse_tool_calls
 
 # How a reply ended (`Finished.reason`) → the status it is stored with.
@@ -183,18 +183,20 @@ class ChatSession:
         self, text: str, edit_of: Message | None = None, attachments: Sequence[Attachment] = ()
     ) -> Message:
         """Add the user's message (with its attachments, first) after the last one, or as a new
-        version of `edit_of` (which keeps that message's attachments)."""
-        kept = attachments_of(edit_of.parts) if edit_of is not None else ()
-        parts = (*kept, *attachments, TextPart(text))
+        version of `edit_of`, with the attachments given (the edited one's, as the user left them)."""
+        parts = (*attachments, TextPart(text))
         content = parts if len(parts) > 1 else text
         if edit_of is not None:
             return self.saver.user_message(content, parent_id=edit_of.parent_id)
         return self.saver.user_message(content)
 
-    def attachment_problem(self, attachments: Sequence[Attachment], text: str) -> str | None:
+    def attachment_problem(
+        self, attachments: Sequence[Attachment], text: str, edit_of: Message | None = None
+    ) -> str | None:
         """Why a message with these attachments cannot be sent to the loaded model, in one line:
-        images to a model that reads text only, or more tokens than the context has left (the
-        backend counts them; it blocks on the backend's thread). None when it can be sent."""
+        images to a model that reads text only, or more tokens than the context has left before
+        it (before `edit_of` for an edit; the backend counts them, blocking on its thread). None
+        when it can be sent."""
         if not attachments or self.backend is None:
             return None
         model, _ = self.loaded_model()
@@ -207,7 +209,10 @@ class ChatSession:
         documents = [attachment for attachment in attachments if isinstance(attachment, FilePart)]
         if surely_too_long(documents, context):
             return too_long_problem(documents, context)
-        history = self.history()
+        before = self.messages
+        if edit_of is not None and edit_of in before:
+            before = before[: before.index(edit_of)]
+        history = self.history(before)
         message = {"role": "user", "content": model_content((*attachments, TextPart(text)))}
         used = self.backend.count_tokens(history).result() if history else 0
         total = self.backend.count_tokens([*history, message]).result()

@@ -233,3 +233,33 @@ def test_every_chip_can_be_seen_and_removed_at_60x20(tmp_path):
             await wait_for(pilot, lambda: len(chip_labels(app)) == 4)
 
     run(scenario())
+
+
+def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
+    (tmp_path / "red.png").write_bytes(RED)
+    engine = ScriptedEngine(["A red square.", "Words only."], images=True)
+
+    async def scenario():
+        async with booted(tmp_path, engine=engine) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await send(pilot, app, "What is this?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2)
+            await pilot.press("ctrl+g")  # edit the last message: its image comes back as a chip
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1 and screen.editing is not None)
+            assert chip_labels(app)[0].startswith("image: red.png")
+            await pilot.press("escape")  # cancelled: its chip goes with it
+            await wait_for(pilot, lambda: chip_labels(app) == [] and screen.editing is None)
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            await pilot.click("#chip-0")  # removed from the new version
+            await wait_for(pilot, lambda: chip_labels(app) == [])
+            screen.prompt_input.load_text("Describe it in words")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(engine.calls) == 2)
+            assert [type(p) for p in screen.messages[0].parts] == [TextPart]
+            assert engine.calls[-1][0][-1] == {"role": "user", "content": "Describe it in words"}
+            versions = screen.session.saver.versions(screen.messages[0].id)
+            assert [type(p) for p in versions[0].parts] == [ImagePart, TextPart]  # the first keeps it
+
+    run(scenario())

@@ -30,6 +30,7 @@ from tui.engine import LoadSettings
 from tui.engine.backend import Backend
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
+from tui.store.parts import attachments_of
 from tui.ui.actions import Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
@@ -336,8 +337,10 @@ class ChatScreen(Screen[None]):
             self.action_toggle_sidebar()
             return
         if self.editing is not None:
-            self.editing = None
+            edited, self.editing = self.editing, None
             self.prompt_input.load_text("")
+            if self.attachments.pending == list(attachments_of(edited.parts)):
+                self.run_worker(self.attachments.replace([]), group="attach")  # the edit's own chips go too
             self.notify("Edit cancelled.")
 
     async def action_new_chat(self) -> None:

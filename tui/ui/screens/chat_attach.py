@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,7 +146,16 @@ class Attachments:
         """Why the next message cannot go with its attachments (one line), or None."""
         if not self.pending or self.screen.engine.info is None:
             return None  # no model yet: checked by the model when it answers
-        return await asyncio.to_thread(self.screen.session.attachment_problem, list(self.pending), text)
+        session = self.screen.session
+        return await asyncio.to_thread(session.attachment_problem, list(self.pending), text, self.screen.editing)
+
+    async def replace(self, attachments: Sequence[Attachment]) -> None:
+        """The chips become these (a message being edited shows its own, to keep or remove)."""
+        self.pending = list(attachments)
+        await self.show()
+        for attachment in self.pending:
+            if isinstance(attachment, FilePart) and attachment.digest not in self.tokens:
+                self.screen.run_worker(self._count(attachment), group="attachment-tokens")
 
     async def take(self) -> list[Attachment]:
         """The attachments for the message being sent; the chips empty."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from tui.core.chat_session import SessionError
 from tui.store import Message as StoredMessage
+from tui.store.parts import attachments_of
 from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.widgets.message import MessageView
 
@@ -42,9 +43,12 @@ class MessageActions:
         prompt.load_text(message.content)
         prompt.move_cursor(prompt.document.end)
         prompt.focus()
+        attached = attachments_of(message.parts)
+        screen.run_worker(screen.attachments.replace(attached), group="attach")  # its chips, to keep or remove
+        chips = " with its attachments above it (click one to remove it)" if attached else ""
         screen.notify(
-            f"Edit the message and press {screen.keymap.key('prompt.send')}: it is sent as a new version "
-            f"({screen.keymap.key('chat.stop')} cancels)."
+            f"Edit the message{chips} and press {screen.keymap.key('prompt.send')}: it is sent as a new "
+            f"version ({screen.keymap.key('chat.stop')} cancels)."
         )
 
     def action_copy_last(self) -> None:

@@ -72,6 +72,8 @@ class AttachmentChips(VerticalScroll):
     AttachmentChips Chip:hover { background: $error 40%; }
     """
 
+    can_focus = False  # not a stop on Tab's way from the prompt to the messages: chips are clicked
+
     @dataclass
     class Removed(Message):
         index: int
