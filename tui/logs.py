@@ -16,7 +16,17 @@ from pathlib import Path
 
 import platformdirs
 
-LIBRARIES = ("transformers", "huggingface_hub", "torch", "torchao", "accelerate", "bitsandbytes", "py.warnings")
+LIBRARIES = (
+    "transformers",
+    "huggingface_hub",
+    "torch",
+    "torchao",
+    "accelerate",
+    "bitsandbytes",
+    "peft",
+    "kernels",  # transformers' hub kernels: "Skipping publisher trust check ..." when offline
+    "py.warnings",
+)
 CHATUI = "tui"  # the package's loggers: logging.getLogger(__name__) in every module that logs
 _handler: logging.Handler | None = None
 

@@ -228,7 +228,26 @@ def bad_adapter(kind: str, tiny_adapters, tmp_path: Path, tiny_model_dir: Path) 
         return edit_config(copy_adapter(tone, tmp_path / "for-gpt2"), base_model_name_or_path=str(base))
     if kind == "missing":
         return tmp_path / "nowhere"
+    if kind == "dora":
+        return edit_config(copy_adapter(tone, tmp_path / "dora"), use_dora=True)
+    if kind == "modules to save":
+        return peft_lora(tiny_model_dir, tmp_path / "head", ["q_proj"], modules_to_save=["lm_head"])
+    if kind == "embedding weights":
+        return peft_lora(tiny_model_dir, tmp_path / "emb", ["embed_tokens", "q_proj"], save_embedding_layers=True)
     raise AssertionError(kind)
+
+
+def peft_lora(model_dir: Path, out: Path, targets: list[str], save_embedding_layers=False, **config) -> Path:
+    """A LoRA adapter made with peft, with options of LoraConfig and save_pretrained."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(5)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False, **config)
+    get_peft_model(model, lora).save_pretrained(out, save_embedding_layers=save_embedding_layers)
+    return out
 
 
 @pytest.mark.parametrize(
@@ -244,6 +263,9 @@ def bad_adapter(kind: str, tiny_adapters, tmp_path: Path, tiny_model_dir: Path) 
         ("layers", "it adapts model.layers.2.self_attn"),
         ("architecture", "(gpt2, hidden size 768)"),
         ("missing", "adapter not found"),
+        ("dora", "is a DoRA adapter (use_dora): chatui switches plain LoRA adapters"),
+        ("modules to save", "also replaces whole layers (lm_head"),
+        ("embedding weights", "also replaces whole layers (model.embed_tokens)"),
     ],
 )
 def test_a_bad_adapter_is_one_line_and_leaves_the_model_as_it_was(
@@ -363,3 +385,36 @@ def test_on_bnb_4bit_an_adapter_works_and_merges(tiny_model_dir, tiny_adapters):
         assert reply(engine)[2].adapters[0].merged
     finally:
         engine.close()
+
+
+def test_a_lora_on_the_embeddings_loads_and_changes_the_reply(fresh, tiny_model_dir, tmp_path):
+    """LoRA on embed_tokens (lora_embedding_A/B, no whole layers saved) is a LoRA like any other."""
+    folder = peft_lora(tiny_model_dir, tmp_path / "emb-lora", ["embed_tokens", "q_proj"])
+    base = reply(fresh)[0]
+    fresh.adapters.load(str(folder), name="emb").result()
+    assert fresh.adapters.state.active == (("emb", 1.0),) and reply(fresh)[0] != base
+
+
+def test_a_switch_peft_refuses_is_one_line_and_keeps_the_mix_in_use(fresh, tiny_adapters, monkeypatch):
+    fresh.adapters.load(str(tiny_adapters["tone"]), name="tone").result()
+    fresh.adapters.load(str(tiny_adapters["style"]), name="style", activate=False).result()
+    before = reply(fresh)[0]
+    model = fresh._loaded.model
+    original = model.set_adapter
+
+    def refuse(names):
+        if "style" in names:
+            raise ValueError("Adapter tone not found in {'style'}")
+        return original(names)
+
+    monkeypatch.setattr(model, "set_adapter", refuse)
+    with pytest.raises(AdapterError, match=r"^peft cannot use style: Adapter tone not found"):
+        fresh.adapters.use({"style": 1.0}).result()
+    assert fresh.adapters.state.active == (("tone", 1.0),) and reply(fresh)[0] == before
+
+
+def test_a_folder_given_relative_is_recorded_by_its_full_path(fresh, tiny_adapters, monkeypatch):
+    """A reply records where its adapter is: reopening the chat from another folder still finds it."""
+    monkeypatch.chdir(tiny_adapters["tone"].parent)
+    info = fresh.adapters.load("tone", name="relative").result()
+    assert info.path == str(tiny_adapters["tone"].resolve())

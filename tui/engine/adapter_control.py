@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from tui.engine import int4_lora
@@ -105,13 +107,17 @@ class LocalAdapters:
         name = name or default_name(path)
         check_name(name, state.names)
         settings = loaded.settings
-        spec = read_adapter(resolve_adapter(path), path, settings.trust_remote_code, settings.allow_pickle)
+        folder = resolve_adapter(path)
+        spec = read_adapter(folder, path, settings.trust_remote_code, settings.allow_pickle)
+        if Path(path).expanduser().is_dir():
+            path = str(folder)  # recorded with each reply: reopening the chat elsewhere finds it
         model = loaded.model
         check_fits(spec, model, path, loaded.info.name)
         for module_path in {module_of(key)[0] for key in spec.shapes}:
             unpack(model, module_path)
         try:
-            with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the point
+            with warnings.catch_warnings(), _no_progress_bar():  # nothing on the terminal under the app
+                # peft warns that a second adapter joins the first: that is the point
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                 warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated")  # see _merge_job
                 report = model.load_adapter(
@@ -147,7 +153,13 @@ class LocalAdapters:
             load_seconds=time.perf_counter() - started,
         )
         loaded.adapters = AdapterState(state.loaded + (info,), state.active, state.merged)
-        self._switch(loaded, ((name, 1.0),) if activate else state.active)
+        try:
+            self._switch(loaded, ((name, 1.0),) if activate else state.active)
+        except AdapterError:
+            self._remove(loaded, name)
+            loaded.adapters = state
+            self._apply(loaded, state.active)
+            raise
         for warning in info.warnings:
             log.warning("%s", warning)
         return info
@@ -203,9 +215,16 @@ class LocalAdapters:
     # -- the model's layers ---------------------------------------------------------------------
 
     def _switch(self, loaded: LoadedModel, mix: Mix) -> None:
-        """Use `mix`; the KV cache goes when the weights in use change."""
+        """Use `mix`; the KV cache goes when the weights in use change. Should peft refuse it, the
+        mix before stays in use and AdapterError says why."""
         before = loaded.adapters.active
-        self._apply(loaded, mix)
+        try:
+            self._apply(loaded, mix)
+        except Exception as exc:
+            self._cache.drop()  # whatever peft changed before it refused
+            self._apply(loaded, before)
+            label = "+".join(name for name, _ in mix)
+            raise AdapterError(f"peft cannot use {label}: {one_line(exc)}") from exc
         loaded.adapters = loaded.adapters.with_active(mix)
         if mix != before:
             self._cache.drop()
@@ -253,6 +272,20 @@ class LocalAdapters:
         settings, info = loaded.settings, loaded.info
         if settings.quantization == "none" and not settings.compile and can_pack(info.device, info.dtype):
             pack_linear_layers(model)
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers' "Loading weights" bar, off while an adapter loads (it is read in a second)."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def parse_mix(text: str) -> dict[str, float]:

@@ -211,8 +211,9 @@ def read_adapter(folder: Path, label: str, trust_remote_code: bool, allow_pickle
         raise AdapterError(f"adapter {label}: {CONFIG_FILE} is not a JSON object")
     peft_type = str(config.get("peft_type", "")).upper() or "unknown"
     if peft_type not in SUPPORTED_TYPES:
+        article = "an" if peft_type[:1] in "AEIOU" else "a"
         raise AdapterError(
-            f"adapter {label} is a {peft_type} adapter; chatui applies LoRA adapters "
+            f"adapter {label} is {article} {peft_type} adapter; chatui applies LoRA adapters "
             "(merge it into the model with peft and load that instead)"
         )
     if needs_remote_code(folder, config) and not trust_remote_code:
@@ -231,7 +232,20 @@ def read_adapter(folder: Path, label: str, trust_remote_code: bool, allow_pickle
             weights = folder / PICKLE_FILE
         else:
             raise AdapterError(f"adapter {label} has no weights ({SAFETENSORS_FILE} is missing)")
+    if config.get("use_dora"):
+        raise AdapterError(
+            f"adapter {label} is a DoRA adapter (use_dora): chatui switches plain LoRA adapters; merge "
+            "it into the model with peft (merge_and_unload) and load that instead"
+        )
     shapes = tensor_shapes(weights, label) if weights.suffix == ".safetensors" else {}
+    whole = sorted({module_of(key)[0] for key in shapes if not module_of(key)[1].startswith("lora_")})
+    if whole or config.get("modules_to_save"):
+        layers = ", ".join(whole or map(str, config["modules_to_save"]))
+        raise AdapterError(
+            f"adapter {label} also replaces whole layers ({layers}): chatui switches adapters on and off "
+            "live and could not put those back; merge it into the model with peft (merge_and_unload) "
+            "and load that instead"
+        )
     return AdapterSpec(folder, config, weights, content_hash(folder / CONFIG_FILE, weights), shapes)
 
 
@@ -276,8 +290,8 @@ def module_of(key: str) -> tuple[str, str]:
     path = key.removeprefix("base_model.model.")
     parts = path.split(".")
     for i, part in enumerate(parts):
-        if part.startswith("lora_") or part == "modules_to_save":
-            return ".".join(parts[:i]), part
+        if part.startswith("lora_") or part in ("modules_to_save", "base_layer", "original_module"):
+            return ".".join(parts[:i]), part  # a wrapped layer's own weights: the layer, and what they are
     return ".".join(parts[:-1]), parts[-1]
 
 

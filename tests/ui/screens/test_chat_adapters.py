@@ -3,6 +3,8 @@ stats line, and a bad adapter as one line that changes nothing (the real engine,
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from pilot import booted, notes, run, send, wait_for
 from textual.widgets import Button, Input
@@ -54,7 +56,8 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             mix = adapters.query_one("#adapter-mix", Input)
             assert mix.value == "tone=0.5,s=0.5"
             mix.value = "tone=0.7,s=0.3"
-            adapters.query_one("#adapter-use-mix", Button).press()
+            mix.focus()
+            await pilot.press("enter")  # Enter in the field, as its button
             await wait_for(pilot, lambda: screen.status.info.adapter == "tone×0.7+s×0.3", what="the sidebar's mix")
             assert screen.engine.adapters.state.active == (("tone", 0.7), ("s", 0.3))
             mix.value = "tone=lots"
@@ -110,5 +113,14 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             )
             await wait_for(pilot, lambda: screen.state == "ready" and screen.status.info.adapter == "tone")
             assert screen.engine.adapters.state.names == ("tone",) and screen.engine.info.dtype == "bfloat16"
+
+            # Another model does not get them: they were made for the one they were loaded on.
+            other = tmp_path / "another-model"
+            shutil.copytree(tiny_model_dir, other)
+            model = screen.engine._loaded.model
+            screen.loader.reload(screen.loader.load_settings.replace(model=str(other)))
+            await wait_for(pilot, lambda: screen.state == "ready" and screen.engine._loaded.model is not model)
+            assert screen.engine.adapters.state.names == () and screen.status.info.adapter == ""
+            assert any("Adapters tone stay behind with the model" in n for n in notes(app))
 
     run(scenario())

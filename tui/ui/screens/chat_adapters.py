@@ -5,6 +5,7 @@ A switch takes effect at the next reply (the engine runs it after the reply in f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,15 @@ from tui.engine.adapter_control import parse_mix
 from tui.engine.adapters import AdapterInfo, AdapterState, AppliedAdapter, describe
 from tui.engine.backend import AdapterControl
 from tui.engine.errors import AdapterError
+from tui.engine.sources import one_line
 from tui.ui.bridge import answer
 from tui.ui.slash import SlashError, parse_slash
 
 if TYPE_CHECKING:
     from tui.store import Message as StoredMessage
     from tui.ui.screens.chat import ChatScreen
+
+log = logging.getLogger(__name__)
 
 USAGE = "/adapter load PATH [NAME] · /adapter use NAME|none|a=0.5,b=0.5 · /adapter unload NAME · /adapter merge"
 
@@ -111,8 +115,11 @@ class AdapterSwitcher:
     async def _finish(self, future: Future[Any], done: Callable[[Any], str]) -> bool:
         try:
             result = await answer(future)
-        except AdapterError as exc:
-            self.screen.notify(str(exc), title="Adapter", severity="error", timeout=15)
+        except Exception as exc:  # an AdapterError says what; anything else is one line too, never a traceback
+            text = str(exc) if isinstance(exc, AdapterError) else f"adapter: {type(exc).__name__}: {one_line(exc)}"
+            if not isinstance(exc, AdapterError):
+                log.exception("adapter job failed")
+            self.screen.notify(text, title="Adapter", severity="error", timeout=15)
             self.show()
             return False
         self.screen.notify(done(result))
@@ -131,13 +138,23 @@ class AdapterSwitcher:
             )
         self.show()
 
-    def before_reload(self) -> None:
+    def before_reload(self, same_model: bool = True) -> None:
         """A reload (another dtype, say) frees the model and its adapters: the ones loaded now
-        come back on the new one, with the same one in use (merged ones come back unmerged)."""
+        come back on the new one, with the same one in use (merged ones come back unmerged).
+        Another model does not get them: they were made for this one."""
         control = self.control
         if control is None or self.requested:  # the open chat's adapters were asked for instead
             return
         state = control.state
+        if not same_model:
+            if state.names or state.merged:
+                names = ", ".join(state.names + tuple(adapter.name for adapter in state.merged))
+                self.screen.notify(
+                    f"Adapters {names} stay behind with the model they were loaded on: load them again "
+                    "(/adapter load) if they were made for the new one.",
+                    timeout=10,
+                )
+            return
         self.requested = [(info.name, info.path) for info in state.loaded]
         self.requested += [(adapter.name, adapter.path) for adapter in state.merged]
         mix = state.active or tuple((adapter.name, adapter.weight) for adapter in state.merged)

@@ -55,8 +55,8 @@ class ModelLoader:
 
     def load(self, settings: LoadSettings) -> None:
         screen = self.screen
+        screen.adapters.before_reload(same_model=same_model(screen.session.load_settings, settings))
         screen.session.load_settings = settings
-        screen.adapters.before_reload()
         screen.state = AppState.LOADING
         screen.saved_load = None
         screen.collector.thaw()
@@ -168,3 +168,8 @@ class ModelLoader:
         self.screen.status.update_info(
             rss_bytes=rss_bytes(), cuda_allocated=cuda[0] if cuda else None, cuda_reserved=cuda[1] if cuda else None
         )
+
+
+def same_model(before: LoadSettings, after: LoadSettings) -> bool:
+    """Whether a reload keeps the model (another dtype, say) rather than opening another one."""
+    return (before.model or None, before.endpoint or None) == (after.model or None, after.endpoint or None)

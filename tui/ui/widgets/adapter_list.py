@@ -108,6 +108,13 @@ class AdapterList(Vertical):
         self.query_one("#adapter-merge", Button).disabled = not state.active or not available
         self.query_one("#adapter-load", Button).disabled = bool(state.merged) or not available
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the path field loads, in the mix field mixes, as their buttons do."""
+        button = {"adapter-path": "#adapter-load", "adapter-mix": "#adapter-use-mix"}.get(event.input.id or "")
+        if button:
+            event.stop()
+            self.query_one(button, Button).press()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # the rows are made again at each show(): they are told apart by name (ids would collide
         # with the rows being removed)
