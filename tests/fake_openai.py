@@ -19,6 +19,7 @@ class FakeOpenAI:
     def __init__(self, words: list[str] | None = None, models: list[str] | None = None) -> None:
         self.words = words or ["Hello", " there", ",", " how", " can", " I", " help", "?"]
         self.models = models or ["fake/model-a", "fake/model-b"]
+        self.parents: dict[str, str] = {}  # a model's `parent`, as vLLM lists its LoRA adapters
         self.behaviour: Any = "ok"
         self.requests: list[dict[str, Any]] = []
         self.chunks_sent = 0
@@ -42,7 +43,8 @@ class FakeOpenAI:
             def do_GET(self) -> None:
                 fake.requests.append({"path": self.path, "headers": dict(self.headers)})
                 if self.path == "/v1/models":
-                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in fake.models]})
+                    data = [{"id": m, "object": "model", "root": m, "parent": fake.parents.get(m)} for m in fake.models]
+                    self._json(200, {"object": "list", "data": data})
                 else:
                     self._json(404, {"error": {"message": "no such route"}})
 

@@ -35,6 +35,18 @@ def connect(backend, server, **settings) -> object:
     return backend.load(LoadSettings(endpoint=server.url, **settings)).result(timeout=30)
 
 
+def test_a_vllm_servers_lora_adapters_are_models_marked_with_their_base(backend, server):
+    """vLLM (--enable-lora --lora-modules sql=/path) lists each adapter as a model whose `parent`
+    is the base: picking one is the remote way to switch adapters."""
+    server.models = ["meta-llama/Llama-3.1-8B", "sql-lora"]
+    server.parents = {"meta-llama/Llama-3.1-8B": None, "sql-lora": "meta-llama/Llama-3.1-8B"}
+    info = connect(backend, server, model="sql-lora")
+    assert info.available_models == ["meta-llama/Llama-3.1-8B", "sql-lora"]
+    assert info.served_adapters == {"sql-lora": "meta-llama/Llama-3.1-8B"}
+    list(backend.generate(ASK, SETTINGS))
+    assert server.requests[-1]["body"]["model"] == "sql-lora"
+
+
 def test_the_api_root_is_found_from_what_users_type():
     assert api_base("http://localhost:8000") == api_base("http://localhost:8000/v1/") == "http://localhost:8000/v1"
     with pytest.raises(LoadError, match="http:// or https://"):

@@ -72,6 +72,8 @@ class ModelInfo:
     # "kind:value" → why that load option cannot work here (shown, disabled, in the sidebar)
     unavailable: dict[str, str] = field(default_factory=dict)
     available_models: list[str] = field(default_factory=list)  # a server's models (remote only)
+    # a server's LoRA adapters among them (vLLM lists each as a model with its base as `parent`): name → base
+    served_adapters: dict[str, str] = field(default_factory=dict)
     bytes_per_token: int = 0  # weights one decoded token reads (engine/estimates.py); 0 when unknown
 
     @property

@@ -234,6 +234,11 @@ class RemoteBackend:
             has_chat_template=True,
             load_seconds=time.perf_counter() - started,
             available_models=models,
+            served_adapters={
+                str(e["id"]): str(e["parent"])
+                for e in entries
+                if e.get("id") and isinstance(e.get("parent"), str) and e["parent"] not in ("", e["id"])
+            },
         )
         if progress is not None:
             progress(100, 100, "ready")

@@ -209,5 +209,8 @@ class AdapterSwitcher:
         control = self.control
         state = control.state if control is not None else AdapterState()
         shown = state.label() if state.loaded or state.merged else ""
+        info = self.screen.engine.info
+        if info is not None and info.name in info.served_adapters:  # a server's adapter, picked as its model
+            shown = f"{info.name} (served)"
         self.screen.status.update_info(adapter=shown)
         self.screen.settings_panel.adapter_list.show(state, control is not None)

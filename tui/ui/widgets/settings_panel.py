@@ -286,7 +286,7 @@ class SettingsPanel(VerticalScroll):
                 f"context {info.context_size:,} · loaded in {info.load_seconds:.1f} s",
             ]
         served = self.query_one("#load-served", Select)
-        served.set_options([(name, name) for name in info.available_models])
+        served.set_options([(served_label(name, info.served_adapters), name) for name in info.available_models])
         served.display = bool(info.available_models)
         if info.draft:
             lines.append(f"draft: {info.draft} (assisted decoding)")
@@ -424,3 +424,9 @@ class SettingsPanel(VerticalScroll):
         widget = self.query_one("#load-error", Static)
         widget.update(text)
         widget.display = bool(text)
+
+
+def served_label(name: str, adapters: dict[str, str]) -> str:
+    """A server's model as the dropdown lists it: a LoRA adapter it serves says on what."""
+    base = adapters.get(name)
+    return f"{name} (LoRA on {base.rstrip('/').rpartition('/')[2]})" if base else name
