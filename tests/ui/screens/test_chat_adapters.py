@@ -94,7 +94,10 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             await send(pilot, app, "/adapter wat")
             await wait_for(pilot, lambda: any(n.startswith("/adapter: /adapter load PATH") for n in notes(app)))
 
-            # Reopening the chat, made with "tone", offers it; the model's key loads it, without a reload.
+            # Reopening the chat, made with "tone", offers it; the model's key loads it, without a reload,
+            # in place of another adapter loaded under that name.
+            await send(pilot, app, f"/adapter load {tiny_adapters['style']} tone")
+            await wait_for(pilot, lambda: screen.engine.adapters.state.names == ("tone",))
             model = screen.engine._loaded.model
             await screen.files.open_conversation(screen.session.conversation.id)
             offer = (
@@ -102,7 +105,13 @@ def test_adapters_in_the_app(tmp_path, tiny_model_dir, tiny_adapters):
             )
             assert offer in notes(app)
             await pilot.press("f12")
-            await wait_for(pilot, lambda: screen.status.info.adapter == "tone", what="the chat's adapter")
+            recorded = reply.meta.adapters[0].sha256
+            await wait_for(
+                pilot,
+                lambda: getattr(screen.engine.adapters.state.get("tone"), "sha256", None) == recorded,
+                what="the chat's adapter",
+            )
+            assert screen.status.info.adapter == "tone" and screen.engine.adapters.state.names == ("tone",)
             assert screen.engine._loaded.model is model and not screen.adapters.saved
 
             # A reload (another dtype) brings the adapters back on the new model, the same one in use.

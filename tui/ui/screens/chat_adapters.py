@@ -167,6 +167,10 @@ class AdapterSwitcher:
         if control is None:
             return
         for name, path in requested:
+            if name in control.state.names:  # another adapter by that name: the chat's replaces it
+                replaced = f"Unloaded the adapter loaded as {name}: the chat's {name} takes its place"
+                if not await self._finish(control.unload(name), lambda state, text=replaced: text):
+                    return
             if not await self._finish(control.load(path, name), lambda info: f"Loaded adapter {info.name}"):
                 return
         if mix is not None:
