@@ -290,3 +290,26 @@ def test_merge_adapter_says_switching_then_needs_a_reload(tiny_model_dir, tiny_a
     assert code == 0
     assert "chatui: tone (merged): switching adapters now needs a reload" in err
     assert re.search(r" adapter=tone\(merged\)( limit_pct=\d+)?\n", err)  # limit_pct ends the line
+
+
+def test_the_load_line_clock_moves_while_a_step_reports_nothing():
+    """Reading a GGUF's header reports nothing for seconds: the line is redrawn every second."""
+    import io
+    import threading
+    from concurrent.futures import Future
+
+    from tui.cli.headless import LoadLine
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    line = LoadLine(terminal)
+    line.show(2, 100, "converting GGUF: reading its header")
+    future: Future[str] = Future()
+    threading.Timer(2.5, future.set_result, ("loaded",)).start()
+    assert line.wait(future) == "loaded"
+    drawn = terminal.getvalue().split("\r\x1b[2K")
+    assert len(drawn) >= 3 and drawn[-1].startswith("chatui: converting GGUF: reading its header · 2 % · ")
+    assert int(drawn[-1].rsplit("· ", 1)[1].removesuffix(" s")) >= 2  # its clock moved

@@ -11,7 +11,9 @@ import asyncio
 import json
 import sys
 import time
-from typing import TextIO
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
+from typing import TextIO, TypeVar
 
 from tui import token_probs
 from tui.core.attachments import AttachmentError, read_attachment, resolve_path
@@ -32,6 +34,8 @@ from tui.tools.calls import ToolCall
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 def _open_session(options: Options, backend: Backend, stderr: TextIO) -> ChatSession | None:
@@ -75,7 +79,7 @@ def run_headless(
     try:
         line = LoadLine(stderr)
         try:
-            info = backend.load(options.load, line.show).result()
+            info = line.wait(backend.load(options.load, line.show))
         except LoadError as exc:
             line.clear()
             print(f"chatui: {exc}", file=stderr)
@@ -125,14 +129,26 @@ class LoadLine:
         self.live = stderr.isatty()
         self.started = time.monotonic()
         self.shown = False
+        self.last: tuple[int, int, str] | None = None
 
     def show(self, done: int, total: int, label: str) -> None:
+        self.last = (done, total, label)
         if not self.live or done >= total:
             return
         elapsed = time.monotonic() - self.started
         self.stderr.write(f"\r\x1b[2Kchatui: {label} · {100 * done // max(total, 1)} % · {elapsed:.0f} s")
         self.stderr.flush()
         self.shown = True
+
+    def wait(self, future: Future[T]) -> T:
+        """The load's result; meanwhile the line's clock moves every second, even while a step
+        (reading a GGUF's header, say) reports nothing."""
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except FuturesTimeout:
+                if self.last is not None:
+                    self.show(*self.last)
 
     def clear(self) -> None:
         if self.shown:

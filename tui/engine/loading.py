@@ -39,7 +39,6 @@ from tui.engine.sources import (
     ModelSourceError,
     check_hub_cached,
     converted_gguf_dir,
-    is_converted,
     one_line,
     resolve_source,
 )
@@ -145,7 +144,7 @@ def _gguf_tensor_progress(report: Progress) -> Iterator[None]:
 
     previous = gguf_utils.tqdm
     gguf_utils.tqdm = lambda iterable=None, *args, **kwargs: _WeightsProgress(
-        report, 2, 28, "converting GGUF: tensors", iterable, *args, **kwargs
+        report, 12, 18, "converting GGUF: tensors", iterable, *args, **kwargs
     )
     try:
         yield
@@ -241,14 +240,12 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     check_quantization(settings.quantization, device)
     model_path = source.location
     if source.is_gguf:
-        if not is_converted(Path(source.location)):
-            report(2, _STEPS, f"converting {source.name} (first load only)")
         previous = hf_logging.set_tqdm_hook(
             lambda factory, args, kwargs: _WeightsProgress(report, 30, 30, "converting GGUF: weights", *args, **kwargs)
         )
         try:
             with _gguf_tensor_progress(report):
-                model_path = str(converted_gguf_dir(Path(source.location)))
+                model_path = str(converted_gguf_dir(Path(source.location), report))
         except ModelSourceError as exc:
             raise LoadError(str(exc)) from exc
         except Exception as exc:

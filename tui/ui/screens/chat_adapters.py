@@ -169,7 +169,11 @@ class AdapterSwitcher:
         for name, path in requested:
             if name in control.state.names:  # another adapter by that name: the chat's replaces it
                 replaced = f"Unloaded the adapter loaded as {name}: the chat's {name} takes its place"
-                if not await self._finish(control.unload(name), lambda state, text=replaced: text):
+
+                def said(state: AdapterState, text: str = replaced) -> str:
+                    return text
+
+                if not await self._finish(control.unload(name), said):
                     return
             if not await self._finish(control.load(path, name), lambda info: f"Loaded adapter {info.name}"):
                 return
