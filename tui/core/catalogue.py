@@ -81,7 +81,7 @@ def entry_line(entry: CatalogueEntry, now: float | None = None) -> str:
         parameters_text(facts.parameters),
         facts.dtype or "?",
         _gib(facts.size_bytes) if facts.size_bytes else "?",
-        "chat" if facts.chat_template else "no-template",
+        "template?" if entry.kind == "remote" else "chat" if facts.chat_template else "no-template",
         facts.modality,
     ]
     if facts.adapters:

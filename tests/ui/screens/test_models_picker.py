@@ -114,7 +114,7 @@ def test_slash_model_opens_the_picker_filtered_and_marks_what_will_not_fit(
             await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker) and len(app.screen.shown) == 1)
             screen = picker(app)
             row = screen.query_one(DataTable).get_row_at(0)
-            assert str(row[0]) == "chatui-test/tiny-chat" and "✗ too big" in str(row[-2])
+            assert str(row[0]) == "✗ chatui-test/tiny-chat" and "✗ too big" in str(row[-2])  # first, for narrow screens
             assert "will NOT fit" in str(screen.query_one("#models-detail").render())
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.screen is app.chat_screen)
@@ -166,7 +166,7 @@ def test_a_hub_id_not_in_the_cache_is_downloaded_with_progress_then_loaded(
             async with booted(tmp_path, size=(120, 40)) as (pilot, app):
                 screen = await open_picker(pilot, app)
                 await pilot.press(*"org/tiny")
-                await wait_for(pilot, lambda: "download org/tiny" in str(screen.query_one(DataTable).get_row_at(0)[0]))
+                await wait_for(pilot, lambda: "↓ org/tiny" in str(screen.query_one(DataTable).get_row_at(0)[0]))
                 await pilot.press("enter")
                 await wait_for(pilot, lambda: isinstance(app.screen, ModelDownloadScreen) and app.screen.plan)
                 listing = str(app.screen.query_one("#download-files").render())
@@ -203,7 +203,7 @@ def online_hub(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyP
 async def start_download(pilot, app, repo_id: str) -> None:
     screen = await open_picker(pilot, app)
     await pilot.press(*repo_id)
-    await wait_for(pilot, lambda: f"download {repo_id}" in str(screen.query_one(DataTable).get_row_at(0)[0]))
+    await wait_for(pilot, lambda: f"↓ {repo_id}" in str(screen.query_one(DataTable).get_row_at(0)[0]))
     await pilot.press("enter")
     await wait_for(pilot, lambda: app.screen is not screen, what="the download")
 

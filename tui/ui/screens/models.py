@@ -58,6 +58,8 @@ def size_text(count: int) -> str:
 def row_cells(entry: CatalogueEntry, now: float) -> tuple[Text, ...]:
     facts, guess = entry.facts, entry.estimate
     name = Text(inert(entry.name), style="bold")
+    if guess is not None and not guess.fits:  # first, so a narrow table still shows it
+        name = Text.assemble(("✗ ", "bold red"), name)
     if entry.kind == "hub" and not entry.in_hub_cache:
         name.append(" ↓", style="dim")  # not here: Enter offers the download
     if facts.adapters:
@@ -77,12 +79,19 @@ def row_cells(entry: CatalogueEntry, now: float) -> tuple[Text, ...]:
         Text(parameters_text(facts.parameters)),
         Text(facts.dtype or "?"),
         Text(size_text(facts.size_bytes)),
-        Text("chat" if facts.chat_template else "base", style="" if facts.chat_template else "yellow"),
+        chat_cell(entry),
         Text(facts.modality if entry.kind != "remote" else "remote"),
         Text(ago(entry.last_used, now) if entry.last_used else "never", style="dim"),
         memory,
         speed,
     )
+
+
+def chat_cell(entry: CatalogueEntry) -> Text:
+    if entry.kind == "remote":
+        return Text("?", style="dim")  # a server does not say whether its model has a chat template
+    template = entry.facts.chat_template
+    return Text("chat" if template else "base", style="" if template else "yellow")
 
 
 def matches(query: str, entries: list[CatalogueEntry]) -> list[CatalogueEntry]:
@@ -145,7 +154,11 @@ class ModelPicker(Modal[PickerChoice | None]):
         table = self.query_one(DataTable)
         table.clear()
         if _HUB_ID.match(query) and not any(e.model == query for e in self.entries):
-            cells = [Text(f"download {query} from the Hub", style="bold"), *(Text("") for _ in COLUMNS[1:])]
+            cells = [
+                Text(f"↓ {query}", style="bold"),  # the whole id in its cell; what Enter does beside it
+                Text("download from the Hub", style="dim"),
+                *(Text("") for _ in COLUMNS[2:]),
+            ]
             table.add_row(*cells, key=DOWNLOAD_ROW + query)
         now = self.now if self.now is not None else time.time()
         for index, entry in enumerate(self.shown):
