@@ -37,7 +37,7 @@ def test_an_empty_chat_welcomes_and_a_message_hides_it(tmp_path) -> None:
     async def scenario():
         async with booted(tmp_path, size=(100, 30)) as (pilot, app):
             chat = app.chat_screen
-            text = str(chat.welcome.render())
+            text = str(chat.welcome.render()).replace("\u00a0", " ")
             assert "chatui · scripted-model" in text and "● ready: cpu · float32 · 135M parameters" in text
             assert "f1 help" in text and "ctrl+b settings" in text and "ctrl+o chats" in text
             assert chat.welcome.display
@@ -65,3 +65,15 @@ def test_a_slow_load_shows_its_progress_the_time_so_far_and_left(tmp_path, monke
             assert "◌ loading: loading weights · 12 s · about 18 s left" in str(chat.welcome.render())
 
     run(scenario())
+
+
+def test_the_key_line_breaks_between_pairs_never_inside_one() -> None:
+    keys = (("f1", "help"), ("ctrl+b", "settings"), ("ctrl+o", "chats"), ("ctrl+l", "models"))
+    for width in (30, 54, 80):
+        lines = welcome_text(Welcome("m", "ready", keys=keys), width).plain.splitlines()
+        key_lines = lines[lines.index(next(line for line in lines if line.startswith("f1 help"))) :]
+        assert all(len(line) <= width for line in key_lines), (width, key_lines)
+        assert sorted(pair for line in key_lines for pair in line.split("   ")) == sorted(
+            f"{key} {what}" for key, what in keys
+        )
+    assert len(welcome_text(Welcome("m", "ready", keys=keys), 80).plain.splitlines()) == 4  # one key line

@@ -30,7 +30,8 @@ def _seconds(value: float) -> str:
     return f"{value:.0f} s" if value < 90 else f"{value / 60:.1f} min"
 
 
-def welcome_text(welcome: Welcome) -> Text:
+def welcome_text(welcome: Welcome, width: int = 0) -> Text:
+    """The panel's text; `width` (its content's, 0: unknown) lays the key line out in whole pairs."""
     text = Text()
     text.append("chatui", style="bold")
     if welcome.model:
@@ -47,13 +48,22 @@ def welcome_text(welcome: Welcome) -> Text:
             line += f" · about {_seconds(welcome.left_s)} left"
     text.append(line + "\n", style="red" if welcome.state == "error" else "")
     text.append(
-        f"Type a message and press {welcome.send_key}; /help lists the commands"
-        + (" (you can type while the model loads)" if welcome.state == "loading" else "")
+        f"Type a message, {welcome.send_key} sends; /help lists commands"
+        + (" (type while the model loads)" if welcome.state == "loading" else "")
         + ".\n",
     )
-    for key, what in welcome.keys:
-        text.append(f"{key}", style="bold")
-        text.append(f" {what}   ")
+    used = 0
+    for key, what in welcome.keys:  # a key and its name never part: a pair that does not fit starts a line
+        pair = len(key) + 1 + len(what)
+        if used and width and used + 3 + pair > width:
+            text.append("\n")
+            used = 0
+        elif used:
+            text.append("   ")
+            used += 3
+        text.append(key, style="bold")
+        text.append(f" {what}")
+        used += pair
     return text
 
 
@@ -77,4 +87,7 @@ class WelcomePanel(Static):
     def show(self, **changes) -> None:
         for key, value in changes.items():
             setattr(self.welcome, key, value)
-        self.update(welcome_text(self.welcome))
+        self.update(welcome_text(self.welcome, self.content_size.width))
+
+    def on_resize(self) -> None:
+        self.update(welcome_text(self.welcome, self.content_size.width))
