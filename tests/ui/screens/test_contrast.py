@@ -118,6 +118,19 @@ def switch_contrast(app, system: ColorSystem) -> float:
     return contrast(lightness[0], lightness[-1]) if len(lightness) > 1 else 1.0
 
 
+def edge_colour(app, system: ColorSystem, widget):
+    """The colour most of `widget`'s left edge cell shows (a message's bar) in its middle row: a
+    block character's colour when it covers half the cell or more, else the background's."""
+    where = Offset(widget.region.x, widget.region.y + widget.region.height // 2)
+    for start, segment in cells(app):
+        if start.y == where.y and start.x <= where.x < start.x + segment.cell_length and segment.style:
+            style = segment.style
+            foreground, background = (style.bgcolor, style.color) if style.reverse else (style.color, style.bgcolor)
+            glyph = segment.text[where.x - start.x] if segment.text else " "
+            return shown(foreground if glyph in "█▉▊▋▌" else background, system)
+    raise AssertionError("no edge drawn")
+
+
 def edge_contrast(app, system: ColorSystem, widget) -> float:
     """How the focused `widget` shows its focus: its left edge (a message's bar, a field's border)
     against what is around it, in its middle row."""
@@ -161,11 +174,16 @@ def test_every_character_meets_wcag_aa_in_truecolour_and_256_colours(tmp_path, t
                     controls[key] = min(controls.get(key, 99.0), switch_contrast(app, system))
                 switch.toggle()
                 await pilot.pause(0.5)  # the knob slides
-            for focused in (chat.chat.query("MessageView").last(), chat.query_one("#param-temperature")):
+            message = chat.chat.query("MessageView").last()
+            unfocused_bars = {name: edge_colour(app, system, message) for name, system in SYSTEMS.items()}
+            for focused in (message, chat.query_one("#param-temperature")):
                 focused.focus()  # a focused message, then a focused field: each shows it clearly
                 await pilot.pause(0.1)
                 for name, system in SYSTEMS.items():
                     controls[f"{name}: focused {type(focused).__name__}"] = edge_contrast(app, system, focused)
+                    if focused is message:  # WCAG 2.2's focus appearance: the bar itself changes, 3:1
+                        key = f"{name}: a message's bar focused against unfocused"
+                        controls[key] = contrast(edge_colour(app, system, message), unfocused_bars[name])
             chat.settings_panel.scroll_to_widget(chat.query_one("#preset-name"), animate=False)
             await pilot.pause(0.1)
             measure()

@@ -127,12 +127,14 @@ class MessageView(Vertical, can_focus=True):
         height: auto;
         margin: 1 0 0 0;
         padding: 0 1;
-        &.user { background: $primary 12%; border-left: thick $primary; }
-        &.assistant { border-left: thick $secondary; }
-        &.error { border-left: thick $error; background: $error 10%; }
-        &.note { border-left: thick $accent; color: $text-muted; }
-        &.tool { border-left: thick $warning; background: $warning 6%; }
-        &:focus { background: $accent 10%; border-left: thick $accent; }
+        /* a role's bar is a quarter-cell line; the focused message's a full block in the text's
+           colour: most of the bar's cell changes from background to foreground (WCAG 2.2's 3:1) */
+        &.user { background: $primary 12%; border-left: wide $primary; }
+        &.assistant { border-left: wide $secondary; }
+        &.error { border-left: wide $error; background: $error 10%; }
+        &.note { border-left: wide $accent; color: $text-muted; }
+        &.tool { border-left: wide $warning; background: $warning 6%; }
+        &:focus { background: $accent 10%; border-left: thick $foreground; }
         .message-header { color: $text-muted; text-style: bold; }
         &.user .message-header { color: $primary; }
         &.assistant .message-header { color: $secondary; }
