@@ -9,6 +9,7 @@ from images import png
 from pilot import booted, make_app, message_views, notes, run, send, wait_for
 from textual import events
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.ui.screens.dialogs import ConfirmScreen
@@ -248,6 +249,7 @@ def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
             await pilot.press("ctrl+g")  # edit the last message: its image comes back as a chip
             await wait_for(pilot, lambda: len(chip_labels(app)) == 1 and screen.editing is not None)
             assert chip_labels(app)[0].startswith("image: red.png")
+            await wait_for(pilot, lambda: "Cancel edit" in [key.description for key in screen.query(FooterKey)])
             await pilot.press("escape")  # cancelled: its chip goes with it
             await wait_for(pilot, lambda: chip_labels(app) == [] and screen.editing is None)
             await pilot.press("ctrl+g")

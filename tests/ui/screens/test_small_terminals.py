@@ -136,9 +136,12 @@ def test_the_sidebar_lies_over_a_narrow_chat_and_escape_closes_it(tmp_path):
             )
             assert panel.has_class("-overlay")
             assert chat.chat.size.width == width and chat.prompt_input.size.width > 50  # the chat keeps its width
+            await wait_for(pilot, lambda: "Close sidebar" in footer_descriptions(chat))  # what Esc does now
+            assert "Stop" not in footer_descriptions(chat)
             await pilot.press("escape")
             await pilot.pause()
             assert not panel.display and chat.focused is chat.prompt_input
+            await wait_for(pilot, lambda: "Stop" in footer_descriptions(chat))
             await pilot.resize_terminal(85, 30)  # room for a narrow chat beside it
             await pilot.press("ctrl+b")
             await pilot.pause()

@@ -100,7 +100,7 @@ class ChatScreen(Screen[None]):
         self.keymap = keymap
         self.activity = activity
         self.collector = collector
-        self.editing: StoredMessage | None = None  # a user message being edited into a new version
+        self._editing: StoredMessage | None = None
         self._sidebar_hidden_by_user = False
         self._sidebar_forced = False
         self.replies = ReplyStream(self)
@@ -194,9 +194,20 @@ class ChatScreen(Screen[None]):
         self.tool_calls.start()
         self.set_interval(10, self.files.retry_saves)
 
+    @property
+    def editing(self) -> StoredMessage | None:
+        """A user message being edited into a new version."""
+        return self._editing
+
+    @editing.setter
+    def editing(self, message: StoredMessage | None) -> None:
+        self._editing = message
+        self.refresh_bindings()  # Esc cancels it: the footer says so
+
     def watch_state(self, state: AppState) -> None:
         if not self.is_attached:  # the app is closing
             return
+        self.refresh_bindings()  # Esc stops a reply only while one is written
         self.status.update_info(state=state)
         self.welcome.show(state=state.value)
         self.settings_panel.set_busy(state is AppState.LOADING)
@@ -382,6 +393,18 @@ class ChatScreen(Screen[None]):
                 self.call_after_refresh(first.focus)
         elif was_over and not over and (self.focused is None or panel in self.focused.ancestors):
             self.prompt_input.focus()
+        if over != was_over:
+            self.refresh_bindings()  # the footer names what Esc does now
+
+    def key_description(self, binding: Any) -> str:
+        """What the footer calls a key now: Esc stops a reply, else closes the sidebar lying over
+        the chat, else cancels an edit (action_stop's order)."""
+        if binding.action == "stop" and not self.replies.generating():
+            if self.settings_panel.display and self.settings_panel.has_class("-overlay"):
+                return "Close sidebar"
+            if self.editing is not None:
+                return "Cancel edit"
+        return str(binding.description)
 
     def part_action(self, name: str) -> Callable[..., Any]:
         """`action_<name>` of the part that runs it."""

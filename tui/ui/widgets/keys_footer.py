@@ -1,6 +1,8 @@
 """The footer: the keys of the focused widget and its screen that fit the terminal's width, each
-whole. Help comes first (it lists every key) and quit is always there; the others follow in the
-table's order while there is room, and those that do not fit are left out, never cut mid-word."""
+whole. Help comes first (it lists every key), quit is always there, and so is a key the screen
+says does something else just now (`key_description`: Esc closing the sidebar); the others follow
+in the table's order while there is room, and those that do not fit are left out, never cut
+mid-word."""
 
 from __future__ import annotations
 
@@ -47,18 +49,25 @@ class KeysFooter(Footer):
         keys = list(by_action.values())
         keys.sort(key=lambda key: (key[0].id != FIRST, key[0].id == LAST))
         displays = [self.app.get_key_display(binding) for binding, _, _ in keys]
-        widths = [key_width(display, key[0].description) for display, key in zip(displays, keys, strict=True)]
+        describe = getattr(self.screen, "key_description", None)  # a screen may say what a key does now
+        descriptions = [describe(binding) if describe else binding.description for binding, _, _ in keys]
+        widths = [key_width(display, text) for display, text in zip(displays, descriptions, strict=True)]
         palette = active.get(self.app.COMMAND_PALETTE_BINDING) if self.show_command_palette else None
         self._composed_width = self.size.width
         room = self.size.width or sum(widths)  # before the first layout: all, until on_resize
         if palette is not None and self.app.ENABLE_COMMAND_PALETTE:
             binding = palette[1]
             room -= key_width(self.app.get_key_display(binding), binding.description) + 2  # its border and padding
-        kept = tuple(i for i, (binding, _, _) in enumerate(keys) if binding.id in (FIRST, LAST))
+        # kept: help, quit, and a key whose meaning the moment changed (Esc closing an overlay)
+        kept = tuple(
+            i
+            for i, (binding, _, _) in enumerate(keys)
+            if binding.id in (FIRST, LAST) or descriptions[i] != binding.description
+        )
         for index in sorted(fitting(widths, room, kept)):
             binding, enabled, tooltip = keys[index]
             yield FooterKey(
-                binding.key, displays[index], binding.description, binding.action, disabled=not enabled, tooltip=tooltip
+                binding.key, displays[index], descriptions[index], binding.action, disabled=not enabled, tooltip=tooltip
             ).data_bind(compact=Footer.compact)
         if palette is not None and self.app.ENABLE_COMMAND_PALETTE:
             _, binding, enabled, tooltip = palette
