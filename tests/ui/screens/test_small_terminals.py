@@ -119,6 +119,9 @@ def test_compare_columns_scroll_sideways_at_60_columns(tmp_path):
             assert all(column.outer_size.width >= MIN_COLUMN_WIDTH for column in columns)  # no mid-word wrapping
             assert compare.query_one("#compare-columns").max_scroll_x > 0  # the rest is a scroll away
             assert inside(compare.query_one("#compare-keys"), Region(0, 0, 60, 19))
+            assert inside(compare.query_one("#compare-scroll-keys"), Region(0, 0, 60, 19))  # how to see the rest
+            await pilot.press("ctrl+pagedown")
+            await wait_for(pilot, lambda: compare.query_one("#compare-columns").scroll_x > 0)
 
     run(scenario())
 

@@ -93,6 +93,12 @@ class CompareScreen(Modal["Column | None"]):
                 markup=False,
                 id="compare-keys",
             )
+            yield Static(
+                "more columns to the right: ←/→ scroll, ctrl+pgdn/ctrl+pgup a page",
+                classes="muted",
+                markup=False,
+                id="compare-scroll-keys",
+            )
 
     def on_mount(self) -> None:
         self.size_columns()
@@ -107,6 +113,7 @@ class CompareScreen(Modal["Column | None"]):
         width = max(MIN_COLUMN_WIDTH, room // len(self.columns)) if self.columns else MIN_COLUMN_WIDTH
         for column in self.query(".compare-column"):
             column.styles.width = width
+        self.query_one("#compare-scroll-keys").display = width * len(self.columns) > room  # only when they scroll
 
     @work(thread=True, exclusive=True)
     def run_columns(self) -> None:
