@@ -347,7 +347,7 @@ def test_migrates_an_empty_version_0_database(db_path: Path) -> None:
     with Library(db_path) as library:
         assert library.count() == 0
         assert library.recovered_from is None
-    assert user_version(db_path) == SCHEMA_VERSION == 5
+    assert user_version(db_path) == SCHEMA_VERSION == 6
 
 
 def test_migrates_a_version_1_database_with_data(db_path: Path) -> None:

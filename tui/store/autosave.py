@@ -209,7 +209,8 @@ class AutoSaver:
         if upto not in ids:
             raise NotFoundError(f"no message with id {upto!r} on the active branch")
         self.start(source.model, source.load_settings, source.generation_settings, source.system_prompt)
-        self._current().title = title
+        branch = self._current()
+        branch.title, branch.origin_id, branch.origin_message_id = title, source.id, upto
         for message in source.messages[: ids.index(upto) + 1]:
             self._add(message.role, message.parts, CURRENT_LEAF, message.status, message.meta)
         return self._current()
@@ -314,6 +315,8 @@ class AutoSaver:
                     title=conv.title,
                     conv_id=conv.id,
                     created=conv.created,
+                    origin_id=conv.origin_id,
+                    origin_message_id=conv.origin_message_id,
                 )
             )
             self._stored = True

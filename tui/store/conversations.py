@@ -113,8 +113,11 @@ class Library:
         *,
         conv_id: str | None = None,
         created: float | None = None,
+        origin_id: str | None = None,
+        origin_message_id: str | None = None,
     ) -> Conversation:
-        """Store a new, empty conversation (`conv_id`/`created` default to a new id and now)."""
+        """Store a new, empty conversation (`conv_id`/`created` default to a new id and now); a
+        branch names its origin (the conversation and message it was copied down to)."""
         now = time.time() if created is None else created
         conv = Conversation(
             conv_id or new_id(),
@@ -125,6 +128,8 @@ class Library:
             dict(load_settings or {}),
             dict(generation_settings or {}),
             system_prompt,
+            origin_id=origin_id,
+            origin_message_id=origin_message_id,
         )
         with self._write() as db:
             rows.insert_conversation(db, conv, None)
@@ -165,6 +170,8 @@ class Library:
             row["system_prompt"],
             branch := active_branch(messages, row["leaf_id"]),
             off_branch(messages, branch),
+            row["origin_id"],
+            row["origin_message_id"],
         )
 
     def messages(self, conv_id: str) -> builtins.list[Message]:

@@ -87,7 +87,11 @@ def export_json(conv: Conversation) -> str:
         "generation_settings": conv.generation_settings,
         "system_prompt": conv.system_prompt,
         "messages": [_entry(m, tree) for m in conv.messages],
-    } | ({"other_versions": [_entry(m, tree) for m in conv.other_versions]} if tree else {})
+    }
+    if conv.origin_id:  # a branch: where it came from
+        data["origin"] = {"conversation_id": conv.origin_id, "message_id": conv.origin_message_id}
+    if tree:
+        data["other_versions"] = [_entry(m, tree) for m in conv.other_versions]
     text = json.dumps(finite(data), ensure_ascii=False, indent=2, allow_nan=False)
     return _C1.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
@@ -315,6 +319,7 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         fail(f"unsupported {FORMAT} version {data.get('version')!r} (this chatui reads {VERSION})")
     now = time.time()
     created = _timestamp(data, "created", now)
+    origin = _get(data, "origin", dict, "an object", {})  # a branch's link, kept as it was
     messages: list[Message] = []
     others: list[Message] = []
     for key, found in (("messages", messages), ("other_versions", others)):
@@ -350,6 +355,8 @@ def _from_chatui(data: dict[str, Any]) -> Conversation:
         _get(data, "system_prompt", str, "a string"),
         messages,
         others,
+        _get(origin, "conversation_id", str, "a string"),
+        _get(origin, "message_id", str, "a string"),
     )
 
 

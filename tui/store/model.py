@@ -89,6 +89,9 @@ class Conversation:
     # the rest of the message tree: other versions (regenerated, edited, branched) and what
     # follows them, in the order they were written; exports and imports keep them
     other_versions: list[Message] = field(default_factory=list)
+    # a branch's origin: the conversation it was copied from, and the message it was copied down to
+    origin_id: str | None = None
+    origin_message_id: str | None = None
 
 
 @dataclass
@@ -102,6 +105,7 @@ class ConversationSummary:
     updated: float
     message_count: int  # messages on the active branch
     snippet: str | None = None
+    origin_id: str | None = None  # a branch: the conversation it came from
 
 
 def new_id() -> str:

@@ -27,7 +27,14 @@ def message_from(row: sqlite3.Row, parts: tuple[Part, ...]) -> Message:
 
 def summary_from(row: sqlite3.Row, snippet: str | None = None) -> ConversationSummary:
     return ConversationSummary(
-        row["id"], row["title"], row["model"], row["created"], row["updated"], row["message_count"], snippet
+        row["id"],
+        row["title"],
+        row["model"],
+        row["created"],
+        row["updated"],
+        row["message_count"],
+        snippet,
+        row["origin_id"],
     )
 
 
@@ -39,7 +46,7 @@ def fts_query(text: str) -> str | None:
 
 
 MESSAGE_COLUMNS = "id, role, created, parent_id, status, meta"
-SUMMARY_COLUMNS = """c.id, c.title, c.model, c.created, c.updated,
+SUMMARY_COLUMNS = """c.id, c.title, c.model, c.created, c.updated, c.origin_id,
     (WITH RECURSIVE branch(id, parent_id) AS (
          SELECT id, parent_id FROM messages WHERE id = c.leaf_id
          UNION ALL SELECT m.id, m.parent_id FROM messages m JOIN branch ON m.id = branch.parent_id)
@@ -85,7 +92,8 @@ def all_messages(db: sqlite3.Connection, conv_id: str) -> list[Message]:
 def insert_conversation(db: sqlite3.Connection, conv: Conversation, leaf_id: str | None) -> None:
     db.execute(
         "INSERT INTO conversations (id, title, created, updated, model, load_settings, "
-        "generation_settings, system_prompt, leaf_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "generation_settings, system_prompt, leaf_id, origin_id, origin_message_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             conv.id,
             conv.title,
@@ -96,6 +104,8 @@ def insert_conversation(db: sqlite3.Connection, conv: Conversation, leaf_id: str
             to_json(conv.generation_settings),
             conv.system_prompt,
             leaf_id,
+            conv.origin_id,
+            conv.origin_message_id,
         ),
     )
 

@@ -206,12 +206,20 @@ def _v5_blobs(db: sqlite3.Connection) -> None:
     db.execute(_FILE_TRIGGER)
 
 
+def _v6_origin(db: sqlite3.Connection) -> None:
+    """A branched chat's link to where it came from: the conversation and the message it was
+    copied down to (no foreign key: the origin may be deleted, the branch stays)."""
+    db.execute("ALTER TABLE conversations ADD COLUMN origin_id TEXT")
+    db.execute("ALTER TABLE conversations ADD COLUMN origin_message_id TEXT")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_base,
     _v2_search,
     _v3_interrupted,
     _v4_parts,
     _v5_blobs,
+    _v6_origin,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -110,6 +110,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("chat.branch", "branch_chat", None, "Branch to a new chat",
            "Copy the conversation down to the focused message (or all of it) into a new chat, to go on "
            "another way; the original stays as it is.", slash=("branch", "fork")),
+    Action("chat.open_origin", "open_origin", None, "Open the chat this branch came from",
+           "A chat made by branching: open the one it was copied from, at the message it was copied "
+           "down to.", slash=("origin",)),
     Action("chat.status", "show_status", None, "Status",
            "Show the model, its load options and the generation settings in use.", slash=("status",)),
     Action("app.help", "help", "f1", "Help", "Every key and slash command.", scope="app", slash=("help",)),

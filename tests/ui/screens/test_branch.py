@@ -3,12 +3,16 @@ into a new chat that opens; the original stays in the library as it was."""
 
 from __future__ import annotations
 
+import json
+
 from fakes import ScriptedEngine
 from images import png
 from pilot import booted, notes, run, send, wait_for
 
+from tui.store.files import export_as, import_conversation
 from tui.store.parts import FilePart, ImagePart, TextPart
 from tui.ui.actions import BY_SLASH
+from tui.ui.screens.conversations import _row
 from tui.ui.state import AppState
 from tui.ui.widgets.message import MessageView
 
@@ -50,6 +54,21 @@ def test_a_message_branches_into_a_new_chat_and_the_original_stays(tmp_path):
                 "Another way?",
                 "A new way.",
             ]
+            # linked to its origin: stored, listed, exported, and /origin opens it at that message
+            stored = library.get(branch.id)
+            assert (stored.origin_id, stored.origin_message_id) == (origin_id, origin.messages[1].id)
+            listed = next(s for s in library.list() if s.id == branch.id)
+            assert listed.origin_id == origin_id
+            assert f"⑂ from “{origin_title}”" in str(_row(listed, {s.id: s.title for s in library.list()}))
+            exported = json.loads(export_as(stored, "json"))
+            assert exported["origin"] == {"conversation_id": origin_id, "message_id": origin.messages[1].id}
+            (tmp_path / "branch.json").write_text(json.dumps(exported))
+            assert import_conversation(tmp_path / "branch.json").origin_id == origin_id
+            await send(pilot, app, "/origin")
+            await wait_for(pilot, lambda: chat.session.conversation.id == origin_id, what="the origin")
+            await wait_for(pilot, lambda: getattr(chat.focused, "message_id", None) == origin.messages[1].id)
+            await send(pilot, app, "/origin")  # the origin is no branch
+            await wait_for(pilot, lambda: any("has no origin" in note for note in notes(app)))
 
     run(scenario())
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from tui.core.chat_session import SessionError
 from tui.store import Message as StoredMessage
+from tui.store import NotFoundError, StoreError
 from tui.store.parts import attachments_of
 from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.widgets.message import MessageView
@@ -117,6 +118,30 @@ class MessageActions:
         screen.prompt_input.focus()
         screen.notify(f"A new chat, branched from “{origin.title if origin else ''}” (which stays as it was).")
         screen.transcript.hint_unanswered()  # branched at one of your messages: how to answer it
+
+    async def action_open_origin(self) -> None:
+        """The chat this one was branched from, at the message it was copied down to."""
+        screen = self.screen
+        conversation = screen.session.conversation
+        if conversation is None or not conversation.origin_id:
+            screen.notify("This chat was not made by branching: it has no origin.", severity="warning")
+            return
+        library = screen.files.open_library()
+        if library is None:
+            return
+        try:
+            library.get(conversation.origin_id)
+        except NotFoundError:
+            screen.notify("The chat this one came from was deleted.", severity="warning")
+            return
+        except StoreError as exc:
+            screen.notify(f"Cannot open the chat this one came from: {exc}", severity="error")
+            return
+        await screen.files.open_conversation(conversation.origin_id)
+        view = screen.transcript.views.get(conversation.origin_message_id or "")
+        if view is not None:
+            view.focus()
+            view.scroll_visible(animate=False)
 
     async def delete(self, message: StoredMessage) -> None:
         screen = self.screen

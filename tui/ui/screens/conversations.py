@@ -41,7 +41,9 @@ def _highlighted(snippet: str) -> Text:
     return text
 
 
-def _row(summary: ConversationSummary) -> Text:
+def _row(summary: ConversationSummary, titles: dict[str, str]) -> Text:
+    """A chat in the list: its title, then when, its model and length, and for a branch where it
+    came from (`titles`: the listed chats' titles by id; an origin not listed is named as gone)."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.updated))
     row = Text()
     row.append(inert(summary.title) or "(untitled)", style="bold")
@@ -50,6 +52,10 @@ def _row(summary: ConversationSummary) -> Text:
         f"message{'' if summary.message_count == 1 else 's'}",
         style="dim",
     )
+    if summary.origin_id:
+        origin = titles.get(summary.origin_id)
+        link = f" · ⑂ from “{inert(origin)}”" if origin else " · ⑂ a branch (its origin is not listed)"
+        row.append(link, style="dim")
     if summary.snippet:
         row.append("\n")
         row.append_text(_highlighted(summary.snippet.replace("\n", " ")))
@@ -90,7 +96,8 @@ class ConversationBrowser(Modal[BrowserResult]):
             self.summaries = []
         options = self.query_one(OptionList)
         options.clear_options()
-        options.add_options([Option(_row(s), id=s.id) for s in self.summaries])
+        titles = {summary.id: summary.title for summary in self.summaries}
+        options.add_options([Option(_row(s, titles), id=s.id) for s in self.summaries])
         if not self.summaries:
             options.add_option(
                 Option("no conversations match" if query.strip() else "no conversations yet", disabled=True)
