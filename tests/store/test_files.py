@@ -491,3 +491,17 @@ def test_tf_chat_export_has_images_as_the_chat_template_takes_them(tmp_path):
     back = import_conversation(path)
     image, original = back.messages[0].parts[0], conv.messages[0].parts[0]
     assert (image.kind, image.data, image.mime) == ("image", original.data, "image/png")
+    assert back.messages[0].parts == conv.messages[0].parts  # the image's name and the document come back
+
+
+def test_tf_chat_import_reads_documents_out_of_string_content(tmp_path):
+    """A text-only message with a document is one string in a tf-chat save, as the model read it."""
+    conv = attached_conversation()
+    user = conv.messages[0]
+    conv.messages[0] = Message(user.id, "user", user.parts[1:], user.created, None)  # the document and text
+    data = json.loads(export_tf_chat(conv, {}))
+    content = next(turn for turn in data["chat_history"] if turn["role"] == "user")["content"]
+    assert isinstance(content, str) and content.startswith('<file name="notes.md">')
+    path = tmp_path / "tf.json"
+    path.write_text(json.dumps(data))
+    assert import_conversation(path).messages[0].parts == conv.messages[0].parts

@@ -65,7 +65,7 @@ def parts_from_openai(content: Any) -> tuple[Part, ...]:
     """A message's parts from a file's content: a string, or OpenAI content parts (text,
     `image_url` data URLs; a text part that is a document as chatui writes it becomes one)."""
     if isinstance(content, str):
-        return (TextPart(content),)
+        return _documents_and_text(content)
     if not isinstance(content, list):
         raise PartError(f"content must be a string or a list of parts, not {type(content).__name__}")
     parts: list[Part] = []
@@ -90,6 +90,20 @@ def parts_from_openai(content: Any) -> tuple[Part, ...]:
     return (*attachments_of(parts), TextPart(text_of(parts)))
 
 
+_LEADING_DOCUMENT = re.compile(r'<file name="([^"\n]*)">\n(.*?)\n</file>(?:\n\n|\Z)', re.S)
+
+
+def _documents_and_text(content: str) -> tuple[Part, ...]:
+    """A message as a string, as the model read it (and `transformers chat` saves it): the
+    documents before its text, each `<file name="...">...</file>`, become document parts again."""
+    documents: list[Part] = []
+    while match := _LEADING_DOCUMENT.match(content):
+        name = match.group(1)
+        documents.append(FilePart(name, mimetypes.guess_type(name)[0] or "text/plain", match.group(2)))
+        content = content[match.end() :]
+    return (*documents, TextPart(content))
+
+
 def template_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A history as the chat template takes it (`model_history`), with images as data URLs:
     what `transformers chat` saves."""
@@ -98,7 +112,9 @@ def template_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         content = turn["content"]
         if isinstance(content, list):
             content = [
-                {"type": "image", "url": data_url(p["mime"], p["data"])} if p.get("type") == "image" else p
+                {"type": "image", "url": data_url(p["mime"], p["data"]), "name": p["name"]}
+                if p.get("type") == "image"
+                else p
                 for p in content
             ]
         out.append(dict(turn, content=content))
