@@ -647,3 +647,30 @@ def test_models_used_are_the_load_settings_models_most_recent_first(db_path: Pat
         lib.create(load_settings={}, created=200.0)  # the bundled model
         lib.create(load_settings={"model": "m", "endpoint": "http://127.0.0.1:8000/v1"}, created=50.0)
         assert lib.models_used() == [("org/a", "", 300.0), ("", "", 200.0), ("m", "http://127.0.0.1:8000/v1", 50.0)]
+
+
+def test_deleting_a_chat_with_large_attachments_shrinks_the_file(tmp_path: Path) -> None:
+    """Incremental auto-vacuum: the blobs' pages go back to the file system, in a new library and
+    in one made before (rewritten once when opened)."""
+    from tui.store.parts import ImagePart, TextPart
+
+    photo = ImagePart("photo.png", "image/png", os.urandom(8 * 2**20))
+    for old in (False, True):
+        path = tmp_path / f"library-{old}.sqlite3"
+        if old:  # as an older chatui made it: no auto-vacuum
+            sqlite3.connect(path).execute("PRAGMA auto_vacuum = NONE").connection.close()
+            with Library(path) as library:
+                pass
+            db = sqlite3.connect(path)
+            db.execute("PRAGMA auto_vacuum = NONE")
+            db.execute("VACUUM")
+            assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+            db.close()
+        with Library(path) as library:
+            conv = library.create()
+            library.add_message(conv.id, "user", (photo, TextPart("What is it?")))
+        full = path.stat().st_size
+        assert full > 8 * 2**20
+        with Library(path) as library:
+            library.delete(conv.id)
+        assert path.stat().st_size < 2**20, (old, full, path.stat().st_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -47,6 +48,8 @@ from tui.store.schema import (
 )
 
 FILE_NAME = "library.sqlite3"
+
+log = logging.getLogger(__name__)
 
 
 class Library:
@@ -244,6 +247,15 @@ class Library:
             if not db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount:
                 raise NotFoundError(f"no conversation with id {conv_id!r}")
             rows.free_unused_blobs(db)
+        self._shrink()
+
+    def _shrink(self) -> None:
+        """Give the pages a delete freed back to the file system; a failure here loses nothing."""
+        with self._lock:
+            try:
+                rows.give_back_free_pages(self._db)
+            except sqlite3.Error as error:
+                log.info("could not shrink the library: %s", error)
 
     def set_settings(
         self,
@@ -360,6 +372,7 @@ class Library:
             db.execute(
                 "UPDATE conversations SET leaf_id = ?, updated = ? WHERE id = ?", (leaf, time.time(), conv["id"])
             )
+        self._shrink()
 
     def switch_version(self, conv_id: str, message_id: str) -> Conversation:
         """Make the branch through `message_id` active, down to its newest descendant."""

@@ -140,7 +140,14 @@ def insert_parts(db: sqlite3.Connection, message: Message) -> None:
 
 
 def free_unused_blobs(db: sqlite3.Connection) -> int:
-    """Delete the stored attachments no message part names any more; how many were freed."""
+    """Delete the stored attachments no message part names any more; how many were freed (their
+    pages go back to the file system after the transaction: `give_back_free_pages`)."""
     return db.execute(
         "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM message_parts p WHERE p.blob = blobs.digest)"
     ).rowcount
+
+
+def give_back_free_pages(db: sqlite3.Connection) -> None:
+    """Incremental auto-vacuum, outside a transaction: the file shrinks by the pages deleted rows
+    freed (a chat's photos). executescript steps the pragma to the end (execute frees one page)."""
+    db.executescript("PRAGMA incremental_vacuum;")

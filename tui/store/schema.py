@@ -5,6 +5,7 @@ and file, an integrity check, and a damaged file moved aside, never deleted).
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sqlite3
 import time
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tui.store.model import StoreError
+
+log = logging.getLogger(__name__)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -224,6 +227,18 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _give_back_freed_pages(db: sqlite3.Connection) -> None:
+    """Incremental auto-vacuum, so that deleting a chat with large attachments shrinks the file
+    (`Library.delete` runs `incremental_vacuum`). A new library is made so; an older one is
+    rewritten once (VACUUM: about a second per 100 MB)."""
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        return
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect with the VACUUM (the file has a page already)
+    if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        log.info("rewriting the conversation library once, so that deleting gives the space back")
+    db.execute("VACUUM")
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Apply the missing migrations, each in its own transaction with its version number.
     Foreign keys are off meanwhile (a migration may rebuild a table that others point at) and
@@ -328,6 +343,7 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = NORMAL")
         if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise CorruptFile("integrity check failed")
+        _give_back_freed_pages(db)
         _migrate(db)
     except BaseException:
         db.close()
