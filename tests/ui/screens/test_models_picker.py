@@ -152,6 +152,23 @@ def test_delete_from_the_cache_asks_with_the_size_first(
     run(scenario())
 
 
+def test_deleting_the_model_in_use_says_so(tmp_path: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ModelPicking, "read_catalogue", pinned_catalogue())
+
+    async def scenario() -> None:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
+            app.engine.load_settings = app.engine.load_settings.replace(model="chatui-test/tiny-base")
+            screen = await open_picker(pilot, app)
+            assert screen.in_use == "chatui-test/tiny-base"
+            await pilot.press(*"tiny-base", "down")
+            await pilot.press("f8")
+            await wait_for(pilot, lambda: app.screen is not screen)
+            assert "It is the model in use" in str(app.screen.query_one("Static").render())
+            await pilot.press("n")
+
+    run(scenario())
+
+
 def test_a_hub_id_not_in_the_cache_is_downloaded_with_progress_then_loaded(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

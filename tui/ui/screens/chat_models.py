@@ -62,7 +62,7 @@ class ModelPicking:
     async def _choose(self, query: str) -> tuple[str | None, str | None] | None:
         """The model and endpoint picked (a Hub id downloaded first), or None when cancelled."""
         screen = self.screen
-        picker = ModelPicker(self.read_catalogue, screen.keymap)
+        picker = ModelPicker(self.read_catalogue, screen.keymap, in_use=screen.loader.load_settings.model)
         choice = await screen.app.push_screen_wait(picker) if not query else await self._pick_with(picker, query)
         if choice is None:
             return None

@@ -110,9 +110,12 @@ class ModelPicker(Modal[PickerChoice | None]):
     BINDINGS = bindings("models")
     HINTED = ("models.pick", "models.delete", "models.close")
 
-    def __init__(self, load: CatalogueLoader, keymap: Keymap, now: float | None = None) -> None:
+    def __init__(
+        self, load: CatalogueLoader, keymap: Keymap, now: float | None = None, in_use: str | None = None
+    ) -> None:
         super().__init__()
         self.load, self.keymap, self.now = load, keymap, now
+        self.in_use = in_use  # the model loaded now (its id or path): deleting it says so
         self.entries: list[CatalogueEntry] = []
         self.shown: list[CatalogueEntry] = []
         self.problems: list[str] = []
@@ -242,6 +245,8 @@ class ModelPicker(Modal[PickerChoice | None]):
             self.notify("Only models in the Hugging Face cache can be deleted here.", severity="warning")
             return
         question = f"Delete {entry.name} ({size_text(entry.facts.size_bytes)}) from the Hugging Face cache?"
+        if self.in_use and self.in_use in (entry.name, entry.model):
+            question += " It is the model in use: the chat goes on with it until you switch, but it is gone on disk."
         if await self.app.push_screen_wait(ConfirmScreen(question)):
             self.delete_from_cache(entry)
 
