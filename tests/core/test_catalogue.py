@@ -92,7 +92,7 @@ def test_the_catalogue_lists_the_cache_history_config_and_bundled(hub_cache: Pat
     used.append(("served-model", "http://127.0.0.1:9/v1", 100.0))
     entries, problems = build_catalogue(_target(), used, [str(tiny_model_dir), "/no/such/dir"])
     by_name = {entry.name: entry for entry in entries}
-    assert problems == []
+    assert len(problems) == 1 and problems[0].startswith("config.toml lists /no/such/dir, which cannot be read: ")
     assert [e.name for e in entries][:3] == [tiny_model_dir.name, "chatui-test/tiny-chat", "gone/model"]
     chat, base = by_name["chatui-test/tiny-chat"], by_name["chatui-test/tiny-base"]
     assert chat.origins == ["cache", "history"] and chat.last_used == 1000.0

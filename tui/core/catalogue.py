@@ -169,10 +169,13 @@ class Catalogue:
                 self._add(CatalogueEntry(repo.repo_id, repo.repo_id, "hub", ["cache"], facts, str(path)))
 
     def add_local(self, model: str, origin: str, last_used: float | None = None) -> None:
-        """A folder or .gguf file (or a Hub id, from the history); missing ones are left out."""
+        """A folder or .gguf file (or a Hub id, from the history); missing ones are left out, and
+        one listed in config.toml that is not there is a problem to show (the user wrote it)."""
         try:
             source = resolve_source(model or None)
-        except ModelSourceError:
+        except ModelSourceError as exc:
+            if origin == "config":
+                self.problems.append(f"config.toml lists {model}, which cannot be read: {exc}")
             return
         if source.kind == "hub":
             entry = self.entries.get(("", source.location))

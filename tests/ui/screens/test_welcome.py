@@ -77,3 +77,21 @@ def test_the_key_line_breaks_between_pairs_never_inside_one() -> None:
             f"{key} {what}" for key, what in keys
         )
     assert len(welcome_text(Welcome("m", "ready", keys=keys), 80).plain.splitlines()) == 4  # one key line
+
+
+def test_the_last_step_of_a_load_reads_finishing_not_loading_ready(tmp_path) -> None:
+    from fakes import ScriptedEngine
+    from pilot import make_app
+
+    from tui.ui.bridge import LoadProgress
+
+    async def scenario():
+        app = make_app(tmp_path, engine=ScriptedEngine(hold_load=True))
+        async with app.run_test() as pilot:
+            loader = app.chat_screen.loader
+            await wait_for(pilot, lambda: loader.started is not None)
+            loader.progress(LoadProgress(100, 100, "ready"))
+            text = str(app.chat_screen.welcome.render())
+            assert "◌ loading: finishing" in text and "left" not in text
+
+    run(scenario())

@@ -77,7 +77,8 @@ class ModelLoader:
             self.screen.status.show_progress(message.done, message.total)
             self.screen.status.update_info(detail=message.label)
             self.fraction = message.done / message.total if message.total else 0.0
-            self.label = message.label
+            # the engine's last step says "ready" a moment before the load is done: not "loading: ready"
+            self.label = "finishing" if message.total and message.done >= message.total else message.label
             self.tick()
 
     def tick(self) -> None:
@@ -86,7 +87,7 @@ class ModelLoader:
         if self.screen.state is not AppState.LOADING or self.started is None:
             return
         elapsed = self.clock() - self.started
-        left = elapsed * (1 - self.fraction) / self.fraction if self.fraction >= 0.05 else None
+        left = elapsed * (1 - self.fraction) / self.fraction if 0.05 <= self.fraction < 1 else None
         self.screen.welcome.show(detail=self.label, elapsed_s=elapsed, left_s=left)
 
     async def done(self, message: LoadDone) -> None:
