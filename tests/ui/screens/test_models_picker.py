@@ -289,3 +289,29 @@ def test_the_app_reads_the_catalogue_without_measuring_while_a_reply_runs(
     entries, _ = ModelPicking(screen).read_catalogue()  # type: ignore[arg-type]
     assert measured == ["cpu"]
     assert next(e for e in entries if e.name == "chatui-test/tiny-chat").estimate.tok_s > 0
+
+
+def test_offline_the_download_says_so_lists_the_cache_and_only_closes(
+    tmp_path: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    async def scenario() -> None:
+        async with booted(tmp_path, size=(120, 40)) as (pilot, app):
+            download = ModelDownloadScreen("org/elsewhere")
+            app.push_screen(download)
+            await wait_for(
+                pilot,
+                lambda: (
+                    download.query("#download-files")
+                    and "offline" in str(download.query_one("#download-files").render())
+                ),
+            )
+            text = str(download.query_one("#download-files").render())
+            assert "In the cache: chatui-test/tiny-base, chatui-test/tiny-chat" in text
+            assert not download.query_one("#download-bar").display
+            assert str(download.query_one(".dialog-keys").render()) == "escape: close"
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is app.chat_screen)
+
+    run(scenario())

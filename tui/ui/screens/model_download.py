@@ -21,10 +21,12 @@ from tui.engine.downloads import (
     DownloadProgress,
     TokenRequired,
     download,
+    hub_offline,
     loadable,
     plan_download,
     save_token,
 )
+from tui.engine.hub_cache import HubCacheError, cached_models
 from tui.text import inert
 from tui.ui.actions import Keymap, bindings
 from tui.ui.screens.dialogs import TextPromptScreen
@@ -68,7 +70,7 @@ class ModelDownloadScreen(Modal[str | None]):
             )
 
     def on_mount(self) -> None:
-        self.ask_plan()
+        self.call_after_refresh(self.ask_plan)  # an answer that comes at once (offline) finds the dialog drawn
 
     @work(thread=True, exclusive=True)
     def ask_plan(self) -> None:
@@ -112,8 +114,20 @@ class ModelDownloadScreen(Modal[str | None]):
         self.app.call_from_thread(self.ask_plan)
 
     def failed(self, message: str) -> None:
+        """Nothing to download (offline, no such repo, a refused token): the reason, no bars, and
+        only the key that closes; offline, what the cache holds."""
         self.running = False
+        if hub_offline():
+            try:
+                cached = ", ".join(repo.repo_id for repo in cached_models()[:8]) or "nothing yet"
+            except HubCacheError as exc:
+                cached = str(exc)
+            message += f". In the cache: {cached}"
         self.query_one("#download-files", Static).update(message)
+        for bar in ("#download-file", "#download-file-bar", "#download-overall", "#download-bar"):
+            self.query_one(bar).display = False
+        close = Keymap.of(self.app).key("download.cancel")
+        self.query_one(".dialog-keys", Static).update(f"{close}: close")
         self.notify(message, title="Download", severity="error", timeout=15)
 
     def action_start(self) -> None:
