@@ -22,3 +22,12 @@ def test_a_status_tick_after_the_status_line_is_gone_is_harmless(tmp_path):
             assert app.chat_screen.status.info.tok_s == 12.5
 
     run(scenario())
+
+
+def test_a_long_adapter_name_is_cut_not_dropped():
+    from tui.ui.widgets.status_bar import StatusInfo
+
+    info = StatusInfo(model="m", adapter="a-very-long-adapter-name-from-a-training-run×0.5+other×0.5")
+    [item] = [text for _, text in info.items() if text.startswith("LoRA ")]
+    assert item == "LoRA a-very-long-adapter-nam…" and len(item) == 5 + 24
+    assert "LoRA tone" in [text for _, text in StatusInfo(adapter="tone").items()]

@@ -20,7 +20,10 @@ class AdapterList(Vertical):
     DEFAULT_CSS = """
     AdapterList { height: auto; }
     AdapterList .adapter-row { height: auto; }
-    AdapterList .adapter-use { width: 1fr; height: 1; border: none; min-width: 8; content-align: left middle; }
+    AdapterList .adapter-use {
+        width: 1fr; height: 1; border: none; min-width: 8; content-align: left middle; text-align: left;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     AdapterList .adapter-unload { min-width: 3; width: 3; height: 1; border: none; }
     AdapterList #adapter-rows { height: auto; }
     AdapterList #adapter-path, AdapterList #adapter-mix { width: 1fr; }

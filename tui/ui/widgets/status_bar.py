@@ -21,6 +21,9 @@ def mb(value: int | None) -> str:
     return "–" if value is None else f"{value / 2**20:,.0f} MB"
 
 
+ADAPTER_SHOWN = 24  # characters of the adapter's name the status bar shows
+
+
 @dataclass
 class StatusInfo:
     state: AppState = AppState.LOADING
@@ -52,8 +55,9 @@ class StatusInfo:
             load = "remote" if remote else " · ".join(p for p in (self.device, self.dtype, self.quantization) if p)
             if load:
                 items.append((9, f" ({load})"))
-        if self.adapter:
-            items.append((3, f"LoRA {self.adapter}"))
+        if self.adapter:  # a long name (or mix) cut to its start: the item stays on a narrow bar
+            name = self.adapter if len(self.adapter) <= ADAPTER_SHOWN else self.adapter[: ADAPTER_SHOWN - 1] + "…"
+            items.append((3, f"LoRA {name}"))
         if self.compile:
             items.append((5, self.compile))
         if self.probs:
