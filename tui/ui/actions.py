@@ -206,6 +206,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("text_prompt.cancel", "cancel", "escape", "Cancel", "Close without an answer.", scope="text_prompt"),
     Action("help.close", "dismiss", "escape,q", "Close", "Close the help.", scope="help"),
     Action("image_viewer.close", "close", "escape,q", "Close", "Close the image.", scope="image_viewer"),
+    Action("image_viewer.previous", "step(-1)", "left", "Previous image",
+           "The message's (or chat's) image before this one.", scope="image_viewer"),
+    Action("image_viewer.next", "step(1)", "right", "Next image",
+           "The message's (or chat's) image after this one.", scope="image_viewer"),
     Action("tools.close", "dismiss", "escape,q", "Close", "Close the tools list.", scope="tools"),
 )
 # fmt: on

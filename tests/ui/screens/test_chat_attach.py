@@ -265,3 +265,31 @@ def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
             assert [type(p) for p in versions[0].parts] == [ImagePart, TextPart]  # the first keeps it
 
     run(scenario())
+
+
+def test_the_viewer_steps_through_the_messages_images(tmp_path):
+    blue = png((20, 20, 220))
+    (tmp_path / "red.png").write_bytes(RED)
+    (tmp_path / "blue.png").write_bytes(blue)
+
+    async def scenario():
+        async with booted(tmp_path, engine=ScriptedEngine(["Two squares."], images=True)) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await send(pilot, app, f"/attach {tmp_path / 'blue.png'}")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 2)
+            await send(pilot, app, "And these?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2)
+            message_views(screen)[0].focus()
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: isinstance(app.screen, ImageViewer))
+            viewer = app.screen
+            assert viewer.image.data == RED and "1 of 2" in str(viewer.query_one("#viewer-caption").render())
+            await pilot.press("right")
+            await wait_for(pilot, lambda: viewer.image.data == blue and viewer.query("#viewer-caption"))
+            assert "2 of 2" in str(viewer.query_one("#viewer-caption").render())
+            await pilot.press("right")  # round to the first
+            await wait_for(pilot, lambda: viewer.image.data == RED)
+            await pilot.press("escape")
+
+    run(scenario())

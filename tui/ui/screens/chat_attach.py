@@ -175,7 +175,13 @@ class Attachments:
         if not images:
             self.screen.notify("There is no image to show.", severity="warning")
             return
-        self.view(images[0] if isinstance(focused, MessageView) else images[-1])
+        self.view(images[0] if isinstance(focused, MessageView) else images[-1], images)
 
-    def view(self, image: ImagePart) -> None:
-        self.screen.app.push_screen(ImageViewer(image))
+    def view(self, image: ImagePart, images: Sequence[ImagePart] = ()) -> None:
+        """`image` full size; the others of its message (or the chat) a key away."""
+        if not images:  # a click on a thumbnail: its message's images
+            images = next(
+                (images_of(m.parts) for m in self.screen.messages if image in images_of(m.parts)),
+                (image,),
+            )
+        self.screen.app.push_screen(ImageViewer(image, images))
