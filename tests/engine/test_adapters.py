@@ -139,6 +139,8 @@ def test_unloading_the_last_adapter_gives_the_packed_base_back(fresh, tiny_adapt
     assert type(fresh._loaded.model.model.layers[0].self_attn.q_proj).__name__ == "PackedLinear"
     fresh.adapters.load(str(tiny_adapters["tone"]), name="t").result()
     fresh.adapters.load(str(tiny_adapters["style"]), name="s").result()
+    wrapped = fresh._loaded.model.model.layers[0].self_attn.q_proj
+    assert type(wrapped.base_layer).__name__ == "PackedLinear"  # wrapped as it is: never unpacked to load
     assert fresh.adapters.unload("s").result().label() == "none"  # s was the one in use
     fresh.adapters.unload("t").result()
     assert type(fresh._loaded.model.model.layers[0].self_attn.q_proj).__name__ == "PackedLinear"

@@ -13,9 +13,9 @@ The KV cache kept across turns (turn_cache.py) was computed with the weights in 
 dropped whenever they change (another adapter or mix, one merged) and kept otherwise (loading an
 adapter without using it, unloading one not in use).
 
-Layers packed for oneDNN (packed_linear.py) cannot be wrapped by peft: those an adapter adapts
-are unpacked when it loads (the same weights, as a plain Linear) and packed again when the last
-adapter goes or is merged. Checks before anything changes: adapters.py.
+Layers packed for oneDNN (packed_linear.py) and chatui's int4 layers are wrapped as they are
+(custom_lora.py); merging unpacks the adapted packed layers first, and they are packed again when
+the last adapter goes or is merged. Checks before anything changes: adapters.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tui.engine import int4_lora
+from tui.engine import custom_lora
 from tui.engine.adapters import (
     NONE,
     AdapterInfo,
@@ -38,7 +38,6 @@ from tui.engine.adapters import (
     check_fits,
     check_name,
     default_name,
-    module_of,
     read_adapter,
     resolve_adapter,
 )
@@ -113,8 +112,6 @@ class LocalAdapters:
             path = str(folder)  # recorded with each reply: reopening the chat elsewhere finds it
         model = loaded.model
         check_fits(spec, model, path, loaded.info.name)
-        for module_path in {module_of(key)[0] for key in spec.shapes}:
-            unpack(model, module_path)
         try:
             with warnings.catch_warnings(), _no_progress_bar():  # nothing on the terminal under the app
                 # peft warns that a second adapter joins the first: that is the point
@@ -124,7 +121,7 @@ class LocalAdapters:
                     str(spec.folder),
                     adapter_name=name,
                     use_safetensors=spec.weights_file.suffix == ".safetensors",
-                    peft_config=int4_lora.peft_config(spec.folder, model),  # None: peft reads the folder's
+                    peft_config=custom_lora.peft_config(spec.folder, model),  # None: peft reads the folder's
                 )
             missing = sorted(getattr(report, "missing_keys", ()) or ())
             if missing:
@@ -200,6 +197,10 @@ class LocalAdapters:
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         names = [name for name, _ in state.active]
+        model = loaded.model
+        for path, module in list(model.named_modules()):  # a packed base layer takes no update: plain again
+            if isinstance(module, BaseTunerLayer):
+                unpack(model, f"{path}.base_layer")
         try:
             for module in loaded.model.modules():
                 if isinstance(module, BaseTunerLayer):

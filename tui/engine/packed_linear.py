@@ -32,6 +32,22 @@ def can_pack(device: str, dtype: str) -> bool:
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+_class: type | None = None
+
+
+def packed_linear_class() -> type:
+    """The PackedLinear class, one for the process (made on first use: importing this module needs
+    no torch; peft's custom-module mapping needs the very class of the layers)."""
+    global _class
+    if _class is None:
+        _class = _packed_linear_class()
+    return _class
+
+
+def is_packed_linear(module: Any) -> bool:
+    return _class is not None and isinstance(module, _class)
+
+
 def _packed_linear_class() -> type:
     import torch
 
@@ -69,7 +85,7 @@ def pack_linear_layers(model: Any) -> int:
     how many were swapped. Call it after the model is on the CPU in its final dtype."""
     import torch
 
-    packed_class = _packed_linear_class()
+    packed_class = packed_linear_class()
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     shared = embedding.weight if embedding is not None else None
     count = 0
@@ -88,12 +104,12 @@ def pack_linear_layers(model: Any) -> int:
 
 
 def unpack(model: Any, path: str) -> bool:
-    """The packed layer at `path` back to a plain torch.nn.Linear with the same weights (peft
-    wraps only plain layers); False when it is not a packed layer."""
+    """The packed layer at `path` back to a plain torch.nn.Linear with the same weights (to merge
+    an adapter into); False when it is not a packed layer."""
     import torch
 
     module = model.get_submodule(path) if path else model
-    if type(module).__name__ != "PackedLinear":
+    if not is_packed_linear(module):
         return False
     linear = torch.nn.Linear(
         module.in_features, module.out_features, bias=module.bias is not None, device="meta", dtype=module.weight.dtype
