@@ -140,3 +140,22 @@ def test_files_dropped_on_a_terminal_are_read_from_what_it_pastes(tmp_path):
     assert dropped_files(str(tmp_path)) == []  # a folder
     assert dropped_files("notes.md", cwd=tmp_path) == []  # a bare word, even naming a file here
     assert dropped_files("file://otherhost/etc/passwd") == []
+
+
+def test_the_fit_check_counts_the_message_alone_when_the_chats_count_is_known(tmp_path):
+    """The history (its images above all: a vision processor's work) is not counted again when the
+    status bar already knows how much of the context the chat takes."""
+    engine = ScriptedEngine(images=True)
+    engine.load(LoadSettings()).result()
+    counted: list[int] = []
+    count = engine.count_tokens
+    engine.count_tokens = lambda messages: counted.append(len(messages)) or count(messages)
+    session = ChatSession(AutoSaver(Library(tmp_path / "library.sqlite3")), backend=engine)
+    session.new()
+    session.add_user_message("Look", attachments=[ImagePart("a.png", "image/png", png())])
+    note = FilePart("notes.md", "text/markdown", "word " * 100)
+    assert session.attachment_problem([note], "Sum it up", used=4000) is not None  # 4,096 - 4,000 left
+    assert counted == [1]  # the message alone
+    counted.clear()
+    assert session.attachment_problem([note], "Sum it up") is None  # counted from the history
+    assert counted == [1, 2]

@@ -191,12 +191,13 @@ class ChatSession:
         return self.saver.user_message(content)
 
     def attachment_problem(
-        self, attachments: Sequence[Attachment], text: str, edit_of: Message | None = None
+        self, attachments: Sequence[Attachment], text: str, edit_of: Message | None = None, used: int = 0
     ) -> str | None:
         """Why a message with these attachments cannot be sent to the loaded model, in one line:
         images to a model that reads text only, or more tokens than the context has left before
         it (before `edit_of` for an edit; the backend counts them, blocking on its thread). None
-        when it can be sent."""
+        when it can be sent. `used`: the tokens the chat so far is known to take (the status bar's
+        count), so that the history (its images above all) is not counted again."""
         if not attachments or self.backend is None:
             return None
         model, _ = self.loaded_model()
@@ -214,10 +215,13 @@ class ChatSession:
             before = before[: before.index(edit_of)]
         history = self.history(before)
         message = {"role": "user", "content": model_content((*attachments, TextPart(text)))}
-        used = self.backend.count_tokens(history).result() if history else 0
-        total = self.backend.count_tokens([*history, message]).result()
         names = [attachment.name for attachment in attachments]
-        return fit_problem(names, total - used, used, context, int(self.generation.max_new_tokens))
+        if used and edit_of is None:  # the message alone: within a few tokens of its share of the whole
+            needed = self.backend.count_tokens([message]).result()
+        else:
+            used = self.backend.count_tokens(history).result() if history else 0
+            needed = self.backend.count_tokens([*history, message]).result() - used
+        return fit_problem(names, needed, used, context, int(self.generation.max_new_tokens))
 
     def set_generation(self, updates: dict[str, Any], context_size: int | None = None) -> GenerationSettings:
         """Apply validated generation values (all or nothing); raises SettingsError if bad."""

@@ -293,3 +293,26 @@ def test_the_viewer_steps_through_the_messages_images(tmp_path):
             await pilot.press("escape")
 
     run(scenario())
+
+
+def test_reopening_an_image_chat_with_a_text_model_says_it_sees_names_only(tmp_path):
+    from dataclasses import replace
+
+    (tmp_path / "red.png").write_bytes(RED)
+    engine = ScriptedEngine(["A red square."], images=True)
+
+    async def scenario():
+        async with booted(tmp_path, engine=engine) as (pilot, app):
+            screen = app.chat_screen
+            await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
+            await send(pilot, app, "What is this?")
+            await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2)
+            assert not any("reads text only" in n for n in notes(app))
+            engine.capabilities = replace(engine.capabilities, images=False)  # now a text-only model
+            await screen.files.open_conversation(screen.session.conversation.id)
+            await wait_for(pilot, lambda: any("This chat has 1 image; " in n for n in notes(app)))
+            await screen.files.open_conversation(screen.session.conversation.id)  # said once
+            await pilot.pause()
+            assert sum("This chat has 1 image" in n for n in notes(app)) == 1
+
+    run(scenario())

@@ -43,6 +43,7 @@ class Attachments:
         self.pending: list[Attachment] = []
         self.tokens: dict[str, int] = {}  # a document's digest → its tokens, once counted
         self.last_folder: Path = Path.cwd()
+        self._told_unseen: tuple[str, str] = ("", "")  # the chat and model the last such notice was for
 
     @property
     def chips(self) -> AttachmentChips:
@@ -140,14 +141,33 @@ class Attachments:
         else:
             self.screen.prompt_input.insert(text)
 
+    def tell_if_images_unseen(self) -> None:
+        """The open chat has images and the model in use reads text only: say so once per chat
+        and model (it is given their names), rather than let it answer as if it saw them."""
+        engine, screen = self.screen.engine, self.screen
+        if engine.info is None or engine.capabilities.images:
+            return
+        images = [image for message in screen.messages for image in images_of(message.parts)]
+        key = (screen.session.conversation.id if screen.session.conversation else "", engine.info.name)
+        if images and key != self._told_unseen:
+            self._told_unseen = key
+            screen.notify(
+                f"This chat has {len(images)} image{'s' if len(images) > 1 else ''}; {engine.info.name} reads text "
+                "only, so it is given their names, not the pictures (load a vision model to show them).",
+                severity="warning",
+                timeout=10,
+            )
+
     # -- sending --------------------------------------------------------------------------------
 
     async def problem(self, text: str) -> str | None:
         """Why the next message cannot go with its attachments (one line), or None."""
         if not self.pending or self.screen.engine.info is None:
             return None  # no model yet: checked by the model when it answers
-        session = self.screen.session
-        return await asyncio.to_thread(session.attachment_problem, list(self.pending), text, self.screen.editing)
+        session, status = self.screen.session, self.screen.status.info
+        used = status.context_used if self.screen.messages else 0  # known: the history is not counted again
+        problem = session.attachment_problem
+        return await asyncio.to_thread(problem, list(self.pending), text, self.screen.editing, used)
 
     async def replace(self, attachments: Sequence[Attachment]) -> None:
         """The chips become these (a message being edited shows its own, to keep or remove)."""

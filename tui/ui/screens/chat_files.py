@@ -111,6 +111,7 @@ class ConversationFiles:
             return
         await self.screen.transcript.render()
         self.screen.transcript.hint_unanswered()
+        self.screen.attachments.tell_if_images_unseen()
         saved = self.screen.session.saved_settings(conv)
         for problem in saved.problems:
             self.screen.notify(f"Kept the current settings: {problem}.", severity="warning")

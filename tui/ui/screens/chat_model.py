@@ -126,6 +126,7 @@ class ModelLoader:
         if job is not None:
             watch_compile(screen, job)
         await screen.adapters.model_loaded()
+        screen.attachments.tell_if_images_unseen()
         if screen.replies.pending_send:
             await screen.replies.start("send")
 
