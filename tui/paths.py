@@ -26,6 +26,12 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def state_dir() -> Path:
+    """What the app remembers between runs that is neither settings nor data (the last folder a
+    file was attached from)."""
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write `path` with `write(file)` through a temporary file in the same folder, synced, then
     `os.replace`d: readers see the old file or the whole new one, never a part. The file gets

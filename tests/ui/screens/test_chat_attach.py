@@ -316,3 +316,24 @@ def test_reopening_an_image_chat_with_a_text_model_says_it_sees_names_only(tmp_p
             assert sum("This chat has 1 image" in n for n in notes(app)) == 1
 
     run(scenario())
+
+
+def test_the_picker_opens_next_run_in_the_folder_last_used(tmp_path, monkeypatch):
+    from tui.ui.screens.chat_attach import remembered_folder
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "red.png").write_bytes(RED)
+    assert remembered_folder() == tmp_path  # nothing remembered yet: where chatui started
+
+    async def scenario():
+        async with booted(tmp_path, engine=ScriptedEngine(images=True)) as (pilot, app):
+            await send(pilot, app, "/attach pics/red.png")
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+
+    run(scenario())
+    assert remembered_folder() == pics  # what the next run's picker opens in
+    pics.rename(tmp_path / "gone")
+    assert remembered_folder() == tmp_path

@@ -21,6 +21,7 @@ from tui.core.attachments import (
     resolve_path,
     surely_too_long,
 )
+from tui.paths import state_dir, write_atomic
 from tui.store.model import model_content
 from tui.store.parts import Attachment, FilePart, ImagePart, TextPart, images_of
 from tui.ui.screens.dialogs import ConfirmScreen
@@ -35,6 +36,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+LAST_FOLDER_FILE = "last-attach-folder"  # in the state folder: where the picker opens next time
+
+
+def remembered_folder() -> Path:
+    """The folder the last file was attached from, in this run or an earlier one; else where
+    chatui started."""
+    try:
+        folder = Path((state_dir() / LAST_FOLDER_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return Path.cwd()
+    return folder if folder.is_absolute() and folder.is_dir() else Path.cwd()
+
+
+def remember_folder(folder: Path) -> None:
+    try:
+        state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(state_dir() / LAST_FOLDER_FILE, lambda file: file.write(str(folder).encode("utf-8")))
+    except OSError as exc:  # a nicety: the picker opens where chatui started next time
+        log.info("could not remember the attachment folder: %s", exc)
+
+
 class Attachments:
     """The files waiting to go with the next message, and the chips that show them."""
 
@@ -42,7 +64,7 @@ class Attachments:
         self.screen = screen
         self.pending: list[Attachment] = []
         self.tokens: dict[str, int] = {}  # a document's digest → its tokens, once counted
-        self.last_folder: Path = Path.cwd()
+        self.last_folder: Path = remembered_folder()
         self._told_unseen: tuple[str, str] = ("", "")  # the chat and model the last such notice was for
 
     @property
@@ -75,7 +97,9 @@ class Attachments:
         except AttachmentError as exc:
             self.screen.notify(str(exc), severity="error")
             return False
-        self.last_folder = path.parent
+        if path.parent != self.last_folder:
+            self.last_folder = path.parent
+            remember_folder(path.parent)
         self.pending.append(attachment)
         await self.show()
         if isinstance(attachment, FilePart) and attachment.digest not in self.tokens:
