@@ -238,6 +238,7 @@ def test_every_chip_can_be_seen_and_removed_at_60x20(tmp_path):
 
 def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
     (tmp_path / "red.png").write_bytes(RED)
+    (tmp_path / "notes.md").write_text("a note")
     engine = ScriptedEngine(["A red square.", "Words only."], images=True)
 
     async def scenario():
@@ -246,12 +247,16 @@ def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
             await send(pilot, app, f"/attach {tmp_path / 'red.png'}")
             await send(pilot, app, "What is this?")
             await wait_for(pilot, lambda: screen.state == "ready" and len(screen.messages) == 2)
+            await send(pilot, app, f"/attach {tmp_path / 'notes.md'}")  # a draft with a chip, not sent
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
+            screen.prompt_input.load_text("a draft")
             await pilot.press("ctrl+g")  # edit the last message: its image comes back as a chip
-            await wait_for(pilot, lambda: len(chip_labels(app)) == 1 and screen.editing is not None)
-            assert chip_labels(app)[0].startswith("image: red.png")
+            await wait_for(pilot, lambda: chip_labels(app)[0].startswith("image: red.png") and screen.editing)
+            assert screen.prompt_input.text == "What is this?" and len(chip_labels(app)) == 1
             await wait_for(pilot, lambda: "Cancel edit" in [key.description for key in screen.query(FooterKey)])
-            await pilot.press("escape")  # cancelled: its chip goes with it
-            await wait_for(pilot, lambda: chip_labels(app) == [] and screen.editing is None)
+            await pilot.press("escape")  # cancelled: the draft and its chip come back
+            await wait_for(pilot, lambda: screen.prompt_input.text == "a draft" and screen.editing is None)
+            await wait_for(pilot, lambda: len(chip_labels(app)) == 1 and "notes.md" in chip_labels(app)[0])
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: len(chip_labels(app)) == 1)
             await pilot.click("#chip-0")  # removed from the new version
@@ -259,6 +264,8 @@ def test_an_edit_shows_its_attachments_as_chips_to_keep_or_remove(tmp_path):
             screen.prompt_input.load_text("Describe it in words")
             await pilot.press("enter")
             await wait_for(pilot, lambda: screen.state == "ready" and len(engine.calls) == 2)
+            await wait_for(pilot, lambda: screen.prompt_input.text == "a draft")  # the draft is back after it
+            assert "notes.md" in chip_labels(app)[0]
             assert [type(p) for p in screen.messages[0].parts] == [TextPart]
             assert engine.calls[-1][0][-1] == {"role": "user", "content": "Describe it in words"}
             versions = screen.session.saver.versions(screen.messages[0].id)

@@ -134,6 +134,9 @@ def test_unavailable_options_are_marked_with_a_readable_reason_and_refused(tmp_p
             assert str(overlay.get_option_at_index(3).prompt) == "✗ flash_attention_2"
             assert overlay.virtual_size.height == 4  # one line each: nothing wrapped
             await pilot.press("escape")
+            attention.value = "flash_attention_2"  # chosen, the closed dropdown keeps one line too
+            await pilot.pause()
+            assert attention.query_one("SelectCurrent #label").size.height == 1
 
     run(scenario())
 

@@ -87,6 +87,7 @@ def test_the_sidebars_pick_button_fills_the_model_field_for_apply(
             await wait_for(pilot, lambda: panel.ready and panel.query("#pick-model"))
             panel.query_one("#pick-model", Button).press()
             await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker) and bool(app.screen.entries))
+            assert "enter: choose (Apply loads it)" in str(app.screen.query_one(".dialog-keys").render())
             await pilot.press(*"tiny-base")
             await wait_for(pilot, lambda: [e.name for e in picker(app).shown] == ["chatui-test/tiny-base"])
             await pilot.press("enter")

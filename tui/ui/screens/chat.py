@@ -30,7 +30,6 @@ from tui.engine import LoadSettings
 from tui.engine.backend import Backend
 from tui.store import Message as StoredMessage
 from tui.store.config import Config
-from tui.store.parts import attachments_of
 from tui.ui.actions import Keymap, bindings
 from tui.ui.activity import UserActivity
 from tui.ui.bridge import CompileDone, ContextCounted, LoadDone, LoadProgress, ReplyDelta, ReplyEnded, ReplyStarted
@@ -303,8 +302,9 @@ class ChatScreen(Screen[None]):
         attached = await self.attachments.take()
         user = self.session.add_user_message(text, edit_of=edited, attachments=attached)
         self.files.report_saves()
-        if edited is not None:  # an edit becomes a new version of that message
+        if edited is not None:  # an edit becomes a new version of that message; the draft comes back
             await self.transcript.render()
+            await self.message_actions.restore_draft()
         else:
             await self.transcript.mount(user)
         self.chat.anchor()
@@ -347,17 +347,12 @@ class ChatScreen(Screen[None]):
         if self.settings_panel.has_class("-overlay") and self.settings_panel.display:
             self.action_toggle_sidebar()
             return
-        if self.editing is not None:
-            edited, self.editing = self.editing, None
-            self.prompt_input.load_text("")
-            if self.attachments.pending == list(attachments_of(edited.parts)):
-                self.run_worker(self.attachments.replace([]), group="attach")  # the edit's own chips go too
-            self.notify("Edit cancelled.")
+        self.message_actions.drop_edit("Edit cancelled.")  # the draft it replaced comes back
 
     async def action_new_chat(self) -> None:
         self.replies.leave()
         self.replies.pending_send = False
-        self.editing = None
+        self.message_actions.drop_edit()
         self.saved_load = None
         self.adapters.saved = ()
         self.session.new()

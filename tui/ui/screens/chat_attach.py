@@ -89,6 +89,9 @@ class Attachments:
     async def attach(self, typed: str) -> bool:
         """Read the file at `typed` and add it; a refusal is one line. True when it was added."""
         path = resolve_path(typed)
+        if path.parent != self.last_folder and path.is_file():  # used, even if refused: the picker opens there
+            self.last_folder = path.parent
+            remember_folder(path.parent)
         try:
             attachment = await asyncio.to_thread(read_attachment, path)
             if self.screen.engine.info is not None:
@@ -97,9 +100,6 @@ class Attachments:
         except AttachmentError as exc:
             self.screen.notify(str(exc), severity="error")
             return False
-        if path.parent != self.last_folder:
-            self.last_folder = path.parent
-            remember_folder(path.parent)
         self.pending.append(attachment)
         await self.show()
         if isinstance(attachment, FilePart) and attachment.digest not in self.tokens:

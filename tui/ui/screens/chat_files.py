@@ -103,7 +103,7 @@ class ConversationFiles:
     async def open_conversation(self, conv_id: str, flags: dict[str, Any] | None = None) -> None:
         self.screen.replies.leave()
         self.screen.tool_calls.loop.new_chat()
-        self.screen.editing = None
+        self.screen.message_actions.drop_edit()
         try:
             conv = self.screen.session.open(conv_id)
         except (StoreError, KeyError) as exc:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tui.core.chat_session import SessionError
 from tui.store import Message as StoredMessage
 from tui.store import NotFoundError, StoreError
-from tui.store.parts import attachments_of
+from tui.store.parts import Attachment, attachments_of
 from tui.ui.screens.dialogs import ConfirmScreen
 from tui.ui.widgets.message import MessageView
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class MessageActions:
     def __init__(self, screen: ChatScreen) -> None:
         self.screen = screen
+        self.draft: tuple[str, list[Attachment]] | None = None  # what the prompt held when an edit began
 
     async def action_regenerate(self) -> None:
         if not self.screen.replies.busy():
@@ -39,6 +40,8 @@ class MessageActions:
         screen = self.screen
         if screen.replies.generating():
             return
+        if screen.editing is None:  # the unsent draft (text and chips) comes back when the edit ends
+            self.draft = (screen.prompt_input.text, list(screen.attachments.pending))
         screen.editing = message
         prompt = screen.prompt_input
         prompt.load_text(message.content)
@@ -51,6 +54,23 @@ class MessageActions:
             f"Edit the message{chips} and press {screen.keymap.key('prompt.send')}: it is sent as a new "
             f"version ({screen.keymap.key('chat.stop')} cancels)."
         )
+
+    def drop_edit(self, said: str = "") -> None:
+        """The edit ends without being sent (cancelled, another chat opened): the draft it took
+        the place of comes back."""
+        if self.screen.editing is None:
+            return
+        self.screen.editing = None
+        self.screen.run_worker(self.restore_draft(), group="attach")
+        if said:
+            self.screen.notify(said)
+
+    async def restore_draft(self) -> None:
+        """After an edit (sent or not): the prompt and chips as they were before it began."""
+        text, pending = self.draft or ("", [])
+        self.draft = None
+        self.screen.prompt_input.load_text(text)
+        await self.screen.attachments.replace(pending)
 
     def action_copy_last(self) -> None:
         reply = next((m for m in reversed(self.screen.messages) if m.role == "assistant" and m.content), None)
@@ -111,7 +131,7 @@ class MessageActions:
             return
         origin = screen.session.conversation
         screen.session.branch(message)
-        screen.editing = None
+        self.drop_edit()
         screen.tool_calls.loop.new_chat()
         screen.files.report_saves()
         await screen.transcript.render()

@@ -37,7 +37,7 @@ class ModelPicking:
         self.screen.run_worker(self._pick_for_sidebar(), group="pick-model", exclusive=True)
 
     async def _pick_for_sidebar(self) -> None:
-        chosen = await self._choose("")
+        chosen = await self._choose("", pick_says="choose (Apply loads it)")
         if chosen is not None:
             self.screen.settings_panel.choose_model(*chosen)
 
@@ -59,10 +59,11 @@ class ModelPicking:
             return
         screen.loader.reload(settings)
 
-    async def _choose(self, query: str) -> tuple[str | None, str | None] | None:
+    async def _choose(self, query: str, pick_says: str = "") -> tuple[str | None, str | None] | None:
         """The model and endpoint picked (a Hub id downloaded first), or None when cancelled."""
         screen = self.screen
-        picker = ModelPicker(self.read_catalogue, screen.keymap, in_use=screen.loader.load_settings.model)
+        in_use = screen.loader.load_settings.model
+        picker = ModelPicker(self.read_catalogue, screen.keymap, in_use=in_use, pick_says=pick_says)
         choice = await screen.app.push_screen_wait(picker) if not query else await self._pick_with(picker, query)
         if choice is None:
             return None

@@ -111,10 +111,16 @@ class ModelPicker(Modal[PickerChoice | None]):
     HINTED = ("models.pick", "models.delete", "models.close")
 
     def __init__(
-        self, load: CatalogueLoader, keymap: Keymap, now: float | None = None, in_use: str | None = None
+        self,
+        load: CatalogueLoader,
+        keymap: Keymap,
+        now: float | None = None,
+        in_use: str | None = None,
+        pick_says: str = "",
     ) -> None:
         super().__init__()
         self.load, self.keymap, self.now = load, keymap, now
+        self.pick_says = pick_says  # what Enter does when not "load" (the sidebar's Pick: "choose")
         self.in_use = in_use  # the model loaded now (its id or path): deleting it says so
         self.entries: list[CatalogueEntry] = []
         self.shown: list[CatalogueEntry] = []
@@ -130,10 +136,15 @@ class ModelPicker(Modal[PickerChoice | None]):
             yield table
             yield Static("reading the models…", id="models-detail", classes="muted", markup=False)
             yield Static(
-                " · ".join(f"{self.keymap.key(i)}: {BY_ID[i].title.lower()}" for i in self.HINTED),
+                " · ".join(f"{self.keymap.key(i)}: {self.hint(i)}" for i in self.HINTED),
                 classes="muted dialog-keys",
                 markup=False,
             )
+
+    def hint(self, action_id: str) -> str:
+        if action_id == "models.pick" and self.pick_says:
+            return self.pick_says
+        return BY_ID[action_id].title.lower()
 
     def on_mount(self) -> None:
         self.read_catalogue()

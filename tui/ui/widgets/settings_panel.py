@@ -55,7 +55,7 @@ class SettingsPanel(VerticalScroll):
         #load-unavailable { color: $text-muted; }
         #apply { width: 100%; margin: 1 0 0 0; }
         #load-model-row { height: auto; }
-        SelectOverlay { text-wrap: nowrap; text-overflow: ellipsis; }
+        SelectOverlay, SelectCurrent Static#label { text-wrap: nowrap; text-overflow: ellipsis; }
         #load-model { width: 1fr; }
         #pick-model { width: auto; min-width: 7; margin: 1 1 0 1; }
         #system-prompt { height: 8; }
