@@ -146,3 +146,16 @@ def test_the_servers_models_are_listed_and_a_server_that_is_down_is_one_problem(
     entries, problems = build_catalogue(_target(), [], [], endpoint="http://127.0.0.1:9/v1")
     assert not [e for e in entries if e.kind == "remote"] and len(problems) == 1
     assert problems[0].startswith("server http://127.0.0.1:9/v1: ")
+
+
+def test_a_gguf_not_yet_converted_needs_float32_memory_for_its_first_load() -> None:
+    from tui.core.catalogue import estimate_for
+    from tui.engine.model_files import ModelFacts
+
+    facts = ModelFacts(architecture="LlamaForCausalLM", parameters=1_000_000_000, dtype="")
+    target = _target(load=LoadSettings(dtype="bfloat16"))
+    converted = estimate_for(facts, True, target)
+    first = estimate_for(facts, True, target, converting=True)
+    assert converted is not None and first is not None
+    assert first.memory_needed == 4 * 10**9 > converted.memory_needed  # transformers dequantizes to float32
+    assert first.tok_s == converted.tok_s  # decoding afterwards is the same

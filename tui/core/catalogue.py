@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tui.engine.hub_cache import HubCacheError, cached_models
 from tui.engine.machine import Bandwidth, Machine
 from tui.engine.model_files import ModelFacts, inspect_model
 from tui.engine.settings import LoadSettings
-from tui.engine.sources import DEFAULT_MODEL_NAME, ModelSourceError, default_gguf_path, resolve_source
+from tui.engine.sources import DEFAULT_MODEL_NAME, ModelSourceError, default_gguf_path, is_converted, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,16 @@ class Target:
         return cls(device, free, bandwidth, load)
 
 
-def estimate_for(facts: ModelFacts, gguf: bool, target: Target) -> Estimate | None:
+def estimate_for(facts: ModelFacts, gguf: bool, target: Target, converting: bool = False) -> Estimate | None:
+    """`converting`: a GGUF not converted yet, whose first load holds it in float32 (transformers
+    dequantizes a GGUF to float32) before chatui keeps it at the dtype chosen."""
     from tui.engine.hardware import pick_dtype
 
     if facts.parameters <= 0:
         return None
     checkpoint = None if gguf else (facts.dtype or None)
     dtype = pick_dtype(target.load.dtype, target.device, checkpoint)
-    return estimate(
+    guess = estimate(
         facts.parameters,
         facts.embedding_parameters,
         facts.tied_embeddings,
@@ -131,6 +133,9 @@ def estimate_for(facts: ModelFacts, gguf: bool, target: Target) -> Estimate | No
         target.memory_free,
         target.bandwidth.bytes_per_s if target.bandwidth else 0.0,
     )
+    if converting:
+        guess = replace(guess, memory_needed=max(guess.memory_needed, facts.parameters * 4))
+    return guess
 
 
 class Catalogue:
@@ -226,7 +231,9 @@ class Catalogue:
         entries = list(self.entries.values())
         for entry in entries:
             if self.target is not None and entry.kind != "remote":
-                entry.estimate = estimate_for(entry.facts, entry.path.lower().endswith(".gguf"), self.target)
+                gguf = entry.path.lower().endswith(".gguf")
+                converting = gguf and not is_converted(Path(entry.path))
+                entry.estimate = estimate_for(entry.facts, gguf, self.target, converting)
         return sorted(entries, key=lambda e: (-(e.last_used or 0), e.name.lower()))
 
 
