@@ -8,7 +8,7 @@ import json
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from tui.core.catalogue import entry_line, load_catalogue
 from tui.engine.settings import LoadSettings
@@ -134,12 +134,14 @@ def run_download(repo_id: str, out: TextIO = sys.stdout, err: TextIO = sys.stder
             print(f"  {repo.repo_id}  {repo.size_bytes / 2**20:.0f} MiB", file=err)
         return 1
     live = err.isatty()
-    last = [0.0]
+    last: list[Any] = [0.0, ""]  # when the line was drawn, and for which file
 
     def show(progress: DownloadProgress) -> None:
+        """At most five times a second, and whenever the file changes (a small file's line must
+        not stay up while the weights download)."""
         now = time.monotonic()
-        if live and (now - last[0] >= 0.2 or progress.done == progress.total):
-            last[0] = now
+        if live and (now - last[0] >= 0.2 or progress.done == progress.total or progress.file != last[1]):
+            last[0], last[1] = now, progress.file
             err.write("\r\x1b[2K" + progress.line()[:200])
             err.flush()
 
