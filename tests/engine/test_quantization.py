@@ -125,3 +125,30 @@ def test_int4_weights_are_cached_and_the_next_load_does_not_quantize(tiny_model_
     assert "quantizing to int4" in labels and path.stat().st_size > 1000
     # another dtype is another file; the key follows the checkpoint's files
     assert int4_cache_file(tiny_model_dir, "float32") != path
+
+
+def test_each_int4_kernel_keeps_its_own_cache_file(tiny_model_dir, tmp_path):
+    """Loading with the other kernel (CHATUI_INT4_KERNEL=torchao) no longer replaces the first
+    kernel's file, so switching back does not quantize again; a newer file of the same kernel does."""
+    from tui.engine import int4_cache
+
+    chatui = int4_cache.cache_file(str(tiny_model_dir), "bfloat16", 32, "chatui-q4-b32-t16-v1")
+    torchao = int4_cache.cache_file(str(tiny_model_dir), "bfloat16", 32, int4_cache.TORCHAO)
+    assert chatui is not None and torchao is not None and chatui != torchao
+    assert "-chatui-" in chatui.name and "-torchao-" in torchao.name
+    chatui.parent.mkdir(parents=True, exist_ok=True)
+    old_chatui = chatui.with_name(chatui.name.replace(chatui.stem[-16:], "0" * 16))
+    unnamed = chatui.with_name(chatui.name.split("-chatui-")[0] + "-" + "1" * 16 + ".pt")  # before the kernel was named
+    for stale in (old_chatui, unnamed, torchao):
+        stale.write_bytes(b"x")
+    int4_cache.save(torch_module(), [], chatui, "chatui-q4-b32-t16-v1")
+    assert chatui.is_file() and torchao.is_file()  # the other kernel's file stays
+    assert not old_chatui.exists() and not unnamed.exists()
+    for path in (chatui, torchao):
+        path.unlink()
+
+
+def torch_module():
+    import torch
+
+    return torch.nn.Sequential()

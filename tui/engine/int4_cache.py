@@ -65,7 +65,8 @@ def cache_file(model_path: str, dtype: str, group_size: int, packed_format: str 
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     versions = f"{torch.__version__}:{torchao_version}:{FORMAT_VERSION}"
     digest.update(f"{dtype}:{group_size}:{packed_format}:{versions}".encode())
-    return cache_dir() / "int4" / f"{_name(folder)}-{digest.hexdigest()[:16]}.pt"
+    kernel = "torchao" if packed_format == TORCHAO else "chatui"  # one file per kernel: switching keeps both
+    return cache_dir() / "int4" / f"{_name(folder)}-{kernel}-{digest.hexdigest()[:16]}.pt"
 
 
 def _name(folder: Path) -> str:
@@ -131,8 +132,10 @@ def save(model: Any, names: list[str], path: Path, packed_format: str = TORCHAO)
     except OSError as exc:
         log.warning("int4 cache: cannot write %s (%s); the next load quantizes again", path, exc.strerror or exc)
         return
-    stem = path.stem.rsplit("-", 1)[0]
-    same_model = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.pt")  # not SmolLM2-135M-Instruct for SmolLM2-135M
+    # the same model and kernel's older files go (another kernel's stays), and those named before
+    # the kernel was in the name; not SmolLM2-135M-Instruct's for SmolLM2-135M
+    stem, kernel = path.stem.rsplit("-", 2)[:2]
+    same_model = re.compile(re.escape(stem) + rf"(-{re.escape(kernel)})?-[0-9a-f]{{16}}\.pt")
     for old in path.parent.glob(f"{stem}-*.pt"):
         if old != path and same_model.fullmatch(old.name):
             old.unlink(missing_ok=True)
