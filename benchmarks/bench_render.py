@@ -180,6 +180,14 @@ async def main() -> None:
         f"wall_s={elapsed:.1f}",
         flush=True,
     )
+    # Where the cost grows: per window of the reply. Flat after the first window means a long reply's
+    # end costs what its middle does, and the first window is cheaper because the screen is not full.
+    windows = [
+        f"{lo}-{lo + WINDOW}:{cost_per_token(samples, max(lo, 1), lo + WINDOW) * 1000:.2f}"
+        for lo in range(0, TOKENS, WINDOW)
+    ]
+    middle = cost_per_token(samples, WINDOW, 2 * WINDOW)
+    print(f"ui-render ms_per_token by window: {' '.join(windows)} last/second_window={last / middle:.2f}", flush=True)
     arranged = MeasuredScreen.arranged
     batches = {
         "first": sum(1 for n, _ in samples if 0 < n <= WINDOW),
