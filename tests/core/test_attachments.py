@@ -43,7 +43,9 @@ def test_text_in_older_encodings_is_read_and_binary_is_refused(tmp_path):
     assert read_attachment(tmp_path / "latin1.csv").text == "name,price\ncafé,2€\n"
     (tmp_path / "utf16.txt").write_bytes("naïve notes\n".encode("utf-16"))  # with its byte-order mark
     assert read_attachment(tmp_path / "utf16.txt").text == "naïve notes\n"
-    (tmp_path / "data.bin").write_bytes(bytes(range(1, 32)) * 40)  # control bytes, no NUL: not text
+    (tmp_path / "data.bin").write_bytes(b"\x01\x02\x81\x8d\xff" * 200)  # not UTF-8, no NUL, controls: not text
+    (tmp_path / "run.log").write_bytes(b"\x1b[32mPASSED\x1b[0m tests/test_a.py\n" * 20)  # UTF-8 with escape codes
+    assert read_attachment(tmp_path / "run.log").text.startswith("\x1b[32mPASSED")
     with pytest.raises(AttachmentError, match="chatui cannot read .bin files"):
         read_attachment(tmp_path / "data.bin")
     (tmp_path / "fake.png").write_bytes(b"not an image at all")
@@ -140,6 +142,8 @@ def test_files_dropped_on_a_terminal_are_read_from_what_it_pastes(tmp_path):
     assert dropped_files(str(tmp_path)) == []  # a folder
     assert dropped_files("notes.md", cwd=tmp_path) == []  # a bare word, even naming a file here
     assert dropped_files("file://otherhost/etc/passwd") == []
+    comment = "/**\n * " + "A long documentation line " * 15 + "\n */"  # a name over 255 bytes: not a file
+    assert dropped_files(comment) == [] and dropped_files("/" + "x" * 300) == []
 
 
 def test_the_fit_check_counts_the_message_alone_when_the_chats_count_is_known(tmp_path):

@@ -674,3 +674,38 @@ def test_deleting_a_chat_with_large_attachments_shrinks_the_file(tmp_path: Path)
         with Library(path) as library:
             library.delete(conv.id)
         assert path.stat().st_size < 2**20, (old, full, path.stat().st_size)
+
+
+def test_a_library_opens_even_when_its_one_time_rewrite_fails(tmp_path: Path, monkeypatch) -> None:
+    """The VACUUM that turns on auto-vacuum (a full disk, another process writing) is a nicety:
+    the library opens, and the rewrite is tried again next time."""
+    from tui.store import schema
+
+    path = tmp_path / "old.sqlite3"
+    with Library(path) as library:
+        library.create()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA auto_vacuum = NONE")
+    db.execute("VACUUM")
+    db.close()
+
+    real = schema._give_back_freed_pages
+    monkeypatch.setattr(schema, "_give_back_freed_pages", lambda db: real(_Failing(db)))
+    with Library(path) as library:
+        assert library.count() == 1
+    monkeypatch.undo()
+    with Library(path) as library:  # tried again, and done
+        assert library.count() == 1
+    assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+
+
+class _Failing:
+    """A connection whose VACUUM fails as on a full disk."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, *args):
+        if sql == "VACUUM":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)

@@ -64,9 +64,17 @@ def dropped_files(text: str, cwd: Path | None = None) -> list[Path]:
     candidates.append(text.splitlines())
     for pieces in candidates:
         paths = [_dropped_path(piece, cwd) for piece in pieces if piece.strip()]
-        if paths and all(path is not None and path.is_file() for path in paths):
+        if paths and all(path is not None and is_file(path) for path in paths):
             return [path for path in paths if path is not None]
     return []
+
+
+def is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name the file system refuses (over 255 bytes, say) is not."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _dropped_path(piece: str, cwd: Path | None) -> Path | None:
@@ -227,20 +235,20 @@ def _pdf_text(name: str, data: bytes) -> str:
 
 def _as_text(data: bytes) -> str | None:
     """The text of a text file: UTF-8, UTF-16 with its byte-order mark (Windows tools write it),
-    else Windows-1252 / Latin-1 (older CSV exports); None for what does not read as text (NULs,
-    or more than one control character in 200)."""
+    else Windows-1252 / Latin-1 (older CSV exports); None for what does not read as text (NULs;
+    in the Windows-1252 fallback, more than one control character in 200)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            text = data.decode("utf-16")
+            return data.decode("utf-16")
         except UnicodeDecodeError:
             return None
-    elif b"\0" in data:
+    if b"\0" in data:
         return None
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("cp1252", errors="replace")
+    try:
+        return data.decode("utf-8-sig")  # text as it is, escape codes of a terminal log included
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("cp1252", errors="replace")  # any bytes decode so: binary is told by its controls
     return text if len(_CONTROLS.findall(text)) <= len(text) // 200 else None
 
 

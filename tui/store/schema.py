@@ -233,10 +233,13 @@ def _give_back_freed_pages(db: sqlite3.Connection) -> None:
     rewritten once (VACUUM: about a second per 100 MB)."""
     if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         return
-    db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect with the VACUUM (the file has a page already)
-    if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-        log.info("rewriting the conversation library once, so that deleting gives the space back")
-    db.execute("VACUUM")
+    try:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect with the VACUUM (the file has a page already)
+        if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+            log.info("rewriting the conversation library once, so that deleting gives the space back")
+        db.execute("VACUUM")
+    except sqlite3.OperationalError as error:  # a full disk, another chatui writing: tried again next open
+        log.info("could not turn on incremental auto-vacuum: %s", error)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -118,6 +118,9 @@ def test_a_pasted_file_path_is_offered_as_an_attachment(tmp_path):
             await wait_for(pilot, lambda: prompt.text == str(picture))
             prompt.post_message(events.Paste("just some words"))
             await wait_for(pilot, lambda: prompt.text.endswith("just some words"))
+            comment = "/**\n * " + "A long documentation line " * 15 + "\n */"  # no file name is that long
+            prompt.post_message(events.Paste(comment))
+            await wait_for(pilot, lambda: prompt.text.endswith(comment))
             prompt.clear()
             escaped = str(picture).replace(" ", "\\ ")
             prompt.post_message(events.Paste(f"{escaped} {notes}"))  # two files dropped at once

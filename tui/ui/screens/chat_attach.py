@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from tui.core.attachments import (
     AttachmentError,
     human_size,
+    is_file,
     read_attachment,
     refuse_images,
     resolve_path,
@@ -89,7 +90,7 @@ class Attachments:
     async def attach(self, typed: str) -> bool:
         """Read the file at `typed` and add it; a refusal is one line. True when it was added."""
         path = resolve_path(typed)
-        if path.parent != self.last_folder and path.is_file():  # used, even if refused: the picker opens there
+        if path.parent != self.last_folder and is_file(path):  # used, even if refused: the picker opens there
             self.last_folder = path.parent
             remember_folder(path.parent)
         try:
