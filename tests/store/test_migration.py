@@ -5,6 +5,7 @@ and documents were stored as blobs)."""
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tui.store.schema import SCHEMA_VERSION
 
 PREVIOUS_RELEASE = "f635798"  # schema 3
 PARTS_RELEASE = "691021a"  # schema 4: text parts only
+BLOBS_RELEASE = "33a7b0c"  # schema 5: attachments stored once, no auto-vacuum, no branch origin
 
 METRICS = {
     "prompt_tokens": 30,
@@ -165,11 +167,7 @@ def test_every_chat_and_message_of_the_previous_release_migrates(
 
 
 def sqlite_user_version(path: Path) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        db.close()
+    return pragma(path, "user_version")
 
 
 PARTS_MODULES = ("model", "schema", "conversations", "files", "parts", "meta", "rows")
@@ -221,5 +219,58 @@ def blob_count(path: Path) -> int:
     db = sqlite3.connect(path)
     try:
         return int(db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_schema_5_library_opens_with_every_message_and_attachment_and_then_shrinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last release's library: schema 6 adds the branch origin (none for its chats), and the
+    one-time rewrite turns on auto-vacuum, so deleting the chat with the photo shrinks the file."""
+    old = previous_store(tmp_path, monkeypatch, BLOBS_RELEASE, PARTS_MODULES)
+    old_parts = importlib.import_module(f"{old.__name__}.parts")
+    old_meta = importlib.import_module(f"{old.__name__}.meta")
+    path = tmp_path / "library.sqlite3"
+    old_lib = importlib.import_module(f"{old.__name__}.conversations").Library(path)
+    photo = old_parts.ImagePart("photo.png", "image/png", os.urandom(4 * 2**20))
+    notes = old_parts.FilePart("notes.md", "text/markdown", "# Plan\nbuy zucchini")
+    chat = old_lib.create(model="org/model", system_prompt="Be brief.")
+    question = old_lib.add_message(chat.id, "user", (photo, notes, old_parts.TextPart("What is this?")))
+    old_lib.add_message(chat.id, "assistant", "A photo.", status="stopped")
+    old_lib.add_message(chat.id, "assistant", "A plan.", question.id, meta=old_meta.MessageMeta.from_dict(METRICS))
+    other = old_lib.create(title="Quiet chat")
+    old_lib.add_message(other.id, "user", "Café crème")
+    before = {
+        conv_id: [(m.id, m.role, m.content, m.parent_id, m.status, m.meta.to_dict()) for m in old_lib.messages(conv_id)]
+        for conv_id in (chat.id, other.id)
+    }
+    kinds = [type(part).__name__ for part in old_lib.messages(chat.id)[0].parts]
+    old_lib.close()
+    assert pragma(path, "auto_vacuum") == 0  # none: the file never shrank
+
+    with Library(path) as lib:
+        for conv_id, messages in before.items():
+            assert [
+                (m.id, m.role, m.content, m.parent_id, m.status, m.meta.to_dict()) for m in lib.messages(conv_id)
+            ] == messages
+            assert lib.get(conv_id).origin_id is None
+        first = lib.messages(chat.id)[0]
+        assert [type(part).__name__ for part in first.parts] == kinds == ["ImagePart", "FilePart", "TextPart"]
+        assert first.parts[0].data == photo.data and first.parts[1].text == notes.text
+        assert [s.id for s in lib.search("zucchini")] == [chat.id]
+        full = path.stat().st_size
+        lib.delete(chat.id)
+    assert sqlite_user_version(path) == SCHEMA_VERSION
+    assert path.stat().st_size < full - 3 * 2**20  # the photo's pages went back to the file system
+    assert pragma(path, "auto_vacuum") == 2  # incremental, from now on
+
+
+def pragma(path: Path, name: str) -> int:
+    """A pragma's value, read through a connection closed at once (one left open would keep the
+    WAL from being checkpointed, and the file from shrinking)."""
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute(f"PRAGMA {name}").fetchone()[0])
     finally:
         db.close()
