@@ -156,13 +156,13 @@ def human_size(size: int) -> str:
 MAX_CHARS_PER_TOKEN = 16
 
 
-def surely_too_long(documents: Sequence[FilePart], context: int) -> bool:
-    return bool(context) and sum(len(document.text) for document in documents) > context * MAX_CHARS_PER_TOKEN
-
-
-def too_long_problem(documents: Sequence[FilePart], context: int) -> str:
-    names = ", ".join(document.name for document in documents)
+def too_long(documents: Sequence[FilePart], context: int) -> str | None:
+    """Why these documents cannot fit a context of `context` tokens whatever their tokens (more
+    than MAX_CHARS_PER_TOKEN characters a token), in one line; None when they might."""
     chars = sum(len(document.text) for document in documents)
+    if not context or chars <= context * MAX_CHARS_PER_TOKEN:
+        return None
+    names = ", ".join(document.name for document in documents)
     verb = "does" if len(documents) == 1 else "do"
     return (
         f"{names} {verb} not fit: {chars:,} characters are far more than the model's context of "

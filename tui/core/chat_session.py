@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tui import token_probs
-from tui.core.attachments import AttachmentError, fit_problem, refuse_images, surely_too_long, too_long_problem
+from tui.core.attachments import AttachmentError, fit_problem, refuse_images, too_long
 from tui.engine.backend import Backend
 from tui.engine.events import Alternative, Failed, Finished, TokenChoice
 from tui.engine.loading import ModelInfo
@@ -208,8 +208,9 @@ class ChatSession:
         info = self.backend.info
         context = info.context_size if info is not None else 0
         documents = [attachment for attachment in attachments if isinstance(attachment, FilePart)]
-        if surely_too_long(documents, context):
-            return too_long_problem(documents, context)
+        problem = too_long(documents, context)
+        if problem:
+            return problem
         before = self.messages
         if edit_of is not None and edit_of in before:
             before = before[: before.index(edit_of)]

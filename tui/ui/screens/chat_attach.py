@@ -20,7 +20,7 @@ from tui.core.attachments import (
     read_attachment,
     refuse_images,
     resolve_path,
-    surely_too_long,
+    too_long,
 )
 from tui.paths import state_dir, write_atomic
 from tui.store.model import model_content
@@ -109,7 +109,7 @@ class Attachments:
 
     async def _count(self, document: FilePart) -> None:
         info = self.screen.engine.info
-        if info is not None and surely_too_long([document], info.context_size):
+        if info is not None and too_long([document], info.context_size):
             return  # sending says it does not fit; counting it would hold the model's thread for long
         content = model_content((document, TextPart("")))
         future = self.screen.engine.count_tokens([{"role": "user", "content": content}])
