@@ -139,3 +139,55 @@ def test_chunks_are_cut_only_where_markdown_splits_cleanly():
     assert chunk_cut("```\n" + "code line\n" * 100, "more\n\nstill code\n") is None  # inside a fence
     assert chunk_cut("- a\n" * 250, "1. b\n") is None  # a bullet list, then an ordered one: two lists
     assert chunk_cut("- a\n" * 250, "  - nested\n") is None  # not a top-level item
+
+
+def test_a_streamed_fragment_is_shown_only_once_its_markdown_is_in_the_message(tmp_path):
+    """The bridge spaces the reply's frames by how long a batch takes from its post to `shown`;
+    `shown` used to be set after the next refresh even when the Markdown append (parse, mount,
+    layout) had not run yet, so the UI looked cheaper than it was and took most of a core late in
+    a long reply."""
+    import asyncio
+    import threading
+
+    from textual.app import App, ComposeResult
+    from textual.await_complete import AwaitComplete
+
+    from tui.ui.widgets.message import MessageView
+
+    class OneMessage(App):
+        def compose(self) -> ComposeResult:
+            yield MessageView("assistant", "")
+
+    async def scenario():
+        app = OneMessage()
+        async with app.run_test() as pilot:
+            view = app.query_one(MessageView)
+            view.start_stream()
+            body = view.body
+            append = body.append
+
+            def slow_append(text: str) -> AwaitComplete:  # a parse and mount that outlast a frame
+                async def later() -> None:
+                    await asyncio.sleep(0.15)
+                    await append(text)
+
+                return AwaitComplete(later())
+
+            body.append = slow_append  # type: ignore[method-assign]
+            seen: list[str] = []
+            fragments = ["Here is **one** paragraph.\n\n", "- a list\n- of two\n\n", "```python\nx = 1\n```\n"]
+            for fragment in fragments:
+                shown = threading.Event()
+                shown_set = shown.set
+
+                def record(shown_set=shown_set) -> None:
+                    seen.append(view.body.source)
+                    shown_set()
+
+                shown.set = record  # type: ignore[method-assign]
+                view.append_later(fragment, shown=shown)
+                await wait_for(pilot, shown.is_set)
+            texts = ["".join(fragments[: i + 1]) for i in range(len(fragments))]
+            assert seen == texts
+
+    run(scenario())

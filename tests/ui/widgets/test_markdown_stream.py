@@ -79,3 +79,33 @@ def test_an_append_waits_for_fresh_input_to_be_drawn():
             assert markdown.source == "after a key no key"
 
     asyncio.run(scenario())
+
+
+def test_when_appended_calls_back_once_the_text_written_is_in_the_widget():
+    """The reply's pacing measures a batch from its post until `when_appended` calls back: if it
+    called back before the append (parse and mount), the UI's real cost per frame went unseen
+    and the stream drew more frames than the UI could afford."""
+
+    async def scenario():
+        app = MarkdownApp()
+        async with app.run_test() as pilot:
+            markdown = app.query_one(Markdown)
+            stream = InputFirstStream(markdown)
+            seen: list[str] = []
+            stream.when_appended(lambda: seen.append(markdown.source))  # nothing written: at once
+            assert seen == [""]
+
+            await stream.write("one paragraph\n\n")
+            await stream.write("- an item\n- another")
+            stream.when_appended(lambda: seen.append(markdown.source))
+            assert len(seen) == 1  # not yet: the append has not run
+            await pilot.pause(0.2)
+            assert seen == ["", "one paragraph\n\n- an item\n- another"]
+            assert len(markdown.children) == 2  # the blocks were mounted by then
+
+            await stream.write("\n\nlast")
+            stream.when_appended(lambda: seen.append(markdown.source))
+            await stream.stop()  # stopping appends what is pending, then calls back
+            assert seen[-1].endswith("last")
+
+    asyncio.run(scenario())

@@ -10,11 +10,15 @@ next one, so the widget never falls behind. Two differences:
 - `stop()` lets the append in flight finish, then appends what is left, so appends never overlap
   and whatever comes after `stop()` (the exact render at a reply's end) sees them all done. It
   uses no task cancellation, which `asyncio.wait_for` on Python 3.11 can swallow.
+
+`when_appended(callback)` calls back once everything written so far is appended: the reply's
+pacing (`bridge.pump_turn`) measures a batch from its post until then, parse and mount included.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from textual.widgets import Markdown
 
@@ -31,6 +35,8 @@ class InputFirstStream:
         self._pending: list[str] = []
         self._new_text = asyncio.Event()
         self._stopping = False
+        self._appending = False
+        self._waiting: list[Callable[[], None]] = []  # when_appended callbacks
         self._task: asyncio.Task | None = asyncio.create_task(self._run())
 
     async def write(self, fragment: str) -> None:
@@ -41,6 +47,13 @@ class InputFirstStream:
             self._new_text.set()
             await asyncio.sleep(0)  # let the stream pick it up
 
+    def when_appended(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once all text written so far is in the widget (now, if it is)."""
+        if self._pending or self._appending:
+            self._waiting.append(callback)
+        else:
+            callback()
+
     async def stop(self) -> None:
         """Append what is still pending, then end. Returns once every append is done."""
         task, self._task = self._task, None
@@ -50,6 +63,17 @@ class InputFirstStream:
             await task
 
     async def _run(self) -> None:
+        try:
+            await self._append_until_stopped()
+        finally:
+            self._call_back()  # a failed append or a stop: nobody waits for ever
+
+    def _call_back(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            callback()
+
+    async def _append_until_stopped(self) -> None:
         while True:
             await self._new_text.wait()
             if not self._stopping:
@@ -57,7 +81,13 @@ class InputFirstStream:
             self._new_text.clear()
             text, self._pending = "".join(self._pending), []
             if text:
-                await self.markdown.append(text)
+                self._appending = True
+                try:
+                    await self.markdown.append(text)
+                finally:
+                    self._appending = False
+            if not self._pending:
+                self._call_back()
             if self._stopping and not self._pending:
                 return
 

@@ -8,7 +8,7 @@ first: control characters from a model or a file never reach the terminal.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual import events
@@ -281,8 +281,30 @@ class MessageView(Vertical, can_focus=True):
         except MountError:
             if not self._going_away():
                 raise
-        if message.shown is not None:
-            self.call_after_refresh(message.shown.set)
+        shown = message.shown
+        if shown is not None:
+
+            def show_after_refresh() -> None:
+                self.call_after_refresh(shown.set)
+
+            self._when_appended(show_after_refresh)
+
+    def _when_appended(self, callback: Callable[[], None]) -> None:
+        """Call back once the text written so far is in every stream's widget, so `shown` covers
+        the Markdown parse and mount: the reply's pacing is measured from it."""
+        streams = list(self._streams.values())
+        left = len(streams)
+
+        def one_done() -> None:
+            nonlocal left
+            left -= 1
+            if left == 0:
+                callback()
+
+        if not streams:
+            callback()
+        for stream in streams:
+            stream.when_appended(one_done)
 
     async def on_message_view__finish(self, message: _Finish) -> None:
         message.stop()
