@@ -116,6 +116,30 @@ def test_a_bf16_prompt_is_the_dequantized_matmul(ops):
     assert float((y.double() - with_int8.double()).norm() / exact.norm()) < 0.02
 
 
+@pytest.mark.parametrize(
+    ("rows", "out_features", "in_features"),
+    [
+        (21, 300, 2100),  # rows pad to 32; 19 output tiles: two slices of 8 and an odd 3; k in two slices
+        (45, 16, 40),  # one tile (paired with zeros), k padded to 64
+        (64, 1536, 576),  # SmolLM2-135M's MLP shape
+    ],
+)
+def test_a_prompt_on_any_shape_is_the_dequantized_matmul(ops, rows, out_features, in_features):
+    """A prompt's rows go through AMX tiles where the CPU has them (the weights unpacked slice by
+    slice into AMX's pair layout): every padding and slice edge gives the dequantized matmul."""
+    torch.manual_seed(rows)
+    weight = torch.randn(out_features, in_features) * 0.05
+    packed = ops.int4_pack(weight)
+    bias = torch.randn(out_features).bfloat16()
+    x = torch.randn(rows, in_features, dtype=torch.bfloat16)
+    y = ops.int4_linear(x, packed, bias, out_features, in_features)
+    exact = x.double() @ ops.int4_unpack(packed, out_features, in_features).double().T + bias.double()
+    assert y.shape == (rows, out_features) and y.dtype == torch.bfloat16
+    assert float((y.double() - exact).norm() / exact.norm()) < 0.01
+    worst = (y.double() - exact).abs().max() / exact.abs().max()
+    assert worst < 0.02  # no row or column left out or shifted
+
+
 def test_packing_rounds_each_weight_to_the_nearest_of_its_blocks_16_levels(ops):
     torch.manual_seed(2)
     weight = torch.randn(40, 70) * 0.1

@@ -16,6 +16,9 @@
 // not centred, and the two terms' rounding errors cancel only together. With the exact sum the
 // layer's error was 2.5x larger and SmolLM2-135M's perplexity 2% worse.)
 //
+// A prompt on a CPU with AMX (20 rows or more) is instead a bf16 GEMM on AMX tiles, its weights
+// unpacked from this layout block by block (see prefill_amx).
+//
 // Registered with torch.library as chatui::int4_linear (torch.compile treats it as one opaque op),
 // chatui::int4_pack, chatui::int4_unpack and chatui::int4_isas. No Python binding is needed.
 
@@ -25,12 +28,13 @@
 #include <torch/library.h>
 
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -352,87 +356,194 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const std::opti
   return y.to(x.scalar_type()).reshape(shape);
 }
 
-// A prompt (many rows at once) in bf16 on a CPU with AMX: the layer is unpacked into bf16 and
-// multiplied by oneDNN, whose bf16 GEMM runs on AMX tiles, several times what the int8 dot
-// products do on VNNI. The unpacked weights go to one scratch buffer that each layer reuses, so
-// they stay in the cache for the GEMM (the buffer is kept for the process: the largest layer seen,
-// 34 MB at the 1.7B shape). Below kGemmRows rows (decode, short turns) the int8 path
-// is faster: it reads the packed weights once and writes nothing.
-constexpr int64_t kGemmRows = 64;  // measured: the two paths are even at 64 rows of 1.7B's shapes, the GEMM 1.7-2x faster at 157
+// A prompt (many rows at once) in bf16 on a CPU with AMX: a GEMM on AMX tiles whose weights are
+// unpacked from the int4 layout straight into AMX's bf16 pair layout, a slice at a time into a
+// buffer that stays in the core's L2 cache. A packed block (16 rows by 32 weights) is exactly
+// one AMX weight tile (32 k by 16 n), so nothing is transposed or written out whole. (Unpacking
+// the whole layer to bf16 and calling oneDNN, which then repacks it for AMX, cost 1.5-1.7x
+// bf16's own matmul per layer.) Below kGemmRows rows (decode, short turns) the int8 path is
+// faster: it reads the packed weights once and writes nothing.
+constexpr int64_t kGemmRows = 20;  // measured at 1.7B's and 135M's shapes: even at 16-24 rows, AMX 2x faster at 64
 constexpr int64_t kGemmMostWeights = int64_t{64} << 20;  // a bigger layer (an output layer) stays on the int8 path
+constexpr int64_t kTileRows = 16;                        // AMX: a tile is 16 rows of 64 bytes
+constexpr int64_t kSliceTiles = 8;                       // output rows (in 16s) of a slice: 128 columns
+constexpr int64_t kSliceBlocks = 64;                     // k (in 32s) of a slice: 1024, so 256 KB of bf16 weights
+constexpr int64_t kTileBytes = kTileRows * 64;
 
 bool cpu_has_amx_bf16() {
   static const bool has = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16");
+    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("avx512bf16")) return false;
+    // Linux hands out the AMX register state only on request (once per process).
+    constexpr long kRequestPermission = 0x1023, kTileData = 18;  // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA
+    return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
   }();
   return has;
 }
 
-// The packed weights, transposed, as bf16: wt[k][n] for the padded sizes. A tile's 16 rows are a
-// vector's lanes, so each k is one 32-byte store; blocks are split between the threads, so each
-// writes whole rows of wt in order.
-__attribute__((target("avx512f,avx512bw,avx512bf16,f16c,fma"))) void unpack_transposed_bf16_blocks(
-    const uint8_t* packed, int64_t tiles, int64_t blocks, at::BFloat16* wt, int64_t width, int64_t begin,
-    int64_t end) {
+// One packed block (16 rows, 32 weights) as an AMX weight tile in place: row r holds, for each of
+// the 16 output rows n, the bf16 pair (w[n][2r], w[n][2r+1]).
+__attribute__((target("avx512f,avx512bw,avx512bf16,f16c,fma"))) void unpack_block_to_tile(const uint8_t* block,
+                                                                                            uint16_t* tile) {
   const __m512i low = _mm512_set1_epi32(0x0F);
-  for (int64_t b = begin; b < end; ++b) {
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const uint8_t* block = packed + (tile * blocks + b) * kBlockBytes;
-      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes)));
-      const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes + 32)));
-      at::BFloat16* column = wt + b * kBlock * width + tile * kRows;
-      for (int64_t i = 0; i < 4; ++i) {
-        const __m512i bytes = _mm512_loadu_si512(block + 64 * i);  // lane n: row n's weights 4i..4i+3, 16+4i..
-        for (int64_t t = 0; t < 4; ++t) {
-          const __m512i byte = _mm512_srli_epi32(bytes, static_cast<unsigned>(8 * t));
-          const __m512 lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(byte, low)), d, m);
-          const __m512 hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(byte, 4), low)), d, m);
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(column + (4 * i + t) * width), (__m256i)_mm512_cvtneps_pbh(lo));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(column + (16 + 4 * i + t) * width),
-                              (__m256i)_mm512_cvtneps_pbh(hi));
+  // cvtne2ps gives [a's 16 | b's 16]; this interleaves them into 16 pairs
+  const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
+                                         20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes)));
+  const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes + 32)));
+  for (int64_t i = 0; i < 4; ++i) {
+    const __m512i bytes = _mm512_loadu_si512(block + 64 * i);  // lane n: row n's weights 4i..4i+3, 16+4i..
+    __m512 lo[4], hi[4];
+    for (int64_t t = 0; t < 4; ++t) {
+      const __m512i byte = _mm512_srli_epi32(bytes, static_cast<unsigned>(8 * t));
+      lo[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(byte, low)), d, m);  // k = 4i + t
+      hi[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(byte, 4), low)), d, m);  // 16 + 4i + t
+    }
+    for (int64_t half = 0; half < 2; ++half) {  // pairs (4i, 4i+1) and (4i+2, 4i+3): rows 2i and 2i+1
+      const __m512i low_pair = _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(lo[2 * half + 1], lo[2 * half]));
+      const __m512i high_pair = _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi[2 * half + 1], hi[2 * half]));
+      _mm512_storeu_si512(tile + (2 * i + half) * 32, low_pair);
+      _mm512_storeu_si512(tile + (8 + 2 * i + half) * 32, high_pair);
+    }
+  }
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// out[m][n] for the tiles [tile_begin, tile_end) of one slice into `sums` ([row][128] fp32,
+// kept across k slices). x is in AMX tiles, [16 rows][block] each 16 by 32, padded with zeros
+// to 32-row groups and whole blocks, so each tile load reads 1 KB in order.
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,f16c,fma"))) void amx_slice(
+    const uint8_t* packed, int64_t blocks, const at::BFloat16* x, int64_t padded_rows, int64_t tile_begin,
+    int64_t tile_end, uint16_t* weights, float* sums) {
+  const int64_t tiles = tile_end - tile_begin;
+  for (int64_t k0 = 0; k0 < blocks; k0 += kSliceBlocks) {
+    const int64_t k1 = std::min(blocks, k0 + kSliceBlocks);
+    // the slice's weights, [block][tile] as AMX tiles (a missing odd tile is zeros)
+    for (int64_t b = k0; b < k1; ++b) {
+      for (int64_t t = 0; t < round_up(tiles, 2); ++t) {
+        uint16_t* tile = weights + ((b - k0) * kSliceTiles + t) * kTileBytes / 2;
+        if (t < tiles) {
+          unpack_block_to_tile(packed + ((tile_begin + t) * blocks + b) * kBlockBytes, tile);
+        } else {
+          std::memset(tile, 0, kTileBytes);
         }
+      }
+    }
+    for (int64_t row = 0; row < padded_rows; row += 2 * kTileRows) {
+      for (int64_t t = 0; t < tiles; t += 2) {
+        float* c = sums + row * kSliceTiles * kRows + t * kRows;  // sums: [padded_rows][128]
+        constexpr int64_t c_stride = kSliceTiles * kRows * 4;
+        if (k0 == 0) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        } else {
+          _tile_loadd(0, c, c_stride);
+          _tile_loadd(1, c + kRows, c_stride);
+          _tile_loadd(2, c + kTileRows * kSliceTiles * kRows, c_stride);
+          _tile_loadd(3, c + kTileRows * kSliceTiles * kRows + kRows, c_stride);
+        }
+        for (int64_t b = k0; b < k1; ++b) {
+          const at::BFloat16* a = x + ((row / kTileRows) * blocks + b) * kTileBytes / 2;
+          const uint16_t* w = weights + ((b - k0) * kSliceTiles + t) * kTileBytes / 2;
+          _tile_loadd(4, a, 64);
+          _tile_loadd(5, a + blocks * kTileBytes / 2, 64);
+          _tile_loadd(6, w, 64);
+          _tile_loadd(7, w + kTileBytes / 2, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, c, c_stride);
+        _tile_stored(1, c + kRows, c_stride);
+        _tile_stored(2, c + kTileRows * kSliceTiles * kRows, c_stride);
+        _tile_stored(3, c + kTileRows * kSliceTiles * kRows + kRows, c_stride);
       }
     }
   }
 }
 
-// `width` (wt's row stride) is the padded row count plus a cache line, so that the 32 rows of wt
-// one block writes do not all fall in one set of the L1 cache (a 4 KiB stride would).
-int64_t transposed_width(int64_t tiles) { return tiles * kRows + 32; }
-
-void unpack_transposed_bf16(const uint8_t* packed, int64_t tiles, int64_t blocks, at::BFloat16* wt) {
-  const int64_t width = transposed_width(tiles);
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    unpack_transposed_bf16_blocks(packed, tiles, blocks, wt, width, begin, end);
-  });
+// Every tile 16 rows of 64 bytes. Kept in static memory: GCC 12 drops the stores to a stack copy,
+// not seeing that ldtilecfg reads them, and the CPU then faults on an all-zero configuration.
+const TileConfig& tile_config() {
+  static const TileConfig config = [] {
+    TileConfig made;
+    for (int i = 0; i < 8; ++i) {
+      made.rows[i] = kTileRows;
+      made.bytes_per_row[i] = 64;
+    }
+    return made;
+  }();
+  return config;
 }
 
-at::Tensor prefill_bf16(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
-                        int64_t out_features, int64_t in_features) {
+// A slice's fp32 sums ([row][128]) plus the bias, as bf16 into the output's columns.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void write_bf16(const float* sums, int64_t count,
+                                                                       int64_t columns, const float* bias,
+                                                                       at::BFloat16* out, int64_t out_stride) {
+  for (int64_t r = 0; r < count; ++r) {
+    const float* source = sums + r * kSliceTiles * kRows;
+    at::BFloat16* target = out + r * out_stride;
+    for (int64_t n = 0; n < columns; n += 16) {
+      const __mmask16 lanes = columns - n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (columns - n)) - 1);
+      __m512 value = _mm512_maskz_loadu_ps(lanes, source + n);
+      if (bias != nullptr) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, bias + n));
+      _mm256_mask_storeu_epi16(target + n, lanes, (__m256i)_mm512_cvtneps_pbh(value));
+    }
+  }
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) void amx_begin() { _tile_loadconfig(&tile_config()); }
+
+__attribute__((target("amx-tile"))) void amx_end() { _tile_release(); }
+
+at::Tensor prefill_amx(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
+                       int64_t out_features, int64_t in_features) {
   check_packed(packed, out_features, in_features);
-  static std::mutex scratch_lock;
-  static at::Tensor scratch;
   const int64_t tiles = round_up(out_features, kRows) / kRows;
   const int64_t blocks = round_up(in_features, kBlock) / kBlock;
-  const int64_t needed = transposed_width(tiles) * blocks * kBlock;
-  std::lock_guard<std::mutex> guard(scratch_lock);
-  if (!scratch.defined() || scratch.numel() < needed) scratch = at::empty({needed}, x.options().dtype(at::kBFloat16));
-  unpack_transposed_bf16(packed.data_ptr<uint8_t>(), tiles, blocks, scratch.data_ptr<at::BFloat16>());
-  const at::Tensor wt = scratch.narrow(0, 0, needed)
-                            .view({blocks * kBlock, transposed_width(tiles)})
-                            .narrow(0, 0, in_features)
-                            .narrow(1, 0, out_features);
-  at::Tensor y = at::matmul(x, wt);
-  if (bias.has_value() && bias->defined()) y = y + bias->to(y.scalar_type());
-  return y;
+  const at::Tensor rows = x.reshape({-1, in_features});
+  const int64_t count = rows.size(0), padded_rows = round_up(count, 2 * kTileRows);
+  at::Tensor padded = at::zeros({padded_rows, blocks * kBlock}, rows.options());
+  padded.narrow(0, 0, count).narrow(1, 0, in_features).copy_(rows);
+  // [row tile][block][16][32]
+  padded = padded.view({padded_rows / kTileRows, kTileRows, blocks, kBlock}).transpose(1, 2).contiguous();
+  const at::Tensor bias_f = bias.has_value() && bias->defined() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor out = at::empty({count, out_features}, rows.options());
+  const int64_t slices = (tiles + kSliceTiles - 1) / kSliceTiles;
+  at::parallel_for(0, slices, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint16_t> weights(kSliceBlocks * kSliceTiles * kTileBytes / 2);
+    std::vector<float> sums(padded_rows * kSliceTiles * kRows);
+    amx_begin();
+    for (int64_t slice = begin; slice < end; ++slice) {
+      const int64_t tile_begin = slice * kSliceTiles, tile_end = std::min(tiles, tile_begin + kSliceTiles);
+      amx_slice(packed.data_ptr<uint8_t>(), blocks, padded.data_ptr<at::BFloat16>(), padded_rows, tile_begin, tile_end,
+                weights.data(), sums.data());
+      const int64_t column = tile_begin * kRows, columns = std::min(out_features, tile_end * kRows) - column;
+      write_bf16(sums.data(), count, columns, bias_f.defined() ? bias_f.data_ptr<float>() + column : nullptr,
+                 out.data_ptr<at::BFloat16>() + column, out_features);
+    }
+    amx_end();
+  });
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out_features;
+  return out.view(shape);
 }
 
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                        int64_t out_features, int64_t in_features) {
   if (x.scalar_type() == at::kBFloat16 && x.dim() >= 1 && x.size(-1) == in_features &&
       x.numel() / in_features >= kGemmRows && out_features * in_features <= kGemmMostWeights && cpu_has_amx_bf16()) {
-    return prefill_bf16(x, packed, bias, out_features, in_features);
+    return prefill_amx(x, packed, bias, out_features, in_features);
   }
   return linear(x, packed, bias, out_features, in_features, best_isa());
 }
