@@ -122,11 +122,13 @@ def test_a_bf16_prompt_is_the_dequantized_matmul(ops):
         (21, 300, 2100),  # rows pad to 32; 19 output tiles: two slices of 8 and an odd 3; k in two slices
         (45, 16, 40),  # one tile (paired with zeros), k padded to 64
         (64, 1536, 576),  # SmolLM2-135M's MLP shape
+        (1030, 200, 96),  # a long prompt: the whole layer unpacked for oneDNN's GEMM
     ],
 )
 def test_a_prompt_on_any_shape_is_the_dequantized_matmul(ops, rows, out_features, in_features):
     """A prompt's rows go through AMX tiles where the CPU has them (the weights unpacked slice by
-    slice into AMX's pair layout): every padding and slice edge gives the dequantized matmul."""
+    slice into AMX's pair layout; a long prompt through oneDNN): every padding and slice edge
+    gives the dequantized matmul."""
     torch.manual_seed(rows)
     weight = torch.randn(out_features, in_features) * 0.05
     packed = ops.int4_pack(weight)

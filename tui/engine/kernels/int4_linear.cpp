@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -364,11 +365,12 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const std::opti
 // bf16's own matmul per layer.) Below kGemmRows rows (decode, short turns) the int8 path is
 // faster: it reads the packed weights once and writes nothing.
 constexpr int64_t kGemmRows = 20;  // measured at 1.7B's and 135M's shapes: even at 16-24 rows, AMX 2x faster at 64
-constexpr int64_t kGemmMostWeights = int64_t{64} << 20;  // a bigger layer (an output layer) stays on the int8 path
 constexpr int64_t kTileRows = 16;                        // AMX: a tile is 16 rows of 64 bytes
 constexpr int64_t kSliceTiles = 8;                       // output rows (in 16s) of a slice: 128 columns
 constexpr int64_t kSliceBlocks = 64;                     // k (in 32s) of a slice: 1024, so 256 KB of bf16 weights
 constexpr int64_t kTileBytes = kTileRows * 64;
+constexpr int64_t kOneDnnRows = 1024;  // measured at 1.7B's and Qwen2.5-1.5B's shapes: even at 768-1024 rows
+constexpr int64_t kOneDnnMostWeights = int64_t{64} << 20;  // a bigger layer (an output layer) keeps to the slices
 
 bool cpu_has_amx_bf16() {
   static const bool has = [] {
@@ -539,10 +541,78 @@ at::Tensor prefill_amx(const at::Tensor& x, const at::Tensor& packed, const std:
   return out.view(shape);
 }
 
+// A long prompt (kOneDnnRows rows or more) unpacks the whole layer to bf16 instead, transposed,
+// into one scratch buffer each layer reuses (kept for the process: the largest layer seen, 34 MB
+// at the 1.7B shape), and multiplies it with oneDNN's GEMM: the unpack is then a small part of
+// the work, and the GEMM keeps the prompt's rows in cache better than the slices above do once
+// they outgrow L2 (at 1,024 rows the slices took up to 1.7x its time).
+//
+// The packed weights, transposed, as bf16: wt[k][n] for the padded sizes. A tile's 16 rows are a
+// vector's lanes, so each k is one 32-byte store; blocks are split between the threads, so each
+// writes whole rows of wt in order.
+__attribute__((target("avx512f,avx512bw,avx512bf16,f16c,fma"))) void unpack_transposed_bf16_blocks(
+    const uint8_t* packed, int64_t tiles, int64_t blocks, at::BFloat16* wt, int64_t width, int64_t begin,
+    int64_t end) {
+  const __m512i low = _mm512_set1_epi32(0x0F);
+  for (int64_t b = begin; b < end; ++b) {
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const uint8_t* block = packed + (tile * blocks + b) * kBlockBytes;
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes)));
+      const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kNibbleBytes + 32)));
+      at::BFloat16* column = wt + b * kBlock * width + tile * kRows;
+      for (int64_t i = 0; i < 4; ++i) {
+        const __m512i bytes = _mm512_loadu_si512(block + 64 * i);  // lane n: row n's weights 4i..4i+3, 16+4i..
+        for (int64_t t = 0; t < 4; ++t) {
+          const __m512i byte = _mm512_srli_epi32(bytes, static_cast<unsigned>(8 * t));
+          const __m512 lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(byte, low)), d, m);
+          const __m512 hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(byte, 4), low)), d, m);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(column + (4 * i + t) * width), (__m256i)_mm512_cvtneps_pbh(lo));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(column + (16 + 4 * i + t) * width),
+                              (__m256i)_mm512_cvtneps_pbh(hi));
+        }
+      }
+    }
+  }
+}
+
+// `width` (wt's row stride) is the padded row count plus a cache line, so that the 32 rows of wt
+// one block writes do not all fall in one set of the L1 cache (a 4 KiB stride would).
+int64_t transposed_width(int64_t tiles) { return tiles * kRows + 32; }
+
+void unpack_transposed_bf16(const uint8_t* packed, int64_t tiles, int64_t blocks, at::BFloat16* wt) {
+  const int64_t width = transposed_width(tiles);
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    unpack_transposed_bf16_blocks(packed, tiles, blocks, wt, width, begin, end);
+  });
+}
+
+at::Tensor prefill_onednn(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
+                        int64_t out_features, int64_t in_features) {
+  check_packed(packed, out_features, in_features);
+  static std::mutex scratch_lock;
+  static at::Tensor scratch;
+  const int64_t tiles = round_up(out_features, kRows) / kRows;
+  const int64_t blocks = round_up(in_features, kBlock) / kBlock;
+  const int64_t needed = transposed_width(tiles) * blocks * kBlock;
+  std::lock_guard<std::mutex> guard(scratch_lock);
+  if (!scratch.defined() || scratch.numel() < needed) scratch = at::empty({needed}, x.options().dtype(at::kBFloat16));
+  unpack_transposed_bf16(packed.data_ptr<uint8_t>(), tiles, blocks, scratch.data_ptr<at::BFloat16>());
+  const at::Tensor wt = scratch.narrow(0, 0, needed)
+                            .view({blocks * kBlock, transposed_width(tiles)})
+                            .narrow(0, 0, in_features)
+                            .narrow(1, 0, out_features);
+  at::Tensor y = at::matmul(x, wt);
+  if (bias.has_value() && bias->defined()) y = y + bias->to(y.scalar_type());
+  return y;
+}
+
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                        int64_t out_features, int64_t in_features) {
   if (x.scalar_type() == at::kBFloat16 && x.dim() >= 1 && x.size(-1) == in_features &&
-      x.numel() / in_features >= kGemmRows && out_features * in_features <= kGemmMostWeights && cpu_has_amx_bf16()) {
+      x.numel() / in_features >= kGemmRows && cpu_has_amx_bf16()) {
+    if (x.numel() / in_features >= kOneDnnRows && out_features * in_features <= kOneDnnMostWeights) {
+      return prefill_onednn(x, packed, bias, out_features, in_features);
+    }
     return prefill_amx(x, packed, bias, out_features, in_features);
   }
   return linear(x, packed, bias, out_features, in_features, best_isa());
