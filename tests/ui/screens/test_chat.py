@@ -73,6 +73,31 @@ def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path):
     run(scenario())
 
 
+def test_a_streaming_reply_raises_no_warning_by_itself(tmp_path):
+    """The footer asks at each refresh what Esc does now; asking must not warn "Wait for the
+    reply" as a key that cannot act does (it popped up twice per reply, with no key pressed)."""
+
+    async def scenario():
+        long_reply = " ".join(f"w{i}" for i in range(200))
+        async with booted(tmp_path, engine=ScriptedEngine([long_reply], token_delay=0.005)) as (pilot, app):
+            warnings: list[str] = []
+            notify = app.notify
+
+            def recording(message, *args, **kwargs):
+                warnings.append(str(message))
+                return notify(message, *args, **kwargs)
+
+            app.notify = recording  # type: ignore[method-assign]
+            await send(pilot, app, "talk")
+            await wait_for(pilot, lambda: app.chat_screen.state == "ready" and len(reply_texts(app)) == 1)
+            await pilot.pause()
+            assert [w for w in warnings if "Wait for the reply" in w] == []
+            footer = [key.description for key in app.chat_screen.query("FooterKey")]
+            assert "Stop" in footer
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("how", ["ctrl+q", "ctrl+n", "/clear", "/new", "open another chat"])
 def test_leaving_a_reply_saves_what_it_wrote_as_stopped(tmp_path, how):
     """Quitting, a new chat or opening another one mid-reply stops the reply and keeps its text."""

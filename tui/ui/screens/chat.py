@@ -394,7 +394,7 @@ class ChatScreen(Screen[None]):
     def key_description(self, binding: Any) -> str:
         """What the footer calls a key now: Esc stops a reply, else closes the sidebar lying over
         the chat, else cancels an edit (action_stop's order)."""
-        if binding.action == "stop" and not self.replies.generating():
+        if binding.action == "stop" and self.state is not AppState.GENERATING:  # replies.generating() would notify
             if self.settings_panel.display and self.settings_panel.has_class("-overlay"):
                 return "Close sidebar"
             if self.editing is not None:
