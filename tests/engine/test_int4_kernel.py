@@ -123,6 +123,7 @@ def test_a_bf16_prompt_is_the_dequantized_matmul(ops):
         (45, 16, 40),  # one tile (paired with zeros), k padded to 64
         (64, 1536, 576),  # SmolLM2-135M's MLP shape
         (1030, 200, 96),  # a long prompt: the whole layer unpacked for oneDNN's GEMM
+        (33, 17, 33),  # no bias (below), a 3-D input that is not contiguous
     ],
 )
 def test_a_prompt_on_any_shape_is_the_dequantized_matmul(ops, rows, out_features, in_features):
@@ -132,14 +133,27 @@ def test_a_prompt_on_any_shape_is_the_dequantized_matmul(ops, rows, out_features
     torch.manual_seed(rows)
     weight = torch.randn(out_features, in_features) * 0.05
     packed = ops.int4_pack(weight)
-    bias = torch.randn(out_features).bfloat16()
+    bias = None if rows == 33 else torch.randn(out_features).bfloat16()
     x = torch.randn(rows, in_features, dtype=torch.bfloat16)
+    if rows == 33:
+        x = torch.randn(in_features, 3, 11, dtype=torch.bfloat16).permute(1, 2, 0)  # 3 x 11 rows, strided
     y = ops.int4_linear(x, packed, bias, out_features, in_features)
-    exact = x.double() @ ops.int4_unpack(packed, out_features, in_features).double().T + bias.double()
-    assert y.shape == (rows, out_features) and y.dtype == torch.bfloat16
+    exact = x.double() @ ops.int4_unpack(packed, out_features, in_features).double().T
+    if bias is not None:
+        exact = exact + bias.double()
+    assert y.shape == (*x.shape[:-1], out_features) and y.dtype == torch.bfloat16
     assert float((y.double() - exact).norm() / exact.norm()) < 0.01
     worst = (y.double() - exact).abs().max() / exact.abs().max()
     assert worst < 0.02  # no row or column left out or shifted
+    if has_amx():  # it ran on AMX (or oneDNN): in bf16, not the int8 path's rounded activations
+        int8 = ops.int4_linear_isa(x, packed, bias, out_features, in_features, int4_kernel.kernel().isa)
+        assert not torch.equal(y, int8)
+        assert (y.double() - exact).norm() < (int8.double() - exact).norm()
+
+
+def has_amx() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.is_file() and "amx_bf16" in cpuinfo.read_text()
 
 
 def test_packing_rounds_each_weight_to_the_nearest_of_its_blocks_16_levels(ops):
@@ -171,6 +185,10 @@ def test_bad_input_is_refused_with_a_message(ops):
     packed = ops.int4_pack(torch.randn(16, 64))
     with pytest.raises(RuntimeError, match="the layer takes 64"):
         ops.int4_linear(torch.randn(1, 63), packed, None, 16, 64)
+    with pytest.raises(RuntimeError, match="the bias holds 8 values"):
+        ops.int4_linear(torch.randn(64, 64, dtype=torch.bfloat16), packed, torch.randn(8).bfloat16(), 16, 64)
+    with pytest.raises(RuntimeError, match="sizes must be positive"):
+        ops.int4_linear(torch.randn(4, 0, dtype=torch.bfloat16), packed, None, 16, 0)
     with pytest.raises(RuntimeError, match="packed weights hold 640 bytes"):
         ops.int4_linear(torch.randn(1, 64), packed, None, 32, 64)
     with pytest.raises(RuntimeError, match="unknown kernel"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pilot import wait_for
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown
 
@@ -99,7 +100,7 @@ def test_when_appended_calls_back_once_the_text_written_is_in_the_widget():
             await stream.write("- an item\n- another")
             stream.when_appended(lambda: seen.append(markdown.source))
             assert len(seen) == 1  # not yet: the append has not run
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: len(seen) == 2)
             assert seen == ["", "one paragraph\n\n- an item\n- another"]
             assert len(markdown.children) == 2  # the blocks were mounted by then
 

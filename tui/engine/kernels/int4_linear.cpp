@@ -314,6 +314,13 @@ std::vector<std::string> int4_isas() {
   return names;
 }
 
+void check_bias(const std::optional<at::Tensor>& bias, int64_t out_features) {
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->device().is_cpu() && bias->numel() == out_features, "chatui int4: the bias holds ",
+                bias->numel(), " values on ", bias->device(), ", the layer has ", out_features, " outputs on the CPU");
+  }
+}
+
 void check_packed(const at::Tensor& packed, int64_t out_features, int64_t in_features) {
   TORCH_CHECK(packed.device().is_cpu() && packed.scalar_type() == at::kByte && packed.is_contiguous(),
               "chatui int4: packed weights must be a contiguous uint8 CPU tensor");
@@ -325,7 +332,6 @@ void check_packed(const at::Tensor& packed, int64_t out_features, int64_t in_fea
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                   int64_t out_features, int64_t in_features, Isa isa) {
-  check_packed(packed, out_features, in_features);
   TORCH_CHECK(x.device().is_cpu(), "chatui int4: the input must be on the CPU");
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "chatui int4: the input's last dimension is ", x.size(-1),
               ", the layer takes ", in_features);
@@ -367,7 +373,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const std::opti
 constexpr int64_t kGemmRows = 20;  // measured at 1.7B's and 135M's shapes: even at 16-24 rows, AMX 2x faster at 64
 constexpr int64_t kTileRows = 16;                        // AMX: a tile is 16 rows of 64 bytes
 constexpr int64_t kSliceTiles = 8;                       // output rows (in 16s) of a slice: 128 columns
-constexpr int64_t kSliceBlocks = 64;                     // k (in 32s) of a slice: 1024, so 256 KB of bf16 weights
+constexpr int64_t kSliceBlocks = 64;                     // k (in 32s) of a slice: 2048, so 512 KB of bf16 weights
 constexpr int64_t kTileBytes = kTileRows * 64;
 constexpr int64_t kOneDnnRows = 1024;  // measured at 1.7B's and Qwen2.5-1.5B's shapes: even at 768-1024 rows
 constexpr int64_t kOneDnnMostWeights = int64_t{64} << 20;  // a bigger layer (an output layer) keeps to the slices
@@ -438,6 +444,7 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,f16c,fma"))
         }
       }
     }
+    asm volatile("" ::: "memory");  // GCC 12's tile loads do not say they read memory: the unpack's stores go first
     for (int64_t row = 0; row < padded_rows; row += 2 * kTileRows) {
       for (int64_t t = 0; t < tiles; t += 2) {
         float* c = sums + row * kSliceTiles * kRows + t * kRows;  // sums: [padded_rows][128]
@@ -510,7 +517,6 @@ __attribute__((target("amx-tile"))) void amx_end() { _tile_release(); }
 
 at::Tensor prefill_amx(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                        int64_t out_features, int64_t in_features) {
-  check_packed(packed, out_features, in_features);
   const int64_t tiles = round_up(out_features, kRows) / kRows;
   const int64_t blocks = round_up(in_features, kBlock) / kBlock;
   const at::Tensor rows = x.reshape({-1, in_features});
@@ -521,13 +527,16 @@ at::Tensor prefill_amx(const at::Tensor& x, const at::Tensor& packed, const std:
   padded = padded.view({padded_rows / kTileRows, kTileRows, blocks, kBlock}).transpose(1, 2).contiguous();
   const at::Tensor bias_f = bias.has_value() && bias->defined() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   at::Tensor out = at::empty({count, out_features}, rows.options());
-  const int64_t slices = (tiles + kSliceTiles - 1) / kSliceTiles;
+  // tiles a slice: kSliceTiles, fewer for a narrow layer so that every thread has a share
+  const int64_t threads = std::max<int64_t>(at::get_num_threads(), 1);
+  const int64_t slice_tiles = std::clamp<int64_t>(round_up((tiles + threads - 1) / threads, 2), 2, kSliceTiles);
+  const int64_t slices = (tiles + slice_tiles - 1) / slice_tiles;
   at::parallel_for(0, slices, 1, [&](int64_t begin, int64_t end) {
     std::vector<uint16_t> weights(kSliceBlocks * kSliceTiles * kTileBytes / 2);
     std::vector<float> sums(padded_rows * kSliceTiles * kRows);
     amx_begin();
     for (int64_t slice = begin; slice < end; ++slice) {
-      const int64_t tile_begin = slice * kSliceTiles, tile_end = std::min(tiles, tile_begin + kSliceTiles);
+      const int64_t tile_begin = slice * slice_tiles, tile_end = std::min(tiles, tile_begin + slice_tiles);
       amx_slice(packed.data_ptr<uint8_t>(), blocks, padded.data_ptr<at::BFloat16>(), padded_rows, tile_begin, tile_end,
                 weights.data(), sums.data());
       const int64_t column = tile_begin * kRows, columns = std::min(out_features, tile_end * kRows) - column;
@@ -588,7 +597,6 @@ void unpack_transposed_bf16(const uint8_t* packed, int64_t tiles, int64_t blocks
 
 at::Tensor prefill_onednn(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                         int64_t out_features, int64_t in_features) {
-  check_packed(packed, out_features, in_features);
   static std::mutex scratch_lock;
   static at::Tensor scratch;
   const int64_t tiles = round_up(out_features, kRows) / kRows;
@@ -608,7 +616,9 @@ at::Tensor prefill_onednn(const at::Tensor& x, const at::Tensor& packed, const s
 
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                        int64_t out_features, int64_t in_features) {
-  if (x.scalar_type() == at::kBFloat16 && x.dim() >= 1 && x.size(-1) == in_features &&
+  check_packed(packed, out_features, in_features);  // also: in_features > 0, so the row count below is defined
+  check_bias(bias, out_features);
+  if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu() && x.dim() >= 1 && x.size(-1) == in_features &&
       x.numel() / in_features >= kGemmRows && cpu_has_amx_bf16()) {
     if (x.numel() / in_features >= kOneDnnRows && out_features * in_features <= kOneDnnMostWeights) {
       return prefill_onednn(x, packed, bias, out_features, in_features);
@@ -620,6 +630,8 @@ at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& packed, const std:
 
 at::Tensor int4_linear_isa(const at::Tensor& x, const at::Tensor& packed, const std::optional<at::Tensor>& bias,
                            int64_t out_features, int64_t in_features, const std::string& isa) {
+  check_packed(packed, out_features, in_features);
+  check_bias(bias, out_features);
   return linear(x, packed, bias, out_features, in_features, parse_isa(isa));
 }
 

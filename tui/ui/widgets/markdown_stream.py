@@ -48,8 +48,9 @@ class InputFirstStream:
             await asyncio.sleep(0)  # let the stream pick it up
 
     def when_appended(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once all text written so far is in the widget (now, if it is)."""
-        if self._pending or self._appending:
+        """Call `callback` once all text written so far is in the widget (now, if it is, or if the
+        stream ended: a failed append leaves nothing that would call back later)."""
+        if (self._pending or self._appending) and self._task is not None and not self._task.done():
             self._waiting.append(callback)
         else:
             callback()
