@@ -124,6 +124,33 @@ def test_esc_stops_a_running_tool_and_the_model_does_not_go_on(tmp_path):
     run(scenario())
 
 
+def test_while_a_tool_runs_the_footer_says_esc_stops_it_even_over_the_sidebar(tmp_path):
+    """Esc stops a running tool before it closes a sidebar lying over the chat; the footer said
+    "Close sidebar" meanwhile."""
+    from textual.widgets._footer import FooterKey
+
+    async def scenario():
+        app, engine = tools_app(tmp_path, [SLOW, "never"])
+        async with app.run_test(size=(60, 20)) as pilot:
+            chat = app.chat_screen
+            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
+            await send(pilot, app, "Wait a while.")
+            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
+            await pilot.press("o")
+            await wait_for(pilot, lambda: chat.tool_calls.loop.tool_running, 10)
+            await pilot.press("ctrl+b")  # the sidebar lies over the narrow chat
+            await wait_for(pilot, lambda: chat.settings_panel.display and chat.settings_panel.has_class("-overlay"))
+            footer = lambda: [key.description for key in chat.query(FooterKey)]  # noqa: E731
+            await wait_for(pilot, lambda: "Stop" in footer() and "Close sidebar" not in footer())
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: chat.messages[-1].role == "tool", 10)
+            assert chat.messages[-1].meta.tool_result.outcome == "stopped"
+            assert chat.settings_panel.display  # Esc stopped the tool, not the sidebar
+            await wait_for(pilot, lambda: "Close sidebar" in footer())
+
+    run(scenario())
+
+
 def test_tools_switch_off_and_on_for_a_chat(tmp_path):
     async def scenario():
         app, engine = tools_app(tmp_path, ["No tools here.", "Now with add.", "Back."])

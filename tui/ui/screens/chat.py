@@ -392,9 +392,10 @@ class ChatScreen(Screen[None]):
             self.refresh_bindings()  # the footer names what Esc does now
 
     def key_description(self, binding: Any) -> str:
-        """What the footer calls a key now: Esc stops a reply, else closes the sidebar lying over
-        the chat, else cancels an edit (action_stop's order)."""
-        if binding.action == "stop" and self.state is not AppState.GENERATING:  # replies.generating() would notify
+        """What the footer calls a key now: Esc stops a reply or a running tool, else closes the
+        sidebar lying over the chat, else cancels an edit (action_stop's order)."""
+        # (state, not replies.generating(), which would warn)
+        if binding.action == "stop" and self.state is not AppState.GENERATING and not self.tool_calls.loop.tool_running:
             if self.settings_panel.display and self.settings_panel.has_class("-overlay"):
                 return "Close sidebar"
             if self.editing is not None:

@@ -119,9 +119,11 @@ class ToolCalls:
     def _show_running(self, call: ToolCall, server: str) -> None:
         stop = self.screen.keymap.key("chat.stop")
         self.screen.status.update_info(detail=f"running tool {call.name} on {server} ({stop} stops it)")
+        self.screen.refresh_bindings()  # Esc stops the tool: the footer says so
 
     async def _show_result(self, answered: Answered) -> None:
         self.screen.status.update_info(detail="")
+        self.screen.refresh_bindings()
         self.screen.files.report_saves()
         await self.screen.transcript.mount(answered.message)
         self.screen.chat.anchor()
