@@ -104,16 +104,22 @@ def test_a_denied_call_tells_the_model_why(tmp_path):
     run(scenario())
 
 
+async def run_the_slow_tool(pilot, app):
+    """Ask for the slow tool, allow it once, and return the chat screen once it runs."""
+    chat = app.chat_screen
+    await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
+    await send(pilot, app, "Wait a while.")
+    await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
+    await pilot.press("o")
+    await wait_for(pilot, lambda: chat.tool_calls.loop.tool_running, 10)
+    return chat
+
+
 def test_esc_stops_a_running_tool_and_the_model_does_not_go_on(tmp_path):
     async def scenario():
         app, engine = tools_app(tmp_path, [SLOW, "never"])
         async with app.run_test(size=(120, 40)) as pilot:
-            chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
-            await send(pilot, app, "Wait a while.")
-            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
-            await pilot.press("o")
-            await wait_for(pilot, lambda: chat.tool_calls.loop.tool_running, 10)
+            chat = await run_the_slow_tool(pilot, app)
             await pilot.pause(0.5)
             await pilot.press("escape")
             await wait_for(pilot, lambda: chat.messages[-1].role == "tool", 10)
@@ -132,12 +138,7 @@ def test_while_a_tool_runs_the_footer_says_esc_stops_it_even_over_the_sidebar(tm
     async def scenario():
         app, engine = tools_app(tmp_path, [SLOW, "never"])
         async with app.run_test(size=(60, 20)) as pilot:
-            chat = app.chat_screen
-            await wait_for(pilot, lambda: chat.state == "ready" and chat.tool_calls.loop.tools.schemas, 30)
-            await send(pilot, app, "Wait a while.")
-            await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), 30)
-            await pilot.press("o")
-            await wait_for(pilot, lambda: chat.tool_calls.loop.tool_running, 10)
+            chat = await run_the_slow_tool(pilot, app)
             await pilot.press("ctrl+b")  # the sidebar lies over the narrow chat
             await wait_for(pilot, lambda: chat.settings_panel.display and chat.settings_panel.has_class("-overlay"))
             footer = lambda: [key.description for key in chat.query(FooterKey)]  # noqa: E731
